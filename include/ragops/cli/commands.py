@@ -1,0 +1,74 @@
+"""The refresh and search commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from ragops.cli.main import command
+from ragops.config import Settings
+from ragops.errors import RagopsError, RefreshBlocked, SourceUnavailable
+
+
+@command("refresh")
+def refresh(args):
+    from ragops.ingest.refresh import Refresher
+    from ragops.notify import build_notifier
+    from ragops.notify.blocks import alert, refresh_report
+
+    settings = Settings()
+    settings.ensure_home()
+    notifier = build_notifier(settings)
+    bar = None
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=0, desc="embedding batches", file=sys.stderr, unit="batch")
+
+    def progress(done: int, total: int) -> None:
+        if bar is not None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+    source = args.source or settings.source
+    try:
+        report = Refresher(settings).run(source, full=args.full, allow_mass_delete=args.allow_mass_delete, on_progress=progress)
+    except (RefreshBlocked, SourceUnavailable) as exc:
+        notifier.send(alert("Document refresh aborted", str(exc), "fix the source, or override the guard if intended"))
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    notifier.send(refresh_report(report.to_dict(), source))
+    payload = {k: v for k, v in report.to_dict().items() if k != "changed"}
+    d, c = report.documents, report.chunks
+    human = (f"index version {report.index_version}: {d['added']} added, {d['changed']} changed, {d['deleted']} deleted, "
+             f"{d['unchanged']} unchanged, {d['quarantined']} quarantined; chunks {c['embedded']} embedded, "
+             f"{c['reused']} reused, {c['deleted']} deleted ({report.duration_s} s)")
+    for q in report.quarantine:
+        human += f"\n  quarantined {q['uri']}: {q['reason']}"
+    return payload, human, 0
+
+
+@command("search")
+def search(args):
+    from ragops.answer.retrieval import Retriever
+
+    if not args.query and not args.batch:
+        raise RagopsError("give a QUERY or --batch FILE.jsonl")
+    if not 1 <= args.k <= 100:
+        raise RagopsError("-k must be between 1 and 100")
+    retriever = Retriever(Settings())
+    if args.batch:
+        try:
+            with open(args.batch, encoding="utf-8") as f:
+                items = [json.loads(line) for line in f if line.strip()]
+        except (OSError, json.JSONDecodeError) as exc:
+            raise RagopsError(f"cannot read batch file {args.batch}: {exc}") from exc
+        results = retriever.search_many([item["question"] for item in items], args.k, args.mode)
+        for item, hits in zip(items, results):
+            sys.stdout.write(json.dumps({"id": item.get("id"), "results": [h.to_dict() for h in hits]}) + "\n")
+        return None
+    hits = retriever.search(args.query, args.k, args.mode)
+    human = "\n\n".join(f"[{i + 1}] {h.score:.4f} {h.doc_uri}\n{h.text[:300]}" for i, h in enumerate(hits)) or "no results"
+    return {"results": [h.to_dict() for h in hits]}, human, 0

@@ -1,0 +1,66 @@
+"""One settings object. Nothing else in ragops reads os.environ."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+
+class Settings(BaseSettings):
+    """Every knob of ragops, read from the environment with the prefix RAGOPS_."""
+
+    model_config = SettingsConfigDict(env_prefix="RAGOPS_", extra="ignore")
+
+    home: Path = Field(default=Path(".ragops"), description="data directory")
+    source: str = Field(default_factory=lambda: (REPO_ROOT / "docs").as_uri())
+    database_url: str | None = None
+    store: str = "lance"
+    weaviate_url: str | None = None
+    embedding_model: str = DEFAULT_MODEL
+    embed_batch_size: int = 64
+    dag_batch_chunks: int = 512
+    chunk_max_tokens: int | None = Field(default=None, description="default: the model's max_seq_length")
+    max_document_bytes: int = 5_000_000
+    mass_delete_ratio: float = 0.2
+
+    llm_base_url: str | None = None
+    llm_model: str = "gpt-4o-mini"
+    llm_api_key: SecretStr | None = None
+    llm_timeout_s: float = 20.0
+
+    slack_token: SecretStr | None = None
+    slack_channel: str = "#ragops"
+    slack_base_url: str | None = None
+
+    redis_url: str | None = None
+    rate_limit: str = "60/minute"
+    rate_limit_global: str = "1200/minute"
+    mcp_permissions: Path | None = None
+
+    @field_validator("store")
+    @classmethod
+    def _known_store(cls, value: str) -> str:
+        if value not in ("lance", "weaviate"):
+            raise ValueError(f"RAGOPS_STORE must be 'lance' or 'weaviate', not {value!r}")
+        return value
+
+    @property
+    def registry_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.home / 'registry.sqlite').resolve()}"
+
+    @property
+    def lance_dir(self) -> Path:
+        return self.home / "lance"
+
+    @property
+    def outbox_path(self) -> Path:
+        return self.home / "outbox.jsonl"
+
+    def ensure_home(self) -> Path:
+        self.home.mkdir(parents=True, exist_ok=True)
+        return self.home

@@ -1,0 +1,51 @@
+"""The error hierarchy. Each error carries a stable code that the CLI and the API put in their JSON."""
+
+from __future__ import annotations
+
+
+class RagopsError(Exception):
+    """Base of every handled ragops failure."""
+
+    code = "error"
+    exit_code = 1
+
+    def to_dict(self) -> dict:
+        return {"error": {"code": self.code, "message": str(self)}}
+
+
+class ConfigError(RagopsError):
+    code = "config_error"
+
+
+class SourceUnavailable(RagopsError):
+    """The document source cannot be listed or read."""
+
+    code = "source_unavailable"
+
+
+class RefreshBlocked(RagopsError):
+    """A guard stopped a refresh before it touched the index."""
+
+    code = "refresh_blocked"
+    exit_code = 2
+
+
+class RefreshConflict(RagopsError):
+    """The index moved on since this refresh was planned, or another refresh holds the lock."""
+
+    code = "refresh_conflict"
+    exit_code = 3
+
+
+class StoreUnavailable(RagopsError):
+    """The index or the registry cannot be read."""
+
+    code = "store_unavailable"
+
+
+class EmbeddingModelError(RagopsError):
+    code = "embedding_model_error"
+
+
+class NotifyError(RagopsError):
+    code = "notify_failed"

@@ -1,0 +1,6 @@
+"""The registry: what is indexed, every run, and (in later revisions) releases, events and audits."""
+
+from ragops.registry.db import Registry, registry_lock
+from ragops.registry import models
+
+__all__ = ["Registry", "registry_lock", "models"]

@@ -1,0 +1,121 @@
+"""SQLAlchemy 2 models of the registry. Schema changes go through an Alembic revision in migrations/."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text, Index
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Document(Base):
+    """A source document as last indexed. `fingerprint` is the content sha256 of the indexed version."""
+
+    __tablename__ = "documents"
+    uri: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(512), default="")
+    n_chunks: Mapped[int] = mapped_column(Integer, default=0)
+    indexed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    refresh_run_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class Chunk(Base):
+    """A live chunk of an indexed document; the index store holds the same ids with their vectors."""
+
+    __tablename__ = "chunks"
+    chunk_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    doc_uri: Mapped[str] = mapped_column(String(1024), ForeignKey("documents.uri", ondelete="CASCADE"), index=True)
+    chunk_hash: Mapped[str] = mapped_column(String(64))
+    ordinal: Mapped[int] = mapped_column(Integer)
+    heading: Mapped[str] = mapped_column(Text, default="")
+    n_tokens: Mapped[int] = mapped_column(Integer)
+
+
+class StagedChunk(Base):
+    """A chunk planned by a refresh run and not yet committed to the index."""
+
+    __tablename__ = "staged_chunks"
+    run_id: Mapped[int] = mapped_column(Integer, ForeignKey("refresh_runs.id", ondelete="CASCADE"), primary_key=True)
+    chunk_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    doc_uri: Mapped[str] = mapped_column(String(1024))
+    chunk_hash: Mapped[str] = mapped_column(String(64))
+    ordinal: Mapped[int] = mapped_column(Integer)
+    heading: Mapped[str] = mapped_column(Text, default="")
+    title: Mapped[str] = mapped_column(String(512), default="")
+    text: Mapped[str] = mapped_column(Text)
+    n_tokens: Mapped[int] = mapped_column(Integer)
+    batch: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class EmbeddingCacheEntry(Base):
+    """One vector per (model, chunk hash): a paragraph embedded once is never embedded again."""
+
+    __tablename__ = "embedding_cache"
+    model: Mapped[str] = mapped_column(String(256), primary_key=True)
+    chunk_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dim: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RefreshRun(Base):
+    __tablename__ = "refresh_runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(1024))
+    status: Mapped[str] = mapped_column(String(32), default="planned")  # planned|succeeded|failed|blocked
+    full: Mapped[bool] = mapped_column(default=False)
+    base_index_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    plan: Mapped[dict] = mapped_column(JSON, default=dict)
+    report: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class IndexVersion(Base):
+    """One committed state of the index: the store's table and its version number."""
+
+    __tablename__ = "index_versions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    store: Mapped[str] = mapped_column(String(32))
+    collection: Mapped[str] = mapped_column(String(256))
+    store_version: Mapped[int] = mapped_column(Integer)
+    embedding_model: Mapped[str] = mapped_column(String(256))
+    n_documents: Mapped[int] = mapped_column(Integer)
+    n_chunks: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(32), default="live")  # live|retired|candidate
+    refresh_run_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Quarantine(Base):
+    __tablename__ = "quarantine"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uri: Mapped[str] = mapped_column(String(1024), index=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    refresh_run_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Lock(Base):
+    """An advisory lock row; the holder names its host and pid so a dead holder can be detected."""
+
+    __tablename__ = "locks"
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(256))
+    acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+Index("ix_staged_chunks_run_batch", StagedChunk.run_id, StagedChunk.batch)
