@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from ragops.cli.main import command
+from ragops.cli import command
 from ragops.config import Settings
 from ragops.errors import RagopsError, RefreshBlocked, SourceUnavailable
 

@@ -6,19 +6,8 @@ import argparse
 import json
 import logging
 import sys
-from typing import Callable
-
+from ragops.cli import COMMANDS
 from ragops.errors import RagopsError
-
-COMMANDS: dict[str, Callable] = {}
-
-
-def command(name: str):
-    def register(fn):
-        COMMANDS[name] = fn
-        return fn
-
-    return register
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -256,7 +256,10 @@ def detect_changes(settings: Settings, registry: Registry | None = None, source_
     source = Source(source_uri or settings.source)
     listed = {d.uri: d.fingerprint for d in source.documents()}
     bad = known_bad(registry)
-    plan = plan_refresh({u: f for u, f in listed.items() if (u, f) not in bad}, indexed_fingerprints(registry))
+    indexed = indexed_fingerprints(registry)
+    # A version already quarantined counts as "no news": the indexed (last good) version stands for it.
+    seen = {u: indexed.get(u) if (u, f) in bad else f for u, f in listed.items()}
+    plan = plan_refresh({u: f for u, f in seen.items() if f is not None}, indexed)
     return plan.counts()
 
 

@@ -1,0 +1,5 @@
+import sys
+
+from ragops.cli.main import main
+
+sys.exit(main())

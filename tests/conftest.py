@@ -1,0 +1,87 @@
+"""Shared fixtures: isolated settings per test, a small corpus, the shared RHDH set, real Postgres and Redis."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+RHDH = REPO.parent / "shared" / "eval" / "rhdh"
+
+CORPUS = {
+    "guide/install.md": "# Installing\n\nRun make up to start the platform on one machine.\n\n## Requirements\n\n"
+    "You need Python 3.11 and two gigabytes of disk for the virtual environment.\n",
+    "guide/refresh.md": "# Refresh\n\nThe refresh DAG runs weekly and whenever the source changes.\n\n## Guards\n\n"
+    "A refresh that would delete more than a fifth of the documents is blocked.\n\n## Quarantine\n\n"
+    "Documents that fail validation are quarantined with a reason.\n",
+    "notes.txt": "# Slack\n\nReports go to the Slack channel, or to the outbox when no token is set.\n",
+    "page.html": "<html><head><title>Serving</title></head><body><h1>Serving</h1><p>The serving app answers "
+    "from the index and rate-limits heavy traffic.</p><h2>Fallbacks</h2><p>When nothing matches it says so "
+    "honestly.</p></body></html>",
+    "ops.rst": "Operations\n==========\n\nThe monitoring DAG reviews latency and errors daily.\n",
+    "audit.adoc": "= Audit\n\n== Permissions\n\nThe MCP permission audit runs monthly over the access log.\n",
+}
+
+
+@pytest.fixture
+def settings(tmp_path, monkeypatch):
+    for key in list(os.environ):
+        if key.startswith("RAGOPS_") and not key.startswith("RAGOPS_TEST_"):
+            monkeypatch.delenv(key)
+    from ragops.config import Settings
+
+    return Settings(home=tmp_path / "home", source=(tmp_path / "corpus").as_uri())
+
+
+@pytest.fixture
+def corpus(tmp_path) -> Path:
+    root = tmp_path / "corpus"
+    for rel, text in CORPUS.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from ragops.ingest.embedding import Embedder
+
+    return Embedder("all-MiniLM-L6-v2")
+
+
+@pytest.fixture(scope="session")
+def rhdh() -> Path:
+    if not (RHDH / "dev.jsonl").exists():
+        pytest.skip(f"the shared RHDH evaluation set is absent ({RHDH})")
+    return RHDH
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh database on the test PostgreSQL server, dropped afterwards."""
+    base = os.environ.get("RAGOPS_TEST_DATABASE_URL")
+    if not base:
+        pytest.skip("RAGOPS_TEST_DATABASE_URL is not set (no PostgreSQL for production-path tests)")
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"ragops_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def redis_url():
+    url = os.environ.get("RAGOPS_TEST_REDIS_URL")
+    if not url:
+        pytest.skip("RAGOPS_TEST_REDIS_URL is not set (no Redis for production-path tests)")
+    return url
