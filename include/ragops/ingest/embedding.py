@@ -81,7 +81,7 @@ class Embedder:
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
             return []
-        encoded = _load_tokenizer(self.path)(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
+        encoded = _load_tokenizer(self.path)(list(texts), add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
         return [len(ids) for ids in encoded]
 
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:

@@ -1,0 +1,101 @@
+"""Ingest benchmark on the shared RHDH docs; prints one JSON document.
+
+Measures, in one process: a full index from scratch; the same chunks through a bare
+SentenceTransformer.encode (the floor); their ratio (target <= 1.25); a refresh after appending one paragraph
+to 1% of the documents (target <= 10% of the full ingest, and exactly the changed chunks embedded); peak RSS.
+
+    .venv/bin/python bench/ingest.py [--docs ../shared/eval/rhdh/docs]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--docs", default=str(REPO.parent / "shared" / "eval" / "rhdh" / "docs"))
+    args = parser.parse_args()
+    docs = Path(args.docs)
+    if not docs.exists():
+        print(json.dumps({"skipped": f"{docs} is absent"}))
+        return 0
+
+    from ragops.config import Settings
+    from ragops.index import open_store
+    from ragops.ingest.embedding import Embedder
+    from ragops.ingest.refresh import Refresher
+
+    work = Path(tempfile.mkdtemp(prefix="ragops-bench-"))
+    try:
+        corpus = work / "corpus"
+        for guide in sorted(docs.iterdir()):  # a private copy, so the benchmark can edit documents
+            (corpus / guide.name).mkdir(parents=True)
+            shutil.copy(guide / "master.txt", corpus / guide.name / "master.txt")
+        settings = Settings(home=work / "home", source=corpus.as_uri())
+        embedder = Embedder(settings.embedding_model, settings.embed_batch_size)
+
+        t = time.perf_counter()
+        model = embedder.model
+        model.encode(["warm up the model"] * 8)
+        load_s = time.perf_counter() - t
+
+        t = time.perf_counter()
+        full = Refresher(settings, embedder=embedder).run()
+        full_s = time.perf_counter() - t
+
+        table = open_store(settings).table
+        texts = table.to_arrow().column("text").to_pylist()
+        t = time.perf_counter()
+        model.encode(texts, batch_size=settings.embed_batch_size, normalize_embeddings=True, convert_to_numpy=True)
+        floor_s = time.perf_counter() - t
+
+        before = set(table.to_arrow().column("chunk_id").to_pylist())
+        guides = sorted(corpus.iterdir())
+        n_edit = max(1, math.ceil(0.01 * len(guides)))
+        for guide in guides[:n_edit]:
+            with open(guide / "master.txt", "a", encoding="utf-8") as f:
+                f.write("\n\nAppendix: this paragraph was appended by the ingest benchmark to exercise incremental refresh.\n")
+        t = time.perf_counter()
+        incremental = Refresher(settings, embedder=embedder).run()
+        incremental_s = time.perf_counter() - t
+        after = set(open_store(settings).table.to_arrow().column("chunk_id").to_pylist())
+        new_chunks = len(after - before)
+
+        print(json.dumps({
+            "corpus": {"documents": len(guides), "bytes": sum(p.stat().st_size for p in corpus.rglob("*.txt")),
+                       "chunks": len(texts)},
+            "model_load_s": round(load_s, 2),
+            "full_ingest_s": round(full_s, 2),
+            "bare_encode_s": round(floor_s, 2),
+            "ingest_over_encode": round(full_s / floor_s, 3),
+            "target_ingest_over_encode": 1.25,
+            "incremental": {
+                "documents_edited": n_edit,
+                "wall_s": round(incremental_s, 2),
+                "share_of_full": round(incremental_s / full_s, 4),
+                "target_share": 0.10,
+                "chunks_embedded": incremental.chunks["embedded"],
+                "chunks_changed_in_index": new_chunks,
+                "exact": incremental.chunks["embedded"] == new_chunks,
+            },
+            "full_report": {"documents": full.documents, "chunks": full.chunks},
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        }, indent=2))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
