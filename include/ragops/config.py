@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     rate_limit: str = "60/minute"
     rate_limit_global: str = "1200/minute"
     mcp_permissions: Path | None = None
+    public_url: str = Field(default="http://127.0.0.1:8000", description="where clients reach the serving app")
+    mcp_tools: list[dict] = Field(default_factory=list, description='JSON: [{"url", "tool", "token", "timeout_s"}]')
 
     @field_validator("store")
     @classmethod

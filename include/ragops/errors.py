@@ -49,3 +49,20 @@ class EmbeddingModelError(RagopsError):
 
 class NotifyError(RagopsError):
     code = "notify_failed"
+
+
+class LLMUnavailable(RagopsError):
+    """The language model is down, timed out, answered badly, or its circuit is open."""
+
+    code = "llm_unavailable"
+
+
+class ToolFailed(RagopsError):
+    """An MCP tool call failed or timed out."""
+
+    code = "tool_failed"
+
+    def __init__(self, tool: str, reason: str):
+        super().__init__(f"the tool {tool!r} failed: {reason}")
+        self.tool = tool
+        self.reason = reason

@@ -1,5 +1,7 @@
-"""Sub-commands added by later capabilities (serving, evaluation, monitoring, rollout, audit)."""
+"""Sub-commands beyond refresh and search, registered by the modules that implement them."""
 
 
 def add_parsers(sub, common) -> None:
-    return None
+    from ragops.cli import serving_commands
+
+    serving_commands.add_parsers(sub, common)

@@ -119,3 +119,62 @@ class Lock(Base):
 
 
 Index("ix_staged_chunks_run_batch", StagedChunk.run_id, StagedChunk.batch)
+
+
+class Release(Base):
+    """An index version plus an answer configuration; index_version_id None follows the live index."""
+
+    __tablename__ = "releases"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    index_version_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("index_versions.id"), nullable=True)
+    answer_config: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_by: Mapped[str] = mapped_column(String(256), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RolloutState(Base):
+    """The single current rollout: which release is stable, and which candidate gets what share of users."""
+
+    __tablename__ = "rollout_state"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, default=1)
+    stable_release_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("releases.id"), nullable=True)
+    candidate_release_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("releases.id"), nullable=True)
+    candidate_percent: Mapped[float] = mapped_column(Float, default=0.0)
+    status: Mapped[str] = mapped_column(String(32), default="idle")  # idle|running|paused|rolled_back|promoted
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(256), default="")
+
+
+class RequestEvent(Base):
+    """One served request: monitoring and the canary gates are computed from these rows."""
+
+    __tablename__ = "request_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    request_id: Mapped[str] = mapped_column(String(64))
+    endpoint: Mapped[str] = mapped_column(String(64))
+    user_hash: Mapped[str] = mapped_column(String(64))
+    variant: Mapped[str] = mapped_column(String(16))  # stable|canary
+    release_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    status: Mapped[int] = mapped_column(Integer)
+    fallback: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    error: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    chunk_ids: Mapped[list] = mapped_column(JSON, default=list)
+
+
+class McpAccessLog(Base):
+    """Every MCP tool call, allowed or denied. Never the token: only the client name and an argument hash."""
+
+    __tablename__ = "mcp_access_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    client: Mapped[str] = mapped_column(String(128))
+    tool: Mapped[str] = mapped_column(String(128))
+    decision: Mapped[str] = mapped_column(String(16))  # allowed|denied
+    reason: Mapped[str] = mapped_column(String(256), default="")
+    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    status: Mapped[str] = mapped_column(String(16))  # ok|error|denied|unauthenticated
+    request_id: Mapped[str] = mapped_column(String(64), default="")
+    args_hash: Mapped[str] = mapped_column(String(64), default="")

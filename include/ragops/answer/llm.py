@@ -1,0 +1,91 @@
+"""Chat models: any OpenAI-compatible endpoint through the openai SDK, behind a circuit breaker."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Protocol
+
+from ragops.errors import LLMUnavailable
+
+
+class ChatModel(Protocol):
+    name: str
+
+    async def complete(self, system: str, user: str) -> str: ...
+
+
+class CircuitBreaker:
+    """Open after `threshold` consecutive failures; after `reset_s` let one trial call through (half-open)."""
+
+    def __init__(self, threshold: int = 5, reset_s: float = 30.0):
+        self.threshold = threshold
+        self.reset_s = reset_s
+        self.failures = 0
+        self.opened_at: float | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def state(self) -> str:
+        if self.opened_at is None:
+            return "closed"
+        return "half_open" if time.monotonic() - self.opened_at >= self.reset_s else "open"
+
+    def before(self) -> None:
+        with self._lock:
+            if self.state == "open":
+                raise LLMUnavailable(f"the circuit to the language model is open for {self.reset_s:.0f} s after "
+                                     f"{self.failures} consecutive failures")
+            if self.state == "half_open":
+                self.opened_at = time.monotonic()  # one trial at a time; others still see "open"
+
+    def success(self) -> None:
+        with self._lock:
+            self.failures, self.opened_at = 0, None
+
+    def failure(self) -> None:
+        with self._lock:
+            self.failures += 1
+            if self.failures >= self.threshold:
+                self.opened_at = time.monotonic()
+
+
+class OpenAIChatModel:
+    """Timeouts and bounded retries with backoff come from the openai SDK; the breaker stops hammering an outage."""
+
+    def __init__(self, base_url: str, model: str, api_key: str | None = None, timeout_s: float = 20.0,
+                 max_retries: int = 2, breaker: CircuitBreaker | None = None):
+        from openai import AsyncOpenAI
+
+        self.name = model
+        self.client = AsyncOpenAI(base_url=base_url, api_key=api_key or "not-needed", timeout=timeout_s,
+                                  max_retries=max_retries)
+        self.breaker = breaker or CircuitBreaker()
+
+    async def complete(self, system: str, user: str) -> str:
+        import openai
+
+        self.breaker.before()
+        try:
+            reply = await self.client.chat.completions.create(
+                model=self.name, temperature=0,
+                messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
+            )
+            text = reply.choices[0].message.content if reply.choices else None
+            if not text or not text.strip():
+                raise LLMUnavailable("the language model returned an empty answer")
+        except (openai.APIError, ValueError, TypeError, AttributeError, IndexError) as exc:
+            self.breaker.failure()
+            raise LLMUnavailable(f"the language model call failed: {type(exc).__name__}: {str(exc)[:200]}") from exc
+        except LLMUnavailable:
+            self.breaker.failure()
+            raise
+        self.breaker.success()
+        return text.strip()
+
+
+def build_chat_model(settings) -> ChatModel | None:
+    if not settings.llm_base_url:
+        return None
+    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+    return OpenAIChatModel(settings.llm_base_url, settings.llm_model, key, settings.llm_timeout_s)

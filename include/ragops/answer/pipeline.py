@@ -1,0 +1,181 @@
+"""The answer pipeline the app, the CLI and the evaluation share: route -> retrieve -> (tools) -> answer -> fallback."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+
+import anyio
+
+from ragops.answer import fallbacks
+from ragops.answer.extractive import extractive_answer
+from ragops.answer.llm import ChatModel
+from ragops.answer.retrieval import Retriever
+from ragops.answer.tools import ToolConfig, call_tool
+from ragops.config import Settings
+from ragops.errors import LLMUnavailable, StoreUnavailable, ToolFailed
+from ragops.index import SearchHit
+from ragops.ingest.embedding import Embedder
+from ragops.registry import Registry
+from ragops.rollout.state import ReleaseInfo, Rollout, current_rollout, ensure_default_release
+
+SYSTEM_PROMPT = ("You answer questions about a documentation knowledge base using only the numbered context passages. "
+                 "Cite the passages you use like [1]. If the passages do not contain the answer, say that no matching "
+                 "information was found.")
+DEFAULTS = {"k": 5, "mode": "hybrid", "min_relevance": 0.3, "max_context_chars": 6000}
+
+
+@dataclass
+class AnswerResult:
+    answer: str
+    citations: list[dict]
+    fallback: str | None
+    status: int
+    variant: str
+    release: str
+    release_id: int | None
+    latency_ms: float
+    chunk_ids: list[str] = field(default_factory=list)
+    generator: str | None = None  # extractive | llm model name
+    hits: list[SearchHit] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"answer": self.answer, "citations": self.citations, "fallback": self.fallback, "variant": self.variant,
+                "release": self.release, "latency_ms": round(self.latency_ms, 2)}
+
+
+class AnswerService:
+    """Holds the loaded model, one pinned retriever per index version and a short-lived copy of the rollout."""
+
+    def __init__(self, settings: Settings, registry: Registry | None = None, embedder: Embedder | None = None,
+                 chat_model: ChatModel | None = None, tools: list[ToolConfig] | None = None,
+                 rollout_ttl_s: float = 5.0):
+        self.settings = settings
+        self.registry = registry or Registry(settings.registry_url)
+        self.embedder = embedder or Embedder(settings.embedding_model, settings.embed_batch_size)
+        self.chat_model = chat_model
+        self.tools = tools or []
+        self.rollout_ttl_s = rollout_ttl_s
+        self._rollout: tuple[float, Rollout, int | None] | None = None
+        self._retrievers: dict[int, Retriever] = {}
+        self._lock = threading.Lock()
+        ensure_default_release(self.registry)
+
+    # -- routing -----------------------------------------------------------------------------------
+    def rollout(self) -> tuple[Rollout, int | None]:
+        """The rollout and the live index version, re-read at most every `rollout_ttl_s` (the router's bound)."""
+        cached = self._rollout
+        if cached and time.monotonic() - cached[0] < self.rollout_ttl_s:
+            return cached[1], cached[2]
+        from ragops.registry.db import live_index_version
+
+        rollout = current_rollout(self.registry)
+        with self.registry.session() as s:
+            live = live_index_version(s)
+        self._rollout = (time.monotonic(), rollout, live.id if live else None)
+        return rollout, self._rollout[2]
+
+    def route(self, user_key: str) -> tuple[str, ReleaseInfo, int | None]:
+        rollout, live = self.rollout()
+        variant, release = rollout.variant_for(user_key)
+        return variant, release, release.index_version_id or live
+
+    def retriever(self, index_version_id: int | None) -> Retriever:
+        if index_version_id is None:
+            raise StoreUnavailable("there is no index yet: run the document_refresh DAG or `ragops refresh` first")
+        with self._lock:
+            retriever = self._retrievers.get(index_version_id)
+            if retriever is None:
+                retriever = Retriever(self.settings, self.registry, self.embedder, index_version=index_version_id)
+                self._retrievers = {index_version_id: retriever} | {
+                    k: v for k, v in list(self._retrievers.items())[-3:]}  # keep a few versions warm
+            return retriever
+
+    # -- the two operations --------------------------------------------------------------------------
+    async def search(self, question: str, user_key: str, k: int | None = None) -> AnswerResult:
+        started = time.perf_counter()
+        variant, release, version = self.route(user_key)
+        config = DEFAULTS | release.answer_config
+        result = AnswerResult("", [], None, 200, variant, release.name, release.id or None, 0.0)
+        try:
+            hits = await anyio.to_thread.run_sync(self._search, version, question, k or config["k"], config["mode"])
+        except StoreUnavailable:
+            return self._fallback(result, fallbacks.STORE_UNAVAILABLE, started)
+        result.hits, result.chunk_ids = hits, [h.chunk_id for h in hits]
+        if not _relevant(hits, config["min_relevance"]):
+            return self._fallback(result, fallbacks.NO_RESULTS, started)
+        result.latency_ms = (time.perf_counter() - started) * 1000
+        return result
+
+    async def ask(self, question: str, user_key: str, k: int | None = None) -> AnswerResult:
+        started = time.perf_counter()
+        searched, tool_texts = await self._search_and_tools(question, user_key, k)
+        if searched.fallback:
+            return searched
+        result = searched
+        config = DEFAULTS | self.route(user_key)[1].answer_config
+        hits = [h for h in result.hits if h.similarity is None or h.similarity >= config["min_relevance"] * 0.8]
+        if self.chat_model is None:
+            text, used = extractive_answer(question, hits)
+            result.generator = "extractive"
+        else:
+            try:
+                text = await self.chat_model.complete(SYSTEM_PROMPT, _prompt(question, hits, tool_texts, config))
+            except LLMUnavailable:
+                return self._fallback(result, fallbacks.LLM_UNAVAILABLE, started)
+            cited = {int(n) - 1 for n in re.findall(r"\[(\d+)\]", text) if 0 < int(n) <= len(hits)}
+            used = sorted(cited) or list(range(len(hits)))
+            result.generator = self.chat_model.name
+        result.answer = text
+        result.citations = [{"n": i + 1, "chunk_id": hits[i].chunk_id, "doc_uri": hits[i].doc_uri,
+                             "title": hits[i].title, "heading": hits[i].heading} for i in used]
+        result.latency_ms = (time.perf_counter() - started) * 1000
+        return result
+
+    async def _search_and_tools(self, question: str, user_key: str, k: int | None) -> tuple[AnswerResult, list[str]]:
+        if not self.tools:
+            return await self.search(question, user_key, k), []
+        started = time.perf_counter()
+        searched, *tool_results = await asyncio.gather(
+            self.search(question, user_key, k), *(call_tool(t, question) for t in self.tools), return_exceptions=True)
+        if isinstance(searched, BaseException):
+            raise searched
+        failed = next((r for r in tool_results if isinstance(r, BaseException)), None)
+        if isinstance(failed, ToolFailed):
+            detail = f"The assistant could not use the tool {failed.tool!r} ({failed.reason})"
+            return self._fallback(searched, fallbacks.TOOL_FAILED, started, detail=detail), []
+        if failed is not None:
+            raise failed
+        return searched, [r.text for r in tool_results]
+
+    def _search(self, version: int | None, question: str, k: int, mode: str) -> list[SearchHit]:
+        return self.retriever(version).search(question, k, mode)
+
+    @staticmethod
+    def _fallback(result: AnswerResult, fallback: fallbacks.Fallback, started: float, **fmt) -> AnswerResult:
+        result.fallback, result.status = fallback.code, fallback.status
+        result.answer = fallback.message.format(**fmt) if fmt else fallback.message
+        result.citations = []
+        result.latency_ms = (time.perf_counter() - started) * 1000
+        return result
+
+
+def _relevant(hits: list[SearchHit], threshold: float) -> bool:
+    similarities = [h.similarity for h in hits if h.similarity is not None]
+    return bool(hits) and (not similarities or max(similarities) >= threshold)
+
+
+def _prompt(question: str, hits: list[SearchHit], tool_texts: list[str], config: dict) -> str:
+    parts, budget = [], config["max_context_chars"]
+    for i, hit in enumerate(hits):
+        block = f"[{i + 1}] ({hit.title or hit.doc_uri}) {hit.text}"
+        parts.append(block[:budget])
+        budget -= len(block)
+        if budget <= 0:
+            break
+    for text in tool_texts:
+        parts.append(f"[tool] {text[:2000]}")
+    return "Context:\n" + "\n\n".join(parts) + f"\n\nQuestion: {question}"

@@ -1,0 +1,74 @@
+"""ask, serve and mcp. The serving package is launched by name (as uvicorn does), never imported by the library."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+
+from ragops.cli import command
+from ragops.config import Settings
+
+
+@command("ask")
+def ask(args):
+    from ragops.answer.llm import build_chat_model
+    from ragops.answer.pipeline import AnswerService
+    from ragops.answer.tools import ToolConfig
+    from ragops.monitoring.events import EventWriter
+    from ragops.rollout.state import hash_user
+
+    settings = Settings()
+    service = AnswerService(settings, chat_model=build_chat_model(settings),
+                            tools=[ToolConfig.from_dict(t) for t in settings.mcp_tools])
+    user = args.user or f"cli:{os.getenv('USER', 'unknown')}"
+    result = asyncio.run(service.ask(args.question, user_key=user, k=args.k))
+    events = EventWriter(service.registry)
+    events.record("request", request_id=os.urandom(8).hex(), endpoint="cli.ask", user_hash=hash_user(user),
+                  variant=result.variant, release_id=result.release_id, latency_ms=result.latency_ms,
+                  status=result.status, fallback=result.fallback, chunk_ids=result.chunk_ids)
+    events.close()
+    payload = result.to_dict()
+    human = result.answer + "".join(f"\n  [{c['n']}] {c['doc_uri']}" for c in result.citations)
+    if result.status >= 500:
+        payload["error"] = {"code": result.fallback, "message": result.answer}
+        return payload, human, 1
+    return payload, human, 0
+
+
+@command("serve")
+def serve(args):
+    import uvicorn
+
+    settings = Settings()
+    settings.ensure_home()
+    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        metrics_dir = settings.home / "prometheus"
+        metrics_dir.mkdir(parents=True, exist_ok=True)
+        for stale in metrics_dir.glob("*.db"):
+            stale.unlink()
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)  # /metrics then sums every worker
+    os.environ.setdefault("RAGOPS_PUBLIC_URL", f"http://{args.host}:{args.port}")
+    uvicorn.run("serving.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
+                log_level="info", access_log=False)
+    return None
+
+
+@command("mcp")
+def mcp_stdio(args):
+    importlib.import_module("serving.mcp_server").run_stdio(Settings())
+    return None
+
+
+def add_parsers(sub, common) -> None:
+    p = sub.add_parser("ask", parents=[common], help="answer a question from the live index")
+    p.add_argument("question")
+    p.add_argument("--user", help="user id (routing to stable or canary is sticky per user)")
+    p.add_argument("-k", type=int, default=None, help="passages to retrieve")
+
+    p = sub.add_parser("serve", parents=[common], help="run the HTTP app and the MCP server (/mcp)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1)
+
+    sub.add_parser("mcp", parents=[common], help="run the MCP server over stdio")

@@ -1,0 +1,1 @@
+"""Request events, their aggregates, SLO checks and health probes."""

@@ -1,0 +1,1 @@
+"""Releases, the staged rollout state machine and the canary analysis."""

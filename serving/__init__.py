@@ -1,0 +1,1 @@
+"""The ragops serving app (FastAPI) with the MCP server mounted at /mcp."""

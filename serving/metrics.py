@@ -1,0 +1,38 @@
+"""Prometheus metrics of the app, on a registry per app (tests build several apps in one process).
+
+With several uvicorn workers, `ragops serve` sets PROMETHEUS_MULTIPROC_DIR and /metrics aggregates all workers.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST  # noqa: F401  (re-exported for the route)
+
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.latency = Histogram("ragops_request_latency_seconds", "Request latency", ["endpoint", "variant"],
+                                 buckets=BUCKETS, registry=self.registry)
+        self.requests = Counter("ragops_requests_total", "Requests by endpoint and HTTP status", ["endpoint", "status"],
+                                registry=self.registry)
+        self.fallbacks = Counter("ragops_fallbacks_total", "Fallback answers by code", ["code"], registry=self.registry)
+        self.rate_limited = Counter("ragops_rate_limited_total", "Requests refused by the rate limiter", ["scope"],
+                                    registry=self.registry)
+        self.mcp_calls = Counter("ragops_mcp_calls_total", "MCP tool calls by tool and decision", ["tool", "decision"],
+                                 registry=self.registry)
+        for code in ("no_results", "tool_failed", "llm_unavailable", "rate_limited", "store_unavailable"):
+            self.fallbacks.labels(code)  # every code shows in /metrics from the start, at 0
+
+    def render(self) -> bytes:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry)
+        return generate_latest(self.registry)

@@ -1,0 +1,72 @@
+"""Per-caller and global rate limits with the `limits` library; memory by default, Redis when configured."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+from limits import parse
+from limits.storage import storage_from_string
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Decision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_at: float
+    scope: str  # caller | global
+
+    @property
+    def retry_after(self) -> int:
+        return max(1, math.ceil(self.reset_at - time.time()))
+
+    def headers(self) -> dict[str, str]:
+        headers = {"X-RateLimit-Limit": str(self.limit), "X-RateLimit-Remaining": str(max(0, self.remaining)),
+                   "X-RateLimit-Reset": str(int(self.reset_at))}
+        if not self.allowed:
+            headers["Retry-After"] = str(self.retry_after)
+        return headers
+
+
+class RateLimiter:
+    def __init__(self, per_caller: str, global_limit: str, redis_url: str | None = None, prefix: str = "ragops"):
+        if redis_url:  # redis-py (already a dependency) rather than limits' default coredis client
+            self.storage = storage_from_string(f"async+{redis_url}", implementation="redispy", key_prefix=prefix)
+        else:
+            self.storage = storage_from_string("async+memory://")
+        self.limiter = SlidingWindowCounterRateLimiter(self.storage)
+        self.per_caller = parse(per_caller)
+        self.global_limit = parse(global_limit)
+        self.enabled = True
+
+    async def hit(self, caller: str) -> Decision | None:
+        """Count one request; None when limits are disabled or the store is down (fail open, logged)."""
+        if not self.enabled:
+            return None
+        try:
+            if not await self.limiter.hit(self.per_caller, "caller", caller):
+                return await self._decision(self.per_caller, ("caller", caller), False, "caller")
+            if not await self.limiter.hit(self.global_limit, "global"):
+                return await self._decision(self.global_limit, ("global",), False, "global")
+            return await self._decision(self.per_caller, ("caller", caller), True, "caller")
+        except (ConnectionError, OSError, TimeoutError) as exc:
+            log.error("rate-limit store unavailable, letting the request through: %s", exc)
+            return None
+        except Exception as exc:  # redis-py raises its own ConnectionError, not a subclass of the builtin
+            if type(exc).__module__.startswith("redis"):
+                log.error("rate-limit store unavailable, letting the request through: %s", exc)
+                return None
+            raise
+
+    async def _decision(self, item, ids: tuple, allowed: bool, scope: str) -> Decision:
+        stats = await self.limiter.get_window_stats(item, *ids)
+        return Decision(allowed, item.amount, stats.remaining, stats.reset_time, scope)
+
+    async def reset(self) -> None:
+        await self.storage.reset()
