@@ -85,3 +85,12 @@ def redis_url():
     if not url:
         pytest.skip("RAGOPS_TEST_REDIS_URL is not set (no Redis for production-path tests)")
     return url
+
+
+@pytest.fixture
+def indexed(settings, corpus, embedder):
+    """Settings whose home holds a refreshed index of the small corpus."""
+    from ragops.ingest.refresh import Refresher
+
+    Refresher(settings, embedder=embedder).run()
+    return settings

@@ -10,7 +10,6 @@ import lancedb
 import numpy as np
 import pyarrow as pa
 from lancedb.index import FTS
-from lancedb.rerankers import RRFReranker
 
 from ragops.errors import StoreUnavailable
 from ragops.index import IndexedChunk, SearchHit, SearchMode
@@ -102,36 +101,30 @@ class LanceStore:
         return self._table.version
 
     def search(self, query: str, vector: np.ndarray | None, k: int, mode: SearchMode = "hybrid") -> list[SearchHit]:
-        table = self.table
         try:
             if mode == "dense":
-                rows = table.search(vector).distance_type("cosine").select(COLUMNS).limit(k).to_list()
-            elif mode == "bm25":
-                rows = table.search(query, query_type="fts").select(COLUMNS).limit(k).to_list()
-            else:
-                # Fuse wider candidate lists than k, so a passage ranked k+1 by one retriever still counts.
-                depth = max(k * 3, 20)
-                rows = (
-                    table.search(query_type="hybrid")
-                    .vector(vector)
-                    .text(query)
-                    .distance_type("cosine")
-                    .rerank(RRFReranker(K=60, return_score="all"))
-                    .select(COLUMNS)
-                    .limit(depth)
-                    .to_list()[:k]
-                )
+                return [self._hit(r) for r in self._dense(vector, k)]
+            if mode == "bm25":
+                return [self._hit(r) for r in self._bm25(query, k)]
+            # Fuse wider candidate lists than k, so a passage ranked k+1 by one retriever still counts. The fusion
+            # is done here rather than by lancedb's hybrid query, which cannot project the score columns we keep.
+            depth = max(k * 3, 20)
+            return reciprocal_rank_fusion(self._dense(vector, depth), self._bm25(query, depth), k)
         except (OSError, RuntimeError) as exc:
             raise StoreUnavailable(f"index search failed: {exc}") from exc
-        hits = []
-        for row in rows:
-            distance = row.get("_distance")
-            similarity = None if distance is None or distance != distance else 1.0 - float(distance)
-            score = row.get("_relevance_score", row.get("_score", similarity if similarity is not None else 0.0))
-            hits.append(
-                SearchHit(row["chunk_id"], row["doc_uri"], float(score), row["text"], row["heading"], row["title"], similarity)
-            )
-        return hits
+
+    def _dense(self, vector: np.ndarray, limit: int) -> list[dict]:
+        return self.table.search(vector).distance_type("cosine").select(COLUMNS + ["_distance"]).limit(limit).to_list()
+
+    def _bm25(self, query: str, limit: int) -> list[dict]:
+        return self.table.search(query, query_type="fts").select(COLUMNS + ["_score"]).limit(limit).to_list()
+
+    @staticmethod
+    def _hit(row: dict, score: float | None = None) -> SearchHit:
+        similarity = 1.0 - float(row["_distance"]) if row.get("_distance") is not None else None
+        if score is None:
+            score = similarity if similarity is not None else float(row.get("_score", 0.0))
+        return SearchHit(row["chunk_id"], row["doc_uri"], float(score), row["text"], row["heading"], row["title"], similarity)
 
     def document(self, doc_uri: str) -> list[SearchHit]:
         rows = self.table.search().where(f"doc_uri = {_quote([doc_uri])}").select(COLUMNS).limit(100_000).to_list()
@@ -157,3 +150,15 @@ class LanceStore:
     def checkout(self, version: int) -> None:
         self.table.checkout(version)
         self._pinned = version
+
+
+def reciprocal_rank_fusion(dense: list[dict], sparse: list[dict], k: int, constant: int = 60) -> list[SearchHit]:
+    """RRF (Cormack et al. 2009): score = sum of 1 / (constant + rank) over the lists a passage appears in."""
+    scores: dict[str, float] = {}
+    rows: dict[str, dict] = {}
+    for ranked in (dense, sparse):
+        for rank, row in enumerate(ranked, start=1):
+            scores[row["chunk_id"]] = scores.get(row["chunk_id"], 0.0) + 1.0 / (constant + rank)
+            rows.setdefault(row["chunk_id"], row)  # the dense row comes first and carries the similarity
+    best = sorted(scores, key=lambda cid: (-scores[cid], cid))[:k]
+    return [LanceStore._hit(rows[cid], scores[cid]) for cid in best]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from datetime import datetime, timezone
 
 from sqlalchemy import insert
@@ -28,12 +29,16 @@ class EventWriter:
         self.interval_s = interval_s
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._stop = threading.Event()
+        self._pending = 0  # recorded and not yet written (or given up on)
+        self._done = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="ragops-events", daemon=True)
         self._thread.start()
         self.written = 0
 
     def record(self, kind: str, **row) -> None:
         row.setdefault("ts", datetime.now(timezone.utc))
+        with self._done:
+            self._pending += 1
         self._queue.put((kind, row))
 
     def _take(self, block: bool) -> list[tuple[str, dict]]:
@@ -47,6 +52,14 @@ class EventWriter:
         return items
 
     def _write(self, items: list[tuple[str, dict]]) -> None:
+        try:
+            self._insert(items)
+        finally:
+            with self._done:
+                self._pending -= len(items)
+                self._done.notify_all()
+
+    def _insert(self, items: list[tuple[str, dict]]) -> None:
         by_kind: dict[str, list[dict]] = {}
         for kind, row in items:
             by_kind.setdefault(kind, []).append(row)
@@ -68,13 +81,18 @@ class EventWriter:
             if items:
                 self._write(items)
 
-    def flush(self) -> None:
-        """Write everything queued so far (used by tests and at shutdown)."""
-        while True:
+    def flush(self, timeout_s: float = 30.0) -> None:
+        """Return once every event recorded so far is written, including batches the thread is writing now."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
             items = self._take(block=False)
-            if not items:
-                return
-            self._write(items)
+            if items:
+                self._write(items)
+                continue
+            with self._done:
+                if self._pending <= 0:
+                    return
+                self._done.wait(0.05)
 
     def close(self) -> None:
         self._stop.set()
