@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from urllib.parse import urlparse
 from contextlib import asynccontextmanager
 
 import anyio
@@ -23,7 +24,7 @@ from ragops.config import Settings
 from ragops.errors import StoreUnavailable
 from ragops.monitoring.events import EventWriter
 from ragops.rollout.state import hash_user
-from serving.mcp_server import build_mcp_server
+from serving.mcp_server import LogMissingToken, build_mcp_server
 from serving.metrics import CONTENT_TYPE_LATEST, Metrics
 from serving.ratelimit import RateLimiter
 from serving.schemas import AskResponse, ErrorBody, Query, SearchResponse
@@ -55,7 +56,10 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
     permissions = Permissions.load(settings.mcp_permissions)
     base_url = base_url or settings.public_url
     mcp = build_mcp_server(service, permissions, events, metrics, base_url=base_url)
-    mcp_app = mcp.streamable_http_app(streamable_http_path="/", stateless_http=True, json_response=True)
+    # Stateless JSON responses: any serving replica or worker can answer any MCP request. DNS-rebinding protection
+    # is on when the public URL is a loopback address, as the SDK decides from `host`.
+    mcp_app = mcp.streamable_http_app(streamable_http_path="/", stateless_http=True, json_response=True,
+                                      host=urlparse(base_url).hostname or "127.0.0.1")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -167,7 +171,7 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
     async def prometheus():
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    app.mount("/mcp", mcp_app)
+    app.mount("/mcp", LogMissingToken(mcp_app, events))
     return _McpPath(app)
 
 

@@ -39,6 +39,28 @@ class PermissionsVerifier:
         return AccessToken(token=token, client_id=grant.name, scopes=list(grant.tools), expires_at=expires)
 
 
+class LogMissingToken:
+    """ASGI wrapper: a request that reaches /mcp with no bearer token at all is refused (401) and logged too."""
+
+    def __init__(self, app, events: EventWriter | None):
+        self.app = app
+        self.events = events
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or self.events is None:
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        has_token = headers.get(b"authorization", b"").startswith(b"Bearer ")
+
+        async def watch(message):
+            if message["type"] == "http.response.start" and message["status"] == 401 and not has_token:
+                self.events.record("mcp", client="anonymous", tool="-", decision="denied", reason="no bearer token",
+                                   latency_ms=0.0, status="unauthenticated", request_id="", args_hash="")
+            await send(message)
+
+        await self.app(scope, receive, watch)
+
+
 def _args_hash(arguments: dict) -> str:
     return hashlib.sha256(json.dumps(arguments, sort_keys=True, default=str).encode()).hexdigest()[:32]
 

@@ -28,6 +28,8 @@ def extractive_answer(question: str, hits: list[SearchHit], max_sentences: int =
             if len(sentence.split()) < 6:  # headings, bullets and fragments read badly on their own
                 continue
             overlap = len(wanted & content_words(sentence))
+            if overlap == 0:
+                continue  # a sentence that shares no word with the question does not answer it
             scored.append((overlap - 0.3 * i - 0.05 * position, i, position, sentence))
     best, seen = [], set()
     for item in sorted(scored, reverse=True):
@@ -37,7 +39,7 @@ def extractive_answer(question: str, hits: list[SearchHit], max_sentences: int =
             best.append(item)
         if len(best) == max_sentences:
             break
-    if not best or best[0][0] <= 0:
+    if not best:
         best = [(0, 0, 0, hits[0].text[:400].strip())]
     best.sort(key=lambda item: (item[1], item[2]))  # reading order within each source
     lines = [f"{sentence} [{i + 1}]" for _, i, _, sentence in best]

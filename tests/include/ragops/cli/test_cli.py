@@ -61,3 +61,17 @@ def test_errors_are_json_with_a_code(settings, corpus, tmp_path):
     assert error["code"] == "refresh_blocked" and "--allow-mass-delete" in error["message"]
     outbox = [json.loads(line) for line in (settings.home / "outbox.jsonl").read_text().splitlines()]
     assert outbox[-1]["kind"] == "alert" and "allow-mass-delete" in outbox[-1]["text"]
+
+
+def test_ask_json_contract(indexed):
+    out = json.loads(ragops(indexed, "ask", "What happens to documents that fail validation?", "--user", "ann", "--json").stdout)
+    assert set(out) == {"answer", "citations", "fallback", "variant", "release", "latency_ms"}
+    assert out["fallback"] is None and out["variant"] == "stable" and out["citations"]
+    off_topic = json.loads(ragops(indexed, "ask", "Best pizza dough hydration?", "--json").stdout)
+    assert off_topic["fallback"] == "no_results" and off_topic["citations"] == []
+
+
+def test_ask_without_an_index_is_store_unavailable(settings, corpus):
+    proc = ragops(settings, "ask", "anything", "--json", check=False)
+    assert proc.returncode == 1
+    assert json.loads(proc.stdout)["fallback"] == "store_unavailable"

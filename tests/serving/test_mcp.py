@@ -1,0 +1,97 @@
+"""The MCP server at /mcp over streamable HTTP, with a real MCP client: granted, unauthenticated, out of scope."""
+
+import json
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from conftest import live_server
+from ragops.audit.permissions import hash_token
+from ragops.registry import Registry
+from ragops.registry.models import McpAccessLog
+
+
+@pytest.fixture
+def mcp_url(indexed, embedder, tmp_path):
+    permissions = tmp_path / "mcp-permissions.yaml"
+    permissions.write_text(json.dumps({"clients": [
+        {"name": "reader", "token_sha256": hash_token("reader-token"), "tools": ["search_knowledge_base", "get_document"]},
+        {"name": "doc-only", "token_sha256": hash_token("doc-token"), "tools": ["get_document"]},
+    ]}))
+    from ragops.answer.pipeline import AnswerService
+    from serving.app import create_app
+
+    settings = indexed.model_copy(update={"mcp_permissions": permissions})
+    app = create_app(settings, service=AnswerService(settings, embedder=embedder))
+    with live_server(app) as url:
+        yield url + "/mcp", app, settings
+
+
+async def _call(url, token, tool, arguments):
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
+
+    http = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
+    async with http, Client(streamable_http_client(url, http_client=http)) as client:
+        tools = [t.name for t in (await client.list_tools()).tools]
+        return tools, await client.call_tool(tool, arguments)
+
+
+def _text(result):
+    return "\n".join(getattr(c, "text", "") for c in result.content)
+
+
+@pytest.mark.anyio
+async def test_mcp_access_control_and_access_log(mcp_url):
+    url, app, settings = mcp_url
+    tools, result = await _call(url, "reader-token", "search_knowledge_base", {"query": "mass delete guard", "k": 2})
+    assert {"search_knowledge_base", "get_document"} <= set(tools)
+    assert not result.is_error and "refresh.md" in _text(result)
+
+    doc_uri = (settings.home.parent / "corpus" / "notes.txt").as_uri()
+    _, document = await _call(url, "reader-token", "get_document", {"uri": doc_uri})
+    assert not document.is_error and "outbox" in _text(document)
+
+    async with httpx.AsyncClient() as http:
+        anonymous = await http.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                                    headers={"Accept": "application/json, text/event-stream"})
+        wrong = await http.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                                headers={"Authorization": "Bearer not-a-token", "Accept": "application/json"})
+    assert anonymous.status_code == 401 and wrong.status_code == 401
+
+    _, denied = await _call(url, "doc-token", "search_knowledge_base", {"query": "guards"})
+    assert denied.is_error and "permission denied" in _text(denied) and "not granted" in _text(denied)
+
+    app.state.events.flush()
+    registry = Registry(settings.registry_url)
+    with registry.session() as s:
+        rows = [(r.client, r.tool, r.decision, r.status) for r in s.scalars(select(McpAccessLog).order_by(McpAccessLog.id))]
+        hashes = [r.args_hash for r in s.scalars(select(McpAccessLog))]
+    assert ("reader", "search_knowledge_base", "allowed", "ok") in rows
+    assert ("reader", "get_document", "allowed", "ok") in rows
+    assert ("unknown", "-", "denied", "unauthenticated") in rows  # a token that is not in the permissions file
+    assert ("anonymous", "-", "denied", "unauthenticated") in rows  # no token at all
+    assert ("doc-only", "search_knowledge_base", "denied", "denied") in rows
+    assert all("token" not in str(row) for row in rows) and any(len(h) == 32 for h in hashes)
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_mcp_over_stdio(indexed):
+    """`ragops mcp` serves the same tools over stdio to a local client that starts it."""
+    import os
+    import sys
+
+    from mcp import Client, StdioServerParameters
+
+    env = dict(os.environ, RAGOPS_HOME=str(indexed.home), RAGOPS_SOURCE=indexed.source)
+    params = StdioServerParameters(command=sys.executable, args=["-m", "ragops", "mcp"], env=env)
+    async with Client(params) as client:
+        result = await client.call_tool("search_knowledge_base", {"query": "Slack outbox", "k": 1})
+    assert not result.is_error and "notes.txt" in _text(result)
