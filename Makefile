@@ -32,6 +32,7 @@ test: dev
 
 bench: install
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/serve.py
 
 clean:
 	rm -rf .ragops .pytest_cache

@@ -35,11 +35,9 @@ echo "ragops: starting Airflow (log: $LOGS/airflow.log)"
 setsid airflow standalone >"$LOGS/airflow.log" 2>&1 &
 pids+=($!)
 
-if [ -f "$ROOT/serving/app.py" ]; then
-  echo "ragops: starting the serving app on 127.0.0.1:$RAGOPS_SERVE_PORT (log: $LOGS/serve.log)"
-  setsid "$BIN/ragops" serve --port "$RAGOPS_SERVE_PORT" >"$LOGS/serve.log" 2>&1 &
-  pids+=($!)
-fi
+echo "ragops: starting the serving app on 127.0.0.1:$RAGOPS_SERVE_PORT (log: $LOGS/serve.log)"
+setsid "$BIN/ragops" serve --port "$RAGOPS_SERVE_PORT" >"$LOGS/serve.log" 2>&1 &
+pids+=($!)
 
 printf "ragops: waiting for the Airflow UI on :%s " "$AIRFLOW__API__PORT"
 for _ in $(seq 1 180); do
@@ -62,7 +60,8 @@ cat <<MSG
   ragops is up.
   Airflow UI    http://127.0.0.1:$AIRFLOW__API__PORT   login: $password
                 open DAG "document_refresh" to watch the first refresh
-  Serving API   http://127.0.0.1:$RAGOPS_SERVE_PORT/docs   (when serving/ is present)
+  Serving API   http://127.0.0.1:$RAGOPS_SERVE_PORT/docs   (answers once the first refresh is green)
+  MCP server    http://127.0.0.1:$RAGOPS_SERVE_PORT/mcp
   Slack outbox  $RAGOPS_HOME/outbox.jsonl   (set RAGOPS_SLACK_TOKEN to post to Slack)
   CLI           .venv/bin/ragops search "how do I refresh the index?"
 

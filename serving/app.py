@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
     events = EventWriter(service.registry)
     metrics = Metrics()
     limiter = limiter or RateLimiter(settings.rate_limit, settings.rate_limit_global, settings.redis_url)
+    limiter.enabled = settings.rate_limit_enabled
     permissions = Permissions.load(settings.mcp_permissions)
     base_url = base_url or settings.public_url
     mcp = build_mcp_server(service, permissions, events, metrics, base_url=base_url)
@@ -80,9 +81,10 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
         metrics.latency.labels(endpoint, variant).observe(latency_ms / 1000)
         if fallback:
             metrics.fallbacks.labels(fallback).inc()
-        events.record("request", request_id=request.state.request_id, endpoint=endpoint, user_hash=hash_user(user),
-                      variant=variant, release_id=release_id, latency_ms=latency_ms, status=status, fallback=fallback,
-                      error=error, chunk_ids=chunk_ids or [])
+        if settings.request_events:
+            events.record("request", request_id=request.state.request_id, endpoint=endpoint, user_hash=hash_user(user),
+                          variant=variant, release_id=release_id, latency_ms=latency_ms, status=status,
+                          fallback=fallback, error=error, chunk_ids=chunk_ids or [])
 
     @app.middleware("http")
     async def request_id(request: Request, call_next):

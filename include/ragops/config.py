@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     slack_base_url: str | None = None
 
     redis_url: str | None = None
+    rate_limit_enabled: bool = True
+    request_events: bool = True  # one registry row per request; off only to measure its cost
     rate_limit: str = "60/minute"
     rate_limit_global: str = "1200/minute"
     mcp_permissions: Path | None = None

@@ -1,0 +1,199 @@
+"""Serving benchmark; prints one JSON document.
+
+In one run: the in-process floor of a search (query embedding + index search), then `/v1/search` and `/v1/ask`
+over loopback HTTP against `ragops serve` at concurrency 1, 8 and 32 (p50/p99, throughput, errors), and the cost
+of the rate limiter and of request-event writing, measured both in-process and over HTTP with each switched off.
+
+    .venv/bin/python bench/serve.py [--docs ../shared/eval/rhdh/docs] [--requests 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "eval" / "rhdh"
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+
+
+def questions(limit: int) -> list[str]:
+    dev = SHARED / "dev.jsonl"
+    if dev.exists():
+        return [json.loads(line)["question"] for line in dev.read_text().splitlines()][:limit]
+    return ["How does the refresh guard work?", "Where do Slack reports go?", "What does make up start?"] * (limit // 3 + 1)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`ragops serve` in its own process group on a free loopback port; stopped by that group only."""
+
+    def __init__(self, home: Path, **env):
+        self.port = free_port()
+        environment = dict(os.environ, RAGOPS_HOME=str(home), RAGOPS_RATE_LIMIT="100000000/minute",
+                           RAGOPS_RATE_LIMIT_GLOBAL="100000000/minute", **env)
+        self.proc = subprocess.Popen([sys.executable, "-m", "ragops", "serve", "--port", str(self.port)], env=environment,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def wait(self) -> None:
+        import httpx
+
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError("the server did not become ready")
+
+    def stop(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        self.proc.wait(timeout=30)
+
+
+async def load(url: str, path: str, qs: list[str], concurrency: int, total: int) -> dict:
+    import httpx
+
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    errors = 0
+    queue: asyncio.Queue = asyncio.Queue()
+    for i in range(total):
+        queue.put_nowait(qs[i % len(qs)])
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=httpx.Limits(max_connections=concurrency)) as client:
+        async def worker(n: int) -> None:
+            nonlocal errors
+            while not queue.empty():
+                question = queue.get_nowait()
+                started = time.perf_counter()
+                try:
+                    reply = await client.post(path, json={"question": question, "user_id": f"bench-{n}"})
+                    statuses[reply.status_code] = statuses.get(reply.status_code, 0) + 1
+                    if reply.status_code >= 500:
+                        errors += 1
+                except httpx.HTTPError:
+                    errors += 1
+                latencies.append((time.perf_counter() - started) * 1000)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(n) for n in range(concurrency)))
+        wall = time.perf_counter() - started
+    return {"requests": total, "p50_ms": pct(latencies, 0.5), "p99_ms": pct(latencies, 0.99),
+            "throughput_rps": round(total / wall, 1), "errors": errors, "statuses": statuses}
+
+
+def in_process(home: Path, qs: list[str]) -> dict:
+    from ragops.answer.retrieval import Retriever
+    from ragops.config import Settings
+    from ragops.monitoring.events import EventWriter
+    from ragops.registry import Registry
+    from serving.ratelimit import RateLimiter
+
+    settings = Settings(home=home)
+    retriever = Retriever(settings)
+    retriever.search(qs[0])
+    floor = []
+    for q in qs:
+        started = time.perf_counter()
+        retriever.search(q, k=5)
+        floor.append((time.perf_counter() - started) * 1000)
+
+    limiter = RateLimiter("100000000/minute", "100000000/minute")
+
+    async def hits() -> list[float]:
+        out = []
+        for i in range(2000):
+            started = time.perf_counter()
+            await limiter.hit(f"caller-{i % 50}")
+            out.append((time.perf_counter() - started) * 1000)
+        return out
+
+    limiter_ms = asyncio.run(hits())
+    writer = EventWriter(Registry(settings.registry_url))
+    record_ms = []
+    for i in range(2000):
+        started = time.perf_counter()
+        writer.record("request", request_id=str(i), endpoint="bench", user_hash="h", variant="stable", release_id=None,
+                      latency_ms=1.0, status=200, fallback=None, chunk_ids=["a", "b"])
+        record_ms.append((time.perf_counter() - started) * 1000)
+    writer.close()
+    return {"search_floor_p50_ms": pct(floor, 0.5), "search_floor_p99_ms": pct(floor, 0.99),
+            "rate_limiter_hit_p50_ms": round(statistics.median(limiter_ms), 4),
+            "event_record_p50_ms": round(statistics.median(record_ms), 4)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--docs", default=str(SHARED / "docs"))
+    parser.add_argument("--home", help="reuse an indexed RAGOPS_HOME instead of indexing --docs")
+    parser.add_argument("--requests", type=int, default=200)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="ragops-bench-serve-"))
+    try:
+        home = Path(args.home) if args.home else work / "home"
+        if not args.home:
+            from ragops.config import Settings
+            from ragops.ingest.refresh import Refresher
+
+            source = Path(args.docs) if Path(args.docs).exists() else REPO / "docs"
+            Refresher(Settings(home=home, source=source.as_uri())).run()
+        qs = questions(100)
+        result = {"in_process": in_process(home, qs), "http": {}, "switches": {}}
+        server = Server(home)
+        server.wait()
+        try:
+            for path in ("/v1/search", "/v1/ask"):
+                for concurrency in (1, 8, 32):
+                    total = args.requests if concurrency == 1 else args.requests * 2
+                    result["http"][f"{path} c={concurrency}"] = asyncio.run(load(server.url, path, qs, concurrency, total))
+            result["switches"]["all on"] = asyncio.run(load(server.url, "/v1/search", qs, 1, args.requests))
+        finally:
+            server.stop()
+        for name, env in (("rate limiter off", {"RAGOPS_RATE_LIMIT_ENABLED": "false"}),
+                          ("events off", {"RAGOPS_REQUEST_EVENTS": "false"})):
+            server = Server(home, **env)
+            server.wait()
+            try:
+                result["switches"][name] = asyncio.run(load(server.url, "/v1/search", qs, 1, args.requests))
+            finally:
+                server.stop()
+        floor = result["in_process"]["search_floor_p50_ms"]
+        c1 = result["http"]["/v1/search c=1"]["p50_ms"]
+        on = result["switches"]["all on"]["p50_ms"]
+        result["summary"] = {
+            "search_http_p50_over_floor": round(c1 / floor, 3), "target": 1.5,
+            "errors_at_c32": result["http"]["/v1/search c=32"]["errors"] + result["http"]["/v1/ask c=32"]["errors"],
+            "rate_limiter_adds_p50_ms_http": round(on - result["switches"]["rate limiter off"]["p50_ms"], 2),
+            "events_add_p50_ms_http": round(on - result["switches"]["events off"]["p50_ms"], 2),
+        }
+        print(json.dumps(result, indent=2))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
