@@ -37,6 +37,13 @@ class Settings(BaseSettings):
     slack_channel: str = "#ragops"
     slack_base_url: str | None = None
 
+    eval_testset: str | None = Field(default=None, description="JSONL test set; default: the bundled one")
+    eval_tolerance: float = 0.03
+    eval_floors: dict[str, float] = Field(default_factory=dict, description='JSON, e.g. {"hit_rate": 0.5}')
+    slo_p95_latency_ms: float = 1500.0
+    slo_error_rate: float = 0.01
+    slo_availability: float = 0.995
+
     redis_url: str | None = None
     rate_limit_enabled: bool = True
     request_events: bool = True  # one registry row per request; off only to measure its cost

@@ -78,9 +78,13 @@ class AnswerService:
         self._rollout = (time.monotonic(), rollout, live.id if live else None)
         return rollout, self._rollout[2]
 
-    def route(self, user_key: str) -> tuple[str, ReleaseInfo, int | None]:
+    def route(self, user_key: str, release: ReleaseInfo | None = None) -> tuple[str, ReleaseInfo, int | None]:
+        """The variant, release and index version for a user; `release` pins one (evaluation, probes)."""
         rollout, live = self.rollout()
-        variant, release = rollout.variant_for(user_key)
+        if release is not None:
+            variant = "canary" if rollout.candidate and release.id == rollout.candidate.id else "stable"
+        else:
+            variant, release = rollout.variant_for(user_key)
         return variant, release, release.index_version_id or live
 
     def retriever(self, index_version_id: int | None) -> Retriever:
@@ -95,9 +99,10 @@ class AnswerService:
             return retriever
 
     # -- the two operations --------------------------------------------------------------------------
-    async def search(self, question: str, user_key: str, k: int | None = None) -> AnswerResult:
+    async def search(self, question: str, user_key: str, k: int | None = None,
+                     release: ReleaseInfo | None = None) -> AnswerResult:
         started = time.perf_counter()
-        variant, release, version = self.route(user_key)
+        variant, release, version = self.route(user_key, release)
         config = DEFAULTS | release.answer_config
         result = AnswerResult("", [], None, 200, variant, release.name, release.id or None, 0.0)
         try:
@@ -110,13 +115,14 @@ class AnswerService:
         result.latency_ms = (time.perf_counter() - started) * 1000
         return result
 
-    async def ask(self, question: str, user_key: str, k: int | None = None) -> AnswerResult:
+    async def ask(self, question: str, user_key: str, k: int | None = None,
+                  release: ReleaseInfo | None = None) -> AnswerResult:
         started = time.perf_counter()
-        searched, tool_texts = await self._search_and_tools(question, user_key, k)
+        searched, tool_texts = await self._search_and_tools(question, user_key, k, release)
         if searched.fallback:
             return searched
         result = searched
-        config = DEFAULTS | self.route(user_key)[1].answer_config
+        config = DEFAULTS | self.route(user_key, release)[1].answer_config
         hits = [h for h in result.hits if h.similarity is None or h.similarity >= config["min_relevance"] * 0.8]
         if self.chat_model is None:
             text, used = extractive_answer(question, hits)
@@ -135,12 +141,14 @@ class AnswerService:
         result.latency_ms = (time.perf_counter() - started) * 1000
         return result
 
-    async def _search_and_tools(self, question: str, user_key: str, k: int | None) -> tuple[AnswerResult, list[str]]:
+    async def _search_and_tools(self, question: str, user_key: str, k: int | None,
+                                release: ReleaseInfo | None) -> tuple[AnswerResult, list[str]]:
         if not self.tools:
-            return await self.search(question, user_key, k), []
+            return await self.search(question, user_key, k, release), []
         started = time.perf_counter()
         searched, *tool_results = await asyncio.gather(
-            self.search(question, user_key, k), *(call_tool(t, question) for t in self.tools), return_exceptions=True)
+            self.search(question, user_key, k, release), *(call_tool(t, question) for t in self.tools),
+            return_exceptions=True)
         if isinstance(searched, BaseException):
             raise searched
         failed = next((r for r in tool_results if isinstance(r, BaseException)), None)

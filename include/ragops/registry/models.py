@@ -178,3 +178,55 @@ class McpAccessLog(Base):
     status: Mapped[str] = mapped_column(String(16))  # ok|error|denied|unauthenticated
     request_id: Mapped[str] = mapped_column(String(64), default="")
     args_hash: Mapped[str] = mapped_column(String(64), default="")
+
+
+class EvalRun(Base):
+    __tablename__ = "eval_runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    testset: Mapped[str] = mapped_column(String(1024))
+    testset_hash: Mapped[str] = mapped_column(String(64), index=True)
+    release: Mapped[str] = mapped_column(String(128))
+    variant: Mapped[str] = mapped_column(String(16), default="stable")  # stable|candidate
+    index_version_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    embedding_model: Mapped[str] = mapped_column(String(256))
+    generator: Mapped[str] = mapped_column(String(256))
+    n: Mapped[int] = mapped_column(Integer)
+    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    comparison: Mapped[dict] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(32), default="ok")  # ok|regressed
+    duration_s: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class EvalResult(Base):
+    __tablename__ = "eval_results"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(Integer, ForeignKey("eval_runs.id", ondelete="CASCADE"), index=True)
+    question_id: Mapped[str] = mapped_column(String(128))
+    question: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str] = mapped_column(Text, default="")
+    fallback: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    retrieved: Mapped[list] = mapped_column(JSON, default=list)
+
+
+class HealthCheck(Base):
+    """One probe of one component; monitoring_review and the health alerts read these."""
+
+    __tablename__ = "health_checks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    component: Mapped[str] = mapped_column(String(64))
+    ok: Mapped[bool] = mapped_column()
+    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class ComponentState(Base):
+    """The last known state of a component, so an outage alerts once when it starts and once when it ends."""
+
+    __tablename__ = "component_state"
+    component: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ok: Mapped[bool] = mapped_column()
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    detail: Mapped[str] = mapped_column(Text, default="")

@@ -1,0 +1,1 @@
+"""Test sets, the evaluation runner (ragas and containment measures), and comparison with earlier runs."""

@@ -1,0 +1,171 @@
+"""Run a test set through the answer pipeline (in process or against a live URL), score, compare and store it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+
+from sqlalchemy import select
+
+from ragops.config import Settings
+from ragops.errors import RagopsError
+from ragops.evaluation.compare import compare
+from ragops.evaluation.scoring import containment, llm_judges, ragas_scores
+from ragops.evaluation.testset import Testset, load_testset
+from ragops.registry import Registry
+from ragops.registry.models import EvalResult, EvalRun
+from ragops.rollout.state import ReleaseInfo, current_rollout
+
+log = logging.getLogger(__name__)
+SEARCH_K = 20  # as the RHDH baselines: 20 results per question, context cut at 4,000 characters
+
+
+class EvaluationRegression(RagopsError):
+    code = "evaluation_regressed"
+    exit_code = 4
+
+
+@dataclass
+class EvalReport:
+    run_id: int
+    release: str
+    variant: str
+    n: int
+    metrics: dict
+    comparison: dict
+    duration_s: float
+    testset: str
+    index_version_id: int | None
+    generator: str
+    questions: list[dict] = field(default_factory=list)
+
+    @property
+    def regressed(self) -> bool:
+        return bool(self.comparison.get("regressed"))
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k != "questions"} | {"regressed": self.regressed}
+
+
+class InProcess:
+    """The same AnswerService the app uses, pinned to one release."""
+
+    def __init__(self, service, release: ReleaseInfo):
+        self.service, self.release = service, release
+
+    async def run(self, question: str) -> tuple[list[dict], str, str | None]:
+        searched = await self.service.search(question, "evaluation", k=SEARCH_K, release=self.release)
+        answered = await self.service.ask(question, "evaluation", release=self.release)
+        hits = [{"chunk_id": h.chunk_id, "doc_uri": h.doc_uri, "text": h.text} for h in searched.hits]
+        return hits, answered.answer, answered.fallback
+
+
+class LiveUrl:
+    """A running serving app, over HTTP (the release is whatever the app routes the `evaluation` user to)."""
+
+    def __init__(self, base_url: str, client):
+        self.base_url, self.client = base_url.rstrip("/"), client
+
+    async def run(self, question: str) -> tuple[list[dict], str, str | None]:
+        body = {"question": question, "user_id": "evaluation"}
+        searched = (await self.client.post(f"{self.base_url}/v1/search", json=body | {"k": SEARCH_K})).json()
+        answered = (await self.client.post(f"{self.base_url}/v1/ask", json=body)).json()
+        return searched.get("results", []), answered.get("answer", ""), answered.get("fallback")
+
+
+async def _collect(target, testset: Testset, concurrency: int = 4) -> list[tuple]:
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(item):
+        async with gate:
+            return item, *(await target.run(item.question))
+
+    return await asyncio.gather(*(one(item) for item in testset.items))
+
+
+def evaluate_release(settings: Settings, testset: Testset, target, *, release: str, variant: str,
+                     index_version_id: int | None, generator: str, registry: Registry, embedder=None) -> EvalReport:
+    started = time.perf_counter()
+    collected = asyncio.run(_collect(target, testset))
+    per_question, rows = {}, []
+    for item, hits, answer, fallback in collected:
+        texts, uris = [h["text"] for h in hits], [h["doc_uri"] for h in hits]
+        answer_text = answer.split("\n", 1)[-1] if answer.startswith("Extractive answer") else answer
+        per_question[item.id] = containment(item, texts, uris, answer_text) | {
+            "_question": item.question, "_answer": answer, "_fallback": fallback, "_retrieved": [h["chunk_id"] for h in hits[:5]]}
+        rows.append({"user_input": item.question, "retrieved_contexts": texts[:5] or [""],
+                     "reference_contexts": item.reference_contexts, "response": answer_text or "",
+                     "reference": item.reference_answer})
+    llm, embeddings = llm_judges(settings, embedder) if embedder is not None else (None, None)
+    for item, scores in zip(testset.items, ragas_scores(rows, llm, embeddings)):
+        per_question[item.id] |= scores
+    metrics = _means(per_question)
+    previous, previous_questions = _previous(registry, testset.sha256, variant)
+    comparison = compare(metrics, per_question, previous, previous_questions, settings.eval_floors, settings.eval_tolerance)
+    duration = round(time.perf_counter() - started, 2)
+    with registry.session() as s:
+        run = EvalRun(testset=testset.path, testset_hash=testset.sha256, release=release, variant=variant,
+                      index_version_id=index_version_id, embedding_model=settings.embedding_model, generator=generator,
+                      n=len(per_question), metrics=metrics, comparison=comparison,
+                      status="regressed" if comparison["regressed"] else "ok", duration_s=duration)
+        s.add(run)
+        s.flush()
+        s.add_all(EvalResult(run_id=run.id, question_id=qid, question=q["_question"], answer=q["_answer"] or "",
+                             fallback=q["_fallback"], retrieved=q["_retrieved"],
+                             metrics={k: v for k, v in q.items() if not k.startswith("_")})
+                  for qid, q in per_question.items())
+        run_id = run.id
+    return EvalReport(run_id, release, variant, len(per_question), metrics, comparison, duration, testset.path,
+                      index_version_id, generator,
+                      [{"id": qid} | {k: v for k, v in q.items() if k in ("_question", "answer_token_recall", "hit")}
+                       for qid, q in per_question.items()])
+
+
+def _means(per_question: dict[str, dict]) -> dict:
+    sums: dict[str, list[float]] = {}
+    for scores in per_question.values():
+        for name, value in scores.items():
+            if not name.startswith("_") and value is not None:
+                sums.setdefault("hit_rate" if name == "hit" else name, []).append(float(value))
+    return {name: round(sum(v) / len(v), 4) for name, v in sums.items()} | {
+        "fallback_rate": round(sum(1 for q in per_question.values() if q["_fallback"]) / max(1, len(per_question)), 4)}
+
+
+def _previous(registry: Registry, testset_hash: str, variant: str) -> tuple[dict | None, dict[str, dict]]:
+    with registry.session() as s:
+        run = s.scalars(select(EvalRun).where(EvalRun.testset_hash == testset_hash, EvalRun.variant == variant)
+                        .order_by(EvalRun.id.desc()).limit(1)).first()
+        if run is None:
+            return None, {}
+        results = s.scalars(select(EvalResult).where(EvalResult.run_id == run.id)).all()
+        return dict(run.metrics) | {"_run_id": run.id}, {r.question_id: dict(r.metrics) for r in results}
+
+
+def run_evaluation(settings: Settings, testset_path: str | None = None, *, url: str | None = None, service=None,
+                   registry: Registry | None = None) -> list[EvalReport]:
+    """Evaluate the stable release and, when a rollout has one, the candidate. Returns one report per release."""
+    testset = load_testset(testset_path or settings.eval_testset)
+    registry = registry or (service.registry if service else Registry(settings.registry_url))
+    if url:
+        import httpx
+
+        async_client = httpx.AsyncClient(timeout=60)
+        try:
+            return [evaluate_release(settings, testset, LiveUrl(url, async_client), release=url, variant="stable",
+                                     index_version_id=None, generator="http", registry=registry)]
+        finally:
+            asyncio.run(async_client.aclose())
+    if service is None:
+        from ragops.answer.llm import build_chat_model
+        from ragops.answer.pipeline import AnswerService
+
+        service = AnswerService(settings, registry, chat_model=build_chat_model(settings))
+    rollout = current_rollout(registry)
+    _, live = service.rollout()
+    generator = service.chat_model.name if service.chat_model else "extractive"
+    releases = [("stable", rollout.stable)] + ([("candidate", rollout.candidate)] if rollout.candidate else [])
+    return [evaluate_release(settings, testset, InProcess(service, release), release=release.name, variant=variant,
+                             index_version_id=release.index_version_id or live, generator=generator,
+                             registry=registry, embedder=service.embedder) for variant, release in releases]
