@@ -41,3 +41,14 @@ def ragops_env(settings, monkeypatch):
     monkeypatch.setenv("RAGOPS_HOME", str(settings.home))
     monkeypatch.setenv("RAGOPS_SOURCE", settings.source)
     return settings
+
+
+@pytest.fixture
+def outbox(ragops_env):
+    def read():
+        import json
+
+        path = ragops_env.home / "outbox.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+    return read

@@ -7,7 +7,7 @@ import sys
 
 from conftest import DAGS
 
-EXPECTED = {"document_refresh", "source_watch"}
+EXPECTED = {"document_refresh", "source_watch", "evaluation", "monitoring_review", "health_probe"}
 
 
 def test_no_import_errors(dagbag):

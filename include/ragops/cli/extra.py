@@ -2,6 +2,7 @@
 
 
 def add_parsers(sub, common) -> None:
-    from ragops.cli import serving_commands
+    from ragops.cli import ops_commands, serving_commands
 
     serving_commands.add_parsers(sub, common)
+    ops_commands.add_parsers(sub, common)

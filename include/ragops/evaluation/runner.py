@@ -13,7 +13,7 @@ from ragops.config import Settings
 from ragops.errors import RagopsError
 from ragops.evaluation.compare import compare
 from ragops.evaluation.scoring import containment, llm_judges, ragas_scores
-from ragops.evaluation.testset import Testset, load_testset
+from ragops.evaluation.testset import EvalSet, load_testset
 from ragops.registry import Registry
 from ragops.registry.models import EvalResult, EvalRun
 from ragops.rollout.state import ReleaseInfo, current_rollout
@@ -75,7 +75,7 @@ class LiveUrl:
         return searched.get("results", []), answered.get("answer", ""), answered.get("fallback")
 
 
-async def _collect(target, testset: Testset, concurrency: int = 4) -> list[tuple]:
+async def _collect(target, testset: EvalSet, concurrency: int = 4) -> list[tuple]:
     gate = asyncio.Semaphore(concurrency)
 
     async def one(item):
@@ -85,7 +85,7 @@ async def _collect(target, testset: Testset, concurrency: int = 4) -> list[tuple
     return await asyncio.gather(*(one(item) for item in testset.items))
 
 
-def evaluate_release(settings: Settings, testset: Testset, target, *, release: str, variant: str,
+def evaluate_release(settings: Settings, testset: EvalSet, target, *, release: str, variant: str,
                      index_version_id: int | None, generator: str, registry: Registry, embedder=None) -> EvalReport:
     started = time.perf_counter()
     collected = asyncio.run(_collect(target, testset))

@@ -6,14 +6,14 @@ import logging
 import math
 
 from ragops.evaluation.measures import HIT_RECALL, context_rank, context_until, doc_rank, token_recall
-from ragops.evaluation.testset import TestItem
+from ragops.evaluation.testset import EvalItem
 
 log = logging.getLogger(__name__)
 RAGAS_NON_LLM = ("non_llm_context_recall", "non_llm_context_precision_with_reference", "non_llm_string_similarity",
                  "rouge_score")
 
 
-def containment(item: TestItem, texts: list[str], uris: list[str], answer: str) -> dict:
+def containment(item: EvalItem, texts: list[str], uris: list[str], answer: str) -> dict:
     context = context_until(texts)
     recall = token_recall(item.reference_answer, context)
     scores = {"answer_token_recall": recall, "hit": float(recall >= HIT_RECALL),

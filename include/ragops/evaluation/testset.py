@@ -19,12 +19,12 @@ from ragops.errors import RagopsError
 BUNDLED = Path(__file__).with_name("testsets") / "ragops_docs.jsonl"
 
 
-class TestsetError(RagopsError):
+class InvalidTestset(RagopsError):
     code = "invalid_testset"
 
 
 @dataclass(frozen=True)
-class TestItem:
+class EvalItem:
     id: str
     question: str
     reference_answer: str
@@ -33,34 +33,34 @@ class TestItem:
 
 
 @dataclass(frozen=True)
-class Testset:
+class EvalSet:
     path: str
     sha256: str
-    items: list[TestItem]
+    items: list[EvalItem]
 
 
-def load_testset(path: Path | str | None = None) -> Testset:
+def load_testset(path: Path | str | None = None) -> EvalSet:
     path = Path(path) if path else BUNDLED
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise TestsetError(f"cannot read test set {path}: {exc}") from exc
+        raise InvalidTestset(f"cannot read test set {path}: {exc}") from exc
     items, seen = [], set()
     for number, line in enumerate(raw.decode("utf-8").splitlines(), start=1):
         if not line.strip():
             continue
         try:
             data = json.loads(line)
-            item = TestItem(str(data["id"]), data["question"], data["reference_answer"],
+            item = EvalItem(str(data["id"]), data["question"], data["reference_answer"],
                             list(data.get("reference_contexts") or []), list(data.get("reference_doc_ids") or []))
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise TestsetError(f"{path}:{number}: each line needs id, question and reference_answer ({exc})") from exc
+            raise InvalidTestset(f"{path}:{number}: each line needs id, question and reference_answer ({exc})") from exc
         if not (item.reference_contexts or item.reference_doc_ids):
-            raise TestsetError(f"{path}:{number}: give reference_contexts or reference_doc_ids")
+            raise InvalidTestset(f"{path}:{number}: give reference_contexts or reference_doc_ids")
         if item.id in seen:
-            raise TestsetError(f"{path}:{number}: duplicate id {item.id!r}")
+            raise InvalidTestset(f"{path}:{number}: duplicate id {item.id!r}")
         seen.add(item.id)
         items.append(item)
     if not items:
-        raise TestsetError(f"test set {path} is empty")
-    return Testset(str(path), hashlib.sha256(raw).hexdigest(), items)
+        raise InvalidTestset(f"test set {path} is empty")
+    return EvalSet(str(path), hashlib.sha256(raw).hexdigest(), items)

@@ -34,3 +34,76 @@ def alert(title: str, detail: str, action: str | None = None) -> Message:
     if action:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"*What to do:* {action}"[:2900]}]})
     return Message(f"{title}: {detail}"[:3000], blocks, kind="alert")
+
+
+def _delta(now: float, before: float | None) -> str:
+    if before is None:
+        return f"{now:.3f}"
+    arrow = "▲" if now > before else "▼" if now < before else "="
+    return f"{now:.3f} ({arrow} {now - before:+.3f})"
+
+
+def eval_report(report: dict, previous: dict | None, chart: str | None = None) -> Message:
+    metrics, comparison = report["metrics"], report["comparison"]
+    shown = [m for m in ("answer_token_recall", "hit_rate", "doc_mrr", "context_mrr", "rouge_score",
+                         "non_llm_context_recall", "faithfulness", "answer_relevancy", "fallback_rate") if m in metrics]
+    verdict = "REGRESSED" if comparison.get("regressed") else "ok"
+    headline = (f"Evaluation {verdict}: {report['release']} ({report['variant']}) on {report['n']} questions, "
+                f"hit rate {metrics.get('hit_rate', 0):.3f}, answer-token recall {metrics.get('answer_token_recall', 0):.3f}")
+    blocks = [
+        {"type": "header", "text": {"type": "plain_text", "text": f"Evaluation report: {verdict}"}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": (
+            f"release `{report['release']}` · {report['variant']} · index version {report['index_version_id']} · "
+            f"{report['generator']} · test set `{report['testset'].rsplit('/', 1)[-1]}` · run {report['run_id']} · "
+            f"{report['duration_s']} s")}]},
+        _fields({m: _delta(metrics[m], (previous or {}).get(m)) for m in shown}),
+    ]
+    problems = [f"• *{d['metric']}* fell {d['previous']:.3f} → {d['current']:.3f}" for d in comparison.get("drops", [])]
+    problems += [f"• *{b['metric']}* {b['current']:.3f} is below its floor {b['floor']:.3f}" for b in comparison.get("below_floor", [])]
+    if problems:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "*Regressions*\n" + "\n".join(problems)}})
+    worst = comparison.get("questions", [])[:5]
+    if worst:
+        lines = "\n".join(f"• `{q['id']}` {q['question'][:90]} (recall {q['was']:.2f} → {q['now']:.2f})" for q in worst)
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*Questions that regressed*\n{lines}"}})
+    return Message(headline, blocks, kind="alert" if comparison.get("regressed") else "report",
+                   files=[chart] if chart else [])
+
+
+def monitoring_digest(review: dict, chart: str | None = None) -> Message:
+    o = review["overall"]
+    breached = [s for s in review["slos"] if not s["ok"]]
+    status = "SLO BREACHED" if breached else "anomalies" if review["anomalies"] else "healthy"
+    headline = (f"Daily health digest ({status}): {o['requests']} requests, p95 {o['p95_ms']} ms, "
+                f"error rate {o['error_rate']:.2%}, fallback rate {o['fallback_rate']:.2%}")
+    blocks = [
+        {"type": "header", "text": {"type": "plain_text", "text": f"Daily health digest: {status}"}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": f"{review['start'][:16]} → {review['end'][:16]} UTC"}]},
+        _fields({"Requests": o["requests"], "p50 / p95 / p99": f"{o['p50_ms']} / {o['p95_ms']} / {o['p99_ms']} ms",
+                 "Error rate": f"{o['error_rate']:.2%}", "Fallback rate": f"{o['fallback_rate']:.2%}",
+                 "Rate-limited": o["rate_limited"], "Fallbacks": ", ".join(f"{k} {v}" for k, v in o["fallbacks"].items()) or "none"}),
+    ]
+    slo_lines = "\n".join(f"{'✅' if s['ok'] else '❌'} {s['name']}: {s['actual']} (objective {s['objective']})" for s in review["slos"])
+    if slo_lines:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*SLOs*\n{slo_lines}"}})
+    if len(review["variants"]) > 1:
+        lines = "\n".join(f"• {v}: {f['requests']} requests, p95 {f['p95_ms']} ms, errors {f['error_rate']:.2%}"
+                          for v, f in review["variants"].items())
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*By variant*\n{lines}"}})
+    if review["health"]:
+        lines = "\n".join(f"• {c}: {h['availability']:.2%} of {h['probes']} probes ok" for c, h in review["health"].items())
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*Health probes*\n{lines}"}})
+    if review["anomalies"]:
+        lines = "\n".join(f"• {a['message']}" for a in review["anomalies"])
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*Unusual*\n{lines}"}})
+    return Message(headline, blocks, kind="alert" if breached else "report", files=[chart] if chart else [])
+
+
+def health_transition(component: str, ok: bool, detail: str, since: str | None) -> Message:
+    if ok:
+        return Message(f"Recovered: {component} is healthy again ({detail})",
+                       [{"type": "section", "text": {"type": "mrkdwn",
+                                                     "text": f":white_check_mark: *{component}* recovered: {detail}"
+                                                             + (f" (down since {since})" if since else "")}}],
+                       kind="report")
+    return alert(f"{component} is down", detail, "check the component; you will hear once more when it recovers")

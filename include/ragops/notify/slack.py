@@ -59,9 +59,12 @@ class SlackNotifier:
 
         channel = record.get("channel") or self.channel
         try:
-            self.client.chat_postMessage(channel=channel, text=record["text"], blocks=record.get("blocks") or None)
-            for path in record.get("files") or []:
-                self.client.files_upload_v2(channel=channel, file=path, title=record["text"][:80])
+            if not record.get("posted"):
+                self.client.chat_postMessage(channel=channel, text=record["text"], blocks=record.get("blocks") or None)
+                record["posted"] = True  # a retry after a failed upload sends only what is left
+            while record.get("files"):
+                self.client.files_upload_v2(channel=channel, file=record["files"][0], title=record["text"][:80])
+                record["files"] = record["files"][1:]
             return True
         except (SlackApiError, SlackClientError, OSError) as exc:
             log.warning("slack delivery of %s failed, kept in the outbox: %s", record.get("id"), exc)

@@ -13,7 +13,8 @@ from ragops.notify.blocks import alert, refresh_report
 class FakeSlack:
     def __init__(self):
         self.posted: list[dict] = []
-        self.mode = "ok"  # ok | down | error
+        self.uploads: list[bytes] = []
+        self.mode = "ok"  # ok | down | error | upload_down
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -26,8 +27,24 @@ class FakeSlack:
                     self.send_response(503)
                     self.end_headers()
                     return
-                if self.path.endswith("chat.postMessage"):
-                    payload = json.loads(body or b"{}")
+                if self.path.endswith("files.getUploadURLExternal"):
+                    reply = {"ok": True, "file_id": f"F{len(fake.uploads) + 1}",
+                             "upload_url": f"{fake.url.rsplit('/api/', 1)[0]}/upload"}
+                elif self.path.endswith("/upload"):
+                    if fake.mode == "upload_down":
+                        self.send_response(500)
+                        self.end_headers()
+                        return
+                    fake.uploads.append(body)
+                    self.send_response(200)
+                    self.end_headers()
+                    self.wfile.write(b"OK")
+                    return
+                elif self.path.endswith("files.completeUploadExternal"):
+                    reply = {"ok": True, "files": [{"id": "F1"}]}
+                elif self.path.endswith("chat.postMessage"):
+                    payload = json.loads(body or b"{}") if body.startswith(b"{") else dict(
+                        __import__("urllib.parse").parse.parse_qsl(body.decode()))
                     if fake.mode == "error":
                         reply = {"ok": False, "error": "channel_not_found"}
                     else:
@@ -93,3 +110,22 @@ def test_undelivered_messages_wait_and_go_out_next_time(slack, tmp_path, mode):
     assert notifier.send(alert("Next", "second message"))
     assert [p["text"].split(":")[0] for p in slack.posted] == ["Document refresh", "Next"]
     assert outbox.read() == []
+
+
+def test_report_with_a_chart_is_posted_then_uploaded(slack, tmp_path):
+    chart = tmp_path / "chart.png"
+    chart.write_bytes(b"\x89PNG fake chart")
+    outbox = Outbox(tmp_path / "outbox.jsonl")
+    notifier = SlackNotifier("xoxb-test", "C123", outbox, base_url=slack.url, timeout=2)
+    notifier.client.retry_handlers.clear()
+    message = refresh_report(REPORT, "file:///docs")
+    message.files = [str(chart)]
+    slack.mode = "upload_down"
+    assert not notifier.send(message)
+    assert len(slack.posted) == 1 and slack.uploads == []
+    [waiting] = outbox.read()
+    assert waiting["posted"] is True and waiting["files"] == [str(chart)]
+    slack.mode = "ok"
+    assert notifier.flush() == (1, 0)
+    assert len(slack.posted) == 1, "the text was not posted twice"
+    assert slack.uploads and b"fake chart" in slack.uploads[0]

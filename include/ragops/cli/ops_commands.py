@@ -1,0 +1,47 @@
+"""eval and monitor: the evaluation and monitoring capabilities from the command line."""
+
+from __future__ import annotations
+
+from ragops.cli import command
+from ragops.config import Settings
+
+
+@command("eval")
+def evaluate(args):
+    from ragops.evaluation.report import gate, post_reports
+    from ragops.evaluation.runner import EvaluationRegression, run_evaluation
+
+    settings = Settings()
+    reports = run_evaluation(settings, args.testset, url=args.url)
+    if not args.no_report:
+        post_reports(settings, reports)
+    stable = reports[0]
+    payload = {"metrics": stable.metrics, "n": stable.n, "run_id": stable.run_id, "regressed": stable.regressed,
+               "releases": [r.to_dict() for r in reports]}
+    human = "\n".join(f"{r.release} ({r.variant}) run {r.run_id}: " + ", ".join(f"{k}={v:.3f}" for k, v in r.metrics.items())
+                      + (" REGRESSED" if r.regressed else "") for r in reports)
+    try:
+        gate(reports)
+    except EvaluationRegression as exc:
+        payload["error"] = exc.to_dict()["error"]
+        return payload, human + f"\n{exc}", exc.exit_code
+    return payload, human, 0
+
+
+@command("monitor")
+def monitor(args):
+    from ragops.monitoring.review import review
+
+    result = review(Settings(), since=args.since)
+    human = result.summary_text()
+    return result.to_dict(), human, 0
+
+
+def add_parsers(sub, common) -> None:
+    p = sub.add_parser("eval", parents=[common], help="evaluate the stable (and candidate) release on a test set")
+    p.add_argument("--testset", help="JSONL test set (default: RAGOPS_EVAL_TESTSET or the bundled one)")
+    p.add_argument("--url", help="evaluate a running serving app at this base URL instead of in process")
+    p.add_argument("--no-report", action="store_true", help="do not post the report to Slack / the outbox")
+
+    p = sub.add_parser("monitor", parents=[common], help="request metrics, SLOs and health over a window")
+    p.add_argument("--since", default="24h", help="window length, e.g. 24h, 90m, 7d (default 24h)")

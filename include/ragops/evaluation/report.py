@@ -1,0 +1,52 @@
+"""Post evaluation results to Slack (with a trend chart) and gate on regressions."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from ragops.config import Settings
+from ragops.evaluation.runner import EvalReport, EvaluationRegression
+from ragops.notify import build_notifier
+from ragops.notify.blocks import eval_report
+from ragops.notify.charts import trend_chart
+from ragops.registry import Registry
+from ragops.registry.models import EvalRun
+
+TREND = ["answer_token_recall", "hit_rate", "doc_mrr", "context_mrr"]
+
+
+def post_reports(settings: Settings, reports: list[EvalReport], registry: Registry | None = None,
+                 notifier=None) -> list[str]:
+    """One Slack message per evaluated release; returns the chart paths."""
+    registry = registry or Registry(settings.registry_url)
+    notifier = notifier or build_notifier(settings)
+    charts = []
+    for report in reports:
+        with registry.session() as s:
+            run = s.get(EvalRun, report.run_id)
+            history = s.scalars(select(EvalRun).where(EvalRun.testset_hash == run.testset_hash,
+                                                      EvalRun.variant == run.variant, EvalRun.id <= run.id)
+                                .order_by(EvalRun.id.desc()).limit(12)).all()
+            points = [(r.created_at, dict(r.metrics)) for r in reversed(history)]
+            previous = dict(history[1].metrics) if len(history) > 1 else None
+        chart = trend_chart(points, [m for m in TREND if m in report.metrics],
+                            settings.home / "charts" / f"eval-{report.run_id}.png",
+                            f"Evaluation trend: {report.release} ({report.variant})")
+        charts.append(str(chart))
+        notifier.send(eval_report(report.to_dict(), previous, str(chart)))
+    return charts
+
+
+def gate(reports: list[EvalReport]) -> None:
+    """Fail loudly when any evaluated release regressed, naming metrics and questions."""
+    failed = [r for r in reports if r.regressed]
+    if not failed:
+        return
+    parts = []
+    for r in failed:
+        c = r.comparison
+        metrics = ", ".join(f"{d['metric']} {d['previous']:.3f}→{d['current']:.3f}" for d in c["drops"])
+        floors = ", ".join(f"{b['metric']} {b['current']:.3f}<{b['floor']:.3f}" for b in c["below_floor"])
+        questions = ", ".join(q["id"] for q in c["questions"][:10])
+        parts.append(f"{r.release} ({r.variant}, run {r.run_id}): {metrics or floors}; questions: {questions or 'none named'}")
+    raise EvaluationRegression("evaluation regressed: " + " | ".join(parts))

@@ -1,0 +1,73 @@
+"""evaluation, monitoring_review and health_probe end to end with dag.test(); Slack messages checked in the outbox."""
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from conftest import DAGS
+
+DOCS = DAGS.parent / "docs"
+
+
+@pytest.fixture
+def docs_indexed(ragops_env, embedder, monkeypatch):
+    from ragops.ingest.refresh import Refresher
+
+    monkeypatch.setenv("RAGOPS_SOURCE", DOCS.as_uri())
+    Refresher(ragops_env.model_copy(update={"source": DOCS.as_uri()}), embedder=embedder).run()
+    return ragops_env
+
+
+def _states(run):
+    return {ti.task_id: ti.state for ti in run.get_task_instances()}
+
+
+@pytest.mark.slow
+def test_evaluation_dag_reports_with_a_chart(dagbag, docs_indexed, outbox):
+    run = dagbag.dags["evaluation"].test()
+    assert run.state == "success", _states(run)
+    [report] = [m for m in outbox() if m["text"].startswith("Evaluation")]
+    assert "Evaluation ok: live (stable) on 12 questions" in report["text"]
+    assert report["files"] and report["files"][0].endswith(".png")
+    assert (docs_indexed.home / "charts").exists()
+
+
+@pytest.mark.slow
+def test_evaluation_dag_fails_red_on_regression(dagbag, docs_indexed, outbox, monkeypatch):
+    monkeypatch.setenv("RAGOPS_EVAL_FLOORS", '{"hit_rate": 1.01}')  # an unreachable floor: a regression
+    run = dagbag.dags["evaluation"].test()
+    assert run.state == "failed" and _states(run)["gate"] == "failed" and _states(run)["post_report"] == "success"
+    messages = outbox()
+    assert any("REGRESSED" in m["text"] for m in messages)
+    assert any(m["kind"] == "alert" and "evaluation regressed" in m["text"] for m in messages)
+
+
+@pytest.mark.slow
+def test_monitoring_review_posts_the_digest(dagbag, ragops_env, outbox):
+    from ragops.monitoring.events import EventWriter
+    from ragops.registry import Registry
+
+    writer = EventWriter(Registry(ragops_env.registry_url))
+    now = datetime.now(timezone.utc)
+    for i in range(40):
+        writer.record("request", ts=now - timedelta(minutes=i * 5), request_id=str(i), endpoint="/v1/ask", user_hash="u",
+                      variant="canary" if i % 10 == 0 else "stable", release_id=1, latency_ms=5000.0 if i < 4 else 40.0,
+                      status=503 if i < 4 else 200, fallback="llm_unavailable" if i < 4 else None, chunk_ids=[])
+    writer.close()
+    run = dagbag.dags["monitoring_review"].test()
+    assert run.state == "success"
+    messages = outbox()
+    digest = next(m for m in messages if m["text"].startswith("Daily health digest"))
+    assert "40 requests" in digest["text"] and "error rate 10.00%" in digest["text"]
+    assert digest["files"] and digest["files"][0].endswith(".png")
+    breaches = [m for m in messages if m["text"].startswith("SLO breached")]
+    assert {b["text"].split(":")[1].strip() for b in breaches} >= {"error rate", "p95 latency"}
+
+
+@pytest.mark.slow
+def test_health_probe_alerts_once(dagbag, ragops_env, outbox, monkeypatch):
+    monkeypatch.setenv("RAGOPS_PUBLIC_URL", "http://127.0.0.1:9")
+    for _ in range(2):
+        assert dagbag.dags["health_probe"].test().state == "success"
+    downs = [m for m in outbox() if m["text"].endswith("is down: no live index version") or " is down" in m["text"]]
+    assert sorted(m["text"].split(" is down")[0] for m in downs) == ["index", "serving"]

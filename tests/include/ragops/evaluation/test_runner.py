@@ -1,0 +1,88 @@
+"""The runner on the bundled test set, on the shared RHDH dev set, and catching a deliberately degraded index."""
+
+import json
+
+import pytest
+from sqlalchemy import func, select
+
+from ragops.evaluation.report import gate, post_reports
+from ragops.evaluation.runner import EvaluationRegression, run_evaluation
+from ragops.evaluation.testset import load_testset
+from ragops.ingest.refresh import Refresher
+from ragops.registry import Registry
+from ragops.registry.models import EvalResult, EvalRun
+
+DOCS = __import__("pathlib").Path(__file__).resolve().parents[4] / "docs"
+
+
+@pytest.fixture
+def docs_index(settings, embedder):
+    settings = settings.model_copy(update={"source": DOCS.as_uri()})
+    Refresher(settings, embedder=embedder).run()
+    return settings
+
+
+def test_bundled_testset_scores_and_is_stored(docs_index, embedder):
+    from ragops.answer.pipeline import AnswerService
+
+    service = AnswerService(docs_index, embedder=embedder)
+    [report] = run_evaluation(docs_index, service=service)
+    n = len(load_testset().items)
+    assert report.n == n and report.variant == "stable" and report.generator == "extractive"
+    assert report.metrics["hit_rate"] >= 0.8 and report.metrics["doc_mrr"] >= 0.8
+    assert {"non_llm_context_recall", "rouge_score", "answer_token_recall", "context_mrr"} <= set(report.metrics)
+    with Registry(docs_index.registry_url).session() as s:
+        assert s.scalar(select(func.count()).select_from(EvalResult).where(EvalResult.run_id == report.run_id)) == n
+        assert s.get(EvalRun, report.run_id).testset_hash == load_testset().sha256
+
+
+def test_degraded_index_is_caught_as_a_regression(docs_index, embedder, tmp_path):
+    from ragops.answer.pipeline import AnswerService
+
+    [baseline] = run_evaluation(docs_index, service=AnswerService(docs_index, embedder=embedder))
+    assert not baseline.regressed
+    corpus = tmp_path / "half"
+    corpus.mkdir()
+    kept = ["index.md", "getting-started.md", "cli.md", "serving.md"]
+    for name in kept:
+        (corpus / name).write_text((DOCS / name).read_text())
+    degraded = docs_index.model_copy(update={"source": corpus.as_uri()})
+    Refresher(degraded, embedder=embedder).run(allow_mass_delete=True)  # the refresh.md, configuration.md... are gone
+    [report] = run_evaluation(degraded, service=AnswerService(degraded, embedder=embedder, rollout_ttl_s=0))
+    assert report.regressed and report.comparison["previous_run_id"] == baseline.run_id
+    named = {q["id"] for q in report.comparison["questions"]}
+    gone = {i.id for i in load_testset().items if not set(i.reference_doc_ids) & set(kept)}
+    assert named and named <= gone and len(named) >= len(gone) // 2
+    with pytest.raises(EvaluationRegression, match="hit_rate|doc_mrr"):
+        gate([report])
+    post_reports(degraded, [report])
+    message = json.loads((degraded.home / "outbox.jsonl").read_text().splitlines()[-1])
+    assert message["kind"] == "alert" and "REGRESSED" in message["text"] and message["files"][0].endswith(".png")
+    assert any(q in json.dumps(message["blocks"]) for q in named)
+
+
+def test_runner_on_the_shared_rhdh_dev_set(rhdh, tmp_path, embedder):
+    """A subset of the dev set whose answers lie in four indexed guides (the full set is bench/eval.py)."""
+    from ragops.answer.pipeline import AnswerService
+    from ragops.config import Settings
+
+    guides = ["audit-log", "telemetry", "techdocs", "adoption-insights"]
+    corpus = tmp_path / "rhdh"
+    corpus.mkdir()
+    texts = {}
+    for guide in guides:
+        texts[guide] = (rhdh / "docs" / guide / "master.txt").read_text()
+        (corpus / f"{guide}.txt").write_text(texts[guide])
+    normalized = {g: " ".join(t.split()) for g, t in texts.items()}
+    subset = tmp_path / "dev-subset.jsonl"
+    with open(subset, "w") as out:
+        for line in (rhdh / "dev.jsonl").read_text().splitlines():
+            item = json.loads(line)
+            probe = " ".join(item["reference_contexts"][0].split())[-200:]
+            if any(probe in t for t in normalized.values()):
+                out.write(line + "\n")
+    settings = Settings(home=tmp_path / "home", source=corpus.as_uri())
+    Refresher(settings, embedder=embedder).run()
+    [report] = run_evaluation(settings, str(subset), service=AnswerService(settings, embedder=embedder))
+    assert report.n >= 5
+    assert report.metrics["answer_token_recall"] >= 0.7 and report.metrics["context_hit@5"] >= 0.7
