@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     slo_error_rate: float = 0.01
     slo_availability: float = 0.995
 
+    rollout_stages: list[float] = Field(default_factory=lambda: [10.0, 25.0, 50.0, 100.0])
+    rollout_min_window_minutes: float = 30.0
+    rollout_min_requests: int = 50
+
     redis_url: str | None = None
     rate_limit_enabled: bool = True
     request_events: bool = True  # one registry row per request; off only to measure its cost

@@ -7,7 +7,8 @@ import sys
 
 from conftest import DAGS
 
-EXPECTED = {"document_refresh", "source_watch", "evaluation", "monitoring_review", "health_probe"}
+EXPECTED = {"document_refresh", "source_watch", "evaluation", "monitoring_review", "health_probe", "reindex",
+            "canary_rollout", "mcp_permission_audit"}
 
 
 def test_no_import_errors(dagbag):

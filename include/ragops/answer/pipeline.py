@@ -60,6 +60,7 @@ class AnswerService:
         self.tools = tools or []
         self.rollout_ttl_s = rollout_ttl_s
         self._rollout: tuple[float, Rollout, int | None] | None = None
+        self._resolved: dict[int, int] = {}
         self._retrievers: dict[int, Retriever] = {}
         self._lock = threading.Lock()
         ensure_default_release(self.registry)
@@ -70,13 +71,25 @@ class AnswerService:
         cached = self._rollout
         if cached and time.monotonic() - cached[0] < self.rollout_ttl_s:
             return cached[1], cached[2]
-        from ragops.registry.db import live_index_version
+        from ragops.registry.db import live_index_version, resolve_index_version
 
         rollout = current_rollout(self.registry)
         with self.registry.session() as s:
             live = live_index_version(s)
+            pinned = {r.index_version_id for r in (rollout.stable, rollout.candidate) if r and r.index_version_id}
+            self._resolved = {v: getattr(resolve_index_version(s, v), "id", v) for v in pinned}
         self._rollout = (time.monotonic(), rollout, live.id if live else None)
         return rollout, self._rollout[2]
+
+    def _resolve(self, version_id: int) -> int:
+        resolved = self._resolved
+        if version_id not in resolved:
+            from ragops.registry.db import resolve_index_version
+
+            with self.registry.session() as s:
+                resolved[version_id] = getattr(resolve_index_version(s, version_id), "id", version_id)
+            self._resolved = resolved
+        return resolved[version_id]
 
     def route(self, user_key: str, release: ReleaseInfo | None = None) -> tuple[str, ReleaseInfo, int | None]:
         """The variant, release and index version for a user; `release` pins one (evaluation, probes)."""
@@ -85,7 +98,7 @@ class AnswerService:
             variant = "canary" if rollout.candidate and release.id == rollout.candidate.id else "stable"
         else:
             variant, release = rollout.variant_for(user_key)
-        return variant, release, release.index_version_id or live
+        return variant, release, self._resolve(release.index_version_id) if release.index_version_id else live
 
     def retriever(self, index_version_id: int | None) -> Retriever:
         if index_version_id is None:

@@ -29,6 +29,8 @@ class Retriever:
             version = s.get(IndexVersion, index_version) if index_version else live_index_version(s)
         if version is None:
             raise StoreUnavailable("there is no index yet: run `ragops refresh` (or the document_refresh DAG) first")
+        if version.embedding_model != self.embedder.model_name:  # queries must be embedded like the index was
+            self.embedder = Embedder(version.embedding_model, self.settings.embed_batch_size)
         store = store or open_store(self.settings, version.collection)
         store.checkout(version.store_version)
         return version.id, store

@@ -2,7 +2,8 @@
 
 
 def add_parsers(sub, common) -> None:
-    from ragops.cli import ops_commands, serving_commands
+    from ragops.cli import change_commands, ops_commands, serving_commands
 
     serving_commands.add_parsers(sub, common)
     ops_commands.add_parsers(sub, common)
+    change_commands.add_parsers(sub, common)

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "sentence_transformers", "great_expectations", "alembic", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    from ragops.cli import commands, ops_commands, serving_commands  # noqa: F401  (register the commands)
+    from ragops.cli import change_commands, commands, ops_commands, serving_commands  # noqa: F401  (register)
 
     try:
         result = COMMANDS[args.command](args)

@@ -64,6 +64,24 @@ def _decode(doc: SourceDocument) -> tuple[str | None, bool]:
         return None, binary
 
 
+def process_documents(settings: Settings, embedder: Embedder, listed: dict[str, SourceDocument],
+                      uris: list[str]) -> tuple[dict[str, list], dict[str, str], dict[str, str]]:
+    """Decode, parse, chunk and validate documents: (chunks by uri, titles by uri, quarantine reasons by uri)."""
+    max_tokens = settings.chunk_max_tokens or embedder.max_tokens
+    facts, chunks_by_doc, titles = [], {}, {}
+    for uri in uris:
+        doc = listed[uri]
+        text, binary = _decode(doc)
+        chunks, text_chars = [], 0
+        if text is not None and not binary and doc.size_bytes <= settings.max_document_bytes:
+            parsed = parse(text, uri)
+            text_chars, titles[uri] = parsed.text_chars, parsed.title
+            chunks = chunk_document(parsed, uri, max_tokens, embedder.count_tokens) if text_chars else []
+        chunks_by_doc[uri] = chunks
+        facts.append(DocumentFacts(uri, doc.size_bytes, text is not None, binary, text_chars, len(chunks)))
+    return chunks_by_doc, titles, validate_documents(facts, settings.max_document_bytes)
+
+
 class Refresher:
     def __init__(self, settings: Settings, registry: Registry | None = None, store: IndexStore | None = None,
                  embedder: Embedder | None = None):
@@ -75,8 +93,11 @@ class Refresher:
 
     @property
     def store(self) -> IndexStore:
+        """The live collection: refreshes keep writing to whichever collection was last promoted."""
         if self._store is None:
-            self._store = open_store(self.settings)
+            with self.registry.session() as s:
+                live = live_index_version(s)
+            self._store = open_store(self.settings, live.collection if live else "chunks")
         return self._store
 
     # -- step 1 ---------------------------------------------------------------------------------
@@ -101,21 +122,7 @@ class Refresher:
         plan = plan_refresh({u: d.fingerprint for u, d in listed.items()}, indexed, full=full)
         check_guards(plan, len(listed), len(indexed), self.settings.mass_delete_ratio, allow_mass_delete)
 
-        max_tokens = self.settings.chunk_max_tokens or self.embedder.max_tokens
-        facts, chunks_by_doc, titles = [], {}, {}
-        for uri in plan.to_process:
-            doc = listed[uri]
-            text, binary = _decode(doc)
-            chunks = []
-            text_chars = 0
-            if text is not None and not binary and doc.size_bytes <= self.settings.max_document_bytes:
-                parsed = parse(text, uri)
-                text_chars, titles[uri] = parsed.text_chars, parsed.title
-                chunks = chunk_document(parsed, uri, max_tokens, self.embedder.count_tokens) if text_chars else []
-            chunks_by_doc[uri] = chunks
-            facts.append(DocumentFacts(uri, doc.size_bytes, text is not None, binary, text_chars, len(chunks)))
-        reasons = validate_documents(facts, self.settings.max_document_bytes)
-
+        chunks_by_doc, titles, reasons = process_documents(self.settings, self.embedder, listed, plan.to_process)
         good = [u for u in plan.to_process if u not in reasons]
         staged = [c for u in good for c in chunks_by_doc[u]]
         to_embed = self.cache.missing([c.chunk_hash for c in staged])

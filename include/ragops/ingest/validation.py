@@ -75,3 +75,18 @@ def validate_documents(facts: list[DocumentFacts], max_bytes: int) -> dict[str, 
         for row in outcome.result.get("unexpected_index_list") or []:
             reasons.setdefault(row["uri"], []).append(_reason(config.type, column, max_bytes))
     return {uri: "; ".join(dict.fromkeys(r)) for uri, r in reasons.items()}
+
+
+def validate_chunks(frame: pd.DataFrame) -> list[str]:
+    """GX checks on an index's chunks (chunk_id, doc_uri, text); returns readable problems, empty when clean."""
+    if frame.empty:
+        return ["the index has no chunks"]
+    gx, batch_definition = _gx_batch_definition()
+    suite = gx.ExpectationSuite(name="ragops_chunks")
+    E = gx.expectations
+    suite.add_expectation(E.ExpectColumnValuesToBeUnique(column="chunk_id"))
+    suite.add_expectation(E.ExpectColumnValuesToNotBeNull(column="doc_uri"))
+    suite.add_expectation(E.ExpectColumnValueLengthsToBeBetween(column="text", min_value=1))
+    result = batch_definition.get_batch(batch_parameters={"dataframe": frame}).validate(suite)
+    return [f"{r.expectation_config.type} on {r.expectation_config.kwargs.get('column')}: "
+            f"{r.result.get('unexpected_count', 0)} bad rows" for r in result.results if not r.success]

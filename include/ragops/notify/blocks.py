@@ -107,3 +107,38 @@ def health_transition(component: str, ok: bool, detail: str, since: str | None) 
                                                              + (f" (down since {since})" if since else "")}}],
                        kind="report")
     return alert(f"{component} is down", detail, "check the component; you will hear once more when it recovers")
+
+
+def rollout_decision(decision: dict) -> Message:
+    icon = {"rollback": ":rewind:", "abort": ":no_entry:", "complete": ":tada:", "promote": ":arrow_up:",
+            "hold": ":hourglass:", "start": ":rocket:"}.get(decision["decision"], ":gear:")
+    text = (f"Rollout {decision['decision']}: {decision['candidate'] or 'no candidate'} "
+            f"{decision['from_percent']:g}% → {decision['to_percent']:g}%: {decision['reason']}")
+    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": f"{icon} *{text}*"[:2900]}}]
+    evidence = decision.get("evidence") or {}
+    if evidence.get("canary"):
+        c, s = evidence["canary"], evidence["stable"]
+        blocks.append(_fields({
+            "Canary requests": c["requests"], "Stable requests": s["requests"],
+            "Error rate (canary / stable)": f"{c['error_rate']:.2%} / {s['error_rate']:.2%}",
+            "Fallback rate (canary / stable)": f"{c['fallback_rate']:.2%} / {s['fallback_rate']:.2%}",
+            "p95 ms (canary / stable)": f"{c['p95_ms']} / {s['p95_ms']}",
+            "Tests": ", ".join(f"{k}={v}" for k, v in (evidence.get("tests") or {}).items())}))
+    kind = "alert" if decision["decision"] in ("rollback", "abort") else "report"
+    return Message(text[:3000], blocks, kind=kind)
+
+
+def audit_report(report: dict) -> Message:
+    counts = report["counts"]
+    worst = next((s for s in ("critical", "high", "medium", "low", "info") if counts.get(s)), None)
+    headline = (f"MCP permission audit {report['period_start'][:10]} → {report['period_end'][:10]}: "
+                + (", ".join(f"{counts[s]} {s}" for s in ("critical", "high", "medium", "low", "info") if counts.get(s))
+                   or "no findings"))
+    blocks = [{"type": "header", "text": {"type": "plain_text", "text": "MCP permission audit"}},
+              {"type": "section", "text": {"type": "mrkdwn", "text": headline}}]
+    icons = {"critical": ":red_circle:", "high": ":large_orange_circle:", "medium": ":large_yellow_circle:",
+             "low": ":white_circle:", "info": ":information_source:"}
+    lines = [f"{icons[f['severity']]} *{f['severity']}* {f['message']}" for f in report["findings"][:25]]
+    if lines:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:2900]}})
+    return Message(headline, blocks, kind="alert" if worst in ("critical", "high") else "report")

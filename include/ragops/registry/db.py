@@ -131,3 +131,21 @@ def live_index_version(session: Session):
     return session.scalars(
         select(IndexVersion).where(IndexVersion.status == "live").order_by(IndexVersion.id.desc()).limit(1)
     ).first()
+
+
+def resolve_index_version(session: Session, version_id: int):
+    """The newest version of the collection that `version_id` belongs to.
+
+    A release pins a collection through one of its versions; refreshes of that collection then keep the release
+    current, while another collection (a blue/green candidate, or the one before a promotion) stays untouched.
+    """
+    from ragops.registry.models import IndexVersion
+
+    pinned = session.get(IndexVersion, version_id)
+    if pinned is None:
+        return None
+    return session.scalars(
+        select(IndexVersion)
+        .where(IndexVersion.collection == pinned.collection, IndexVersion.status != "rejected")
+        .order_by(IndexVersion.id.desc()).limit(1)
+    ).first() or pinned

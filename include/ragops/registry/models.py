@@ -142,6 +142,9 @@ class RolloutState(Base):
     candidate_release_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("releases.id"), nullable=True)
     candidate_percent: Mapped[float] = mapped_column(Float, default=0.0)
     status: Mapped[str] = mapped_column(String(32), default="idle")  # idle|running|paused|rolled_back|promoted
+    stage: Mapped[int] = mapped_column(Integer, default=0)  # index into the stages, e.g. 10 -> 25 -> 50 -> 100
+    stage_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    previous_stable_release_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_by: Mapped[str] = mapped_column(String(256), default="")
 
@@ -230,3 +233,39 @@ class ComponentState(Base):
     ok: Mapped[bool] = mapped_column()
     since: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class RolloutDecision(Base):
+    """Every gate verdict and manual action, with the evidence it was taken on."""
+
+    __tablename__ = "rollout_decisions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    candidate_release_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    decision: Mapped[str] = mapped_column(String(32))  # start|promote|hold|rollback|pause|resume|abort|complete
+    from_percent: Mapped[float] = mapped_column(Float, default=0.0)
+    to_percent: Mapped[float] = mapped_column(Float, default=0.0)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    evidence: Mapped[dict] = mapped_column(JSON, default=dict)
+    actor: Mapped[str] = mapped_column(String(256), default="gate")
+
+
+class AuditRun(Base):
+    __tablename__ = "audit_runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    period_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    period_end: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    permissions_snapshot: Mapped[dict] = mapped_column(JSON, default=dict)
+    counts: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class AuditFinding(Base):
+    __tablename__ = "audit_findings"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(Integer, ForeignKey("audit_runs.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(16))  # info|low|medium|high|critical
+    client: Mapped[str] = mapped_column(String(128), default="")
+    message: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[dict] = mapped_column(JSON, default=dict)
