@@ -33,6 +33,7 @@ test: dev
 bench: install
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/serve.py
+	$(BIN)/python bench/eval.py
 
 clean:
 	rm -rf .ragops .pytest_cache

@@ -40,10 +40,15 @@ from _ragops_airflow import default_args, settings
 def canary_rollout():
     @task
     def rollout_step(params=None, run_id=None) -> dict:
-        from ragops.rollout.machine import act
+        from airflow.sdk.exceptions import AirflowFailException
 
-        return act(settings(), params["action"], release=params["release"] or None, actor=f"airflow:{run_id}",
-                   probe_requests=params["probe_requests"])
+        from ragops.rollout.machine import RolloutError, act
+
+        try:
+            return act(settings(), params["action"], release=params["release"] or None, actor=f"airflow:{run_id}",
+                       probe_requests=params["probe_requests"])
+        except RolloutError as exc:
+            raise AirflowFailException(str(exc)) from exc  # a refused action: retrying it changes nothing
 
     rollout_step()
 

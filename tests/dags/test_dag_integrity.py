@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from conftest import DAGS
+from support import DAGS
 
 EXPECTED = {"document_refresh", "source_watch", "evaluation", "monitoring_review", "health_probe", "reindex",
             "canary_rollout", "mcp_permission_audit"}

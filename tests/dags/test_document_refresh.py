@@ -5,6 +5,10 @@ import json
 import pytest
 
 
+# dag.test() keeps the last run_conf in the DAG's params, so every run passes all of them explicitly
+DEFAULTS = {"source": "", "full_rebuild": False, "allow_mass_delete": False}
+
+
 def _states(run):
     return {(ti.task_id, ti.map_index): ti.state for ti in run.get_task_instances()}
 
@@ -17,7 +21,7 @@ def _outbox(settings):
 @pytest.mark.slow
 def test_document_refresh_end_to_end(dagbag, ragops_env, corpus):
     (corpus / "broken.md").write_bytes(b"\x00\x01\x02")
-    run = dagbag.dags["document_refresh"].test()
+    run = dagbag.dags["document_refresh"].test(run_conf=DEFAULTS)
     states = _states(run)
     assert run.state == "success", states
     assert states[("embed", 0)] == "success" and states[("publish_index", -1)] == "success"
@@ -29,7 +33,7 @@ def test_document_refresh_end_to_end(dagbag, ragops_env, corpus):
     hits = Retriever(ragops_env).search("what does the serving app do under heavy traffic", k=1)
     assert hits[0].doc_uri.endswith("page.html")
 
-    again = dagbag.dags["document_refresh"].test()
+    again = dagbag.dags["document_refresh"].test(run_conf=DEFAULTS)
     states = _states(again)
     assert again.state == "success"
     assert states[("publish_index", -1)] == "skipped"  # nothing changed: no index asset event
@@ -38,25 +42,25 @@ def test_document_refresh_end_to_end(dagbag, ragops_env, corpus):
 
 @pytest.mark.slow
 def test_blocked_refresh_fails_and_alerts(dagbag, ragops_env, corpus):
-    assert dagbag.dags["document_refresh"].test().state == "success"
+    assert dagbag.dags["document_refresh"].test(run_conf=DEFAULTS).state == "success"
     for p in list(corpus.rglob("*.*"))[:3]:
         p.unlink()
-    run = dagbag.dags["document_refresh"].test()
+    run = dagbag.dags["document_refresh"].test(run_conf=DEFAULTS)
     assert run.state == "failed"
     assert _states(run)[("prepare", -1)] == "failed"
     alerts = [m for m in _outbox(ragops_env) if m["kind"] == "alert"]
     assert len(alerts) == 1 and "allow-mass-delete" in alerts[0]["text"]
-    run = dagbag.dags["document_refresh"].test(run_conf={"allow_mass_delete": True})
+    run = dagbag.dags["document_refresh"].test(run_conf=DEFAULTS | {"allow_mass_delete": True})
     assert run.state == "success"
 
 
 @pytest.mark.slow
 def test_source_watch_starts_a_refresh_only_on_change(dagbag, ragops_env, corpus):
     watch = dagbag.dags["source_watch"]
-    first = watch.test()
+    first = watch.test(run_conf={"source": ""})
     assert _states(first)[("announce_change", -1)] == "success"  # nothing indexed yet: everything is new
-    assert dagbag.dags["document_refresh"].test().state == "success"
-    quiet = watch.test()
+    assert dagbag.dags["document_refresh"].test(run_conf=DEFAULTS).state == "success"
+    quiet = watch.test(run_conf={"source": ""})
     assert _states(quiet)[("announce_change", -1)] == "skipped"
     (corpus / "notes.txt").write_text("# Slack\n\nReports go elsewhere now.\n")
-    assert _states(watch.test())[("announce_change", -1)] == "success"
+    assert _states(watch.test(run_conf={"source": ""}))[("announce_change", -1)] == "success"

@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import DAGS
+from support import DAGS
 
 DOCS = DAGS.parent / "docs"
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import events
+from support import events
 
 
 def test_ask_answers_with_citations_and_is_labelled_extractive(make_client, indexed):

@@ -2,7 +2,7 @@
 
 import time
 
-from conftest import events
+from support import events
 from ragops.monitoring.events import EventWriter
 from ragops.registry import Registry
 

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from conftest import events, live_server
+from support import events, live_server
 from ragops.answer.llm import CircuitBreaker, OpenAIChatModel
 from ragops.answer.tools import ToolConfig
 
@@ -113,7 +113,7 @@ def test_tool_failure_or_timeout_is_explained(make_client, indexed, hanging_tool
 
 
 def test_unreachable_tool_server_is_tool_failed(make_client):
-    from conftest import free_port
+    from support import free_port
 
     tools = [ToolConfig(url=f"http://127.0.0.1:{free_port()}/mcp/", tool="anything", timeout_s=2.0)]
     _expect(make_client(tools=tools).post("/v1/ask", json={"question": "What blocks a mass delete?"}), 200, "tool_failed")

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from conftest import live_server
+from support import live_server
 from ragops.audit.permissions import hash_token
 from ragops.registry import Registry
 from ragops.registry.models import McpAccessLog

@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from conftest import events
+from support import events
 from serving.ratelimit import RateLimiter
 
 

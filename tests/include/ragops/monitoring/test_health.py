@@ -15,8 +15,6 @@ def test_transitions_alert_once_down_and_once_up(tmp_path):
 
 
 def test_probes_against_a_dead_serving_url(indexed):
-    from conftest import REPO  # noqa: F401
-
     result = probe_and_alert(indexed, serving_url="http://127.0.0.1:9")  # nothing listens on the discard port
     assert result["probes"] == {"registry": True, "index": True, "serving": False}
     assert result["alerts"] == ["serving:down"]

@@ -1,0 +1,109 @@
+"""Helpers shared by the tests: fake peers (an OpenAI-compatible LLM), a live uvicorn server, registry reads."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DAGS = REPO / "dags"
+
+
+class FakeLLM:
+    """Speaks the OpenAI chat-completions protocol; `mode` injects outages: ok, slow, error, malformed, empty."""
+
+    def __init__(self):
+        self.mode = "ok"
+        self.calls = 0
+        self.last_prompt = ""
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _send(self, status, body: bytes, ctype="application/json"):
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                self._send(200, json.dumps({"object": "list", "data": [{"id": "test-model", "object": "model"}]}).encode())
+
+            def do_POST(self):
+                payload = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                fake.calls += 1
+                fake.last_prompt = payload["messages"][-1]["content"]
+                if fake.mode == "slow":
+                    time.sleep(2.0)
+                if fake.mode == "error":
+                    return self._send(500, b'{"error": {"message": "boom"}}')
+                if fake.mode == "malformed":
+                    return self._send(200, b'{"choices": [ {"message": ')
+                content = "" if fake.mode == "empty" else "Refreshes that delete too much are blocked by a guard [1]."
+                self._send(200, json.dumps({
+                    "id": "c1", "object": "chat.completion", "created": 0, "model": payload.get("model"),
+                    "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
+                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}).encode())
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def live_server(app):
+    """Run an ASGI app under uvicorn in a thread on 127.0.0.1 and a free port; yields the base URL."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
+                                           timeout_graceful_shutdown=2))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.time() + 60
+    while not server.started and time.time() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
+
+
+def events(settings, **where):
+    from sqlalchemy import select
+
+    from ragops.registry import Registry
+    from ragops.registry.models import RequestEvent
+
+    registry = Registry(settings.registry_url)
+    with registry.session() as s:
+        query = select(RequestEvent).order_by(RequestEvent.id)
+        for key, value in where.items():
+            query = query.where(getattr(RequestEvent, key) == value)
+        rows = s.scalars(query).all()
+    registry.dispose()
+    return rows
