@@ -107,3 +107,8 @@ def events(settings, **where):
         rows = s.scalars(query).all()
     registry.dispose()
     return rows
+
+
+def task_states(run) -> dict:
+    """{task_id: state} of a DAG run (unmapped tasks)."""
+    return {ti.task_id: ti.state for ti in run.get_task_instances()}

@@ -52,3 +52,14 @@ def outbox(ragops_env):
         return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
     return read
+
+
+@pytest.fixture
+def docs_indexed(ragops_env, embedder, monkeypatch):
+    """The repo's docs/ indexed into this test's home, with RAGOPS_SOURCE pointing at them for the tasks."""
+    from ragops.ingest.refresh import Refresher
+
+    docs = DAGS.parent / "docs"
+    monkeypatch.setenv("RAGOPS_SOURCE", docs.as_uri())
+    Refresher(ragops_env.model_copy(update={"source": docs.as_uri()}), embedder=embedder).run()
+    return ragops_env

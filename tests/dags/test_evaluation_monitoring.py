@@ -5,21 +5,13 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from support import DAGS
+from support import task_states as _states
 
 DOCS = DAGS.parent / "docs"
 
 
-@pytest.fixture
-def docs_indexed(ragops_env, embedder, monkeypatch):
-    from ragops.ingest.refresh import Refresher
-
-    monkeypatch.setenv("RAGOPS_SOURCE", DOCS.as_uri())
-    Refresher(ragops_env.model_copy(update={"source": DOCS.as_uri()}), embedder=embedder).run()
-    return ragops_env
 
 
-def _states(run):
-    return {ti.task_id: ti.state for ti in run.get_task_instances()}
 
 
 @pytest.mark.slow
