@@ -112,6 +112,12 @@ def test_low_traffic_holds_instead_of_promoting(platform):
     served = decision.evidence["canary"]["requests"]  # the 5 canary users, plus any "stable" user hashed into 10%
     assert decision.decision == "hold" and 5 <= served < 30 and f"only {served} canary requests" in decision.reason
     assert machine.status()["percent"] == 10
+    from ragops.rollout.probe import send_probes
+
+    sent = send_probes("", 10, 30, client=client)  # test-set questions from users hashed into the canary
+    assert sent == {"sent": 30, "statuses": {200: 30}}
+    client.app.state.events.flush()
+    assert machine.step().decision == "promote" and machine.status()["percent"] == 25
 
 
 def test_manual_rollback_at_any_stage_and_after_completion(platform):
