@@ -86,3 +86,30 @@ def test_runner_on_the_shared_rhdh_dev_set(rhdh, tmp_path, embedder):
     [report] = run_evaluation(settings, str(subset), service=AnswerService(settings, embedder=embedder))
     assert report.n >= 5
     assert report.metrics["answer_token_recall"] >= 0.7 and report.metrics["context_hit@5"] >= 0.7
+
+
+def test_llm_judged_metrics_call_the_configured_endpoint(docs_index, embedder):
+    """With RAGOPS_LLM_BASE_URL set, ragas' faithfulness, answer relevancy and context recall are judged by it.
+
+    The fake endpoint answers every prompt with the same sentence, which ragas cannot parse as a verdict, so the
+    scores are missing (None), and the run still completes and is stored: a judge outage never loses a run.
+    """
+    from support import FakeLLM
+
+    from ragops.answer.llm import OpenAIChatModel
+    from ragops.answer.pipeline import AnswerService
+
+    llm = FakeLLM()
+    try:
+        settings = docs_index.model_copy(update={"llm_base_url": llm.base_url, "llm_model": "test-model",
+                                                 "llm_timeout_s": 5.0})
+        service = AnswerService(settings, embedder=embedder, chat_model=OpenAIChatModel(llm.base_url, "test-model"))
+        [report] = run_evaluation(settings, service=service)
+    finally:
+        llm.close()
+    assert report.generator == "test-model" and report.n == len(load_testset().items)
+    judged = llm.calls - report.n  # one call per answer; the rest came from the ragas judges
+    assert judged > 0
+    with Registry(docs_index.registry_url).session() as s:
+        stored = s.scalars(select(EvalResult).where(EvalResult.run_id == report.run_id)).first()
+    assert {"faithfulness", "answer_relevancy"} & set(stored.metrics)
