@@ -32,17 +32,14 @@ def settings():
 
 
 def _connection(conn_id: str):
+    """The Airflow connection, or None when it is not defined (the env then configures ragops)."""
     from airflow.sdk import BaseHook
-    from airflow.sdk.exceptions import AirflowRuntimeError
+    from airflow.sdk.exceptions import AirflowNotFoundException
 
     try:
         return BaseHook.get_connection(conn_id)
-    except (AirflowRuntimeError, LookupError, ValueError):
+    except AirflowNotFoundException:
         return None
-    except Exception as exc:  # the connection backends raise their own types; none of them may block an alert
-        if type(exc).__name__ in ("AirflowNotFoundException", "ConnectionNotFound"):
-            return None
-        raise
 
 
 def alert_on_failure(context) -> None:

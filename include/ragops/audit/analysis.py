@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
 
-from ragops.audit.permissions import ClientGrant, Permissions
+from ragops.audit.permissions import Permissions
 from ragops.errors import RagopsError
 from ragops.registry import Registry
 from ragops.registry.models import AuditFinding, AuditRun, McpAccessLog

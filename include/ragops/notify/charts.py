@@ -15,6 +15,17 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, ax, path: Path, title: str) -> Path:
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def trend_chart(points: list[tuple[datetime, dict]], metrics: list[str], path: Path, title: str) -> Path:
     """One line per metric over evaluation runs, oldest first."""
     plt = _pyplot()
@@ -25,15 +36,8 @@ def trend_chart(points: list[tuple[datetime, dict]], metrics: list[str], path: P
         if ys:
             ax.plot(xs, ys, marker="o", label=name)
     ax.set_ylim(0, 1.05)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
     ax.legend(loc="lower left", fontsize=8)
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, ax, path, title)
 
 
 def latency_error_chart(buckets: list[dict], path: Path, title: str) -> Path:
@@ -46,11 +50,4 @@ def latency_error_chart(buckets: list[dict], path: Path, title: str) -> Path:
     ax2 = ax.twinx()
     ax2.bar(hours, [b["errors"] for b in buckets], width=0.03, color="tab:red", alpha=0.5, label="errors")
     ax2.set_ylabel("errors")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, ax, path, title)
