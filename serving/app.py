@@ -22,7 +22,7 @@ from ragops.answer.tools import ToolConfig
 from ragops.audit.permissions import Permissions
 from ragops.config import Settings
 from ragops.monitoring.events import EventWriter
-from ragops.rollout.state import hash_user
+from ragops.releases import hash_user
 from serving.mcp_server import LogMissingToken, build_mcp_server
 from serving.metrics import CONTENT_TYPE_LATEST, Metrics
 from serving.ratelimit import RateLimiter

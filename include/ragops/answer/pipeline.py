@@ -20,7 +20,7 @@ from ragops.errors import LLMUnavailable, StoreUnavailable, ToolFailed
 from ragops.index import SearchHit
 from ragops.ingest.embedding import Embedder
 from ragops.registry import Registry
-from ragops.rollout.state import ReleaseInfo, Rollout, current_rollout, ensure_default_release
+from ragops.releases import ReleaseInfo, Rollout, current_rollout, ensure_default_release
 
 SYSTEM_PROMPT = ("You answer questions about a documentation knowledge base using only the numbered context passages. "
                  "Cite the passages you use like [1]. If the passages do not contain the answer, say that no matching "
@@ -114,8 +114,11 @@ class AnswerService:
     # -- the two operations --------------------------------------------------------------------------
     async def search(self, question: str, user_key: str, k: int | None = None,
                      release: ReleaseInfo | None = None) -> AnswerResult:
-        started = time.perf_counter()
-        variant, release, version = self.route(user_key, release)
+        return await self._retrieve(question, self.route(user_key, release), k, time.perf_counter())
+
+    async def _retrieve(self, question: str, routed: tuple[str, ReleaseInfo, int | None], k: int | None,
+                        started: float) -> AnswerResult:
+        variant, release, version = routed
         config = DEFAULTS | release.answer_config
         result = AnswerResult("", [], None, 200, variant, release.name, release.id or None, 0.0)
         try:
@@ -130,12 +133,14 @@ class AnswerService:
 
     async def ask(self, question: str, user_key: str, k: int | None = None,
                   release: ReleaseInfo | None = None) -> AnswerResult:
+        """Route once: the search and the answer configuration both follow that one decision."""
         started = time.perf_counter()
-        searched, tool_texts = await self._search_and_tools(question, user_key, k, release)
+        routed = self.route(user_key, release)
+        searched, tool_texts = await self._search_and_tools(question, routed, k, started)
         if searched.fallback:
             return searched
         result = searched
-        config = DEFAULTS | self.route(user_key, release)[1].answer_config
+        config = DEFAULTS | routed[1].answer_config
         hits = [h for h in result.hits if h.similarity is None or h.similarity >= config["min_relevance"] * 0.8]
         if self.chat_model is None:
             text, used = extractive_answer(question, hits)
@@ -154,13 +159,12 @@ class AnswerService:
         result.latency_ms = (time.perf_counter() - started) * 1000
         return result
 
-    async def _search_and_tools(self, question: str, user_key: str, k: int | None,
-                                release: ReleaseInfo | None) -> tuple[AnswerResult, list[str]]:
+    async def _search_and_tools(self, question: str, routed: tuple[str, ReleaseInfo, int | None], k: int | None,
+                                started: float) -> tuple[AnswerResult, list[str]]:
         if not self.tools:
-            return await self.search(question, user_key, k, release), []
-        started = time.perf_counter()
+            return await self._retrieve(question, routed, k, started), []
         searched, *tool_results = await asyncio.gather(
-            self.search(question, user_key, k, release), *(call_tool(t, question) for t in self.tools),
+            self._retrieve(question, routed, k, started), *(call_tool(t, question) for t in self.tools),
             return_exceptions=True)
         if isinstance(searched, BaseException):
             raise searched

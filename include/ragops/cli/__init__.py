@@ -1,17 +1,17 @@
-"""The `ragops` command: a thin layer over the library (see the contract in DESIGN.md)."""
+"""The `ragops` command: a thin layer over the library (see the contract in DESIGN.md).
+
+One module per domain, each defining its sub-commands' parsers beside their handlers. A handler returns a payload,
+or (payload, human text, exit code); with `--json` the payload is printed as one JSON document.
+"""
 
 from __future__ import annotations
 
-from typing import Callable
-
-COMMANDS: dict[str, Callable] = {}
+import getpass
 
 
-def command(name: str):
-    """Register a sub-command handler: it returns a payload, or (payload, human text, exit code)."""
-
-    def register(fn):
-        COMMANDS[name] = fn
-        return fn
-
-    return register
+def actor() -> str:
+    """Who ran a command, for the decisions and approvals the registry records."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"

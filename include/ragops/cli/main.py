@@ -6,8 +6,12 @@ import argparse
 import json
 import logging
 import sys
-from ragops.cli import COMMANDS
+
+from ragops.cli import audit, evaluation, monitoring, refresh, rollout, serve
 from ragops.errors import RagopsError
+
+DOMAINS = (refresh, serve, evaluation, monitoring, rollout, audit)
+QUIET = ("httpx", "sentence_transformers", "great_expectations", "alembic", "urllib3")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,21 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", help="print exactly one JSON document on stdout")
     common.add_argument("-v", "--verbose", action="store_true", help="log debug output to stderr")
     sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("refresh", parents=[common], help="refresh the index from the document source")
-    p.add_argument("--source", help="source URI (default: RAGOPS_SOURCE, the repo's docs/)")
-    p.add_argument("--full", action="store_true", help="re-process every document, not only changed ones")
-    p.add_argument("--allow-mass-delete", action="store_true", help="override the shrinkage guard")
-
-    p = sub.add_parser("search", parents=[common], help="search the live index")
-    p.add_argument("query", nargs="?", help="the query (or use --batch)")
-    p.add_argument("-k", type=int, default=5, help="number of results (default 5)")
-    p.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
-    p.add_argument("--batch", metavar="FILE.jsonl", help='lines {"id","question"}; one output line per query')
-
-    from ragops.cli import extra
-
-    extra.add_parsers(sub, common)
+    for domain in DOMAINS:
+        domain.add_parsers(sub, common)
     return parser
 
 
@@ -38,12 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "sentence_transformers", "great_expectations", "alembic", "urllib3"):
+    for noisy in QUIET:
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    from ragops.cli import change_commands, commands, ops_commands, serving_commands  # noqa: F401  (register)
-
     try:
-        result = COMMANDS[args.command](args)
+        result = args.handler(args)
     except RagopsError as exc:
         emit(args, exc.to_dict(), human=f"error ({exc.code}): {exc}")
         return exc.exit_code

@@ -16,7 +16,7 @@ from ragops.evaluation.scoring import containment, llm_judges, ragas_scores
 from ragops.evaluation.testset import EvalSet, load_testset
 from ragops.registry import Registry
 from ragops.registry.models import EvalResult, EvalRun
-from ragops.rollout.state import ReleaseInfo, current_rollout
+from ragops.releases import ReleaseInfo, current_rollout
 
 log = logging.getLogger(__name__)
 SEARCH_K = 20  # as the RHDH baselines: 20 results per question, context cut at 4,000 characters

@@ -58,6 +58,17 @@ class IndexStore(Protocol):
 
     def chunk_ids(self) -> set[str]: ...
 
+    def rows(self, columns: Sequence[str]) -> list[dict]:
+        """Every chunk of the (pinned) version, with only `columns` (never the vectors unless asked)."""
+
+    def exists(self) -> bool: ...
+
+    def drop(self) -> None:
+        """Delete the whole collection."""
+
+    def close(self) -> None:
+        """Release the store's connections."""
+
     def version(self) -> int: ...
 
     def checkout(self, version: int) -> None:

@@ -135,14 +135,23 @@ class LanceStore:
         return self.table.count_rows() if self.exists() else 0
 
     def chunk_ids(self) -> set[str]:
-        if not self.exists():
-            return set()
-        return set(self.table.to_arrow().column("chunk_id").to_pylist())
+        return {r["chunk_id"] for r in self.rows(["chunk_id"])}
 
     def doc_uris(self) -> set[str]:
+        return {r["doc_uri"] for r in self.rows(["doc_uri"])}
+
+    def rows(self, columns: Sequence[str]) -> list[dict]:
         if not self.exists():
-            return set()
-        return set(self.table.to_arrow().column("doc_uri").to_pylist())
+            return []
+        return self.table.to_arrow().select(list(columns)).to_pylist()
+
+    def drop(self) -> None:
+        if self.exists():
+            self.db.drop_table(self.collection)
+        self._table = None
+
+    def close(self) -> None:
+        self._table = None  # an embedded directory: nothing stays open between calls
 
     def version(self) -> int:
         return self.table.version

@@ -162,7 +162,25 @@ class WeaviateStore:
             return set()
         return {o.properties["chunk_id"] for o in self.client.collections.get(self.name).iterator(return_properties=["chunk_id"])}
 
+    def exists(self) -> bool:
+        return self.client.collections.exists(self.name)
+
+    def rows(self, columns: Sequence[str]) -> list[dict]:
+        if not self.exists():
+            return []
+        wanted = [c for c in columns if c != "vector"]
+        out = []
+        for o in self.client.collections.get(self.name).iterator(return_properties=wanted,
+                                                                  include_vector="vector" in columns):
+            row = {c: o.properties.get(c) for c in wanted}
+            if "vector" in columns:
+                row["vector"] = (o.vector or {}).get("default") if isinstance(o.vector, dict) else o.vector
+            out.append(row)
+        return out
+
     def drop(self) -> None:
         if self.client.collections.exists(self.name):
             self.client.collections.delete(self.name)
+
+    def close(self) -> None:
         self.client.close()

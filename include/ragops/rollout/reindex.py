@@ -21,8 +21,7 @@ from ragops.ingest.refresh import process_documents
 from ragops.registry import Registry
 from ragops.registry.db import live_index_version
 from ragops.registry.models import IndexVersion, RefreshRun
-from ragops.rollout.releases import create_release
-from ragops.rollout.state import ReleaseInfo, current_rollout
+from ragops.releases import ReleaseInfo, create_release, current_rollout
 from ragops.sources import Source
 
 
@@ -101,7 +100,10 @@ def validate_candidate(settings: Settings, build: CandidateBuild, registry: Regi
                         f"{settings.mass_delete_ratio:.0%} fewer)")
     if live_chunks and not 0.25 * live_chunks <= build.n_chunks <= 4 * live_chunks:
         problems.append(f"{build.n_chunks} chunks against {live_chunks} live (outside 0.25x-4x)")
-    table = open_store(settings, build.collection).table.to_arrow().select(["chunk_id", "doc_uri", "text"]).to_pandas()
+    import pandas as pd
+
+    table = pd.DataFrame(open_store(settings, build.collection).rows(["chunk_id", "doc_uri", "text"]),
+                         columns=["chunk_id", "doc_uri", "text"])
     problems += validate_chunks(table)
     checks = {"documents": [build.n_documents, live_docs], "chunks": [build.n_chunks, live_chunks], "problems": problems}
     if problems:

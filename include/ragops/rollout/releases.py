@@ -1,41 +1,14 @@
-"""Releases (an index version plus an answer configuration) and switching the live collection."""
+"""Switching the live collection to the one a release pins (promotion and rollback)."""
 
 from __future__ import annotations
 
 from sqlalchemy import delete, select, update
 
-from ragops.errors import RagopsError
 from ragops.index import open_store
 from ragops.registry import Registry
 from ragops.registry.db import resolve_index_version
-from ragops.registry.models import Chunk, Document, IndexVersion, RefreshRun, Release
-from ragops.rollout.state import ReleaseInfo, _info
-
-
-class ReleaseError(RagopsError):
-    code = "release_error"
-
-
-def create_release(registry: Registry, name: str, index_version_id: int | None, answer_config: dict | None,
-                   created_by: str) -> ReleaseInfo:
-    with registry.session() as s:
-        if s.scalars(select(Release).where(Release.name == name)).first():
-            raise ReleaseError(f"a release named {name!r} exists already")
-        if index_version_id is not None and s.get(IndexVersion, index_version_id) is None:
-            raise ReleaseError(f"index version {index_version_id} does not exist")
-        release = Release(name=name, index_version_id=index_version_id, answer_config=answer_config or {},
-                          created_by=created_by)
-        s.add(release)
-        s.flush()
-        return _info(release)
-
-
-def find_release(registry: Registry, name: str) -> ReleaseInfo:
-    with registry.session() as s:
-        release = s.scalars(select(Release).where(Release.name == name)).first()
-        if release is None:
-            raise ReleaseError(f"no release named {name!r}")
-        return _info(release)
+from ragops.registry.models import Chunk, Document, IndexVersion, RefreshRun
+from ragops.releases import ReleaseError
 
 
 def adopt_collection(settings, registry: Registry, index_version_id: int) -> int:
@@ -57,7 +30,7 @@ def adopt_collection(settings, registry: Registry, index_version_id: int) -> int
         collection, store_version, target_id = target.collection, target.store_version, target.id
     store = open_store(settings, collection)
     store.checkout(store_version)
-    rows = store.table.to_arrow().select(["chunk_id", "doc_uri", "chunk_hash", "ordinal", "heading", "title"]).to_pylist()
+    rows = store.rows(["chunk_id", "doc_uri", "chunk_hash", "ordinal", "heading", "title"])
     with registry.session() as s:
         s.execute(delete(Chunk))
         s.execute(delete(Document))

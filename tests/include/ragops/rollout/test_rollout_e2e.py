@@ -10,7 +10,7 @@ from ragops.registry.models import IndexVersion, RolloutDecision
 from ragops.rollout.machine import Rollout, RolloutError
 from ragops.rollout.probe import canary_users
 from ragops.rollout.reindex import build_candidate, evaluate_candidate, register_candidate
-from ragops.rollout.releases import create_release
+from ragops.releases import create_release
 
 DOCS = Path(__file__).resolve().parents[4] / "docs"
 

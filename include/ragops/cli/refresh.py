@@ -1,16 +1,14 @@
-"""The refresh and search commands."""
+"""refresh and search: keeping the index fresh and reading it."""
 
 from __future__ import annotations
 
 import json
 import sys
 
-from ragops.cli import command
 from ragops.config import Settings
 from ragops.errors import RagopsError, RefreshBlocked, SourceUnavailable
 
 
-@command("refresh")
 def refresh(args):
     from ragops.ingest.refresh import Refresher
     from ragops.notify import build_notifier
@@ -50,7 +48,6 @@ def refresh(args):
     return payload, human, 0
 
 
-@command("search")
 def search(args):
     from ragops.answer.retrieval import Retriever
 
@@ -72,3 +69,18 @@ def search(args):
     hits = retriever.search(args.query, args.k, args.mode)
     human = "\n\n".join(f"[{i + 1}] {h.score:.4f} {h.doc_uri}\n{h.text[:300]}" for i, h in enumerate(hits)) or "no results"
     return {"results": [h.to_dict() for h in hits]}, human, 0
+
+
+def add_parsers(sub, common) -> None:
+    p = sub.add_parser("refresh", parents=[common], help="refresh the index from the document source")
+    p.add_argument("--source", help="source URI (default: RAGOPS_SOURCE, the repo's docs/)")
+    p.add_argument("--full", action="store_true", help="re-process every document, not only changed ones")
+    p.add_argument("--allow-mass-delete", action="store_true", help="override the shrinkage guard")
+    p.set_defaults(handler=refresh)
+
+    p = sub.add_parser("search", parents=[common], help="search the live index")
+    p.add_argument("query", nargs="?", help="the query (or use --batch)")
+    p.add_argument("-k", type=int, default=5, help="number of results (default 5)")
+    p.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
+    p.add_argument("--batch", metavar="FILE.jsonl", help='lines {"id","question"}; one output line per query')
+    p.set_defaults(handler=search)

@@ -1,6 +1,6 @@
 from ragops.registry import Registry
 from ragops.registry.models import Release, RolloutState
-from ragops.rollout.state import Rollout, ReleaseInfo, bucket, current_rollout, ensure_default_release
+from ragops.releases import Rollout, ReleaseInfo, bucket, current_rollout, ensure_default_release
 
 STABLE = ReleaseInfo(1, "stable", 1, {})
 CANARY = ReleaseInfo(2, "candidate", 2, {"k": 8})

@@ -5,18 +5,17 @@ from __future__ import annotations
 import asyncio
 import importlib
 import os
+import sys
 
-from ragops.cli import command
 from ragops.config import Settings
 
 
-@command("ask")
 def ask(args):
     from ragops.answer.llm import build_chat_model
     from ragops.answer.pipeline import AnswerService
     from ragops.answer.tools import ToolConfig
     from ragops.monitoring.events import EventWriter
-    from ragops.rollout.state import hash_user
+    from ragops.releases import hash_user
 
     settings = Settings()
     service = AnswerService(settings, chat_model=build_chat_model(settings),
@@ -36,25 +35,28 @@ def ask(args):
     return payload, human, 0
 
 
-@command("serve")
 def serve(args):
-    import uvicorn
-
+    """One worker runs in this process with these settings. Several workers are uvicorn's children: they are started
+    with their configuration in their own environment (this process's is never modified)."""
     settings = Settings()
     settings.ensure_home()
-    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        metrics_dir = settings.home / "prometheus"
-        metrics_dir.mkdir(parents=True, exist_ok=True)
-        for stale in metrics_dir.glob("*.db"):
-            stale.unlink()
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)  # /metrics then sums every worker
-    os.environ.setdefault("RAGOPS_PUBLIC_URL", f"http://{args.host}:{args.port}")
-    uvicorn.run("serving.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
-                log_level="info", access_log=False)
-    return None
+    public_url = settings.public_url if "public_url" in settings.model_fields_set else f"http://{args.host}:{args.port}"
+    if args.workers <= 1:
+        import uvicorn
+
+        app = importlib.import_module("serving.app").create_app(settings.model_copy(update={"public_url": public_url}))
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
+        return None
+    metrics_dir = settings.home / "prometheus"
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    for stale in metrics_dir.glob("*.db"):
+        stale.unlink()
+    env = dict(os.environ, RAGOPS_PUBLIC_URL=public_url, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))  # /metrics sums workers
+    argv = [sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory", "--host", args.host,
+            "--port", str(args.port), "--workers", str(args.workers), "--log-level", "info", "--no-access-log"]
+    os.execve(sys.executable, argv, env)
 
 
-@command("mcp")
 def mcp_stdio(args):
     importlib.import_module("serving.mcp_server").run_stdio(Settings())
     return None
@@ -65,10 +67,13 @@ def add_parsers(sub, common) -> None:
     p.add_argument("question")
     p.add_argument("--user", help="user id (routing to stable or canary is sticky per user)")
     p.add_argument("-k", type=int, default=None, help="passages to retrieve")
+    p.set_defaults(handler=ask)
 
     p = sub.add_parser("serve", parents=[common], help="run the HTTP app and the MCP server (/mcp)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=1)
+    p.set_defaults(handler=serve)
 
-    sub.add_parser("mcp", parents=[common], help="run the MCP server over stdio")
+    p = sub.add_parser("mcp", parents=[common], help="run the MCP server over stdio")
+    p.set_defaults(handler=mcp_stdio)

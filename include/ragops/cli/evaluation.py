@@ -1,12 +1,10 @@
-"""eval and monitor: the evaluation and monitoring capabilities from the command line."""
+"""eval: the evaluation test set through the answer pipeline, compared with earlier runs."""
 
 from __future__ import annotations
 
-from ragops.cli import command
 from ragops.config import Settings
 
 
-@command("eval")
 def evaluate(args):
     from ragops.evaluation.report import gate, post_reports
     from ragops.evaluation.runner import EvaluationRegression, run_evaluation
@@ -28,20 +26,9 @@ def evaluate(args):
     return payload, human, 0
 
 
-@command("monitor")
-def monitor(args):
-    from ragops.monitoring.review import review
-
-    result = review(Settings(), since=args.since)
-    human = result.summary_text()
-    return result.to_dict(), human, 0
-
-
 def add_parsers(sub, common) -> None:
     p = sub.add_parser("eval", parents=[common], help="evaluate the stable (and candidate) release on a test set")
     p.add_argument("--testset", help="JSONL test set (default: RAGOPS_EVAL_TESTSET or the bundled one)")
     p.add_argument("--url", help="evaluate a running serving app at this base URL instead of in process")
     p.add_argument("--no-report", action="store_true", help="do not post the report to Slack / the outbox")
-
-    p = sub.add_parser("monitor", parents=[common], help="request metrics, SLOs and health over a window")
-    p.add_argument("--since", default="24h", help="window length, e.g. 24h, 90m, 7d (default 24h)")
+    p.set_defaults(handler=evaluate)

@@ -1,0 +1,36 @@
+"""Release records: an index version plus an answer configuration, created once and found by name."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from ragops.errors import RagopsError
+from ragops.registry import Registry
+from ragops.registry.models import IndexVersion, Release
+from ragops.releases.state import ReleaseInfo, _info
+
+
+class ReleaseError(RagopsError):
+    code = "release_error"
+
+
+def create_release(registry: Registry, name: str, index_version_id: int | None, answer_config: dict | None,
+                   created_by: str) -> ReleaseInfo:
+    with registry.session() as s:
+        if s.scalars(select(Release).where(Release.name == name)).first():
+            raise ReleaseError(f"a release named {name!r} exists already")
+        if index_version_id is not None and s.get(IndexVersion, index_version_id) is None:
+            raise ReleaseError(f"index version {index_version_id} does not exist")
+        release = Release(name=name, index_version_id=index_version_id, answer_config=answer_config or {},
+                          created_by=created_by)
+        s.add(release)
+        s.flush()
+        return _info(release)
+
+
+def find_release(registry: Registry, name: str) -> ReleaseInfo:
+    with registry.session() as s:
+        release = s.scalars(select(Release).where(Release.name == name)).first()
+        if release is None:
+            raise ReleaseError(f"no release named {name!r}")
+        return _info(release)
