@@ -27,6 +27,14 @@ class Settings(BaseSettings):
     chunk_max_tokens: int | None = Field(default=None, description="default: the model's max_seq_length")
     max_document_bytes: int = 5_000_000
     mass_delete_ratio: float = 0.2
+    source_timeout_s: float = Field(default=30.0, description="total timeout of one request to an http(s) source")
+    parse_budget_s: float = Field(default=30.0, description="CPU seconds one document may take to parse")
+    lock_ttl_s: float = Field(default=300.0, description="a lease not renewed for this long is taken over")
+    lock_heartbeat_s: float = Field(default=60.0, description="how often a lease holder renews its lease")
+    refresh_stale_after_s: float = Field(default=21600.0, description="a stepwise (DAG) refresh run idle this long "
+                                                                        "is abandoned: marked failed, staged rows removed")
+    pause_at: str | None = Field(default=None, description="testing only: block a refresh at this point "
+                                                           "(embedding, index_write, index_committed) until killed")
 
     llm_base_url: str | None = None
     llm_model: str = "gpt-4o-mini"
@@ -62,6 +70,14 @@ class Settings(BaseSettings):
     def _known_store(cls, value: str) -> str:
         if value not in ("lance", "weaviate"):
             raise ValueError(f"RAGOPS_STORE must be 'lance' or 'weaviate', not {value!r}")
+        return value
+
+    @field_validator("lock_heartbeat_s")
+    @classmethod
+    def _heartbeat_within_ttl(cls, value: float, info) -> float:
+        ttl = info.data.get("lock_ttl_s", 300.0)
+        if not 0 < value <= ttl / 2:
+            raise ValueError(f"RAGOPS_LOCK_HEARTBEAT_S must be positive and at most half of RAGOPS_LOCK_TTL_S ({ttl})")
         return value
 
     @property

@@ -1,21 +1,17 @@
-"""Engine, sessions, migrations and the advisory lock of the registry."""
+"""Engine, sessions and migrations of the registry (its leases are in ragops.registry.lease)."""
 
 from __future__ import annotations
 
-import os
-import socket
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import create_engine, delete, event, select, update
+from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DatabaseError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ragops.errors import RefreshConflict, StoreUnavailable
-from ragops.registry.models import Lock
+from ragops.errors import StoreUnavailable
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -45,8 +41,8 @@ class Registry:
             with self.engine.begin() as connection:
                 cfg.attributes["connection"] = connection
                 command.upgrade(cfg, "head")
-        except OperationalError as exc:
-            raise StoreUnavailable(f"the registry at {self.safe_url} cannot be reached: {exc.orig}") from exc
+        except DatabaseError as exc:  # unreachable (OperationalError) or not a database at all (a truncated file)
+            raise StoreUnavailable(f"the registry at {self.safe_url} cannot be read: {exc.orig}") from exc
 
     @property
     def safe_url(self) -> str:
@@ -73,56 +69,6 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
-
-
-def _owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _holder_is_dead(owner: str) -> bool:
-    host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
-@contextmanager
-def registry_lock(registry: Registry, name: str, ttl: timedelta = timedelta(hours=2)) -> Iterator[None]:
-    """Hold a named lock across processes and hosts; a holder that died or expired is replaced."""
-    owner = _owner()
-    now = datetime.now(timezone.utc)
-    with registry.session() as s:
-        try:
-            s.add(Lock(name=name, owner=owner, acquired_at=now, expires_at=now + ttl))
-            s.flush()
-        except IntegrityError:
-            s.rollback()
-            held = s.get(Lock, name)
-            if held is None:
-                raise RefreshConflict(f"lock {name!r} changed hands while acquiring; try again") from None
-            expires = held.expires_at if held.expires_at.tzinfo else held.expires_at.replace(tzinfo=timezone.utc)
-            if not (expires < now or _holder_is_dead(held.owner)):
-                raise RefreshConflict(
-                    f"another run holds the {name!r} lock ({held.owner}, since {held.acquired_at:%Y-%m-%d %H:%M}Z)"
-                ) from None
-            taken = s.execute(
-                update(Lock)
-                .where(Lock.name == name, Lock.owner == held.owner)
-                .values(owner=owner, acquired_at=now, expires_at=now + ttl)
-            ).rowcount
-            if taken != 1:
-                raise RefreshConflict(f"lock {name!r} was taken by another run; try again") from None
-    try:
-        yield
-    finally:
-        with registry.session() as s:
-            s.execute(delete(Lock).where(Lock.name == name, Lock.owner == owner))
 
 
 def live_index_version(session: Session):
