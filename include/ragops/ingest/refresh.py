@@ -11,7 +11,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Callable
+from typing import Callable, Sequence
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -94,7 +94,8 @@ class Refresher:
 
     # -- step 1 ---------------------------------------------------------------------------------
     def prepare(self, source_uri: str | None = None, *, full: bool = False, allow_mass_delete: bool = False,
-                lease: Lease | None = None) -> PreparedRefresh:
+                lease: Lease | None = None, force: Sequence[str] = ()) -> PreparedRefresh:
+        """Plan, validate, chunk and stage; `force` names documents to process again whatever their fingerprint."""
         uri = source_uri or self.settings.source
         try:
             with self.registry.session() as s:
@@ -105,9 +106,9 @@ class Refresher:
         except SQLAlchemyError as exc:
             raise StoreUnavailable(f"the registry cannot record a refresh run: {exc}") from exc
         with runs.failures_recorded(self.registry, run.id):
-            return self._prepare(run.id, Source.from_settings(self.settings, uri), full, allow_mass_delete)
+            return self._prepare(run.id, Source.from_settings(self.settings, uri), full, allow_mass_delete, set(force))
 
-    def _prepare(self, run_id: int, source: Source, full: bool, allow_mass_delete: bool) -> PreparedRefresh:
+    def _prepare(self, run_id: int, source: Source, full: bool, allow_mass_delete: bool, force: set[str]) -> PreparedRefresh:
         listed = {d.uri: d for d in source.documents()}
         indexed = indexed_fingerprints(self.registry)
         with _store_errors("list its documents"):
@@ -117,7 +118,7 @@ class Refresher:
         ghosts = sorted(in_index - set(indexed) - set(listed))
         lost = sorted(set(indexed) - in_index)
         plan = plan_refresh({u: d.fingerprint for u, d in listed.items()},
-                            {u: "" if u in lost else f for u, f in indexed.items()}, full=full)
+                            {u: "" if u in lost or u in force else f for u, f in indexed.items()}, full=full)
         plan.deleted = sorted(set(plan.deleted) | set(ghosts))
 
         chunks_by_doc, titles, reasons = process_documents(self.settings, self.embedder, listed, plan.to_process,
@@ -274,11 +275,11 @@ class Refresher:
 
     # -- all three, in one process ----------------------------------------------------------------
     def run(self, source_uri: str | None = None, *, full: bool = False, allow_mass_delete: bool = False,
-            on_progress: Callable[[int, int], None] | None = None) -> RefreshReport:
+            on_progress: Callable[[int, int], None] | None = None, force: Sequence[str] = ()) -> RefreshReport:
         """The whole refresh under one lease, renewed in the background while it parses and embeds."""
         with self._lease() as lease:
             self._sweep(lease)
-            prepared = self.prepare(source_uri, full=full, allow_mass_delete=allow_mass_delete, lease=lease)
+            prepared = self.prepare(source_uri, full=full, allow_mass_delete=allow_mass_delete, lease=lease, force=force)
             with runs.failures_recorded(self.registry, prepared.run_id):
                 for i, batch in enumerate(prepared.batches):
                     lease.check()

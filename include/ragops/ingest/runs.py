@@ -89,8 +89,8 @@ def sweep_abandoned(registry, lease_owner: str, stale_after: timedelta) -> list[
     return [run_id for run_id, _ in gone]
 
 
-def abandoned_candidates(registry, stale_after: timedelta) -> list[dict]:
-    """Planned runs and their staged rows, for `ragops doctor` (which cannot know which are alive without the lease)."""
+def planned_runs(registry, stale_after: timedelta, lease_holder: str | None) -> list[dict]:
+    """Planned runs and their staged rows, each judged abandoned or not against the current lease holder."""
     cutoff = _now() - stale_after
     with registry.session() as s:
         rows = s.execute(select(RefreshRun.id, RefreshRun.lease_owner, RefreshRun.heartbeat_at, RefreshRun.started_at,
@@ -101,6 +101,7 @@ def abandoned_candidates(registry, stale_after: timedelta) -> list[dict]:
     for run_id, owner, beat, started, staged in rows:
         last = beat or started
         last = last if last.tzinfo else last.replace(tzinfo=timezone.utc)
+        abandoned = owner != lease_holder if owner else last < cutoff
         out.append({"run_id": run_id, "lease_owner": owner, "last_progress": last.isoformat(), "staged_chunks": staged,
-                    "stale": bool(not owner and last < cutoff)})
+                    "abandoned": abandoned})
     return out
