@@ -12,8 +12,7 @@ commit. The live index is never touched by a run that fails or is blocked.
 `allow_mass_delete` (override the guard that refuses to leave more than 20% fewer documents than the most the
 index held since the last override, or to empty it).
 
-**Lease**: `commit` holds the registry's refresh lease, heartbeated; a dead holder's lease is taken over once it
-expires (`RAGOPS_LOCK_TTL_S`). A failure is recorded on its run, whose staged chunks are removed.
+**Lease**: `commit` holds the registry's heartbeated refresh lease; any failure is recorded on its run.
 
 **Connections**: `slack_api_default` (optional; else `RAGOPS_SLACK_TOKEN`, else the outbox).
 
