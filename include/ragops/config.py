@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,8 +34,8 @@ class Settings(BaseSettings):
     lock_heartbeat_s: float = Field(default=60.0, description="how often a lease holder renews its lease")
     refresh_stale_after_s: float = Field(default=21600.0, description="a stepwise (DAG) refresh run idle this long "
                                                                         "is abandoned: marked failed, staged rows removed")
-    pause_at: str | None = Field(default=None, description="testing only: block a refresh at this point "
-                                                           "(embedding, index_write, index_committed) until killed")
+    pause_at: Literal["embedding", "index_write", "index_committed"] | None = Field(
+        default=None, description="testing only: block a refresh at this point until the process is killed")
 
     llm_base_url: str | None = None
     llm_model: str = "gpt-4o-mini"
