@@ -3,7 +3,7 @@
 Measures, on this machine:
 - parse cost of adversarial inputs per format at 256 KB, 512 KB and 1 MB (CPU seconds of the parsing thread) and
   the ratio 1 MB / 256 KB: about 4 for linear work (16 would be quadratic, 64 cubic);
-- peak RSS of a `ragops refresh` child process on a small corpus, alone and with a 1.5 GB sparse file and a
+- peak RSS (VmHWM, polled) of a `ragops refresh` child process on a small corpus, alone and with a 1.5 GB sparse file and a
   symlink to /dev/zero added (target: within 10%, i.e. memory does not grow with the size of any one file).
 
     .venv/bin/python bench/hostile.py
@@ -49,16 +49,28 @@ def parse_costs() -> dict:
     return out
 
 
+def _hwm_kb(pid: int) -> int:
+    """VmHWM: the child's own peak RSS since exec (ru_maxrss would also count the parent it was forked from)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return 0
+
+
 def refresh_rss(corpus: Path, home: Path) -> dict:
     env = dict(os.environ, RAGOPS_HOME=str(home), RAGOPS_SOURCE=corpus.as_uri())
-    started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "ragops", "refresh", "--json"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    stdout = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    report = json.loads(stdout)
-    return {"exit": os.waitstatus_to_exitcode(status), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
-            "wall_s": round(time.monotonic() - started, 1), "quarantined": report.get("documents", {}).get("quarantined")}
+    out = home.parent / f"{home.name}.json"
+    started, peak = time.monotonic(), 0
+    with open(out, "w") as stdout:
+        proc = subprocess.Popen([sys.executable, "-m", "ragops", "refresh", "--json"], env=env, stdout=stdout,
+                                stderr=subprocess.DEVNULL)
+    while proc.poll() is None:
+        peak = max(peak, _hwm_kb(proc.pid))
+        time.sleep(0.1)
+    report = json.loads(out.read_text())
+    return {"exit": proc.returncode, "peak_rss_mb": round(peak / 1024, 1), "wall_s": round(time.monotonic() - started, 1),
+            "quarantined": report.get("documents", {}).get("quarantined")}
 
 
 def main() -> int:
