@@ -10,7 +10,8 @@ from ragops.registry import Registry
 def test_every_kind_of_request_leaves_an_event(make_client, indexed):
     from serving.ratelimit import RateLimiter
 
-    client = make_client(limiter=RateLimiter("2/minute", "100/minute"))
+    client = make_client(indexed.model_copy(update={"rate_limit_address": "2/minute"}),
+                         limiter=RateLimiter("2/minute", "100/minute"))
     client.post("/v1/ask", json={"question": "What blocks a mass delete?", "user_id": "u"})
     client.post("/v1/ask", json={"question": "Pizza dough hydration?", "user_id": "u"})
     client.post("/v1/ask", json={"question": "again", "user_id": "u"})
