@@ -72,6 +72,9 @@ class Readiness:
         self._cached = (time.monotonic(), result)
         return result
 
+    def forget(self) -> None:
+        self._cached = None
+
     def _check(self) -> dict:
         checks: dict[str, dict] = {}
         try:
