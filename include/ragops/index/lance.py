@@ -110,7 +110,7 @@ class LanceStore:
             # is done here rather than by lancedb's hybrid query, which cannot project the score columns we keep.
             depth = max(k * 3, 20)
             return reciprocal_rank_fusion(self._dense(vector, depth), self._bm25(query, depth), k)
-        except (OSError, RuntimeError, KeyError) as exc:  # KeyError: a collection without the columns we wrote
+        except (OSError, RuntimeError, ValueError, KeyError) as exc:  # Value/KeyError: a collection of another schema
             raise StoreUnavailable(f"index search failed: {exc}") from exc
 
     def _dense(self, vector: np.ndarray, limit: int) -> list[dict]:
