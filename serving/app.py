@@ -30,7 +30,7 @@ from ragops.registry import Registry
 from ragops.releases import hash_user
 from serving.backend import Backend, Readiness
 from serving.callers import Callers, InvalidApiKey, request_id
-from serving.guards import BodyLimit, McpPath
+from serving.guards import BodyLimit, McpPath, RequestIds
 from serving.mcp_server import LogMissingToken, build_mcp_server
 from serving.metrics import CONTENT_TYPE_LATEST, Metrics
 from serving.ratelimit import RateLimiter
@@ -97,15 +97,6 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
         if request.url.path in ENDPOINTS:
             record(request.state.request_id, request.url.path, status, _elapsed(request), **kw)
 
-    @app.middleware("http")
-    async def request_ids(request: Request, call_next):
-        request.state.request_id = request_id(request.headers.get("x-request-id"))
-        request.state.started = time.perf_counter()
-        request.state.user = ""
-        response = await call_next(request)
-        response.headers["X-Request-ID"] = request.state.request_id
-        return response
-
     def error(request: Request, status: int, code: str, message: str, headers=None, **extra) -> JSONResponse:
         body = {"error": {"code": code, "message": message}, "request_id": request.state.request_id} | extra
         return JSONResponse(body, status_code=status, headers=headers)
@@ -124,7 +115,7 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
     @app.exception_handler(StoreUnavailable)
     async def store_unavailable(request: Request, exc: StoreUnavailable):
         log.error("request %s: %s", request.state.request_id, exc)
-        recorded(request, 503, fallback="store_unavailable", user=request.state.user)
+        recorded(request, 503, fallback="store_unavailable", user=getattr(request.state, "user", ""))
         return error(request, 503, "store_unavailable", fallbacks.STORE_UNAVAILABLE.message, fallback="store_unavailable")
 
     @app.exception_handler(StarletteHTTPException)
@@ -204,7 +195,7 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
         if scope["path"] in ENDPOINTS:
             record(rid, scope["path"], 413, 0.0, error="payload_too_large")
 
-    stack = BodyLimit(app, settings.max_body_bytes, refused)
+    stack = BodyLimit(RequestIds(app), settings.max_body_bytes, refused)
     if settings.trusted_proxies:
         from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 

@@ -1,13 +1,39 @@
-"""ASGI guards in front of the app: a bounded request body, and /mcp served without a redirect."""
+"""ASGI guards in front of the app: request ids, a bounded request body, and /mcp served without a redirect.
+
+Plain ASGI rather than Starlette's BaseHTTPMiddleware: a refused request (429, 413) should cost next to nothing.
+"""
 
 from __future__ import annotations
 
 import json
+import time
 from typing import Callable
 
 from serving.callers import request_id
 
 Refused = Callable[[dict, str], None]
+
+
+class RequestIds:
+    """Every request gets an id (the caller's X-Request-ID when sane) in `request.state`, echoed in the response."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        header = dict(scope.get("headers") or []).get(b"x-request-id")
+        rid = request_id(header.decode("latin-1") if header else None)
+        state = scope.setdefault("state", {})
+        state.update(request_id=rid, started=time.perf_counter(), user="")
+
+        async def with_id(message):
+            if message["type"] == "http.response.start":
+                message = dict(message, headers=list(message.get("headers") or []) + [(b"x-request-id", rid.encode())])
+            await send(message)
+
+        await self.app(scope, receive, with_id)
 
 
 class BodyLimit:

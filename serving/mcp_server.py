@@ -154,11 +154,14 @@ def build_mcp_server(service: AnswerService | Callable[[], AnswerService], permi
     server = GatedServer("ragops", instructions=INSTRUCTIONS, token_verifier=verifier, auth=auth,
                          permissions=permissions, events=events, metrics=metrics, http=http)
 
-    def routed(collection: str):
-        try:
-            svc = current()
-            rollout, _ = svc.rollout()
-            return svc, release_for_view(svc.registry, rollout, collection)
+    def view(collection: str):
+        svc = current()
+        rollout, _ = svc.rollout()
+        return svc, release_for_view(svc.registry, rollout, collection)
+
+    async def routed(collection: str):
+        try:  # registry reads happen off the event loop
+            return await anyio.to_thread.run_sync(view, collection)
         except (ReleaseError, StoreUnavailable) as exc:
             raise ToolError(str(exc)) from exc
 
@@ -167,7 +170,7 @@ def build_mcp_server(service: AnswerService | Callable[[], AnswerService], permi
     async def search_knowledge_base(query: str, k: int = 5, collection: str = "live") -> list[dict]:
         if not 1 <= k <= 20:
             raise ToolError("k must be between 1 and 20")
-        svc, release = routed(collection)
+        svc, release = await routed(collection)
         result = await svc.search(query, user_key=f"mcp:{_client.get()}", k=k, release=release)
         if result.fallback == "store_unavailable":
             raise ToolError(result.answer)
@@ -176,7 +179,7 @@ def build_mcp_server(service: AnswerService | Callable[[], AnswerService], permi
     @server.tool(description="Read a whole document of the knowledge base by its URI, in reading order. "
                              "`collection`: live (default), candidate or a release name.")
     async def get_document(uri: str, collection: str = "live") -> dict:
-        svc, release = routed(collection)
+        svc, release = await routed(collection)
         try:
             _, _, version = svc.route(f"mcp:{_client.get()}", release)
             chunks = await anyio.to_thread.run_sync(lambda: svc.retriever(version).store.document(uri))

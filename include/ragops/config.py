@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     request_events: bool = True  # one registry row per request; off only to measure its cost
     rate_limit: str = "120/minute"  # per verified API key (a key's entry may set its own)
     rate_limit_address: str = "30/minute"  # per client address, for requests without a key
-    rate_limit_global: str = "40/second"  # the whole service: below the measured capacity (docs/benchmarks.md)
+    rate_limit_global: str = "30/second"  # the whole service: below the 35 req/s capacity bench/load.py measured
     api_keys: Path | None = Field(default=None, description="the API keys file (`ragops keys issue` writes it)")
     api_key: SecretStr | None = Field(default=None, description="the key ragops' own callers (probes, eval --url) send")
     trusted_proxies: list[str] = Field(default_factory=list, description="addresses/CIDRs whose X-Forwarded-For is believed")

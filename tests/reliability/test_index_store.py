@@ -79,7 +79,7 @@ def test_index_with_a_foreign_schema(indexed, embedder, matrix):
         assert client.app.state.events.flush(timeout_s=60)
     assert _unavailable(reply), reply.text
     assert [r.status for r in events(indexed)] == [503]
-    matrix.record("503 store_unavailable JSON (the store's KeyError is translated, never a 500); event stored")
+    matrix.record("503 store_unavailable JSON (the schema error from the store is translated, never a 500); event stored")
 
 
 @pytest.mark.fault("index store", "slow past its timeout (a search that never returns)")
