@@ -140,6 +140,7 @@ def flood(home: Path, qs: list[str], rate: float, seconds: float, work: Path) ->
 
     keys = work / "api-keys.yaml"
     secret, _ = issue(keys, "well-behaved")
+    warm_key, _ = issue(keys, "warm-up")
     before = count_events(home)
     server = Server(home, RAGOPS_API_KEYS=str(keys))
     server.wait()
@@ -162,7 +163,7 @@ def flood(home: Path, qs: list[str], rate: float, seconds: float, work: Path) ->
 
     try:
         # warm-up, not counted: thread pools, allocator arenas and caches fill once, as in any serving process
-        warm = asyncio.run(open_loop(server.url, 10, 10, qs, headers={"X-API-Key": secret}, user=lambda i: "warm"))
+        warm = asyncio.run(open_loop(server.url, 10, 10, qs, headers={"X-API-Key": warm_key}, user=lambda i: "warm"))
         rss_start = server.rss_mb()
         attack, good = asyncio.run(both())
         rss_end = server.rss_mb()
