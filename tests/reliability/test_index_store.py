@@ -84,24 +84,25 @@ def test_index_with_a_foreign_schema(indexed, embedder, matrix):
 
 @pytest.mark.fault("index store", "slow past its timeout (a search that never returns)")
 def test_index_search_stuck(indexed, embedder, matrix):
-    cfg = indexed.model_copy(update={"store_timeout_s": 0.5})
+    cfg = indexed
     release = threading.Event()
     with _client(cfg, embedder) as client:
         service = client.app.state.service
         _, _, version = service.route("anyone")
         store = service.retriever(version).store
-        real = store.search
+        real, settings = store.search, service.settings
 
         def stuck(*args, **kwargs):
             release.wait(60)
             return real(*args, **kwargs)
 
         store.search = stuck
+        service.settings = settings.model_copy(update={"store_timeout_s": 0.5})  # only this request is held to 0.5 s
         try:
             reply = client.post("/v1/search", json=Q)
         finally:
             release.set()
-        store.search = real
+            store.search, service.settings = real, settings
         assert client.post("/v1/search", json=Q).status_code == 200
         assert client.app.state.events.flush(timeout_s=60)
     assert _unavailable(reply), reply.text

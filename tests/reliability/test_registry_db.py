@@ -28,7 +28,7 @@ def pg(settings, corpus, embedder, postgres_url):
     url = make_url(postgres_url)
     proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
     proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-    yield direct, direct.model_copy(update={"database_url": proxied, "store_timeout_s": 2.0, "registry_retry_s": 0.0}), proxy
+    yield direct, direct.model_copy(update={"database_url": proxied, "store_timeout_s": 5.0, "registry_retry_s": 0.0}), proxy
     proxy.close()
 
 
@@ -101,7 +101,7 @@ def test_registry_stalled_by_a_lock(pg, embedder, matrix):
         assert client.post("/v1/search", json=Q).status_code == 200
         assert client.app.state.events.flush(timeout_s=60)
     assert [r.status for r in events(direct)] == [200, 503, 200]
-    matrix.record("503 store_unavailable once the 2 s statement timeout passes (never a hang); served again when the "
+    matrix.record("503 store_unavailable once the 5 s statement timeout passes (never a hang); served again when the "
                   "lock is released; all events stored")
 
 
