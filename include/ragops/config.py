@@ -40,7 +40,8 @@ class Settings(BaseSettings):
     llm_base_url: str | None = None
     llm_model: str = "gpt-4o-mini"
     llm_api_key: SecretStr | None = None
-    llm_timeout_s: float = 20.0
+    llm_timeout_s: float = 10.0  # one attempt
+    llm_deadline_s: float = 15.0  # one answer, retries included: a hanging model gives llm_unavailable within it
 
     slack_token: SecretStr | None = None
     slack_channel: str = "#ragops"
@@ -60,8 +61,15 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     rate_limit_enabled: bool = True
     request_events: bool = True  # one registry row per request; off only to measure its cost
-    rate_limit: str = "60/minute"
-    rate_limit_global: str = "1200/minute"
+    rate_limit: str = "120/minute"  # per verified API key (a key's entry may set its own)
+    rate_limit_address: str = "30/minute"  # per client address, for requests without a key
+    rate_limit_global: str = "30/second"  # the whole service: below the 35 req/s capacity bench/load.py measured
+    api_keys: Path | None = Field(default=None, description="the API keys file (`ragops keys issue` writes it)")
+    api_key: SecretStr | None = Field(default=None, description="the key ragops' own callers (probes, eval --url) send")
+    trusted_proxies: list[str] = Field(default_factory=list, description="addresses/CIDRs whose X-Forwarded-For is believed")
+    max_body_bytes: int = 64 * 1024
+    store_timeout_s: float = 10.0  # an index search or registry statement past this gives store_unavailable
+    registry_retry_s: float = 5.0  # how often the app retries a registry that was down when it started
     mcp_permissions: Path | None = None
     public_url: str = Field(default="http://127.0.0.1:8000", description="where clients reach the serving app")
     mcp_tools: list[dict] = Field(default_factory=list, description='JSON: [{"url", "tool", "token", "timeout_s"}]')
@@ -88,6 +96,10 @@ class Settings(BaseSettings):
     @property
     def lance_dir(self) -> Path:
         return self.home / "lance"
+
+    @property
+    def event_spool_path(self) -> Path:
+        return self.home / "events-spool.jsonl"
 
     @property
     def outbox_path(self) -> Path:

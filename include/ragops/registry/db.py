@@ -8,7 +8,7 @@ from typing import Iterator
 
 from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DatabaseError
+from sqlalchemy.exc import DatabaseError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ragops.errors import StoreUnavailable
@@ -19,11 +19,16 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 class Registry:
     """A handle on the registry database: `with registry.session() as s:` commits on success."""
 
-    def __init__(self, url: str, *, migrate: bool = True):
+    def __init__(self, url: str, *, migrate: bool = True, statement_timeout_s: float | None = None):
         self.url = url
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: Engine = create_engine(url, pool_pre_ping=True)
+        connect_args = {}
+        if url.startswith("postgresql"):  # a registry that is away or stuck answers within bounds, never hangs
+            connect_args["connect_timeout"] = 10
+            if statement_timeout_s:
+                connect_args["options"] = f"-c statement_timeout={int(statement_timeout_s * 1000)}"
+        self.engine: Engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -41,8 +46,10 @@ class Registry:
             with self.engine.begin() as connection:
                 cfg.attributes["connection"] = connection
                 command.upgrade(cfg, "head")
-        except DatabaseError as exc:  # unreachable (OperationalError) or not a database at all (a truncated file)
-            raise StoreUnavailable(f"the registry at {self.safe_url} cannot be read: {exc.orig}") from exc
+        except DBAPIError as exc:
+            if not unreadable(exc):
+                raise
+            raise StoreUnavailable(f"the registry at {self.safe_url} cannot be reached: {exc.orig}") from exc
 
     @property
     def safe_url(self) -> str:
@@ -54,12 +61,22 @@ class Registry:
             try:
                 yield s
                 s.commit()
+            except DBAPIError as exc:
+                s.rollback()
+                if unreadable(exc):  # one translation for every caller: the API's 503, the CLI's JSON error
+                    raise StoreUnavailable(f"the registry cannot be read: {str(exc.orig)[:300]}") from exc
+                raise
             except BaseException:
                 s.rollback()
                 raise
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def unreadable(exc: DBAPIError) -> bool:
+    """The database is away, timed out, or its file is corrupt (as opposed to refusing one statement)."""
+    return isinstance(exc, (OperationalError, InterfaceError)) or type(exc) is DatabaseError
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -187,6 +187,19 @@ class McpAccessLog(Base):
     status: Mapped[str] = mapped_column(String(16))  # ok|error|denied|unauthenticated
     request_id: Mapped[str] = mapped_column(String(64), default="")
     args_hash: Mapped[str] = mapped_column(String(64), default="")
+    # The hash chain (ragops.audit.chain): editing or deleting a row breaks it, and `ragops audit verify` says where.
+    seq: Mapped[int | None] = mapped_column(Integer, nullable=True, unique=True, index=True)
+    prev_hash: Mapped[str] = mapped_column(String(64), default="")
+    row_hash: Mapped[str] = mapped_column(String(64), default="")
+
+
+class AuditChainHead(Base):
+    """The newest link of a hash chain: writers serialise on this row, and a deleted tail shows against it."""
+
+    __tablename__ = "audit_chain_heads"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+    head_hash: Mapped[str] = mapped_column(String(64))
 
 
 class EvalRun(Base):

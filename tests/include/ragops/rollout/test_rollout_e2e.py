@@ -24,7 +24,7 @@ def platform(settings, embedder):
     from serving.app import create_app
 
     cfg = settings.model_copy(update={"source": DOCS.as_uri(), "rollout_min_window_minutes": 0.0,
-                                      "rollout_min_requests": 30, "rate_limit": "100000/minute",
+                                      "rollout_min_requests": 30, "rate_limit": "100000/minute", "rate_limit_address": "100000/minute",
                                       "rate_limit_global": "100000/minute"})
     Refresher(cfg, embedder=embedder).run()
     service = AnswerService(cfg, embedder=embedder, rollout_ttl_s=0)  # the router re-reads the state every request
