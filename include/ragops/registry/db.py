@@ -49,7 +49,7 @@ class Registry:
         except DBAPIError as exc:
             if not unreadable(exc):
                 raise
-            raise StoreUnavailable(f"the registry at {self.safe_url} cannot be reached: {exc.orig}") from exc
+            raise StoreUnavailable(f"the registry at {self.safe_url} cannot be read: {exc.orig}") from exc
 
     @property
     def safe_url(self) -> str:
