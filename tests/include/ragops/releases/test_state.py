@@ -42,3 +42,39 @@ def test_state_round_trip(tmp_path):
         state.candidate_release_id, state.candidate_percent, state.status = candidate.id, 10.0, "running"
     rollout = current_rollout(registry)
     assert rollout.candidate.name == "cand-1" and rollout.percent == 10.0 and rollout.status == "running"
+
+
+def test_replicas_starting_together_both_get_the_default_release(postgres_url):
+    """Two serving replicas on a fresh registry: the one that loses the insert race reads the winner's rows."""
+    import threading
+    import time
+
+    from sqlalchemy import text
+
+    winner, loser = Registry(postgres_url), Registry(postgres_url)
+    outcome = {}
+    with winner.session() as s:  # the winner has inserted, not yet committed
+        s.add(Release(name="live", index_version_id=None, answer_config={}, created_by="replica-1"))
+        s.flush()
+        thread = threading.Thread(target=lambda: outcome.update(
+            result=_call(ensure_default_release, loser)))
+        thread.start()
+        deadline = time.monotonic() + 30
+        with winner.engine.connect() as c:  # until the loser's insert waits on the winner's uncommitted row
+            while not c.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                     "AND wait_event_type = 'Lock'")).scalar_one():
+                assert time.monotonic() < deadline and thread.is_alive(), outcome
+                time.sleep(0.05)
+    thread.join(30)
+    result = outcome["result"]
+    assert not isinstance(result, Exception), f"the second replica failed to start: {result!r}"
+    assert result.name == "live" and current_rollout(loser).stable.id == result.id
+    winner.dispose()
+    loser.dispose()
+
+
+def _call(fn, *args):
+    try:
+        return fn(*args)
+    except Exception as exc:  # reported by the test thread's caller
+        return exc
