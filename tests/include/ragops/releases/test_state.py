@@ -51,7 +51,8 @@ def test_replicas_starting_together_both_get_the_default_release(postgres_url):
 
     from sqlalchemy import text
 
-    waiting = text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")
+    waiting = text("SELECT count(*) FROM pg_stat_activity "
+                   "WHERE datname = current_database() AND wait_event_type = 'Lock'")
     winner, loser = Registry(postgres_url), Registry(postgres_url)
     with ThreadPoolExecutor(1) as pool:
         with winner.session() as s:  # the winner has inserted the default release, not yet committed
