@@ -1,10 +1,8 @@
 """The refresh lock is a lease in the shared PostgreSQL registry: a live holder keeps it, any other host takes it over
 once its holder has died without releasing it.
 
-FOR THE LEAD AT MERGE: the lease itself is i8-sources' work (issue 8). This test is written against the public
-behaviour only, through `registry_lock` as it exists on main today; the two calls marked LEASE-API are the only ones to
-adapt. Today's lock expires after its TTL even while its holder lives (nothing renews it), and it sees a dead holder
-only on the holder's own host, so the test is a strict xfail that flips when the lease lands.
+The lease (ragops.registry.lease) is renewed by its holder's heartbeat, so it holds past its TTL while the holder
+lives, and is taken over on any host once the holder died and the TTL ran out.
 """
 
 from __future__ import annotations
@@ -28,7 +26,8 @@ from datetime import timedelta
 socket.gethostname = lambda: "host-a"  # this process plays another machine
 from ragops.registry import Registry, registry_lock
 registry = Registry(sys.argv[1])
-with registry_lock(registry, "refresh", ttl=timedelta(seconds=float(sys.argv[2]))):  # LEASE-API
+with registry_lock(registry, "refresh", ttl=timedelta(seconds=float(sys.argv[2])),
+                   heartbeat=timedelta(seconds=float(sys.argv[2]) / 4)):
     print("acquired", flush=True)
     sys.stdin.read()  # holds the lease until it is killed
 """
@@ -39,13 +38,12 @@ def try_acquire(registry) -> bool:
     from ragops.registry import registry_lock
 
     try:
-        with registry_lock(registry, "refresh", ttl=timedelta(seconds=TTL_S)):  # LEASE-API
+        with registry_lock(registry, "refresh", ttl=timedelta(seconds=TTL_S), heartbeat=timedelta(seconds=TTL_S / 4)):
             return True
     except RefreshConflict:
         return False
 
 
-@pytest.mark.xfail(strict=True, reason="lease lands with issue 8")
 def test_another_host_takes_over_the_refresh_lease_after_its_holder_dies(pg_base, monkeypatch):
     from ragops.registry import Registry
 
