@@ -14,7 +14,6 @@ import sys
 import time
 from datetime import timedelta
 
-import pytest
 
 from production_support import clean_env, throwaway_database, wait_for
 
