@@ -85,7 +85,7 @@ def replicas(request, pg_base, redis_base, tmp_path_factory, embedder):
                             store="lance", rollout_stages=[50.0, 100.0])
         Refresher(settings, embedder=embedder).run()
         env = clean_env(RAGOPS_HOME=str(settings.home), RAGOPS_SOURCE=settings.source, RAGOPS_DATABASE_URL=registry_url,
-                        RAGOPS_STORE="lance", RAGOPS_REDIS_URL=redis_base, RAGOPS_RATE_LIMIT=f"{LIMIT}/hour",
+                        RAGOPS_STORE="lance", RAGOPS_REDIS_URL=redis_base, RAGOPS_RATE_LIMIT=f"{LIMIT}/hour", RAGOPS_RATE_LIMIT_ADDRESS=f"{LIMIT}/hour",
                         RAGOPS_RATE_LIMIT_GLOBAL="100000/hour")
         services, urls = [], []
         try:
