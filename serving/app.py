@@ -12,7 +12,6 @@ import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ragops.answer import fallbacks
@@ -21,7 +20,7 @@ from ragops.answer.pipeline import AnswerResult, AnswerService
 from ragops.answer.tools import ToolConfig
 from ragops.audit.permissions import Permissions
 from ragops.config import Settings
-from ragops.monitoring.events import EventWriter
+from ragops.monitoring.events import EventWriter, request_event
 from ragops.releases import hash_user
 from serving.mcp_server import LogMissingToken, build_mcp_server
 from serving.metrics import CONTENT_TYPE_LATEST, Metrics
@@ -81,9 +80,9 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
         if fallback:
             metrics.fallbacks.labels(fallback).inc()
         if settings.request_events:
-            events.record("request", request_id=request.state.request_id, endpoint=endpoint, user_hash=hash_user(user),
-                          variant=variant, release_id=release_id, latency_ms=latency_ms, status=status,
-                          fallback=fallback, error=error, chunk_ids=chunk_ids or [])
+            events.record("request", **request_event(request.state.request_id, endpoint, user, status, latency_ms,
+                                                     variant=variant, release_id=release_id, fallback=fallback,
+                                                     error=error, chunk_ids=chunk_ids))
 
     @app.middleware("http")
     async def request_id(request: Request, call_next):
@@ -196,25 +195,10 @@ def _elapsed(request: Request) -> float:
 
 
 def _readiness(service: AnswerService, settings: Settings) -> dict:
-    checks = {}
-    try:
-        with service.registry.session() as s:
-            s.execute(text("SELECT 1"))
-        checks["registry"] = {"ok": True}
-    except Exception as exc:  # noqa: BLE001 - readiness reports any failure by name
-        checks["registry"] = {"ok": False, "error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+    from ragops.monitoring.health import readiness
+
     try:
         _, _, version = service.route("readyz")
-        count = service.retriever(version).store.count()
-        checks["index"] = {"ok": count > 0, "index_version": version, "chunks": count}
-    except Exception as exc:  # noqa: BLE001 - readiness reports any failure by name
-        checks["index"] = {"ok": False, "error": str(exc)[:200]}
-    if settings.llm_base_url:
-        import httpx
-
-        try:
-            reply = httpx.get(settings.llm_base_url.rstrip("/") + "/models", timeout=2.0)
-            checks["llm"] = {"ok": reply.status_code < 500, "status": reply.status_code}
-        except httpx.HTTPError as exc:
-            checks["llm"] = {"ok": False, "error": f"{type(exc).__name__}: {str(exc)[:200]}"}
-    return checks
+    except Exception:  # noqa: BLE001 - the registry is down: the shared check reports it by name
+        version = None
+    return readiness(settings, service.registry, version)
