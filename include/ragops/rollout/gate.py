@@ -94,7 +94,7 @@ def summary(sample: Sample) -> dict:
                 "p95_ms": None, "probes": 0}
     ok = sample.latency_ms[~sample.errors]
     p50, p95 = (np.percentile(ok, [50, 95]) if len(ok) else (np.nan, np.nan))
-    return {"requests": n, "users": int(len(np.unique(sample.users))), "errors": int(sample.errors.sum()),
+    return {"requests": n, "users": int(np.count_nonzero(np.bincount(sample.users))), "errors": int(sample.errors.sum()),
             "error_rate": round(float(sample.errors.mean()), 4), "fallback_rate": round(float(sample.fallbacks.mean()), 4),
             "p50_ms": None if np.isnan(p50) else round(float(p50), 2),
             "p95_ms": None if np.isnan(p95) else round(float(p95), 2), "probes": int(sample.synthetic.sum())}
@@ -152,8 +152,9 @@ def analyze(stable: Sample, canary: Sample, evaluation: dict | None, policy: Gat
     holds = [b for c, b in zip(comparisons, bounds) if c.verdict != "within"]
     if len(canary) < policy.min_requests:
         holds.append(f"only {len(canary)} canary requests so far; {policy.min_requests} are needed for a promotion")
-    if len(np.unique(canary.users)) < policy.min_users:
-        holds.append(f"only {len(np.unique(canary.users))} canary users so far; {policy.min_users} are needed")
+    users = int(np.count_nonzero(np.bincount(canary.users))) if len(canary) else 0
+    if users < policy.min_users:
+        holds.append(f"only {users} canary users so far; {policy.min_users} are needed")
     evidence["needs_traffic"] = bool(holds)  # probe traffic can help only with these
     if evaluation is None:
         holds.append("the candidate has no evaluation run yet")
