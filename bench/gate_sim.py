@@ -6,7 +6,7 @@ steady rate; the gate looks every 15 minutes at everything since the rollout beg
 points of errors; +50% latency on a slow (LLM-backed, ~800 ms) service; 20 ms of jitter on a fast (~25 ms) one.
 Traffic: low (5 requests/min from 400 users), the same with probe traffic while the gate holds (50 test-set
 requests to each variant per look, from fresh users), and high (100/min from 5,000 users). Rollouts that decide
-nothing within a week are counted apart.
+nothing within three days are counted apart.
 
 The previous rule (bench/legacy_gate.py) and Flagger's threshold rule run on the same simulated traffic. Flagger:
 every interval (here: every look) the canary's metrics over that interval are checked against fixed thresholds
@@ -34,7 +34,7 @@ from ragops.rollout.gate import GatePolicy, Sample, analyze  # noqa: E402
 
 STAGES = [10.0, 25.0, 50.0, 100.0]
 LOOK_MIN, BAKE_LOOKS = 15, 2  # a look every 15 minutes; each stage lasts at least 30 minutes
-HORIZON_LOOKS = 7 * 24 * 4  # a week
+HORIZON_LOOKS = 3 * 24 * 4  # three days
 PASSED = {"run_id": 0, "regressed": False}
 TRAFFIC = {"low": (5.0, 400), "low_with_probes": (5.0, 400), "high": (100.0, 5000)}  # requests/minute, users
 PROBES, PROBE_FALLBACKS = 50, 0.02  # per variant and look while a gate holds (Flagger: a load test at every look)

@@ -12,6 +12,7 @@ import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ragops.answer import fallbacks
@@ -20,7 +21,9 @@ from ragops.answer.pipeline import AnswerResult, AnswerService
 from ragops.answer.tools import ToolConfig
 from ragops.audit.permissions import Permissions
 from ragops.config import Settings
+from ragops.errors import RagopsError
 from ragops.monitoring.events import EventWriter, request_event
+from ragops.monitoring.health import readiness
 from ragops.releases import hash_user
 from serving.mcp_server import LogMissingToken, build_mcp_server
 from serving.metrics import CONTENT_TYPE_LATEST, Metrics
@@ -195,10 +198,9 @@ def _elapsed(request: Request) -> float:
 
 
 def _readiness(service: AnswerService, settings: Settings) -> dict:
-    from ragops.monitoring.health import readiness
-
+    """The shared readiness check (ragops.monitoring.health.readiness) on the index version this app serves."""
     try:
         _, _, version = service.route("readyz")
-    except Exception:  # noqa: BLE001 - the registry is down: the shared check reports it by name
+    except (RagopsError, SQLAlchemyError):  # the registry is down: the shared check reports it by name
         version = None
     return readiness(settings, service.registry, version)
