@@ -84,7 +84,9 @@ class Comparison:
     verdict: str
 
     def to_dict(self) -> dict:
-        return {k: (round(v, 5) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+        """JSON-safe: a bound that does not exist yet (infinite) is None, for XCom, the registry and Slack."""
+        return {k: ((round(v, 5) if math.isfinite(v) else None) if isinstance(v, float) else v)
+                for k, v in self.__dict__.items()}
 
 
 def _combine(strata: list[tuple[Counts, Counts]]) -> list[tuple[float, Counts, Counts]]:

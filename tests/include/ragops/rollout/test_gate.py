@@ -1,5 +1,7 @@
 """The canary analysis on constructed evidence: each case is a way the old gate decided on noise."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -40,6 +42,7 @@ def test_three_errors_in_fifty_is_not_evidence_enough_to_promote():
     canary = sample(50, 1, errors=3, offset=1000)
     result = analyze(stable, canary, PASSED, GatePolicy(min_requests=30))
     assert result.verdict == "hold"
+    json.dumps(result.evidence, allow_nan=False)  # XCom, the registry's JSON column and Slack take no infinities
     assert any(r.startswith("error rate") and "+2.0 points" in r for r in result.reasons), result.reasons
 
 
@@ -141,6 +144,7 @@ def test_events_become_samples_by_user():
               {"variant": "stable", "user_hash": "c", "status": 429, "fallback": "rate_limited", "latency_ms": 0.1,
                "synthetic": True}]
     stable, canary = samples_from_events(events)
+    json.dumps(analyze(*samples_from_events([]), None, GatePolicy()).evidence, allow_nan=False)  # no traffic yet
     assert len(canary) == 2 and len(set(canary.users)) == 1 and canary.errors.tolist() == [False, True]
     assert canary.fallbacks.tolist() == [False, False]  # a 5xx counts as an error, not as a fallback
     assert len(stable) == 1 and stable.fallbacks.tolist() == [True]  # 429s are not served requests
