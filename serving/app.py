@@ -25,11 +25,10 @@ from ragops.answer.tools import ToolConfig
 from ragops.audit.permissions import Permissions
 from ragops.config import Settings
 from ragops.errors import StoreUnavailable
-from ragops.monitoring.events import EventWriter
+from ragops.monitoring.events import EventWriter, request_event
 from ragops.registry import Registry
-from ragops.releases import hash_user
 from serving.backend import Backend, Readiness
-from serving.callers import Callers, InvalidApiKey, request_id
+from serving.callers import Callers, InvalidApiKey
 from serving.guards import BodyLimit, McpPath, RequestIds
 from serving.mcp_server import LogMissingToken, build_mcp_server
 from serving.metrics import CONTENT_TYPE_LATEST, Metrics
@@ -89,9 +88,9 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
         if fallback:
             metrics.fallbacks.labels(fallback).inc()
         if settings.request_events:
-            events.record("request", request_id=request_id_, endpoint=endpoint, user_hash=hash_user(user),
-                          variant=variant, release_id=release_id, latency_ms=latency_ms, status=status,
-                          fallback=fallback, error=error, chunk_ids=chunk_ids or [])
+            events.record("request", **request_event(request_id_, endpoint, user, status, latency_ms,
+                                                     variant=variant, release_id=release_id, fallback=fallback,
+                                                     error=error, chunk_ids=chunk_ids))
 
     def recorded(request: Request, status: int, **kw) -> None:
         if request.url.path in ENDPOINTS:

@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     slack_base_url: str | None = None
 
     eval_testset: str | None = Field(default=None, description="JSONL test set; default: the bundled one")
-    eval_tolerance: float = 0.03
+    eval_alpha: float = 0.05  # family-wise: a paired per-question test per metric, Holm-corrected
     eval_floors: dict[str, float] = Field(default_factory=dict, description='JSON, e.g. {"hit_rate": 0.5}')
     slo_p95_latency_ms: float = 1500.0
     slo_error_rate: float = 0.01
@@ -57,6 +57,13 @@ class Settings(BaseSettings):
     rollout_stages: list[float] = Field(default_factory=lambda: [10.0, 25.0, 50.0, 100.0])
     rollout_min_window_minutes: float = 30.0
     rollout_min_requests: int = 50
+    rollout_min_users: int = 20
+    rollout_false_rollback: float = 0.01  # over the whole rollout, for a candidate as good as stable
+    rollout_false_promotion: float = 0.05  # for a candidate worse than the allowed regressions below
+    rollout_error_mde: float = 0.02
+    rollout_fallback_mde: float = 0.05
+    rollout_latency_ratio: float = 1.2
+    rollout_latency_margin_ms: float = 100.0
 
     redis_url: str | None = None
     rate_limit_enabled: bool = True

@@ -133,13 +133,15 @@ async def test_every_call_is_logged_unknown_tools_invalid_arguments_and_long_ids
 def rollout_with_candidate(indexed, embedder, tmp_path):
     """The live index of the small corpus, and a candidate release whose collection holds one secret document."""
     from ragops.rollout.machine import Rollout
-    from ragops.rollout.reindex import build_candidate, register_candidate
+    from ragops.ingest.candidate import build_candidate, candidate_name
+    from ragops.registry import Registry
+    from ragops.releases import create_release
 
     other = tmp_path / "candidate-corpus"
     other.mkdir()
     (other / "secret.md").write_text("# Zebra\n\nThe zebra quartz protocol is only in the candidate release.\n")
     build = build_candidate(indexed, source=other.as_uri(), embedder=embedder)
-    release = register_candidate(indexed, build, {}, "test")
+    release = create_release(Registry(indexed.registry_url), candidate_name(build), build.index_version_id, {}, "test")
     Rollout(indexed).start(release.name, "test")
     return release.name
 
