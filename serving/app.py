@@ -27,6 +27,7 @@ from serving.mcp_server import LogMissingToken, build_mcp_server
 from serving.metrics import CONTENT_TYPE_LATEST, Metrics
 from serving.ratelimit import RateLimiter
 from serving.schemas import AskResponse, ErrorBody, Query, SearchResponse
+from serving.status import StatusCollector
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,8 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
     limiter.enabled = settings.rate_limit_enabled
     permissions = Permissions.load(settings.mcp_permissions)
     base_url = base_url or settings.public_url
+    status = StatusCollector(settings, service.registry, lambda: _readiness(service, settings))
+    metrics.add_collector(status)
     mcp = build_mcp_server(service, permissions, events, metrics, base_url=base_url)
     # Stateless JSON responses: any serving replica or worker can answer any MCP request. DNS-rebinding protection
     # is on when the public URL is a loopback address, as the SDK decides from `host`.
@@ -64,14 +67,16 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await anyio.to_thread.run_sync(service.embedder.encode, ["warm up"])  # load the model before traffic
+        status.start()
         async with mcp.session_manager.run():
             yield
+        status.stop()
         events.close()  # drain queued events: a clean shutdown loses none
 
     app = FastAPI(title="ragops assistant", version="1", lifespan=lifespan,
                   description="Answers from the ragops knowledge base, with honest fallbacks. The MCP server is at /mcp.")
     app.state.service, app.state.events, app.state.metrics, app.state.limiter = service, events, metrics, limiter
-    app.state.permissions = permissions
+    app.state.permissions, app.state.status = permissions, status
 
     def record(request: Request, endpoint: str, status: int, latency_ms: float, *, variant: str = "stable",
                release_id: int | None = None, fallback: str | None = None, error: str | None = None,
@@ -172,7 +177,7 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
     async def prometheus():
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    app.mount("/mcp", LogMissingToken(mcp_app, events))
+    app.mount("/mcp", LogMissingToken(mcp_app, events, metrics))
     return _McpPath(app)
 
 
