@@ -88,3 +88,15 @@ def test_every_alert_has_a_unit_test_that_fires_it():
     names = {rule["alert"] for rule in alerts()}
     assert names <= fired, f"no unit test fires {sorted(names - fired)}"
     assert names <= quiet, f"no unit test shows these staying quiet: {sorted(names - quiet)}"
+
+
+def test_the_receivers_documented_for_paging_are_valid(tmp_path):
+    amtool = _tool("amtool", "prometheus-alertmanager")
+    guide = (REPO / "docs" / "production.md").read_text()
+    example = re.search(r"### Paging people.*?```yaml\n(.*?)```", guide, re.DOTALL).group(1)
+    config = yaml.safe_load((DEPLOY / "alertmanager" / "alertmanager.yml").read_text())
+    config["receivers"] = yaml.safe_load(example)["receivers"]
+    assert {r["name"] for r in config["receivers"]} == {"pager", "team"}  # the names the routes use
+    (tmp_path / "alertmanager.yml").write_text(yaml.safe_dump(config))
+    result = _run(amtool, "check-config", str(tmp_path / "alertmanager.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
