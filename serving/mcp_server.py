@@ -61,7 +61,7 @@ class LogMissingToken:
                 if self.metrics is not None:
                     self.metrics.mcp_calls.labels("anonymous", "-", "denied").inc()
                 if self.events is not None:
-                        self.events.record("mcp", client="anonymous", tool="-", decision="denied",
+                    self.events.record("mcp", client="anonymous", tool="-", decision="denied",
                                        reason="no bearer token", latency_ms=0.0, status="unauthenticated",
                                        request_id="", args_hash="")
             await send(message)
