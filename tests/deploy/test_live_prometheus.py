@@ -11,6 +11,11 @@ cannot. The traffic is shaped so that each alert's condition holds somewhere:
 - a target where nothing listens (a replica down).
 All apps share objectives and freshness windows set tight enough to be breached at once. RagopsServingDown
 (`absent(...)`) can only hold when no replica is up, so it is checked after the apps are stopped.
+
+Prometheus sends its alerts to a real Alertmanager (Debian's prometheus-alertmanager) running the repo's routing,
+whose two receivers are pointed at a local webhook: critical alerts must reach "pager", the others "team". Only
+timings differ from the repo's files: the rules' `for:` durations become 0s and the route's waits 1s, so that the
+test need not wait minutes (promtool's unit tests cover the durations).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import signal
 import subprocess
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import anyio
 import httpx
@@ -33,6 +39,7 @@ from support import REPO, FakeLLM, free_port, live_server
 
 DEPLOY = REPO / "deploy"
 RULES = DEPLOY / "prometheus" / "rules" / "ragops.yml"
+ALERTMANAGER = DEPLOY / "alertmanager" / "alertmanager.yml"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "ragops-service.json"
 GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "15s"}
 NO_ANSWER = ["Best pizza dough hydration for a wood oven?", "Which football club won the 1966 cup final?",
@@ -61,32 +68,20 @@ def panel_queries() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def prometheus(targets: list[str], tmp_path):
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.skip("prometheus is not installed (Debian package prometheus; .ci/run installs it)")
-    port = free_port()
-    config = tmp_path / "prometheus.yml"
-    config.write_text(yaml.safe_dump({
-        "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(RULES)],
-        "scrape_configs": [{"job_name": "ragops-serving", "static_configs": [{"targets": targets}]}],
-    }))
-    log = (tmp_path / "prometheus.log").open("w")
-    proc = subprocess.Popen([binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
+def daemon(name: str, argv: list[str], ready_url: str, tmp_path):
+    """Run a server in its own process group, wait for its readiness URL, stop it by its pid's group."""
+    log = (tmp_path / f"{name}.log").open("w")
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
         while True:
-            assert proc.poll() is None, (tmp_path / "prometheus.log").read_text()
+            assert proc.poll() is None, (tmp_path / f"{name}.log").read_text()
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(base + "/-/ready", timeout=2).status_code == 200:
+                if httpx.get(ready_url, timeout=2).status_code == 200:
                     break
-            assert time.monotonic() < deadline, "Prometheus was not ready within 60 s"
+            assert time.monotonic() < deadline, f"{name} was not ready within 60 s"
             time.sleep(0.2)
-        yield base
+        yield
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -95,6 +90,76 @@ def prometheus(targets: list[str], tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
         log.close()
+
+
+@contextlib.contextmanager
+def prometheus(targets: list[str], alertmanager: str, tmp_path):
+    rules = yaml.safe_load(RULES.read_text())
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            if "for" in rule:
+                rule["for"] = "0s"
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump(rules, sort_keys=False))
+    port = free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text(yaml.safe_dump({
+        "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(tmp_path / "rules.yml")],
+        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager.removeprefix("http://")]}]}]},
+        "scrape_configs": [{"job_name": "ragops-serving", "static_configs": [{"targets": targets}]}],
+    }))
+    base = f"http://127.0.0.1:{port}"
+    argv = [shutil.which("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"]
+    with daemon("prometheus", argv, base + "/-/ready", tmp_path):
+        yield base
+
+
+class Receiver:
+    """Alertmanager's webhook protocol on loopback: what reached each receiver, by path (/pager, /team)."""
+
+    def __init__(self):
+        self.alerts: dict[str, list[dict]] = {"/pager": [], "/team": []}
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                payload = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                receiver.alerts.setdefault(self.path, []).extend(payload["alerts"])
+                self.send_response(200)
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def names(self, path: str) -> set[str]:
+        return {a["labels"]["alertname"] for a in self.alerts[path]}
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@contextlib.contextmanager
+def alertmanager(receiver: Receiver, tmp_path):
+    config = yaml.safe_load(ALERTMANAGER.read_text())
+    config["route"] |= {"group_wait": "1s", "group_interval": "1s"}
+    for route in config["route"].get("routes", []):
+        route.pop("repeat_interval", None)
+    for entry in config["receivers"]:
+        entry["webhook_configs"] = [{"url": f"{receiver.url}/{entry['name']}", "send_resolved": False}]
+    (tmp_path / "alertmanager.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    argv = [shutil.which("prometheus-alertmanager"), f"--config.file={tmp_path / 'alertmanager.yml'}",
+            f"--storage.path={tmp_path / 'alertmanager'}", f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=", "--log.level=warn"]
+    with daemon("alertmanager", argv, base + "/-/ready", tmp_path):
+        yield base
 
 
 def _query(base: str, expr: str) -> list:
@@ -170,7 +235,7 @@ class Traffic:
         self.thread.join(timeout=60)
 
 
-def test_every_alert_and_panel_query_returns_a_series(indexed, corpus, embedder, tmp_path):
+def test_every_alert_and_panel_query_returns_a_series_and_alerts_reach_their_receivers(indexed, corpus, embedder, tmp_path):
     from ragops.answer.llm import OpenAIChatModel
     from ragops.answer.pipeline import AnswerService
     from ragops.answer.tools import ToolConfig
@@ -178,8 +243,9 @@ def test_every_alert_and_panel_query_returns_a_series(indexed, corpus, embedder,
     from ragops.ingest.refresh import Refresher
     from serving.app import create_app
 
-    if shutil.which("prometheus") is None:
-        pytest.skip("prometheus is not installed (Debian package prometheus; .ci/run installs it)")
+    for binary, package in (("prometheus", "prometheus"), ("prometheus-alertmanager", "prometheus-alertmanager")):
+        if shutil.which(binary) is None:
+            pytest.skip(f"{binary} is not installed (Debian package {package}; .ci/run installs it)")
     (corpus / "empty.md").write_text("")
     Refresher(indexed, embedder=embedder).run()  # quarantines the empty document
     permissions = tmp_path / "mcp-permissions.yaml"
@@ -190,6 +256,7 @@ def test_every_alert_and_panel_query_returns_a_series(indexed, corpus, embedder,
         "rate_limit_global": "100000/minute", "slo_p95_latency_ms": 0.001, "freshness_refresh_hours": 0.0001})
     fake_llm = FakeLLM()
     fake_llm.mode = "error"
+    receiver = Receiver()
     dead_tool = ToolConfig(url=f"http://127.0.0.1:{free_port()}/mcp/", tool="search", timeout_s=2.0)
     apps = {
         "main": (base, dict(tools=[dead_tool])),
@@ -205,7 +272,7 @@ def test_every_alert_and_panel_query_returns_a_series(indexed, corpus, embedder,
                 app = create_app(settings, service=service, tools=extra.get("tools"))
                 urls[name] = servers.enter_context(live_server(app))
             targets = [u.removeprefix("http://") for u in urls.values()] + [f"127.0.0.1:{free_port()}"]
-            with prometheus(targets, tmp_path) as prom:
+            with alertmanager(receiver, tmp_path) as am, prometheus(targets, am, tmp_path) as prom:
                 live = {k: v for k, v in (alert_queries() | panel_queries()).items() if "absent(" not in v}
                 with Traffic(urls) as traffic:
                     _await_series(prom, live, deadline_s=240)
@@ -215,10 +282,24 @@ def test_every_alert_and_panel_query_returns_a_series(indexed, corpus, embedder,
                 rules = httpx.get(prom + "/api/v1/rules", timeout=10).json()["data"]["groups"]
                 broken = [(r["name"], r["lastError"]) for g in rules for r in g["rules"] if r.get("health") != "ok"]
                 assert not broken and sum(len(g["rules"]) for g in rules) == 28
-                pending = {a["labels"]["alertname"]: a for a in httpx.get(prom + "/api/v1/alerts").json()["data"]["alerts"]}
-                assert pending["RagopsEvaluationOverdue"]["annotations"]["summary"] == "No evaluation has succeeded yet"
+                active = {a["labels"]["alertname"]: a for a in httpx.get(prom + "/api/v1/alerts").json()["data"]["alerts"]}
+                assert active["RagopsEvaluationOverdue"]["annotations"]["summary"] == "No evaluation has succeeded yet"
+                _await_delivery(receiver, {"/pager": {"RagopsStoreUnavailable", "RagopsNotReady"},
+                                           "/team": {"RagopsDocumentsStale", "RagopsGlobalRateLimitReached"}})
+                severities = {path: {a["labels"]["severity"] for a in alerts} for path, alerts in receiver.alerts.items()}
+                assert severities["/pager"] == {"critical"} and "critical" not in severities["/team"]
 
                 servers.close()  # every replica gone: only now can RagopsServingDown's absent() hold
                 _await_series(prom, {k: v for k, v in alert_queries().items() if "absent(" in v}, deadline_s=60)
+                _await_delivery(receiver, {"/pager": {"RagopsServingDown"}})
     finally:
         fake_llm.close()
+        receiver.close()
+
+
+def _await_delivery(receiver: Receiver, expected: dict[str, set[str]], deadline_s: float = 60) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline and not all(names <= receiver.names(path) for path, names in expected.items()):
+        time.sleep(0.5)
+    for path, names in expected.items():
+        assert names <= receiver.names(path), f"{path} got {sorted(receiver.names(path))}, not all of {sorted(names)}"
