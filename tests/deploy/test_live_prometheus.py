@@ -200,7 +200,14 @@ class Traffic:
         self.urls = urls
         self.stop = threading.Event()
         self.statuses: dict[str, set[int]] = {}
-        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._guarded, daemon=True)
+
+    def _guarded(self) -> None:
+        try:
+            self._run()
+        except BaseException as exc:  # reported by __exit__: a dead loop would otherwise look like missing series
+            self.error = exc
 
     def _post(self, http, app: str, path: str, question: str) -> None:
         reply = http.post(self.urls[app] + path, json={"question": question})
@@ -233,6 +240,8 @@ class Traffic:
     def __exit__(self, *exc):
         self.stop.set()
         self.thread.join(timeout=60)
+        if self.error is not None:
+            raise AssertionError(f"the traffic loop failed: {self.error!r}") from self.error
 
 
 def test_every_alert_and_panel_query_returns_a_series_and_alerts_reach_their_receivers(indexed, corpus, embedder, tmp_path):
