@@ -28,6 +28,10 @@ class Metrics:
         # client names come from the permissions file (plus "unknown" and "anonymous"), so the label stays bounded
         self.mcp_calls = Counter("ragops_mcp_calls_total", "MCP tool calls by client, tool and decision",
                                  ["client", "tool", "decision"], registry=self.registry)
+        self.events_dropped = Counter("ragops_events_dropped_total", "Request events and access-log rows that could "
+                                      "not be stored, by reason", ["kind", "reason"], registry=self.registry)
+        self.events_written = Counter("ragops_events_written_total", "Request events and access-log rows stored",
+                                      ["kind"], registry=self.registry)
         self._collectors: list = []
         for code in ("no_results", "tool_failed", "llm_unavailable", "rate_limited", "store_unavailable"):
             self.fallbacks.labels(code)  # every code shows in /metrics from the start, at 0

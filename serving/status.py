@@ -3,6 +3,8 @@
 A background thread reads the pipelines' freshness, the quarantine and the readiness checks every
 `RAGOPS_STATUS_METRICS_INTERVAL_S`; a scrape renders the last reading. When a read fails or hangs, the last good
 values stay, `ragops_registry_up` drops to 0, and readiness that is more than three intervals old counts as not ready.
+Readiness is /readyz's verdict: registry and index decide it; a down LLM only shows in `ragops_ready_check{check="llm"}`
+(the service is degraded, not unready).
 
 Under several uvicorn workers each worker reads for itself: the values come from the shared registry, so any
 worker's reading is the service's, and these gauges are rendered beside the multiprocess counters (see metrics.py)
@@ -29,9 +31,10 @@ STALE_AFTER_INTERVALS = 3
 
 
 class StatusCollector:
-    """A prometheus_client collector; `readiness()` returns the /readyz checks, {name: {"ok": bool, ...}}."""
+    """A prometheus_client collector. `registry()` returns the registry (or raises StoreUnavailable while it is away);
+    `readiness()` returns the /readyz body, {"ready": bool, "checks": {name: {"ok": bool, ...}}, ...}."""
 
-    def __init__(self, settings: Settings, registry: Registry, readiness: Callable[[], dict[str, dict]],
+    def __init__(self, settings: Settings, registry: Callable[[], Registry], readiness: Callable[[], dict],
                  clock: Callable[[], float] = time.monotonic):
         self.settings = settings
         self.registry = registry
@@ -40,6 +43,7 @@ class StatusCollector:
         self.clock = clock
         self._freshness: Freshness | None = None
         self._read_at: float | None = None  # clock() of the last good registry read
+        self._ready = False
         self._checks: dict[str, bool] = {}
         self._checked_at: float | None = None
         self._failing = False
@@ -65,11 +69,12 @@ class StatusCollector:
 
     def refresh(self) -> None:
         """One reading: the readiness checks, then the registry."""
-        checks = self.readiness()
-        self._checks = {name: bool(check.get("ok")) for name, check in checks.items()}
+        verdict = self.readiness()
+        self._ready = bool(verdict.get("ready"))
+        self._checks = {name: bool(check.get("ok")) for name, check in verdict.get("checks", {}).items()}
         self._checked_at = self.clock()
         try:
-            self._freshness = read_freshness(self.registry)
+            self._freshness = read_freshness(self.registry())
         except (SQLAlchemyError, RagopsError) as exc:
             if not self._failing:  # once per outage, not once per interval
                 log.warning("reading freshness from the registry failed; /metrics keeps the last values: %s", exc)
@@ -105,11 +110,12 @@ class StatusCollector:
             windows.add_metric([pipeline], seconds)
         yield windows
         current = self._recent(self._checked_at)
-        ready = current and bool(self._checks) and all(self._checks.values())
-        yield GaugeMetricFamily("ragops_ready", "1 when every readiness check passed (as /readyz), at the last "
-                                "reading within three intervals", value=1.0 if ready else 0.0)
-        each = GaugeMetricFamily("ragops_ready_check", "Each readiness check at the last reading: 1 ok, 0 failing",
-                                 labels=["check"])
+        ready = current and self._ready
+        yield GaugeMetricFamily("ragops_ready", "1 when /readyz says ready (registry and index serve a search; a down "
+                                "LLM only degrades), at the last reading within three intervals",
+                                value=1.0 if ready else 0.0)
+        each = GaugeMetricFamily("ragops_ready_check", "Each readiness check at the last reading: 1 ok, 0 failing "
+                                 "(llm at 0: degraded, still ready)", labels=["check"])
         for name, ok in sorted(self._checks.items()):
             each.add_metric([name], 1.0 if ok and current else 0.0)
         yield each

@@ -125,6 +125,22 @@ def test_airflow_components_share_the_secrets_and_reach_the_execution_api():
     assert SERVICES["airflow-worker"]["deploy"]["replicas"] >= 2
 
 
+def test_airflow_talks_to_postgres_through_psycopg_3():
+    """The driver requirements.txt pins, as tests/production runs Airflow: the sync and the async engine and the
+    Celery result backend alike (left unset, the async URL would ask for asyncpg, which is not installed)."""
+    import importlib.util
+
+    env = env_of("airflow-scheduler")
+    sync = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    assert sync.startswith("postgresql+psycopg://") and env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] == sync
+    assert env["AIRFLOW__CELERY__RESULT_BACKEND"] == "db+" + sync
+    assert env["RAGOPS_DATABASE_URL"].startswith("postgresql+psycopg://")
+    assert importlib.util.find_spec("psycopg") is not None
+    requirements = (REPO / "requirements.txt").read_text()
+    assert re.search(r"^psycopg\[binary\]==3\.", requirements, re.MULTILINE)
+    assert re.search(r"^celery==5\.6\.3$", requirements, re.MULTILINE)  # the celery provider's imports need it
+
+
 def test_airflow_settings_exist_in_the_installed_airflow():
     """Every AIRFLOW__SECTION__KEY is an option of Airflow 3's config templates or of the Celery provider's."""
     from airflow.providers.celery.get_provider_info import get_provider_info

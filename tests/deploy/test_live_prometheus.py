@@ -7,7 +7,8 @@ cannot. The traffic is shaped so that each alert's condition holds somewhere:
   with no answer (no_results), MCP calls allowed, denied and with a bad token;
 - "limited": the same index behind a global limit of 2 a minute (rate_limited, scope global);
 - "empty": no index at all (not ready, store_unavailable);
-- "llm": the same index with a chat endpoint that fails (llm_unavailable);
+- "llm": the same index with a chat endpoint that fails (llm_unavailable) and whose /models does not answer:
+  degraded, but ready, as /readyz says, so it must not raise RagopsNotReady;
 - a target where nothing listens (a replica down).
 All apps share objectives and freshness windows set tight enough to be breached at once. RagopsServingDown
 (`absent(...)`) can only hold when no replica is up, so it is checked after the apps are stopped.
@@ -262,7 +263,8 @@ def test_every_alert_and_panel_query_returns_a_series_and_alerts_reach_their_rec
         {"name": "reader", "token_sha256": hash_token("reader-token"), "tools": ["search_knowledge_base"]}]}))
     base = indexed.model_copy(update={
         "mcp_permissions": permissions, "status_metrics_interval_s": 1.0, "rate_limit": "100000/minute",
-        "rate_limit_global": "100000/minute", "slo_p95_latency_ms": 0.001, "freshness_refresh_hours": 0.0001})
+        "rate_limit_address": "100000/minute", "rate_limit_global": "100000/minute", "slo_p95_latency_ms": 0.001,
+        "freshness_refresh_hours": 0.0001})
     fake_llm = FakeLLM()
     fake_llm.mode = "error"
     receiver = Receiver()
@@ -271,7 +273,8 @@ def test_every_alert_and_panel_query_returns_a_series_and_alerts_reach_their_rec
         "main": (base, dict(tools=[dead_tool])),
         "limited": (base.model_copy(update={"rate_limit_global": "2/minute"}), {}),
         "empty": (base.model_copy(update={"home": tmp_path / "empty-home"}), {}),
-        "llm": (base, dict(chat_model=OpenAIChatModel(fake_llm.base_url, "test-model", max_retries=0))),
+        "llm": (base.model_copy(update={"llm_base_url": f"http://127.0.0.1:{free_port()}/v1"}),  # readiness: degraded
+                dict(chat_model=OpenAIChatModel(fake_llm.base_url, "test-model", max_retries=0))),
     }
     try:
         with contextlib.ExitStack() as servers:
@@ -293,6 +296,12 @@ def test_every_alert_and_panel_query_returns_a_series_and_alerts_reach_their_rec
                 assert not broken and sum(len(g["rules"]) for g in rules) == 28
                 active = {a["labels"]["alertname"]: a for a in httpx.get(prom + "/api/v1/alerts").json()["data"]["alerts"]}
                 assert active["RagopsEvaluationOverdue"]["annotations"]["summary"] == "No evaluation has succeeded yet"
+                # The replica whose LLM is down is degraded and still ready (as /readyz): RagopsNotReady's
+                # `ragops_ready == 0` does not hold for it while its llm check is at 0.
+                llm = urls["llm"].removeprefix("http://")
+                degraded = (f'ragops_ready{{instance="{llm}"}} == 1 and on (instance) '
+                            f'ragops_ready_check{{instance="{llm}",check="llm"}} == 0')
+                _await_series(prom, {"llm degraded, still ready": degraded}, deadline_s=60)
                 _await_delivery(receiver, {"/pager": {"RagopsStoreUnavailable", "RagopsNotReady"},
                                            "/team": {"RagopsDocumentsStale", "RagopsGlobalRateLimitReached"}})
                 severities = {path: {a["labels"]["severity"] for a in alerts} for path, alerts in receiver.alerts.items()}

@@ -72,7 +72,7 @@ def test_a_registry_that_goes_away_keeps_the_last_values_and_says_so(settings, t
     with registry.session() as s:
         s.add(RefreshRun(source="file:///x", status="succeeded", finished_at=_at(1_700_000_000)))
     clock = Clock()
-    collector = StatusCollector(settings, registry, lambda: {"registry": {"ok": True}}, clock=clock)
+    collector = StatusCollector(settings, lambda: registry, lambda: _verdict(registry=True), clock=clock)
     collector.refresh()
     assert _value(_render(collector), "ragops_registry_up") == 1
 
@@ -97,7 +97,7 @@ def test_a_registry_down_from_the_start_exports_no_made_up_freshness(settings, t
     registry.dispose()
     db.unlink()
     db.mkdir()
-    collector = StatusCollector(settings, registry, lambda: {"registry": {"ok": False}})
+    collector = StatusCollector(settings, lambda: registry, lambda: _verdict(registry=False))
     collector.refresh()
     metrics = _render(collector)
     assert _value(metrics, "ragops_registry_up") == 0 and _value(metrics, "ragops_ready") == 0
@@ -112,10 +112,11 @@ def test_a_scrape_never_waits_for_a_hanging_reading(settings):
     def hanging_readiness():
         entered.set()
         release.wait(60)
-        return {"registry": {"ok": True}}
+        return _verdict(registry=True, index=True)
 
     clock = Clock()
-    collector = StatusCollector(settings, Registry(settings.registry_url), hanging_readiness, clock=clock)
+    registry = Registry(settings.registry_url)
+    collector = StatusCollector(settings, lambda: registry, hanging_readiness, clock=clock)
     collector.start()
     try:
         assert entered.wait(30)
@@ -129,12 +130,43 @@ def test_a_scrape_never_waits_for_a_hanging_reading(settings):
 
 def test_readiness_older_than_three_intervals_counts_as_not_ready(settings):
     clock = Clock()
-    collector = StatusCollector(settings, Registry(settings.registry_url), lambda: {"index": {"ok": True}}, clock=clock)
+    registry = Registry(settings.registry_url)
+    collector = StatusCollector(settings, lambda: registry, lambda: _verdict(registry=True, index=True), clock=clock)
     collector.refresh()
     assert _value(_render(collector), "ragops_ready") == 1
     clock.now += 3 * settings.status_metrics_interval_s + 1  # the background reading hung since
     metrics = _render(collector)
     assert _value(metrics, "ragops_ready") == 0 and _value(metrics, "ragops_ready_check", check="index") == 0
+
+
+def test_a_down_llm_degrades_but_leaves_the_replica_ready(settings):
+    registry = Registry(settings.registry_url)
+    collector = StatusCollector(settings, lambda: registry, lambda: _verdict(registry=True, index=True, llm=False))
+    collector.refresh()
+    metrics = _render(collector)
+    assert _value(metrics, "ragops_ready") == 1  # as /readyz: the LLM is optional, answers fall back without it
+    assert _value(metrics, "ragops_ready_check", check="llm") == 0
+    assert _value(metrics, "ragops_ready_check", check="index") == 1
+
+
+def test_a_registry_that_cannot_be_reached_at_all_counts_as_down(settings):
+    from ragops.errors import StoreUnavailable
+
+    def away():
+        raise StoreUnavailable("the registry is unavailable: connection refused")
+
+    collector = StatusCollector(settings, away, lambda: _verdict(registry=False, index=False))
+    collector.refresh()
+    metrics = _render(collector)
+    assert _value(metrics, "ragops_registry_up") == 0 and _value(metrics, "ragops_ready") == 0
+    assert not any(name == "ragops_last_success_timestamp_seconds" for name, _ in metrics)
+
+
+def _verdict(**ok: bool) -> dict:
+    """A /readyz body with these checks (registry and index decide readiness, as serving/backend.py)."""
+    not_ready = [name for name in ("registry", "index") if not ok.get(name)]
+    return {"ready": not not_ready, "checks": {name: {"ok": v} for name, v in ok.items()}, "not_ready": not_ready,
+            "degraded": [name for name, v in ok.items() if name not in ("registry", "index") and not v]}
 
 
 def _at(seconds: float):
@@ -143,7 +175,8 @@ def _at(seconds: float):
 
 def test_the_thread_reads_on_start_and_stops(settings):
     calls = []
-    collector = StatusCollector(settings, Registry(settings.registry_url), lambda: calls.append(1) or {"x": {"ok": True}})
+    registry = Registry(settings.registry_url)
+    collector = StatusCollector(settings, lambda: registry, lambda: calls.append(1) or _verdict(registry=True))
     collector.start()
     deadline = time.monotonic() + 30
     while not calls and time.monotonic() < deadline:
