@@ -120,3 +120,11 @@ def events(settings, **where):
 def task_states(run) -> dict:
     """{task_id: state} of a DAG run (unmapped tasks)."""
     return {ti.task_id: ti.state for ti in run.get_task_instances()}
+
+
+def samples(exposition: str) -> dict[tuple, float]:
+    """Prometheus text exposition -> {(name, (("label", "value"), ...)): value}, labels sorted by name."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(exposition) for s in family.samples}

@@ -15,7 +15,9 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 class Settings(BaseSettings):
     """Every knob of ragops, read from the environment with the prefix RAGOPS_."""
 
-    model_config = SettingsConfigDict(env_prefix="RAGOPS_", extra="ignore")
+    # An empty variable means "unset": compose passes `RAGOPS_SLACK_TOKEN: ${RAGOPS_SLACK_TOKEN:-}`, which must select
+    # the outbox rather than a Slack client with the token ''.
+    model_config = SettingsConfigDict(env_prefix="RAGOPS_", extra="ignore", env_ignore_empty=True)
 
     home: Path = Field(default=Path(".ragops"), description="data directory")
     source: str = Field(default_factory=lambda: (REPO_ROOT / "docs").as_uri())
@@ -53,6 +55,11 @@ class Settings(BaseSettings):
     slo_p95_latency_ms: float = 1500.0
     slo_error_rate: float = 0.01
     slo_availability: float = 0.995
+    # A pipeline whose last successful run is older than this is overdue; /metrics exports the windows for the alerts.
+    freshness_refresh_hours: float = 192.0  # weekly refresh, plus a day
+    freshness_eval_hours: float = 768.0  # monthly evaluation, plus a day
+    freshness_audit_hours: float = 768.0  # monthly audit, plus a day
+    status_metrics_interval_s: float = Field(default=30.0, gt=0, description="how often /metrics re-reads the registry")
 
     rollout_stages: list[float] = Field(default_factory=lambda: [10.0, 25.0, 50.0, 100.0])
     rollout_min_window_minutes: float = 30.0

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from support import live_server
+from support import live_server, samples
 from ragops.audit.permissions import hash_token
 from ragops.registry import Registry
 from ragops.registry.models import McpAccessLog
@@ -75,6 +75,13 @@ async def test_mcp_access_control_and_access_log(mcp_url):
     assert ("anonymous", "-", "denied", "unauthenticated") in rows  # no token at all
     assert ("doc-only", "search_knowledge_base", "denied", "denied") in rows
     assert all("token" not in str(row) for row in rows) and any(len(h) == 32 for h in hashes)
+
+    metrics = samples(httpx.get(url.removesuffix("/mcp") + "/metrics").text)  # by client and decision, bounded names
+    calls = {dict(labels)["client"] + " " + dict(labels)["tool"] + " " + dict(labels)["decision"]: value
+             for (name, labels), value in metrics.items() if name == "ragops_mcp_calls_total"}
+    assert calls["reader search_knowledge_base allowed"] == 1 and calls["reader get_document allowed"] == 1
+    assert calls["doc-only search_knowledge_base denied"] == 1
+    assert calls["unknown - denied"] == 1 and calls["anonymous - denied"] == 1
 
 
 @pytest.fixture
