@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
     service = service or AnswerService(settings, chat_model=build_chat_model(settings), tools=tools)
     events = EventWriter(service.registry)
     metrics = Metrics()
+    guard = _tool_guard(settings, service, metrics)
     limiter = limiter or RateLimiter(settings.rate_limit, settings.rate_limit_global, settings.redis_url)
     limiter.enabled = settings.rate_limit_enabled
     permissions = Permissions.load(settings.mcp_permissions)
@@ -64,8 +65,12 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await anyio.to_thread.run_sync(service.embedder.encode, ["warm up"])  # load the model before traffic
-        async with mcp.session_manager.run():
+        async with mcp.session_manager.run(), anyio.create_task_group() as background:
+            if guard is not None:
+                await guard.start()  # tools are compared with their pins before the first request
+                background.start_soon(guard.run)
             yield
+            background.cancel_scope.cancel()
         events.close()  # drain queued events: a clean shutdown loses none
 
     app = FastAPI(title="ragops assistant", version="1", lifespan=lifespan,
@@ -189,6 +194,19 @@ class _McpPath:
         if scope["type"] == "http" and scope["path"] == "/mcp":
             scope = dict(scope, path="/mcp/", raw_path=b"/mcp/")
         await self.app(scope, receive, send)
+
+
+def _tool_guard(settings: Settings, service: AnswerService, metrics: Metrics):
+    """Hold connected MCP tools whose definition moved away from its pin (ragops.mcp_tools)."""
+    if not service.tools:
+        return None
+    from ragops.mcp_tools.guard import ToolGuard
+
+    service.tool_guard = service.tool_guard or ToolGuard(
+        service.registry, service.tools, settings.mcp_tool_check_interval_s,
+        on_held=lambda tool, held: metrics.tool_held.labels(tool).set(int(held)),
+        on_blocked=lambda tool: metrics.tool_held_calls.labels(tool).inc())
+    return service.tool_guard
 
 
 def _elapsed(request: Request) -> float:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import CONTENT_TYPE_LATEST  # noqa: F401  (re-exported for the route)
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -25,6 +25,10 @@ class Metrics:
                                     registry=self.registry)
         self.mcp_calls = Counter("ragops_mcp_calls_total", "MCP tool calls by tool and decision", ["tool", "decision"],
                                  registry=self.registry)
+        self.tool_held = Gauge("ragops_mcp_tool_held", "1 while a connected MCP tool is held (changed, unapproved, "
+                               "or failing its contract)", ["tool"], registry=self.registry, multiprocess_mode="max")
+        self.tool_held_calls = Counter("ragops_mcp_tool_held_calls_total", "Calls not made because the tool is held",
+                                       ["tool"], registry=self.registry)
         for code in ("no_results", "tool_failed", "llm_unavailable", "rate_limited", "store_unavailable"):
             self.fallbacks.labels(code)  # every code shows in /metrics from the start, at 0
 
