@@ -29,6 +29,10 @@ class Metrics:
                                "or failing its contract)", ["tool"], registry=self.registry, multiprocess_mode="max")
         self.tool_held_calls = Counter("ragops_mcp_tool_held_calls_total", "Calls not made because the tool is held",
                                        ["tool"], registry=self.registry)
+        self.events_dropped = Counter("ragops_events_dropped_total", "Request events and access-log rows that could "
+                                      "not be stored, by reason", ["kind", "reason"], registry=self.registry)
+        self.events_written = Counter("ragops_events_written_total", "Request events and access-log rows stored",
+                                      ["kind"], registry=self.registry)
         for code in ("no_results", "tool_failed", "llm_unavailable", "rate_limited", "store_unavailable"):
             self.fallbacks.labels(code)  # every code shows in /metrics from the start, at 0
 

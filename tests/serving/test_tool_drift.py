@@ -93,3 +93,50 @@ def test_tools_are_checked_before_the_first_request(make_client, indexed, server
     body = client.post("/v1/ask", json=QUESTION).json()
     assert body["fallback"] == "tool_failed" and "has not been approved yet" in body["answer"]
     assert server.calls == 0
+
+
+def test_a_store_that_is_unavailable_dominates_a_failed_tool(make_client, indexed, server):
+    import shutil
+
+    tools = [ToolConfig(url=server.url, tool="lookup", timeout_s=1.0)]
+    client = make_client(indexed, tools=tools)  # never pinned: the tool is held, so it fails too
+    shutil.rmtree(indexed.lance_dir)
+    reply = client.post("/v1/ask", json=QUESTION)
+    assert reply.status_code == 503 and reply.json()["fallback"] == "store_unavailable", reply.text
+    assert server.calls == 0
+
+
+def test_the_service_the_app_builds_gets_the_guard(indexed, server):
+    from fastapi.testclient import TestClient
+
+    from serving.app import create_app
+
+    tools = [ToolConfig(url=server.url, tool="lookup", timeout_s=1.0)]
+    pin_tools(indexed, tools)
+    with TestClient(create_app(indexed, tools=tools)) as client:  # no service passed: the app's backend builds it
+        guard = client.app.state.tool_guard
+        assert guard.checked and client.app.state.backend.get().tool_guard is guard
+        assert client.post("/v1/ask", json=QUESTION).json()["fallback"] is None and server.calls == 1
+
+
+def test_the_guard_holds_every_tool_until_the_registry_can_be_read(indexed, server):
+    from ragops.errors import StoreUnavailable
+    from ragops.mcp_tools.guard import ToolGuard
+    from ragops.registry import Registry
+
+    tools = [ToolConfig(url=server.url, tool="lookup", timeout_s=1.0)]
+    pin_tools(indexed, tools)
+    registry, away = Registry(indexed.registry_url), [True]
+
+    def get():  # as the app's backend: StoreUnavailable until the registry is back
+        if away[0]:
+            raise StoreUnavailable("the registry is unavailable")
+        return registry
+
+    guard = ToolGuard(get, tools, interval_s=300, retry_s=5)
+    anyio.run(guard.start)  # logged, not raised: the app starts anyway
+    assert not guard.checked and "not been checked" in guard.blocked(tools[0]) and guard.retry_s == 5
+    away[0] = False
+    anyio.run(guard.refresh)
+    assert guard.checked and guard.blocked(tools[0]) is None
+    registry.dispose()

@@ -27,11 +27,14 @@ REASONS = {
 
 
 class ToolGuard:
-    def __init__(self, registry: Registry, tools: list[ToolConfig], interval_s: float = 300.0,
-                 on_held: Callable[[str, bool], None] | None = None, on_blocked: Callable[[str], None] | None = None):
-        self.registry = registry
+    def __init__(self, registry: Registry | Callable[[], Registry], tools: list[ToolConfig], interval_s: float = 300.0,
+                 on_held: Callable[[str, bool], None] | None = None, on_blocked: Callable[[str], None] | None = None,
+                 retry_s: float | None = None):
+        # a callable gives the registry when it can be read (the app's backend), raising StoreUnavailable until then
+        self._registry = registry if callable(registry) and not isinstance(registry, Registry) else (lambda: registry)
         self.tools = tools
         self.interval_s = interval_s
+        self.retry_s = min(retry_s, interval_s) if retry_s else interval_s  # the pace until a first check succeeds
         self.on_held = on_held or (lambda tool, held: None)
         self.on_blocked = on_blocked or (lambda tool: None)
         self.held: dict[tuple[str, str], str] = {}
@@ -47,7 +50,11 @@ class ToolGuard:
     async def refresh(self) -> dict[tuple[str, str], str]:
         """One check of every tool: its live definition against its pin, and its newest contract check."""
         listed = await list_definitions(self.tools)
-        pins, checks = await anyio.to_thread.run_sync(lambda: (current_pins(self.registry), latest_checks(self.registry)))
+        def read():  # off the event loop: getting the registry may build the service, reading it may block
+            registry = self._registry()
+            return current_pins(registry), latest_checks(registry)
+
+        pins, checks = await anyio.to_thread.run_sync(read)
         held = {}
         for config in self.tools:
             state = assess(config, listed[config.key], pins.get(config.key))
@@ -76,9 +83,10 @@ class ToolGuard:
             log.exception("checking the connected MCP tools at start-up failed; they stay held until the next check")
 
     async def run(self) -> None:
-        """Re-check every interval until cancelled; a failed check keeps the last known state."""
+        """Re-check every interval until cancelled (sooner until a first check succeeded, as every tool is held until
+        then); a failed check keeps the last known state."""
         while True:
-            await anyio.sleep(self.interval_s)
+            await anyio.sleep(self.interval_s if self.checked else self.retry_s)
             try:
                 await self.refresh()
             except Exception:  # noqa: BLE001 - the guard must outlive a registry blip; the next round retries

@@ -1,10 +1,45 @@
-"""Block Kit builders for the messages ragops posts."""
+"""Block Kit builders for the messages ragops posts.
+
+File names, reasons, questions, release and client names are user-controlled: every mrkdwn text and the fallback
+text of every message is escaped (`&`, `<`, `>`), so `<!channel>` in a file name pings no one and `<url|label>`
+cannot disguise a link. Header texts are plain_text, which Slack never parses for mentions or links.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 
 from ragops.notify.slack import Message
+
+TEXT_LIMIT = 3000  # Slack's limit for a section's text and a message's fallback text
+_CUT_ENTITY = re.compile(r"&[a-z]{0,3}$")
+
+
+def escape(text: str) -> str:
+    """Slack's three control characters as entities (https://api.slack.com/reference/surfaces/formatting#escaping)."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _cap(text: str, limit: int = TEXT_LIMIT) -> str:
+    return text if len(text) <= limit else _CUT_ENTITY.sub("", text[:limit])
+
+
+def _escape_mrkdwn(node):
+    if isinstance(node, list):
+        return [_escape_mrkdwn(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    if node.get("type") == "mrkdwn" and isinstance(node.get("text"), str):
+        return node | {"text": _cap(escape(node["text"]))}
+    return {k: _escape_mrkdwn(v) for k, v in node.items()}
+
+
+def _safe(message: Message) -> Message:
+    """Every builder returns through here: user-controlled strings cannot become Slack markup."""
+    message.text = _cap(escape(message.text))
+    message.blocks = _escape_mrkdwn(message.blocks)
+    return message
 
 
 def _fields(pairs: dict) -> dict:
@@ -25,7 +60,7 @@ def refresh_report(report: dict, source: str) -> Message:
     if report.get("quarantine"):
         lines = "\n".join(f"• `{q['uri']}`: {q['reason']}" for q in report["quarantine"][:10])
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*Quarantined (last good version kept)*\n{lines}"}})
-    return Message(headline, blocks, kind="report")
+    return _safe(Message(headline, blocks, kind="report"))
 
 
 def alert(title: str, detail: str, action: str | None = None) -> Message:
@@ -35,7 +70,7 @@ def alert(title: str, detail: str, action: str | None = None) -> Message:
     ]
     if action:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"*What to do:* {action}"[:2900]}]})
-    return Message(f"{title}: {detail}"[:3000], blocks, kind="alert")
+    return _safe(Message(f"{title}: {detail}", blocks, kind="alert"))
 
 
 def _delta(now: float, before: float | None) -> str:
@@ -68,8 +103,8 @@ def eval_report(report: dict, previous: dict | None, chart: str | None = None) -
     if worst:
         lines = "\n".join(f"• `{q['id']}` {q['question'][:90]} (recall {q['was']:.2f} → {q['now']:.2f})" for q in worst)
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*Questions that regressed*\n{lines}"}})
-    return Message(headline, blocks, kind="alert" if comparison.get("regressed") else "report",
-                   files=[chart] if chart else [])
+    return _safe(Message(headline, blocks, kind="alert" if comparison.get("regressed") else "report",
+                         files=[chart] if chart else []))
 
 
 def monitoring_digest(review: dict, chart: str | None = None) -> Message:
@@ -98,16 +133,16 @@ def monitoring_digest(review: dict, chart: str | None = None) -> Message:
     if review["anomalies"]:
         lines = "\n".join(f"• {a['message']}" for a in review["anomalies"])
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*Unusual*\n{lines}"}})
-    return Message(headline, blocks, kind="alert" if breached else "report", files=[chart] if chart else [])
+    return _safe(Message(headline, blocks, kind="alert" if breached else "report", files=[chart] if chart else []))
 
 
 def health_transition(component: str, ok: bool, detail: str, since: str | None) -> Message:
     if ok:
-        return Message(f"Recovered: {component} is healthy again ({detail})",
+        return _safe(Message(f"Recovered: {component} is healthy again ({detail})",
                        [{"type": "section", "text": {"type": "mrkdwn",
                                                      "text": f":white_check_mark: *{component}* recovered: {detail}"
                                                              + (f" (down since {since})" if since else "")}}],
-                       kind="report")
+                             kind="report"))
     return alert(f"{component} is down", detail, "check the component; you will hear once more when it recovers")
 
 
@@ -127,7 +162,7 @@ def rollout_decision(decision: dict) -> Message:
             "p95 ms (canary / stable)": f"{c['p95_ms']} / {s['p95_ms']}",
             "Tests": ", ".join(f"{k}={v}" for k, v in (evidence.get("tests") or {}).items())}))
     kind = "alert" if decision["decision"] in ("rollback", "abort") else "report"
-    return Message(text[:3000], blocks, kind=kind)
+    return _safe(Message(text, blocks, kind=kind))
 
 
 def audit_report(report: dict) -> Message:
@@ -143,12 +178,7 @@ def audit_report(report: dict) -> Message:
     lines = [f"{icons[f['severity']]} *{f['severity']}* {f['message']}" for f in report["findings"][:25]]
     if lines:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:2900]}})
-    return Message(headline, blocks, kind="alert" if worst in ("critical", "high") else "report")
-
-
-def _esc(text) -> str:
-    """Slack mrkdwn control characters in text that a tool server or a user controls."""
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _safe(Message(headline, blocks, kind="alert" if worst in ("critical", "high") else "report"))
 
 
 def _clip(value, limit: int = 160) -> str:
@@ -166,18 +196,18 @@ def tool_contracts_report(report: dict) -> Message:
               {"type": "section", "text": {"type": "mrkdwn", "text": headline}}]
     lines = []
     for t in tools:
-        name = f"`{_esc(t['tool'])}` ({_esc(t['server_url'])})"
+        name = f"`{t['tool']}` ({t['server_url']})"
         if t["state"] == "changed":
-            lines.append(f":warning: {name} *changed*, held until approved: " + "; ".join(_esc(x) for x in t["summary"]))
-            lines += [f"    `{_esc(d['path'])}`: {_esc(_clip(d['was']))} → {_esc(_clip(d['now']))}" for d in t["diff"][:5]]
+            lines.append(f":warning: {name} *changed*, held until approved: " + "; ".join(map(str, t["summary"])))
+            lines += [f"    `{d['path']}`: {_clip(d['was'])} → {_clip(d['now'])}" for d in t["diff"][:5]]
         elif t["state"] in ("down", "missing", "unpinned"):
-            lines.append(f":red_circle: {name} *{t['state']}*: {_esc(t['detail'])}")
+            lines.append(f":red_circle: {name} *{t['state']}*: {t['detail']}")
         if t["contract"] == "failed" and t["state"] != "down":
             failed = [p for p in t["probes"] if not p["ok"]]
             lines.append(f":x: {name} fails its contract: " + "; ".join(
-                f"{_esc(p['name'])}: {_esc(', '.join(p['problems']))}" for p in failed))
+                f"{p['name']}: {', '.join(p['problems'])}" for p in failed))
         if t["slower"]:
-            lines.append(f":snail: {name} is slower than its recent history: {_esc(t['slower'])}")
+            lines.append(f":snail: {name} is slower than its recent history: {t['slower']}")
         if not t["red"] and not t["slower"]:
             lines.append(f":white_check_mark: {name} unchanged, contract {t['contract']}"
                          + (f", median {t['latency_ms']:.0f} ms" if t["latency_ms"] is not None else ""))
@@ -187,4 +217,4 @@ def tool_contracts_report(report: dict) -> Message:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": (
             "*What to do:* `ragops tools diff TOOL` to see a change, `ragops tools approve TOOL` to accept it; "
             "a failing or down tool needs its owner.")}]})
-    return Message(headline, blocks, kind="alert" if red else "report")
+    return _safe(Message(headline, blocks, kind="alert" if red else "report"))
