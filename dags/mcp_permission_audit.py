@@ -5,7 +5,8 @@ Monthly review of the MCP permissions file (`RAGOPS_MCP_PERMISSIONS`) and the MC
 calendar month. Findings, each with a severity and its evidence: grants never used (least privilege), wildcard
 or over-broad grants, write or destructive tools granted widely, expired or soon-expiring tokens, tokens never
 used, spikes of denied calls from one client, calls from unknown, removed or revoked clients, and drift since the
-last audit. Findings are stored in the registry and posted to Slack; a critical finding fails the run.
+last audit; and the connected MCP tools seen by `mcp_tool_contracts` (changed, failing, down, never approved,
+and who approved what). Findings are stored in the registry and posted to Slack; a critical finding fails the run.
 
 **When**: the 1st of each month at 04:00 UTC, and on demand.
 """

@@ -46,9 +46,10 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
     settings.ensure_home()
     tools = tools if tools is not None else [ToolConfig.from_dict(t) for t in settings.mcp_tools]
     embedder = service.embedder if service else None
-    backend = Backend(settings, _builder(settings, tools, embedder), service)
-    embedder = embedder or backend.embedder
     metrics = Metrics()
+    guard = _tool_guard(settings, service, tools, lambda: backend.get().registry, metrics)
+    backend = Backend(settings, _builder(settings, tools, embedder, guard), service)
+    embedder = embedder or backend.embedder
     events = EventWriter(lambda: backend.get().registry, spool=settings.event_spool_path,
                          on_drop=lambda kind, n, reason: metrics.events_dropped.labels(kind, reason).inc(n),
                          on_written=lambda kind, n, _: metrics.events_written.labels(kind).inc(n))
@@ -76,8 +77,12 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
             log.error("starting without the registry (requests get store_unavailable until it returns): %s", exc)
         status.start()
         try:
-            async with mcp.session_manager.run():
+            async with mcp.session_manager.run(), anyio.create_task_group() as background:
+                if guard is not None:
+                    await guard.start()  # tools are compared with their pins before the first request
+                    background.start_soon(guard.run)
                 yield
+                background.cancel_scope.cancel()
         finally:
             status.stop()
         events.close()  # drain queued events: a clean shutdown loses none (the spool keeps what the registry cannot)
@@ -86,7 +91,7 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
                   description="Answers from the ragops knowledge base, with honest fallbacks. The MCP server is at /mcp.")
     app.state.service, app.state.backend, app.state.events = service, backend, events
     app.state.metrics, app.state.limiter, app.state.permissions = metrics, limiter, permissions
-    app.state.readiness, app.state.status = readiness, status
+    app.state.readiness, app.state.status, app.state.tool_guard = readiness, status, guard
 
     def record(request_id_: str, endpoint: str, status: int, latency_ms: float, *, variant: str = "stable",
                release_id: int | None = None, fallback: str | None = None, error: str | None = None,
@@ -213,7 +218,7 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
 ENDPOINTS = ("/v1/ask", "/v1/search")
 
 
-def _builder(settings: Settings, tools: list[ToolConfig], embedder=None):
+def _builder(settings: Settings, tools: list[ToolConfig], embedder=None, tool_guard=None):
     from ragops.ingest.embedding import Embedder
 
     embedder = embedder or Embedder(settings.embedding_model, settings.embed_batch_size)
@@ -221,9 +226,31 @@ def _builder(settings: Settings, tools: list[ToolConfig], embedder=None):
 
     def build() -> AnswerService:
         registry = Registry(settings.registry_url, statement_timeout_s=settings.store_timeout_s)
-        return AnswerService(settings, registry=registry, embedder=embedder, chat_model=chat_model, tools=tools)
+        return AnswerService(settings, registry=registry, embedder=embedder, chat_model=chat_model, tools=tools,
+                             tool_guard=tool_guard)
 
     return build, embedder
+
+
+def _tool_guard(settings: Settings, service: AnswerService | None, tools: list[ToolConfig], registry, metrics: Metrics):
+    """Hold connected MCP tools whose definition moved away from its pin (ragops.mcp_tools). One guard per app: it is
+    given to the service built by the backend, or to the service passed in; `registry` is read only when checking,
+    so the guard waits for a registry that is away at start-up."""
+    if service is not None:
+        if service.tool_guard is not None:
+            return service.tool_guard
+        tools, registry = service.tools, service.registry
+    if not tools:
+        return None
+    from ragops.mcp_tools.guard import ToolGuard
+
+    guard = ToolGuard(registry, tools, settings.mcp_tool_check_interval_s,
+                      on_held=lambda tool, held: metrics.tool_held.labels(tool).set(int(held)),
+                      on_blocked=lambda tool: metrics.tool_held_calls.labels(tool).inc(),
+                      retry_s=settings.registry_retry_s)
+    if service is not None:
+        service.tool_guard = guard
+    return guard
 
 
 def _elapsed(request: Request) -> float:

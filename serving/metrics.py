@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import CONTENT_TYPE_LATEST  # noqa: F401  (re-exported for the route)
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -28,6 +28,10 @@ class Metrics:
         # client names come from the permissions file (plus "unknown" and "anonymous"), so the label stays bounded
         self.mcp_calls = Counter("ragops_mcp_calls_total", "MCP tool calls by client, tool and decision",
                                  ["client", "tool", "decision"], registry=self.registry)
+        self.tool_held = Gauge("ragops_mcp_tool_held", "1 while a connected MCP tool is held (changed, unapproved, "
+                               "or failing its contract)", ["tool"], registry=self.registry, multiprocess_mode="max")
+        self.tool_held_calls = Counter("ragops_mcp_tool_held_calls_total", "Calls not made because the tool is held",
+                                       ["tool"], registry=self.registry)
         self.events_dropped = Counter("ragops_events_dropped_total", "Request events and access-log rows that could "
                                       "not be stored, by reason", ["kind", "reason"], registry=self.registry)
         self.events_written = Counter("ragops_events_written_total", "Request events and access-log rows stored",

@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     mcp_permissions: Path | None = None
     public_url: str = Field(default="http://127.0.0.1:8000", description="where clients reach the serving app")
     mcp_tools: list[dict] = Field(default_factory=list, description='JSON: [{"url", "tool", "token", "timeout_s"}]')
+    mcp_tool_contracts: Path | None = Field(default=None, description="contract probes; default: "
+                                            "mcp-tool-contracts.yaml beside RAGOPS_MCP_PERMISSIONS")
+    mcp_tool_check_interval_s: float = Field(default=300.0, gt=0, description="how often serving re-checks tool pins")
 
     @field_validator("store")
     @classmethod

@@ -20,7 +20,16 @@ def ask(args):
     service = AnswerService(settings, chat_model=build_chat_model(settings),
                             tools=[ToolConfig.from_dict(t) for t in settings.mcp_tools])
     user = args.user or f"cli:{os.getenv('USER', 'unknown')}"
-    result = asyncio.run(service.ask(args.question, user_key=user, k=args.k))
+
+    async def answer():
+        if service.tools:  # the same pins hold here as in the app: a changed tool is not called
+            from ragops.mcp_tools.guard import ToolGuard
+
+            service.tool_guard = ToolGuard(service.registry, service.tools)
+            await service.tool_guard.start()
+        return await service.ask(args.question, user_key=user, k=args.k)
+
+    result = asyncio.run(answer())
     events = EventWriter(service.registry, spool=settings.event_spool_path)
     events.record("request", **request_event(os.urandom(8).hex(), "cli.ask", user, result.status, result.latency_ms,
                                              variant=result.variant, release_id=result.release_id,

@@ -7,6 +7,7 @@ cannot disguise a link. Header texts are plain_text, which Slack never parses fo
 
 from __future__ import annotations
 
+import json
 import re
 
 from ragops.notify.slack import Message
@@ -199,3 +200,42 @@ def audit_report(report: dict) -> Message:
     if lines:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:2900]}})
     return _safe(Message(headline, blocks, kind="alert" if worst in ("critical", "high") else "report"))
+
+
+def _clip(value, limit: int = 160) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def tool_contracts_report(report: dict) -> Message:
+    counts, tools = report["counts"], report["tools"]
+    red = [t for t in tools if t["red"]]
+    headline = (f"MCP tool contracts: {len(tools)} tools, {counts['unchanged']} unchanged, {counts['changed']} changed, "
+                f"{counts['failing']} failing, {counts['down']} down, {counts['unpinned']} not approved, "
+                f"{counts['slower']} slower than usual")
+    blocks = [{"type": "header", "text": {"type": "plain_text", "text": "MCP tool contracts"}},
+              {"type": "section", "text": {"type": "mrkdwn", "text": headline}}]
+    lines = []
+    for t in tools:
+        name = f"`{t['tool']}` ({t['server_url']})"
+        if t["state"] == "changed":
+            lines.append(f":warning: {name} *changed*, held until approved: " + "; ".join(map(str, t["summary"])))
+            lines += [f"    `{d['path']}`: {_clip(d['was'])} → {_clip(d['now'])}" for d in t["diff"][:5]]
+        elif t["state"] in ("down", "missing", "unpinned"):
+            lines.append(f":red_circle: {name} *{t['state']}*: {t['detail']}")
+        if t["contract"] == "failed" and t["state"] != "down":
+            failed = [p for p in t["probes"] if not p["ok"]]
+            lines.append(f":x: {name} fails its contract: " + "; ".join(
+                f"{p['name']}: {', '.join(p['problems'])}" for p in failed))
+        if t["slower"]:
+            lines.append(f":snail: {name} is slower than its recent history: {t['slower']}")
+        if not t["red"] and not t["slower"]:
+            lines.append(f":white_check_mark: {name} unchanged, contract {t['contract']}"
+                         + (f", median {t['latency_ms']:.0f} ms" if t["latency_ms"] is not None else ""))
+    if lines:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:2900]}})
+    if red:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": (
+            "*What to do:* `ragops tools diff TOOL` to see a change, `ragops tools approve TOOL` to accept it; "
+            "a failing or down tool needs its owner.")}]})
+    return _safe(Message(headline, blocks, kind="alert" if red else "report"))

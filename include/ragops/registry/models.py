@@ -307,3 +307,48 @@ class CollectionDocument(Base):
     title: Mapped[str] = mapped_column(String(512), default="")
     n_chunks: Mapped[int] = mapped_column(Integer, default=0)
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class McpToolPin(Base):
+    """An approved definition of a connected MCP tool; the newest row per (server, tool) is the pin in force."""
+
+    __tablename__ = "mcp_tool_pins"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    server_url: Mapped[str] = mapped_column(String(1024), index=True)
+    tool: Mapped[str] = mapped_column(String(128))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    definition: Mapped[dict] = mapped_column(JSON, default=dict)
+    action: Mapped[str] = mapped_column(String(16))  # pin|approve
+    actor: Mapped[str] = mapped_column(String(256))
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class McpToolCheck(Base):
+    """One look at one connected tool: its definition against the pin, and its contract probes."""
+
+    __tablename__ = "mcp_tool_checks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    run: Mapped[str] = mapped_column(String(64))  # groups the tools of one check run
+    server_url: Mapped[str] = mapped_column(String(1024))
+    tool: Mapped[str] = mapped_column(String(128))
+    state: Mapped[str] = mapped_column(String(16))  # unchanged|changed|unpinned|missing|down
+    fingerprint: Mapped[str] = mapped_column(String(64), default="")
+    diff: Mapped[list] = mapped_column(JSON, default=list)
+    contract: Mapped[str] = mapped_column(String(16), default="none")  # passed|failed|none
+    probes: Mapped[list] = mapped_column(JSON, default=list)
+    latency_ms: Mapped[float | None] = mapped_column(Float, nullable=True)  # median probe latency
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class McpToolReview(Base):
+    """Who looked at a tool's change (diff) or approved it, and when."""
+
+    __tablename__ = "mcp_tool_reviews"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    server_url: Mapped[str] = mapped_column(String(1024))
+    tool: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(16))  # pin|diff|approve
+    actor: Mapped[str] = mapped_column(String(256))
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)

@@ -177,6 +177,15 @@ def test_every_builder_escapes_user_controlled_strings():
                     "rate_limited": 0, "fallbacks": {}},
         "slos": [], "variants": {"stable": {}}, "health": {}, "anomalies": [{"message": HOSTILE}],
         "start": "2026-01-01T00:00", "end": "2026-01-02T00:00"}))
+    tool = {"tool": HOSTILE, "server_url": f"http://x/{HOSTILE}", "detail": HOSTILE, "contract": "failed",
+            "probes": [{"name": HOSTILE, "ok": False, "problems": [HOSTILE]}], "latency_ms": None, "slower": HOSTILE,
+            "red": True}
+    counts = {"unchanged": 0, "changed": 1, "missing": 0, "unpinned": 1, "down": 0, "failing": 2, "slower": 1}
+    message = blocks.tool_contracts_report({"counts": counts, "tools": [
+        tool | {"state": "changed", "summary": [HOSTILE], "diff": [{"path": HOSTILE, "was": HOSTILE, "now": {"x": HOSTILE}}]},
+        tool | {"state": "unpinned"}]})
+    _assert_inert(message)
+    assert "&amp;amp;" not in str(message.blocks)  # escaped once, by the one escape helper
 
 
 def test_escaping_keeps_within_slack_limits():
