@@ -21,6 +21,7 @@ from ragops.answer.pipeline import AnswerResult, AnswerService
 from ragops.answer.tools import ToolConfig
 from ragops.audit.permissions import Permissions
 from ragops.config import Settings
+from ragops.index import close_backends
 from ragops.monitoring.events import EventWriter
 from ragops.releases import hash_user
 from serving.mcp_server import LogMissingToken, build_mcp_server
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
         async with mcp.session_manager.run():
             yield
         events.close()  # drain queued events: a clean shutdown loses none
+        close_backends()  # the process's index client (Weaviate)
 
     app = FastAPI(title="ragops assistant", version="1", lifespan=lifespan,
                   description="Answers from the ragops knowledge base, with honest fallbacks. The MCP server is at /mcp.")

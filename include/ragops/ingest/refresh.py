@@ -16,7 +16,7 @@ from sqlalchemy import delete, select, update
 
 from ragops.config import Settings
 from ragops.errors import RagopsError, RefreshConflict
-from ragops.index import IndexedChunk, IndexStore, open_store
+from ragops.index import IndexedChunk, IndexStore, open_catalog, open_store
 from ragops.ingest.chunking import chunk_document
 from ragops.ingest.embedding import EmbeddingCache, Embedder
 from ragops.ingest.parsing import parse
@@ -198,6 +198,8 @@ class Refresher:
             upserts = [IndexedChunk(c.chunk_id, c.doc_uri, c.chunk_hash, c.ordinal, c.heading, c.title, c.text,
                                     vectors[c.chunk_hash]) for c in staged]
             store_version = self.store.apply(upserts, replace_docs=touched, delete_docs=plan["deleted"])
+            # The backend's live pointer (Weaviate's alias) first: if recording fails, a retry converges on it.
+            open_catalog(self.settings).promote(self.store.collection, store_version)
             version_id = self._record(run_id, plan, staged, store_version)
         with self.registry.session() as s:
             s.execute(delete(StagedChunk).where(StagedChunk.run_id == run_id))

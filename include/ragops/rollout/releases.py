@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import delete, select, update
 
-from ragops.index import open_store
+from ragops.index import open_catalog, open_store
 from ragops.registry import Registry
 from ragops.registry.db import resolve_index_version
 from ragops.registry.models import Chunk, Document, IndexVersion, RefreshRun
@@ -28,9 +28,12 @@ def adopt_collection(settings, registry: Registry, index_version_id: int) -> int
         run = s.get(RefreshRun, target.refresh_run_id) if target.refresh_run_id else None
         fingerprints = dict((run.plan or {}).get("fingerprints", {})) if run else {}
         collection, store_version, target_id = target.collection, target.store_version, target.id
-    store = open_store(settings, collection)
-    store.checkout(store_version)
-    rows = store.rows(["chunk_id", "doc_uri", "chunk_hash", "ordinal", "heading", "title"])
+    store = open_store(settings, collection, read_only_version=store_version)
+    try:
+        rows = store.rows(["chunk_id", "doc_uri", "chunk_hash", "ordinal", "heading", "title"])
+    finally:
+        store.close()
+    open_catalog(settings).promote(collection, store_version)  # the backend's pointer first (Weaviate's alias)
     with registry.session() as s:
         s.execute(delete(Chunk))
         s.execute(delete(Document))
