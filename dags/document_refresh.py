@@ -12,7 +12,8 @@ commit. The live index is never touched by a run that fails or is blocked.
 `allow_mass_delete` (override the guard that refuses to delete more than 20% of the indexed documents or to
 empty the index).
 
-**Connections**: `slack_api_default` (optional; else `RAGOPS_SLACK_TOKEN`, else the outbox).
+**Connections**: `slack_api_default` (optional; else `RAGOPS_SLACK_TOKEN`, else the outbox); `weaviate_default`
+(optional, with `RAGOPS_STORE=weaviate`; else `RAGOPS_WEAVIATE_URL`).
 
 **Slack**: the refresh report on success; an alert on any task failure (including a blocked refresh).
 
