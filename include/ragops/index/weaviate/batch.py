@@ -14,15 +14,15 @@ ATTEMPTS = 3
 PAUSE_S = 1.0  # before the first retry; doubled before each next one
 
 
-def write_objects(collection, objects: Iterable[tuple[str, dict, list[float]]], *, attempts: int = ATTEMPTS,
+def write_objects(collection, objects: Iterable[tuple[str, dict, dict]], *, attempts: int = ATTEMPTS,
                   batch_size: int = BATCH_SIZE, sleep: Callable[[float], None] = time.sleep) -> int:
-    """Write (uuid, properties, vector) objects; return how many were written, or raise StoreUnavailable.
+    """Write (uuid, properties, {vector name: vector}) objects; return how many were written, or raise StoreUnavailable.
 
     The client's batch records per-object failures in `collection.batch.failed_objects` instead of raising
     (docs.weaviate.io, "Batch import: error handling"). Those objects are sent again up to `attempts` times in all,
     with a growing pause; whatever still fails fails the write, with the server's reasons.
     """
-    pending: Iterable[tuple[str, dict, list[float]]] = objects
+    pending: Iterable[tuple[str, dict, dict]] = objects
     written = 0
     for attempt in range(1, attempts + 1):
         sent = 0

@@ -16,6 +16,7 @@ from ragops.errors import StoreUnavailable
 PROPS = ["chunk_id", "doc_uri", "chunk_hash", "ordinal", "heading", "title", "text"]
 EXACT = ("chunk_id", "doc_uri", "chunk_hash")  # matched whole, never searched by keyword
 SEARCHED = ["text"]  # BM25 reads only the passage text, as LanceDB's full-text index does
+VECTOR = "default"  # the one named vector, named explicitly in writes and queries
 _COLLECTION = re.compile(r"[a-z0-9][a-z0-9_]{0,99}")  # used with fullmatch
 _PREFIX = re.compile(r"[A-Z][A-Za-z0-9]{0,39}")
 MIN_SERVER = (1, 32, 0)  # collection aliases
@@ -70,7 +71,7 @@ def collection_config(name: str) -> dict:
         "description": "ragops index version (written once, then only read)",
         "properties": [text(p) for p in PROPS if p != "ordinal"] + [Property(name="ordinal", data_type=DataType.INT)],
         "vector_config": Configure.Vectors.self_provided(
-            vector_index_config=Configure.VectorIndex.hnsw(distance_metric=VectorDistances.COSINE)),
+            name=VECTOR, vector_index_config=Configure.VectorIndex.hnsw(distance_metric=VectorDistances.COSINE)),
         "inverted_index_config": Configure.inverted_index(bm25_b=0.75, bm25_k1=1.2),
     }
 

@@ -19,17 +19,18 @@ from ragops.index import IndexedChunk, SearchHit, SearchMode
 from ragops.index.fusion import depth, reciprocal_rank_fusion, to_hit
 from ragops.index.weaviate.batch import write_objects
 from ragops.index.weaviate.catalog import weaviate_errors
-from ragops.index.weaviate.schema import PROPS, SEARCHED, check_collection, collection_config, physical, survivors
+from ragops.index.weaviate.schema import (PROPS, SEARCHED, VECTOR, check_collection, collection_config, physical,
+                                          survivors)
 
 log = logging.getLogger(__name__)
 QUERY_LIMIT = 10_000  # Weaviate's default QUERY_MAXIMUM_RESULTS
 
 
-def to_object(chunk: IndexedChunk) -> tuple[str, dict, list[float]]:
+def to_object(chunk: IndexedChunk) -> tuple[str, dict, dict[str, list[float]]]:
     from weaviate.util import generate_uuid5
 
     properties = {p: getattr(chunk, p) for p in PROPS}
-    return generate_uuid5(chunk.chunk_id), properties, np.asarray(chunk.vector, dtype=np.float32).tolist()
+    return generate_uuid5(chunk.chunk_id), properties, {VECTOR: np.asarray(chunk.vector, dtype=np.float32).tolist()}
 
 
 def _props(obj, names: Sequence[str] = PROPS) -> dict:
@@ -45,7 +46,7 @@ def to_row(obj, **metadata) -> dict:
 
 def _vector(obj) -> list[float] | None:
     vector = obj.vector
-    return vector.get("default") if isinstance(vector, dict) else vector
+    return vector.get(VECTOR) if isinstance(vector, dict) else vector
 
 
 class WeaviateStore:
@@ -109,12 +110,12 @@ class WeaviateStore:
             return base
         fresh = {c.chunk_id: c for c in upserts}  # one object per chunk id, as an upsert by id means
 
-        def objects() -> Iterator[tuple[str, dict, list[float]]]:
+        def objects() -> Iterator[tuple[str, dict, dict[str, list[float]]]]:
             if base is not None:
                 source = self._client().collections.use(physical(self.catalog.prefix, self.collection, base))
                 kept = source.iterator(include_vector=True, return_properties=PROPS)
                 for obj in survivors(kept, touched, fresh):
-                    yield str(obj.uuid), _props(obj), _vector(obj)
+                    yield str(obj.uuid), _props(obj), {VECTOR: _vector(obj)}
             for chunk in fresh.values():
                 yield to_object(chunk)
 
@@ -173,7 +174,8 @@ class WeaviateStore:
         from weaviate.classes.query import MetadataQuery
 
         result = collection.query.near_vector(near_vector=np.asarray(vector, dtype=np.float32).tolist(), limit=limit,
-                                              return_properties=PROPS, return_metadata=MetadataQuery(distance=True))
+                                              target_vector=VECTOR, return_properties=PROPS,
+                                              return_metadata=MetadataQuery(distance=True))
         return [to_row(o, _distance=o.metadata.distance) for o in result.objects]
 
     @staticmethod

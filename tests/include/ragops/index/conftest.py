@@ -47,7 +47,7 @@ class FlakyCollection:
         for uuid, (properties, vector) in sorted(self.stored.items()):
             yield Object(uuid=uuid_package.UUID(uuid), metadata=MetadataReturn(), references=None,
                          properties={p: properties.get(p) for p in return_properties or properties},
-                         vector={"default": vector} if include_vector else {}, collection=self.name)
+                         vector=vector if include_vector else {}, collection=self.name)
 
     def over_all(self, total_count=False):
         return SimpleNamespace(total_count=len(self.stored))

@@ -40,6 +40,7 @@ def test_each_write_is_a_new_version_and_the_old_one_stays_whole(client_double):
     assert client.stored["Ragops_chunks_v2"].indexed  # the vector index held it before the version was returned
     kept = client.stored["Ragops_chunks_v2"].stored[generate_uuid5("b0")]
     assert kept == client.stored["Ragops_chunks_v1"].stored[generate_uuid5("b0")]  # copied with its vector
+    assert list(kept[1]) == ["default"] and len(kept[1]["default"]) == 4  # the collection's one named vector
     with pytest.raises(StoreUnavailable, match="read-only"):
         catalog.open("chunks", 1).apply([_chunk("x", A)], [A], [])
 
