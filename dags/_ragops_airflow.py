@@ -25,17 +25,15 @@ def settings():
         channel = (slack.extra_dejson or {}).get("channel")
         if channel:
             overrides["slack_channel"] = channel
-    cfg = Settings(**overrides)
-    if cfg.store == "weaviate" and _connection("weaviate_default") is not None:
+    if _connection("weaviate_default") is not None:
         from airflow.providers.weaviate.hooks.weaviate import WeaviateHook
 
         from ragops.index.backends import use_weaviate_client
 
-        # The provider's hook builds the client (host, gRPC port, auth from the connection's extras); ragops makes
-        # it on first use and closes it at the task's end (release_connections). Without the connection:
-        # RAGOPS_WEAVIATE_URL.
+        # The provider's hook builds the client (host, gRPC port, auth from the connection's extras) when the
+        # weaviate store is used: on first use, closed at the task's end. Without the connection: RAGOPS_WEAVIATE_URL.
         use_weaviate_client(WeaviateHook("weaviate_default").get_conn)
-    return cfg
+    return Settings(**overrides)
 
 
 def _connection(conn_id: str):

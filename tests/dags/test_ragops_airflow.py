@@ -34,6 +34,12 @@ def test_the_connection_builds_the_client_through_the_hook(glue, monkeypatch):
         {"conn_type": "weaviate", "host": "127.0.0.1", "port": conn_port, "extra": {"grpc_port": conn_port + 1}}))
     monkeypatch.setenv("RAGOPS_WEAVIATE_URL", f"http://127.0.0.1:{url_port}")
     cfg = glue.settings()
+    from airflow.providers.weaviate.hooks.weaviate import WeaviateHook
+
+    from ragops.index import backends
+
+    hook = backends._weaviate_factory.__self__  # the client factory is the provider hook's get_conn
+    assert isinstance(hook, WeaviateHook) and hook.conn_id == "weaviate_default"
     with pytest.raises(StoreUnavailable) as failure:
         open_store(cfg, "chunks").count()
     assert f"127.0.0.1:{conn_port}" in str(failure.value)  # the connection, not RAGOPS_WEAVIATE_URL
