@@ -98,7 +98,7 @@ class LanceStore:
                 self._table = self.db.open_table(self.collection)
             except (FileNotFoundError, ValueError) as exc:
                 raise StoreUnavailable(f"the index collection {self.collection!r} does not exist yet") from exc
-            except OSError as exc:
+            except (OSError, RuntimeError) as exc:  # lance reports a corrupt manifest as RuntimeError
                 raise StoreUnavailable(f"cannot open index collection {self.collection!r}: {exc}") from exc
         return self._table
 
@@ -162,7 +162,7 @@ class LanceStore:
             # Fused here rather than by lancedb's hybrid query, which cannot project the score columns we keep, and
             # so that the Weaviate backend can fuse exactly the same way (index/fusion.py).
             return reciprocal_rank_fusion(self._dense(vector, depth(k)), self._bm25(query, depth(k)), k)
-        except (OSError, RuntimeError) as exc:
+        except (OSError, RuntimeError, ValueError, KeyError) as exc:  # Value/KeyError: a collection of another schema
             raise StoreUnavailable(f"index search failed: {exc}") from exc
 
     def _dense(self, vector: np.ndarray, limit: int) -> list[dict]:
@@ -172,7 +172,10 @@ class LanceStore:
         return self._tbl.search(query, query_type="fts").select(COLUMNS + ["_score"]).limit(limit).to_list()
 
     def document(self, doc_uri: str) -> list[SearchHit]:
-        rows = self._tbl.search().where(f"doc_uri = {_quote([doc_uri])}").select(COLUMNS).limit(100_000).to_list()
+        try:
+            rows = self._tbl.search().where(f"doc_uri = {_quote([doc_uri])}").select(COLUMNS).limit(100_000).to_list()
+        except (OSError, RuntimeError) as exc:
+            raise StoreUnavailable(f"index read failed: {exc}") from exc
         rows.sort(key=lambda r: r["ordinal"])
         return [SearchHit(r["chunk_id"], r["doc_uri"], 1.0, r["text"], r["heading"], r["title"]) for r in rows]
 
@@ -201,6 +204,7 @@ class LanceStore:
     def checkout(self, version: int) -> None:
         try:
             self._tbl.checkout(version)
-        except (ValueError, OSError, RuntimeError) as exc:
-            raise StoreUnavailable(f"version {version} of the index collection {self.collection!r} is gone: {exc}") from exc
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise StoreUnavailable(
+                f"cannot read version {version} of the index collection {self.collection!r}: {exc}") from exc
         self._pinned = version
