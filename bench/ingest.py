@@ -54,13 +54,13 @@ def main() -> int:
         full = Refresher(settings, embedder=embedder).run()
         full_s = time.perf_counter() - t
 
-        table = open_store(settings).table
-        texts = table.to_arrow().column("text").to_pylist()
+        rows = open_store(settings).rows(["chunk_id", "text"])
+        texts = [r["text"] for r in rows]
         t = time.perf_counter()
         model.encode(texts, batch_size=settings.embed_batch_size, normalize_embeddings=True, convert_to_numpy=True)
         floor_s = time.perf_counter() - t
 
-        before = set(table.to_arrow().column("chunk_id").to_pylist())
+        before = {r["chunk_id"] for r in rows}
         guides = sorted(corpus.iterdir())
         n_edit = max(1, math.ceil(0.01 * len(guides)))
         for guide in guides[:n_edit]:
@@ -69,7 +69,7 @@ def main() -> int:
         t = time.perf_counter()
         incremental = Refresher(settings, embedder=embedder).run()
         incremental_s = time.perf_counter() - t
-        after = set(open_store(settings).table.to_arrow().column("chunk_id").to_pylist())
+        after = open_store(settings).chunk_ids()
         new_chunks = len(after - before)
 
         print(json.dumps({

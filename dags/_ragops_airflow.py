@@ -25,9 +25,14 @@ def settings():
         channel = (slack.extra_dejson or {}).get("channel")
         if channel:
             overrides["slack_channel"] = channel
-    weaviate = _connection("weaviate_default")
-    if weaviate is not None and weaviate.host:
-        overrides["weaviate_url"] = f"{weaviate.schema or 'http'}://{weaviate.host}:{weaviate.port or 8080}"
+    if _connection("weaviate_default") is not None:
+        from airflow.providers.weaviate.hooks.weaviate import WeaviateHook
+
+        from ragops.index.backends import use_weaviate_client
+
+        # The provider's hook builds the client (host, gRPC port, auth from the connection's extras) when the
+        # weaviate store is used: on first use, closed at the task's end. Without the connection: RAGOPS_WEAVIATE_URL.
+        use_weaviate_client(WeaviateHook("weaviate_default").get_conn)
     return Settings(**overrides)
 
 
@@ -53,6 +58,13 @@ def alert_on_failure(context) -> None:
     build_notifier(settings()).send(alert(f"Airflow task failed: {ti.dag_id}", detail, "open the task log in the Airflow UI"))
 
 
+def release_connections(context) -> None:
+    """At a task's end (success, retry, failure, skip): close the index client the task opened."""
+    from ragops.index import close_backends
+
+    close_backends()
+
+
 def default_args(**extra) -> dict:
     return {
         "owner": "ragops",
@@ -60,5 +72,8 @@ def default_args(**extra) -> dict:
         "retry_delay": timedelta(minutes=1),
         "retry_exponential_backoff": 2.0,  # a multiplier in Airflow 3 (True is 1.0: a constant delay)
         "max_retry_delay": timedelta(minutes=30),
-        "on_failure_callback": alert_on_failure,
+        "on_failure_callback": [alert_on_failure, release_connections],
+        "on_success_callback": release_connections,
+        "on_retry_callback": release_connections,
+        "on_skipped_callback": release_connections,
     } | extra

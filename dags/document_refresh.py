@@ -14,7 +14,8 @@ index held since the last override, or to empty it).
 
 **Lease**: `commit` holds the registry's heartbeated refresh lease; any failure is recorded on its run.
 
-**Connections**: `slack_api_default` (optional; else `RAGOPS_SLACK_TOKEN`, else the outbox).
+**Connections**: `slack_api_default` (optional; else `RAGOPS_SLACK_TOKEN`, else the outbox); `weaviate_default`
+(optional, with `RAGOPS_STORE=weaviate`; else `RAGOPS_WEAVIATE_URL`).
 
 **Slack**: the refresh report on success; an alert on any task failure (including a blocked refresh).
 

@@ -25,6 +25,7 @@ from ragops.answer.tools import ToolConfig
 from ragops.audit.permissions import Permissions
 from ragops.config import Settings
 from ragops.errors import StoreUnavailable
+from ragops.index import close_backends
 from ragops.monitoring.events import EventWriter, request_event
 from ragops.registry import Registry
 from serving.backend import Backend, Readiness
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
         finally:
             status.stop()
         events.close()  # drain queued events: a clean shutdown loses none (the spool keeps what the registry cannot)
+        close_backends()  # the process's index client (Weaviate)
 
     app = FastAPI(title="ragops assistant", version="1", lifespan=lifespan,
                   description="Answers from the ragops knowledge base, with honest fallbacks. The MCP server is at /mcp.")

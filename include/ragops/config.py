@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     database_url: str | None = None
     store: str = "lance"
     weaviate_url: str | None = None
+    weaviate_grpc_port: int = 50051
+    weaviate_api_key: SecretStr | None = None
     embedding_model: str = DEFAULT_MODEL
     embed_batch_size: int = 64
     dag_batch_chunks: int = 512

@@ -27,6 +27,9 @@ def test_document_refresh_end_to_end(dagbag, ragops_env, corpus):
     assert states[("embed", 0)] == "success" and states[("publish_index", -1)] == "success"
     [report] = [m for m in _outbox(ragops_env) if m["kind"] == "report"]
     assert "6 added" in report["text"] and "1 quarantined" in report["text"]
+    from ragops.index.backends import open_catalogs
+
+    assert open_catalogs() == []  # every task's end closed the index backend it opened
 
     from ragops.answer.retrieval import Retriever
 

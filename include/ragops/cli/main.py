@@ -9,6 +9,7 @@ import sys
 
 from ragops.cli import audit, evaluation, keys, monitoring, refresh, rollout, serve, tools
 from ragops.errors import RagopsError
+from ragops.index import close_backends
 
 DOMAINS = (refresh, serve, evaluation, monitoring, rollout, audit, keys, tools)
 QUIET = ("httpx", "sentence_transformers", "great_expectations", "alembic", "urllib3")
@@ -36,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     except RagopsError as exc:
         emit(args, exc.to_dict(), human=f"error ({exc.code}): {exc}")
         return exc.exit_code
+    finally:
+        close_backends()  # the index client (Weaviate) is closed when the command ends
     if isinstance(result, tuple):
         payload, human, code = result
     else:

@@ -1,4 +1,9 @@
-"""The `IndexStore` protocol: what every vector-index backend (LanceDB, Weaviate) must provide."""
+"""The `IndexStore` and `IndexCatalog` protocols: all that callers use of a vector-index backend (LanceDB, Weaviate).
+
+A *collection* is a lineage of index versions: the live one that refreshes keep writing to, or a blue/green candidate
+built beside it. A store reads and writes one collection, optionally pinned to one of its versions. The catalogue is
+the backend as a whole: which collections exist, and where its live pointer points.
+"""
 
 from __future__ import annotations
 
@@ -30,7 +35,7 @@ class SearchHit:
     text: str
     heading: str = ""
     title: str = ""
-    similarity: float | None = None  # cosine similarity to the query when the backend knows it
+    similarity: float | None = None  # cosine similarity to the query, for hits the dense retriever found
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -39,20 +44,24 @@ class SearchHit:
 
 @runtime_checkable
 class IndexStore(Protocol):
-    """One collection of chunks with vectors; every write is one atomic commit that yields a version."""
+    """One collection of chunks with vectors; every write is one atomic commit that yields a new version."""
 
     collection: str
 
     def apply(self, upserts: Sequence[IndexedChunk], replace_docs: Sequence[str], delete_docs: Sequence[str]) -> int:
-        """Upsert chunks by id, drop the other chunks of `replace_docs` and all of `delete_docs`; return the version."""
+        """Upsert chunks by id, drop the other chunks of `replace_docs` and all of `delete_docs`; return the version.
+
+        Readers pinned to an earlier version never see any of it. A pinned store refuses writes.
+        """
 
     def rebuild(self, chunks: Sequence[IndexedChunk]) -> int:
-        """Replace the whole collection with `chunks`; return the version."""
+        """Replace the whole collection with `chunks` (creating it if need be); return the version."""
 
-    def search(self, query: str, vector: np.ndarray | None, k: int, mode: SearchMode = "hybrid") -> list[SearchHit]: ...
+    def search(self, query: str, vector: np.ndarray | None, k: int, mode: SearchMode = "hybrid") -> list[SearchHit]:
+        """Dense (score = cosine similarity), BM25 (score = BM25) or hybrid (score = reciprocal rank fusion)."""
 
     def document(self, doc_uri: str) -> list[SearchHit]:
-        """The chunks of one document in reading order."""
+        """The chunks of one document (matched exactly) in reading order."""
 
     def count(self) -> int: ...
 
@@ -64,27 +73,56 @@ class IndexStore(Protocol):
     def exists(self) -> bool: ...
 
     def drop(self) -> None:
-        """Delete the whole collection."""
+        """Delete the whole collection, every version of it."""
 
     def close(self) -> None:
-        """Release the store's connections."""
+        """Release what the store holds; a closed store refuses further use."""
 
-    def version(self) -> int: ...
+    def version(self) -> int:
+        """The pinned version, else the newest."""
 
     def checkout(self, version: int) -> None:
-        """Pin reads to an earlier committed version (serving a release, or a rollback)."""
+        """Pin reads to a committed version (serving a release, or a rollback); StoreUnavailable if it is gone."""
+
+
+@runtime_checkable
+class IndexCatalog(Protocol):
+    """The backend as a whole: its collections and its live pointer. One per process and configuration."""
+
+    live_pointer: Literal["registry", "alias"]  # where the backend keeps the pointer that promotion moves
+
+    def open(self, collection: str, version: int | None = None) -> IndexStore:
+        """A store on `collection`, pinned to `version` when given."""
+
+    def collections(self) -> list[str]: ...
+
+    def promote(self, collection: str, version: int) -> None:
+        """Move the live pointer to `version` of `collection` without copying data; StoreUnavailable if it is gone.
+
+        Where the pointer is the registry's live row (LanceDB) this only checks the target; the caller moves the row.
+        """
+
+    def live(self) -> tuple[str, int] | None:
+        """What the backend's own live pointer names: (collection, version); None where the registry row is it."""
+
+    def close(self) -> None:
+        """Release the backend's connections (they are re-opened on demand)."""
+
+
+def open_catalog(settings) -> IndexCatalog:
+    """The process's catalogue for the backend that `RAGOPS_STORE` names."""
+    from ragops.index.backends import catalog_for
+
+    return catalog_for(settings)
 
 
 def open_store(settings, collection: str = "chunks", *, read_only_version: int | None = None) -> IndexStore:
-    """The backend that `RAGOPS_STORE` names."""
-    if settings.store == "weaviate":
-        from ragops.index.weaviate import WeaviateStore
+    """A store on `collection` of the configured backend, pinned to `read_only_version` when given."""
+    return open_catalog(settings).open(collection, read_only_version)
 
-        store: IndexStore = WeaviateStore(settings.weaviate_url, collection)
-    else:
-        from ragops.index.lance import LanceStore
 
-        store = LanceStore(settings.lance_dir, collection)
-    if read_only_version is not None:
-        store.checkout(read_only_version)
-    return store
+def close_backends() -> None:
+    """Close every backend connection this process holds (serving shutdown, CLI exit, Airflow task end)."""
+    from ragops.index.backends import close_all
+
+    close_all()

@@ -16,7 +16,7 @@ from sqlalchemy import delete, insert, select, update
 
 from ragops.config import Settings
 from ragops.errors import RagopsError
-from ragops.index import open_store
+from ragops.index import open_catalog, open_store
 from ragops.ingest.embedding import Embedder
 from ragops.registry import Registry, registry_lock
 from ragops.registry.db import live_index_version, resolve_index_version
@@ -85,12 +85,12 @@ def _switch(settings: Settings, registry: Registry, index_version_id: int) -> di
         manifest = {m.uri: m for m in s.scalars(select(CollectionDocument)
                                                 .where(CollectionDocument.collection == target.collection))}
         collection, store_version, target_id = target.collection, target.store_version, target.id
-    store = open_store(settings, collection)
+    store = open_store(settings, collection, read_only_version=store_version)
     try:
-        store.checkout(store_version)
         rows = store.rows(["chunk_id", "doc_uri", "chunk_hash", "ordinal", "heading", "title"])
     finally:
         store.close()
+    open_catalog(settings).promote(collection, store_version)  # the backend's pointer first (Weaviate's alias)
     with registry.session() as s:
         s.execute(delete(Chunk))
         s.execute(delete(Document))

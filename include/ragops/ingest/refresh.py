@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ragops.config import Settings
 from ragops.errors import RefreshConflict, StoreUnavailable
-from ragops.index import IndexedChunk, IndexStore, open_store
+from ragops.index import IndexedChunk, IndexStore, open_catalog, open_store
 from ragops.ingest import runs
 from ragops.ingest.crash_points import pause_point
 from ragops.ingest.documents import process_documents
@@ -220,6 +220,10 @@ class Refresher:
             with _store_errors("write the refresh"):
                 store_version = self.store.apply(upserts, replace_docs=touched, delete_docs=plan["deleted"])
             pause_point(self.settings, "index_committed")
+            lease.check()  # nor move the live pointer after its successor has
+            # The backend's live pointer (Weaviate's alias) before the registry: if recording fails, a retry converges.
+            with _store_errors("promote the refresh"):
+                open_catalog(self.settings).promote(self.store.collection, store_version)
             version_id = self._record(run_id, plan, staged, store_version, lease)
         with self.registry.session() as s:
             s.execute(delete(StagedChunk).where(StagedChunk.run_id == run_id))

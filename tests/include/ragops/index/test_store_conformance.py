@@ -1,4 +1,8 @@
-"""One suite for every IndexStore backend; Weaviate joins when RAGOPS_WEAVIATE_URL is set."""
+"""One suite for every index backend, through the IndexStore and IndexCatalog protocols only.
+
+LanceDB always runs. Weaviate joins when RAGOPS_WEAVIATE_URL is set (docs/production.md: which image, which command);
+each run works under its own collection prefix and removes everything it made.
+"""
 
 import os
 import uuid
@@ -6,7 +10,10 @@ import uuid
 import numpy as np
 import pytest
 
-from ragops.index import IndexedChunk, IndexStore
+from ragops.errors import StoreUnavailable
+from ragops.index import IndexCatalog, IndexedChunk, IndexStore
+
+A, B = "file:///docs/a/guide.md", "file:///docs/b/guide.md"  # every token shared but one
 
 
 def _vec(seed: int, dim: int = 8) -> np.ndarray:
@@ -14,60 +21,194 @@ def _vec(seed: int, dim: int = 8) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-def _chunk(cid, doc, text, seed, ordinal=0):
-    return IndexedChunk(cid, doc, f"h-{cid}", ordinal, "Heading", "Title", text, _vec(seed))
+def _chunk(cid, doc, text, seed, ordinal=0, vector=None):
+    return IndexedChunk(cid, doc, f"h-{cid}", ordinal, "Heading", "Title", text, _vec(seed) if vector is None else vector)
 
 
 @pytest.fixture(params=["lance", "weaviate"])
-def store(request, tmp_path) -> IndexStore:
+def catalog(request, tmp_path) -> IndexCatalog:
     if request.param == "lance":
-        from ragops.index.lance import LanceStore
+        from ragops.index.lance import LanceCatalog
 
-        yield LanceStore(tmp_path / "lance", "chunks")
+        yield LanceCatalog(tmp_path / "lance")
         return
-    url = os.environ.get("RAGOPS_WEAVIATE_URL")
-    if not url:
-        pytest.skip("RAGOPS_WEAVIATE_URL is not set: no Weaviate server to run the conformance suite against")
-    from ragops.index.weaviate import WeaviateStore
+    from ragops.config import Settings
 
-    s = WeaviateStore(url, f"RagopsTest{uuid.uuid4().hex[:8]}")
+    cfg = Settings()
+    if not cfg.weaviate_url:
+        pytest.skip("RAGOPS_WEAVIATE_URL is not set: no Weaviate server to run the conformance suite against")
+    from ragops.index.weaviate import WeaviateCatalog, connect_url
+
+    key = cfg.weaviate_api_key.get_secret_value() if cfg.weaviate_api_key else None
+    cat = WeaviateCatalog(lambda: connect_url(cfg.weaviate_url, cfg.weaviate_grpc_port, key),
+                          prefix=f"Test{uuid.uuid4().hex[:12]}")
+    yield cat
+    cat.acquire()
+    try:
+        cat.client().alias.delete(alias_name=cat.alias)
+        for collection in cat.collections():
+            for version in cat.versions(collection):
+                cat.delete(collection, version)
+    finally:
+        cat.release()
+
+
+@pytest.fixture
+def store(catalog) -> IndexStore:
+    s = catalog.open("chunks")
     yield s
-    s.drop()
+    s.close()
+
+
+def test_backends_satisfy_the_protocols(catalog, store):
+    assert isinstance(catalog, IndexCatalog) and isinstance(store, IndexStore)
+    assert catalog.live_pointer in ("registry", "alias")
 
 
 def test_apply_upserts_and_replaces_per_document(store):
-    v1 = store.apply([_chunk("a1", "doc-a", "alpha apples", 1), _chunk("a2", "doc-a", "alpha avocado", 2),
-                      _chunk("b1", "doc-b", "beta bananas", 3)], replace_docs=["doc-a", "doc-b"], delete_docs=[])
+    v1 = store.apply([_chunk("a1", A, "alpha apples", 1), _chunk("a2", A, "alpha avocado", 2),
+                      _chunk("b1", B, "beta bananas", 3)], replace_docs=[A, B], delete_docs=[])
     assert store.count() == 3
-    v2 = store.apply([_chunk("a3", "doc-a", "alpha apricot", 4, ordinal=1), _chunk("a1", "doc-a", "alpha apples", 1)],
-                     replace_docs=["doc-a"], delete_docs=[])
+    v2 = store.apply([_chunk("a3", A, "alpha apricot", 4, ordinal=1), _chunk("a1", A, "alpha apples", 1)],
+                     replace_docs=[A], delete_docs=[])
     assert v2 > v1
     assert store.chunk_ids() == {"a1", "a3", "b1"}
-    assert [h.chunk_id for h in store.document("doc-a")] == ["a1", "a3"]  # reading order, not insertion order
+    assert [h.chunk_id for h in store.document(A)] == ["a1", "a3"]  # reading order, not insertion order
 
 
 def test_delete_documents(store):
-    store.apply([_chunk("a1", "doc-a", "alpha", 1), _chunk("b1", "doc-b", "beta", 2)], ["doc-a", "doc-b"], [])
-    store.apply([], replace_docs=[], delete_docs=["doc-b"])
+    store.apply([_chunk("a1", A, "alpha", 1), _chunk("b1", B, "beta", 2)], [A, B], [])
+    store.apply([], replace_docs=[], delete_docs=[B])
     assert store.chunk_ids() == {"a1"}
 
 
+def test_uris_sharing_all_tokens_but_one_are_kept_apart(store):
+    store.apply([_chunk("a0", A, "install the guide", 1), _chunk("a1", A, "configure the guide", 2, ordinal=1),
+                 _chunk("b0", B, "upgrade the guide", 3), _chunk("b1", B, "remove the guide", 4, ordinal=1)], [A, B], [])
+    store.apply([], replace_docs=[], delete_docs=[A])
+    assert store.chunk_ids() == {"b0", "b1"}  # deleting A left B whole
+    assert [h.chunk_id for h in store.document(B)] == ["b0", "b1"] and store.document(A) == []
+    store.apply([_chunk("a2", A, "install again", 5)], replace_docs=[A], delete_docs=[])
+    store.apply([_chunk("b2", B, "upgrade again", 6)], replace_docs=[B], delete_docs=[])
+    assert store.chunk_ids() == {"a2", "b2"}  # replacing one document never touched the other
+    assert [h.chunk_id for h in store.document(A)] == ["a2"]
+
+
 def test_dense_bm25_and_hybrid_search(store):
-    chunks = [_chunk(f"c{i}", f"d{i % 3}", text, i) for i, text in enumerate(
+    chunks = [_chunk(f"c{i}", f"file:///d/{i % 3}.md", text, i) for i, text in enumerate(
         ["the refresh guard blocks mass deletes", "slack reports go to the outbox", "canary rollout gates",
          "rate limits with redis", "quarantine of bad documents"])]
     store.apply(chunks, [c.doc_uri for c in chunks], [])
     dense = store.search("anything", _vec(2), 2, "dense")
     assert dense[0].chunk_id == "c2" and dense[0].similarity == pytest.approx(1.0, abs=1e-4)
+    assert dense[0].score == pytest.approx(dense[0].similarity)
     bm25 = store.search("outbox", None, 2, "bm25")
-    assert bm25[0].chunk_id == "c1"
+    assert bm25[0].chunk_id == "c1" and bm25[0].similarity is None
     hybrid = store.search("quarantine documents", _vec(4), 3, "hybrid")
     assert hybrid[0].chunk_id == "c4" and len(hybrid) == 3
+    # first in both lists: the reciprocal rank fusion score is the same on every backend
+    assert hybrid[0].score == pytest.approx(2 / 61) and hybrid[0].similarity == pytest.approx(1.0, abs=1e-4)
 
 
 def test_checkout_pins_an_earlier_version(store):
-    first = store.apply([_chunk("a1", "doc-a", "alpha", 1)], ["doc-a"], [])
-    store.apply([_chunk("b1", "doc-b", "beta", 2)], ["doc-b"], [])
+    first = store.apply([_chunk("a1", A, "alpha", 1)], [A], [])
+    store.apply([_chunk("b1", B, "beta", 2)], [B], [])
     assert store.count() == 2
     store.checkout(first)
     assert store.chunk_ids() == {"a1"}
+
+
+def test_a_pinned_read_still_sees_its_version_after_later_writes(catalog, store):
+    v1 = store.apply([_chunk("a1", A, "alpha apples orchard", 1), _chunk("b1", B, "beta bananas", 2)], [A, B], [])
+    reader = catalog.open("chunks", v1)
+    try:
+        store.apply([_chunk("a2", A, "alpha replaced", 3)], replace_docs=[A], delete_docs=[])
+        store.apply([], replace_docs=[], delete_docs=[B])
+        assert store.chunk_ids() == {"a2"}
+        assert reader.version() == v1 and reader.count() == 2
+        assert reader.chunk_ids() == {"a1", "b1"}
+        assert [h.chunk_id for h in reader.document(A)] == ["a1"]
+        assert reader.search("orchard", _vec(1), 1, "hybrid")[0].chunk_id == "a1"
+        with pytest.raises(StoreUnavailable):
+            reader.apply([_chunk("x", A, "x", 9)], [A], [])  # a pinned store is read-only
+    finally:
+        reader.close()
+
+
+def test_blue_green_build_promote_and_roll_back(catalog):
+    def expect(collection, version):
+        return (collection, version) if catalog.live_pointer == "alias" else None
+
+    blue = catalog.open("blue")
+    v_blue = blue.rebuild([_chunk("blue1", A, "the blue passage about lighthouses", 1)])
+    catalog.promote("blue", v_blue)
+    assert catalog.live() == expect("blue", v_blue)
+
+    green = catalog.open("green")  # built beside the live one
+    v_green = green.rebuild([_chunk("green1", A, "the green passage about orchards", 2),
+                             _chunk("green2", B, "more orchards", 3)])
+    assert {"blue", "green"} <= set(catalog.collections())
+    assert catalog.open("blue", v_blue).chunk_ids() == {"blue1"}  # the live one was not touched
+
+    catalog.promote("green", v_green)
+    assert catalog.live() == expect("green", v_green)
+    catalog.promote("blue", v_blue)  # rollback: the pointer moves back, nothing is rebuilt or copied
+    assert catalog.live() == expect("blue", v_blue)
+    back = catalog.open("blue", v_blue)
+    assert back.search("lighthouses", _vec(1), 1, "hybrid")[0].chunk_id == "blue1"
+
+    with pytest.raises(StoreUnavailable):
+        catalog.promote("missing", 1)
+    with pytest.raises(StoreUnavailable):
+        catalog.open("green", v_green + 100)
+    green.drop()
+    assert "green" not in catalog.collections()
+    for s in (blue, green, back):
+        s.close()
+
+
+def test_hybrid_finds_a_rare_exact_term_and_a_paraphrase(catalog, embedder):
+    passages = {
+        "guard": "A refresh that would remove more than a fifth of the indexed documents is blocked.",
+        "code": "Flash the Q7ZK9 adapter firmware before the first start.",
+        "slack": "Reports are posted to the team channel, or written to a local outbox without a token.",
+        "canary": "The candidate release first serves one user in ten, chosen by a stable hash.",
+        "limits": "Callers over their request budget get a short wait message and a Retry-After header.",
+    }
+    vectors = embedder.encode(list(passages.values()))
+    store = catalog.open("passages")
+    try:
+        store.apply([_chunk(cid, f"file:///kb/{cid}.md", text, 0, vector=v)
+                     for (cid, text), v in zip(passages.items(), vectors)], [f"file:///kb/{c}.md" for c in passages], [])
+
+        def top(question):
+            return store.search(question, embedder.encode([question])[0], 3, "hybrid")
+
+        assert top("Q7ZK9")[0].chunk_id == "code"  # a rare exact term: BM25 finds it
+        paraphrase = top("why was my update stopped from deleting lots of files?")
+        assert paraphrase[0].chunk_id == "guard"  # no shared keyword: the dense query finds it
+        assert paraphrase[0].similarity == max(h.similarity for h in paraphrase if h.similarity is not None)
+    finally:
+        store.close()
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts open descriptors through /proc")
+def test_closing_a_store_releases_its_connections(catalog):
+    warm = catalog.open("chunks")  # the first use may set up process-wide pools; count after it
+    warm.apply([_chunk("a1", A, "alpha", 1)], [A], [])
+    warm.search("alpha", _vec(1), 1, "hybrid")
+    warm.close()
+    before = _open_fds()
+    store = catalog.open("chunks")
+    assert store.search("alpha", _vec(1), 1, "hybrid")[0].chunk_id == "a1" and store.count() == 1
+    store.close()
+    assert _open_fds() <= before  # every socket and file the store used is closed again
+    with pytest.raises(StoreUnavailable):
+        store.search("alpha", _vec(1), 1, "hybrid")  # a closed store refuses use
+    again = catalog.open("chunks")  # and a new one opens on demand
+    assert again.count() == 1
+    again.close()

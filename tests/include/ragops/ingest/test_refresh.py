@@ -16,8 +16,7 @@ def refresher(settings, corpus, embedder):
 
 
 def _index_state(settings):
-    store = open_store(settings)
-    rows = store.table.to_arrow().select(["chunk_id", "doc_uri", "chunk_hash"]).to_pylist()
+    rows = open_store(settings).rows(["chunk_id", "doc_uri", "chunk_hash"])
     return sorted((r["chunk_id"], r["doc_uri"], r["chunk_hash"]) for r in rows)
 
 

@@ -1,0 +1,71 @@
+"""The process's backend catalogues: one per configuration, so a process holds one Weaviate client.
+
+In Airflow the Weaviate client comes from the `weaviate_default` connection: the task hands a factory (the provider
+hook's `get_conn`) to `use_weaviate_client`, and the client is made on first use and closed at the task's end.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+from ragops.errors import StoreUnavailable
+from ragops.index import IndexCatalog
+
+_lock = threading.Lock()
+_catalogs: dict[tuple, IndexCatalog] = {}
+_weaviate_factory: Callable | None = None
+
+
+def use_weaviate_client(factory: Callable | None) -> None:
+    """Make Weaviate clients with `factory` (an Airflow hook's `get_conn`) instead of from RAGOPS_WEAVIATE_URL."""
+    global _weaviate_factory
+    with _lock:
+        _weaviate_factory = factory
+
+
+def catalog_for(settings) -> IndexCatalog:
+    with _lock:
+        if settings.store == "weaviate":
+            key, make = _weaviate(settings)
+        else:
+            key = ("lance", str(settings.lance_dir.resolve()))
+
+            def make():
+                from ragops.index.lance import LanceCatalog
+
+                return LanceCatalog(settings.lance_dir)
+        catalog = _catalogs.get(key)
+        if catalog is None:
+            catalog = _catalogs[key] = make()
+        return catalog
+
+
+def _weaviate(settings) -> tuple[tuple, Callable[[], IndexCatalog]]:
+    from ragops.index.weaviate import WeaviateCatalog, connect_url
+
+    factory = _weaviate_factory
+    if factory is not None:
+        return ("weaviate", "connection"), lambda: WeaviateCatalog(factory)
+    if not settings.weaviate_url:
+        raise StoreUnavailable("RAGOPS_STORE=weaviate needs RAGOPS_WEAVIATE_URL (or, in Airflow, the weaviate_default "
+                               "connection)")
+    url, grpc_port = settings.weaviate_url, settings.weaviate_grpc_port
+    api_key = settings.weaviate_api_key.get_secret_value() if settings.weaviate_api_key else None
+    return ("weaviate", url, grpc_port), lambda: WeaviateCatalog(lambda: connect_url(url, grpc_port, api_key))
+
+
+def open_catalogs() -> list[IndexCatalog]:
+    """The catalogues this process holds (for tests and shutdown checks)."""
+    with _lock:
+        return list(_catalogs.values())
+
+
+def close_all() -> None:
+    """Close every catalogue's connections and forget them; the next use starts afresh."""
+    global _weaviate_factory
+    with _lock:
+        catalogs, _weaviate_factory = list(_catalogs.values()), None
+        _catalogs.clear()
+    for catalog in catalogs:
+        catalog.close()
