@@ -43,7 +43,7 @@ def main() -> int:
             (corpus / guide.name).mkdir(parents=True)
             shutil.copy(guide / "master.txt", corpus / guide.name / "master.txt")
         settings = Settings(home=work / "home", source=corpus.as_uri())
-        embedder = Embedder(settings.embedding_model, settings.embed_batch_size)
+        embedder = Embedder.from_settings(settings)
 
         t = time.perf_counter()
         model = embedder.model

@@ -67,7 +67,8 @@ def _decode(doc: SourceDocument) -> tuple[str | None, bool]:
 def process_documents(settings: Settings, embedder: Embedder, listed: dict[str, SourceDocument],
                       uris: list[str]) -> tuple[dict[str, list], dict[str, str], dict[str, str]]:
     """Decode, parse, chunk and validate documents: (chunks by uri, titles by uri, quarantine reasons by uri)."""
-    max_tokens = settings.chunk_max_tokens or embedder.max_tokens
+    # never above the model's window: longer texts would be silently truncated when embedded
+    max_tokens = min(settings.chunk_max_tokens or embedder.max_tokens, embedder.max_tokens)
     facts, chunks_by_doc, titles = [], {}, {}
     for uri in uris:
         doc = listed[uri]
@@ -87,8 +88,8 @@ class Refresher:
                  embedder: Embedder | None = None):
         self.settings = settings
         self.registry = registry or Registry(settings.registry_url)
-        self.embedder = embedder or Embedder(settings.embedding_model, settings.embed_batch_size)
-        self.cache = EmbeddingCache(self.registry, settings.embedding_model)
+        self.embedder = embedder or Embedder.from_settings(settings)
+        self.cache = EmbeddingCache(self.registry, self.embedder.cache_key)
         self._store = store
 
     @property

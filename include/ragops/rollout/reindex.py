@@ -50,8 +50,8 @@ def build_candidate(settings: Settings, *, source: str | None = None, overrides:
     started = time.perf_counter()
     cfg = settings.model_copy(update=overrides or {})
     registry = registry or Registry(cfg.registry_url)
-    if embedder is None or embedder.model_name != cfg.embedding_model:
-        embedder = Embedder(cfg.embedding_model, cfg.embed_batch_size)
+    if embedder is None or (embedder.model_name, embedder.precision) != (cfg.embedding_model, cfg.embedding_precision):
+        embedder = Embedder.from_settings(cfg)
     uri = source or cfg.source
     listed = {d.uri: d for d in Source(uri).documents()}
     chunks_by_doc, titles, reasons = process_documents(cfg, embedder, listed, sorted(listed))
@@ -59,7 +59,7 @@ def build_candidate(settings: Settings, *, source: str | None = None, overrides:
     chunks = [c for u in good for c in chunks_by_doc[u]]
     if not chunks:
         raise CandidateRejected(f"the source {uri} produced no chunks; nothing to build")
-    cache = EmbeddingCache(registry, cfg.embedding_model)
+    cache = EmbeddingCache(registry, embedder.cache_key)
     missing = cache.missing([c.chunk_hash for c in chunks])
     texts = {c.chunk_hash: c.text for c in chunks}
     if missing:
