@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     slack_base_url: str | None = None
 
     eval_testset: str | None = Field(default=None, description="JSONL test set; default: the bundled one")
+    eval_unanswerable: str | None = Field(default=None, description="JSONL of questions the corpus does not answer "
+                                          "(default: the bundled set; 'none' skips abstention metrics)")
     eval_tolerance: float = 0.03
     eval_floors: dict[str, float] = Field(default_factory=dict, description='JSON, e.g. {"hit_rate": 0.5}')
     slo_p95_latency_ms: float = 1500.0

@@ -120,6 +120,10 @@ _DECLINE = re.compile(
 
 
 def is_decline(reply: str) -> bool:
-    """Whether a language model's reply says the context does not answer (asked for in the system prompt)."""
-    head = reply.strip()[:300]  # a decline leads the reply; a real answer may mention a gap further down
-    return bool(_DECLINE.search(head))
+    """Whether a language model's reply says the context does not answer (as the system prompt asks it to).
+
+    A reply that cites a passage ([1]) is an answer, even if it notes a gap; a decline leads the reply.
+    """
+    if re.search(r"\[\d+\]", reply):
+        return False
+    return bool(_DECLINE.search(reply.strip()[:300]))

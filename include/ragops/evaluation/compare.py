@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-HEADLINE = ("answer_token_recall", "hit_rate", "doc_mrr", "context_mrr", "doc_hit@5", "context_hit@5")
+HEADLINE = ("answer_token_recall", "hit_rate", "doc_mrr", "context_mrr", "doc_hit@5", "context_hit@5",
+            "abstention_near", "abstention_far")  # higher is better
+LOWER_IS_BETTER = ("false_abstention",)  # answerable questions refused with no_results
 
 
 def compare(metrics: dict, per_question: dict[str, dict], previous: dict | None, previous_questions: dict[str, dict],
@@ -14,11 +16,16 @@ def compare(metrics: dict, per_question: dict[str, dict], previous: dict | None,
             if name in metrics and name in previous and metrics[name] < previous[name] - tolerance:
                 drops.append({"metric": name, "previous": previous[name], "current": metrics[name],
                               "delta": round(metrics[name] - previous[name], 4)})
+        for name in LOWER_IS_BETTER:
+            if name in metrics and name in previous and metrics[name] > previous[name] + tolerance:
+                drops.append({"metric": name, "previous": previous[name], "current": metrics[name],
+                              "delta": round(metrics[name] - previous[name], 4)})
         for qid, now in per_question.items():
             was = previous_questions.get(qid)
             if not was:
                 continue
             lost_hit = was.get("hit", 0) == 1 and now.get("hit", 0) == 0
+            lost_hit = lost_hit or (was.get("refused", 0) == 1 and now.get("refused", 1) == 0)  # now answers it wrongly
             lost_doc = was.get("doc_mrr", 0) > 0 and now.get("doc_mrr", 0) == 0
             recall_drop = was.get("answer_token_recall", 0) - now.get("answer_token_recall", 0)
             if lost_hit or lost_doc or recall_drop >= 0.25:

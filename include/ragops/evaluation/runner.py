@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from ragops.config import Settings
 from ragops.errors import RagopsError
+from ragops.evaluation.abstention import UnanswerableSet, abstention_rates, load_unanswerable
 from ragops.evaluation.compare import compare
 from ragops.evaluation.scoring import containment, llm_judges, ragas_scores
 from ragops.evaluation.testset import EvalSet, load_testset
@@ -61,6 +62,9 @@ class InProcess:
         hits = [{"chunk_id": h.chunk_id, "doc_uri": h.doc_uri, "text": h.text} for h in searched.hits]
         return hits, answered.answer, answered.fallback
 
+    async def fallback(self, question: str) -> str | None:
+        return (await self.service.ask(question, "evaluation", release=self.release)).fallback
+
 
 class LiveUrl:
     """A running serving app, over HTTP (the release is whatever the app routes the `evaluation` user to)."""
@@ -74,6 +78,10 @@ class LiveUrl:
         answered = (await self.client.post(f"{self.base_url}/v1/ask", json=body)).json()
         return searched.get("results", []), answered.get("answer", ""), answered.get("fallback")
 
+    async def fallback(self, question: str) -> str | None:
+        body = {"question": question, "user_id": "evaluation"}
+        return (await self.client.post(f"{self.base_url}/v1/ask", json=body)).json().get("fallback")
+
 
 async def _collect(target, testset: EvalSet, concurrency: int = 4) -> list[tuple]:
     gate = asyncio.Semaphore(concurrency)
@@ -85,10 +93,22 @@ async def _collect(target, testset: EvalSet, concurrency: int = 4) -> list[tuple
     return await asyncio.gather(*(one(item) for item in testset.items))
 
 
+async def _refusals(target, unanswerable: UnanswerableSet, concurrency: int = 4) -> list[str | None]:
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(item):
+        async with gate:
+            return await target.fallback(item.question)
+
+    return await asyncio.gather(*(one(item) for item in unanswerable.items))
+
+
 def evaluate_release(settings: Settings, testset: EvalSet, target, *, release: str, variant: str,
-                     index_version_id: int | None, generator: str, registry: Registry, embedder=None) -> EvalReport:
+                     index_version_id: int | None, generator: str, registry: Registry, embedder=None,
+                     unanswerable: UnanswerableSet | None = None) -> EvalReport:
     started = time.perf_counter()
     collected = asyncio.run(_collect(target, testset))
+    refusals = asyncio.run(_refusals(target, unanswerable)) if unanswerable else []
     per_question, rows = {}, []
     for item, hits, answer, fallback in collected:
         texts, uris = [h["text"] for h in hits], [h["doc_uri"] for h in hits]
@@ -102,6 +122,12 @@ def evaluate_release(settings: Settings, testset: EvalSet, target, *, release: s
     for item, scores in zip(testset.items, ragas_scores(rows, llm, embeddings)):
         per_question[item.id] |= scores
     metrics = _means(per_question)
+    if unanswerable:  # refusing what the corpus does not answer is measured, and gated, like recall
+        metrics |= abstention_rates(unanswerable.items, refusals, [q["_fallback"] for q in per_question.values()])
+        for item, fallback in zip(unanswerable.items, refusals):
+            per_question[f"unanswerable:{item.id}"] = {"refused": float(fallback == "no_results"), "_question": item.question,
+                                                       "_answer": "", "_fallback": fallback, "_retrieved": [],
+                                                       "_category": item.category}
     previous, previous_questions = _previous(registry, testset.sha256, variant)
     comparison = compare(metrics, per_question, previous, previous_questions, settings.eval_floors, settings.eval_tolerance)
     duration = round(time.perf_counter() - started, 2)
@@ -147,6 +173,7 @@ def run_evaluation(settings: Settings, testset_path: str | None = None, *, url: 
                    registry: Registry | None = None) -> list[EvalReport]:
     """Evaluate the stable release and, when a rollout has one, the candidate. Returns one report per release."""
     testset = load_testset(testset_path or settings.eval_testset)
+    unanswerable = load_unanswerable(settings.eval_unanswerable) if settings.eval_unanswerable != "none" else None
     registry = registry or (service.registry if service else Registry(settings.registry_url))
     if url:
         import httpx
@@ -154,7 +181,8 @@ def run_evaluation(settings: Settings, testset_path: str | None = None, *, url: 
         async_client = httpx.AsyncClient(timeout=60)
         try:
             return [evaluate_release(settings, testset, LiveUrl(url, async_client), release=url, variant="stable",
-                                     index_version_id=None, generator="http", registry=registry)]
+                                     index_version_id=None, generator="http", registry=registry,
+                                     unanswerable=unanswerable)]
         finally:
             asyncio.run(async_client.aclose())
     if service is None:
@@ -168,4 +196,5 @@ def run_evaluation(settings: Settings, testset_path: str | None = None, *, url: 
     releases = [("stable", rollout.stable)] + ([("candidate", rollout.candidate)] if rollout.candidate else [])
     return [evaluate_release(settings, testset, InProcess(service, release), release=release.name, variant=variant,
                              index_version_id=release.index_version_id or live, generator=generator,
-                             registry=registry, embedder=service.embedder) for variant, release in releases]
+                             registry=registry, embedder=service.embedder, unanswerable=unanswerable)
+            for variant, release in releases]

@@ -14,7 +14,7 @@ from sqlalchemy import update
 
 from ragops.config import Settings
 from ragops.errors import RagopsError
-from ragops.evaluation.compare import HEADLINE
+from ragops.evaluation.compare import HEADLINE, LOWER_IS_BETTER
 from ragops.index import IndexedChunk, open_store
 from ragops.ingest.embedding import EmbeddingCache, Embedder
 from ragops.ingest.refresh import process_documents
@@ -117,11 +117,13 @@ def evaluate_candidate(settings: Settings, build: CandidateBuild, answer_config:
     """Evaluate stable and candidate on the same test set now; reject a candidate worse beyond tolerance."""
     from ragops.answer.pipeline import AnswerService
     from ragops.evaluation.runner import InProcess, evaluate_release
+    from ragops.evaluation.abstention import load_unanswerable
     from ragops.evaluation.testset import load_testset
 
     registry = registry or Registry(settings.registry_url)
     service = service or AnswerService(settings, registry)
     evalset = load_testset(testset or settings.eval_testset)
+    unanswerable = load_unanswerable(settings.eval_unanswerable) if settings.eval_unanswerable != "none" else None
     stable = current_rollout(registry).stable
     name = candidate_name(build)
     candidate = ReleaseInfo(-build.index_version_id, name, build.index_version_id, answer_config or {})
@@ -132,10 +134,13 @@ def evaluate_candidate(settings: Settings, build: CandidateBuild, answer_config:
         reports[variant] = evaluate_release(settings, evalset, InProcess(service, release), release=release.name,
                                             variant=variant, index_version_id=version,
                                             generator=service.chat_model.name if service.chat_model else "extractive",
-                                            registry=registry)
+                                            registry=registry, unanswerable=unanswerable)
     worse = [{"metric": m, "stable": reports["stable"].metrics[m], "candidate": reports["candidate"].metrics[m]}
              for m in HEADLINE if m in reports["stable"].metrics and m in reports["candidate"].metrics
              and reports["candidate"].metrics[m] < reports["stable"].metrics[m] - settings.eval_tolerance]
+    worse += [{"metric": m, "stable": reports["stable"].metrics[m], "candidate": reports["candidate"].metrics[m]}
+              for m in LOWER_IS_BETTER if m in reports["stable"].metrics and m in reports["candidate"].metrics
+              and reports["candidate"].metrics[m] > reports["stable"].metrics[m] + settings.eval_tolerance]
     result = {"stable": reports["stable"].to_dict(), "candidate": reports["candidate"].to_dict(), "worse": worse}
     if worse:
         _reject(registry, build.index_version_id)

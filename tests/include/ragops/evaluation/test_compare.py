@@ -19,3 +19,17 @@ def test_small_wobble_within_tolerance_is_fine():
 def test_floors_apply_without_history():
     result = compare({"hit_rate": 0.4}, {}, None, {}, {"hit_rate": 0.5}, 0.03)
     assert result["regressed"] and result["below_floor"][0]["metric"] == "hit_rate"
+
+
+def test_a_drop_in_abstention_or_a_rise_in_false_refusals_regresses():
+    previous = {"abstention_near": 0.84, "abstention_far": 1.0, "false_abstention": 0.02, "_run_id": 3}
+    prev_q = {"unanswerable:near-01": {"refused": 1.0}}
+    now_q = {"unanswerable:near-01": {"refused": 0.0, "_question": "FIPS on RHEL?"}}
+    result = compare({"abstention_near": 0.6, "abstention_far": 1.0, "false_abstention": 0.02}, now_q, previous,
+                     prev_q, {}, 0.03)
+    assert result["regressed"] and [d["metric"] for d in result["drops"]] == ["abstention_near"]
+    assert [q["id"] for q in result["questions"]] == ["unanswerable:near-01"]  # now answered: named for a reader
+    result = compare({"abstention_near": 0.84, "abstention_far": 1.0, "false_abstention": 0.1}, {}, previous, {}, {},
+                     0.03)
+    assert result["regressed"] and [d["metric"] for d in result["drops"]] == ["false_abstention"]
+    assert not compare(previous | {"false_abstention": 0.01}, {}, previous, {}, {}, 0.03)["regressed"]
