@@ -80,13 +80,13 @@ def baselines(docs: Path, dev: list[dict], embed) -> dict:
     dense_ctx, hybrid_ctx = [], []
     for q, v in zip(dev, queries):
         bm25 = np.zeros(n)
-        for t in set(tokens(q["question"])):
+        for t in sorted(set(tokens(q["question"]))):  # a fixed order: float sums, hence ties, are reproducible
             for i, f, length in postings.get(t, []):
                 bm25[i] += idf[t] * f * 2.5 / (f + 1.5 * (0.25 + 0.75 * length / avg))
         dense = np.argsort(-(vectors @ v), kind="stable")
         sparse = np.argsort(-bm25, kind="stable")
         fused = collections.defaultdict(float)
-        for ranking in (dense, sparse):
+        for ranking in (sparse, dense):  # ties in the fused score keep this insertion order, as the README's run did
             for rank, i in enumerate(ranking, start=1):
                 fused[i] += 1 / (60 + rank)
         dense_ctx.append([chunks[i] for i in dense[:K]])

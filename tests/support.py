@@ -15,7 +15,8 @@ DAGS = REPO / "dags"
 
 
 class FakeLLM:
-    """Speaks the OpenAI chat-completions protocol; `mode` injects outages: ok, slow, error, malformed, empty."""
+    """Speaks the OpenAI chat-completions protocol; `mode` injects outages: ok, slow, error, malformed, empty;
+    `decline` answers that the passages do not hold the answer."""
 
     def __init__(self):
         self.mode = "ok"
@@ -48,6 +49,8 @@ class FakeLLM:
                 if fake.mode == "malformed":
                     return self._send(200, b'{"choices": [ {"message": ')
                 content = "" if fake.mode == "empty" else "Refreshes that delete too much are blocked by a guard [1]."
+                if fake.mode == "decline":
+                    content = "No matching information was found in the provided passages."
                 self._send(200, json.dumps({
                     "id": "c1", "object": "chat.completion", "created": 0, "model": payload.get("model"),
                     "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],

@@ -5,7 +5,9 @@ Two signals, both measured on what retrieval returned:
 - `coverage`: the share of the question's distinctive terms that occur in the top passages, each term weighted by
   its inverse document frequency in the indexed corpus. A term the corpus never uses weighs most, so "FIPS mode on
   RHEL" asked of a portal's docs scores low even when "mode" and "enable" match everywhere. Misspelt terms are
-  matched to the corpus vocabulary first (edit similarity), so typos do not read as unknown concepts.
+  matched to the corpus vocabulary first (edit similarity), so typos do not read as unknown concepts. An unknown
+  term that is an everyday word (whole in the embedding model's general-English vocabulary: "trying", "stuff")
+  weighs `common_weight` times as much: the corpus not using it says nothing about the topic.
 The question is refused when `coverage + sim_weight * similarity < threshold`. The weight and the threshold were
 fitted by cross-validation (bench/quality.py, docs/benchmarks.md) and a release's answer config can override them.
 """
@@ -16,7 +18,7 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
 
 from ragops.index import SearchHit
 
@@ -31,10 +33,11 @@ describe give show help know like new one two was were been being have has had m
 
 @dataclass(frozen=True)
 class AbstentionPolicy:
-    sim_weight: float = 1.0
-    threshold: float = 1.0
+    sim_weight: float = 2.0  # fitted by 5-fold cross-validation, docs/benchmarks.md
+    threshold: float = 1.56
     top_passages: int = 3  # where the question's terms must occur
     fuzzy_min: float = 85.0  # rapidfuzz ratio for mapping a term the corpus lacks onto one it has
+    common_weight: float = 0.0
 
     @classmethod
     def from_config(cls, config: dict | None) -> "AbstentionPolicy":
@@ -67,7 +70,8 @@ def terms(text: str) -> list[str]:
 class Vocabulary:
     """Document frequencies of the indexed chunks (one pinned index version never changes, so neither does this)."""
 
-    def __init__(self, texts: Iterable[str]):
+    def __init__(self, texts: Iterable[str], is_common: Callable[[str], bool] = lambda term: False):
+        self.is_common = is_common
         self.df: Counter[str] = Counter()
         self.n = 0
         for text in texts:
@@ -102,6 +106,8 @@ def evidence(question: str, passages: list[SearchHit], similarity: float | None,
     for term in wanted:
         canonical = vocabulary.canonical(term, policy.fuzzy_min)
         weight = vocabulary.idf(canonical or term)
+        if canonical is None and vocabulary.is_common(term):
+            weight *= policy.common_weight
         weights[term] = weight
         if canonical is not None and (canonical in seen or term in seen):
             found += weight

@@ -20,10 +20,10 @@ class RetrievalConfig:
     """Query-time retrieval knobs; a release's answer config may override each (chosen by cross-validation)."""
 
     mode: str = "hybrid"
-    dense_weight: float = 0.3
-    bm25_weight: float = 0.7
+    dense_weight: float = 0.5
+    bm25_weight: float = 0.5
     depth: int = 50  # candidates from each retriever before fusion
-    expand_chars: int = 1500  # grow each passage with its section's neighbours up to this size; 0 turns it off
+    expand_chars: int = 1000  # grow each passage with its section's neighbours up to this size; 0 turns it off
 
     @classmethod
     def from_config(cls, config: dict | None) -> "RetrievalConfig":

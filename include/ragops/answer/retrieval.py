@@ -115,5 +115,6 @@ class Retriever:
         if self._vocabulary is None:
             with self._lock:
                 if self._vocabulary is None:
-                    self._vocabulary = Vocabulary(r["text"] for r in self.store.rows(["text"]))
+                    self._vocabulary = Vocabulary((r["text"] for r in self.store.rows(["text"])),
+                                                  self.embedder.is_common_word)
         return self._vocabulary

@@ -134,7 +134,7 @@ def evaluate_release(settings: Settings, testset: EvalSet, target, *, release: s
     with registry.session() as s:
         run = EvalRun(testset=testset.path, testset_hash=testset.sha256, release=release, variant=variant,
                       index_version_id=index_version_id, embedding_model=settings.embedding_model, generator=generator,
-                      n=len(per_question), metrics=metrics, comparison=comparison,
+                      n=len(testset.items), metrics=metrics, comparison=comparison,
                       status="regressed" if comparison["regressed"] else "ok", duration_s=duration)
         s.add(run)
         s.flush()
@@ -143,7 +143,7 @@ def evaluate_release(settings: Settings, testset: EvalSet, target, *, release: s
                              metrics={k: v for k, v in q.items() if not k.startswith("_")})
                   for qid, q in per_question.items())
         run_id = run.id
-    return EvalReport(run_id, release, variant, len(per_question), metrics, comparison, duration, testset.path,
+    return EvalReport(run_id, release, variant, len(testset.items), metrics, comparison, duration, testset.path,
                       index_version_id, generator,
                       [{"id": qid} | {k: v for k, v in q.items() if k in ("_question", "answer_token_recall", "hit")}
                        for qid, q in per_question.items()])

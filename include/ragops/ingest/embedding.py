@@ -120,6 +120,10 @@ class Embedder:
         tokenizer = _load_tokenizer(self.path)
         return bool(getattr(tokenizer, "do_lower_case", tokenizer.init_kwargs.get("do_lower_case", False)))
 
+    def is_common_word(self, word: str) -> bool:
+        """Whether the tokenizer knows the word whole: its vocabulary holds the frequent words of general text."""
+        return len(_load_tokenizer(self.path).tokenize(word)) == 1
+
     @property
     def dim(self) -> int:
         return int(self.model.get_sentence_embedding_dimension())

@@ -62,3 +62,12 @@ def test_question_words_are_not_evidence():
 ])
 def test_llm_declines_are_recognised(reply, declined):
     assert is_decline(reply) is declined
+
+
+def test_an_unknown_everyday_word_is_no_evidence_but_an_unknown_name_is(embedder):
+    vocab = Vocabulary(CORPUS, embedder.is_common_word)
+    policy = AbstentionPolicy(common_weight=0.0)
+    chatty = evidence("I am trying to import repositories into the catalog", _passages(CORPUS[0]), 0.5, vocab, policy)
+    named = evidence("import repositories into the catalog with webauthn", _passages(CORPUS[0]), 0.5, vocab, policy)
+    assert embedder.is_common_word("trying") and not embedder.is_common_word("webauthn")
+    assert chatty.coverage == 1.0 and named.coverage < 0.6 and named.missing == ("webauthn",)

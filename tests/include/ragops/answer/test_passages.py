@@ -46,5 +46,5 @@ def test_weighted_fusion_prefers_the_heavier_list_and_keeps_dense_similarity():
 
 
 def test_release_config_overrides_only_known_knobs():
-    config = RetrievalConfig.from_config({"expand_chars": 0, "k": 5, "dense_weight": 0.5, "unknown": 1})
-    assert config.expand_chars == 0 and config.dense_weight == 0.5 and config.bm25_weight == 0.7
+    config = RetrievalConfig.from_config({"expand_chars": 0, "k": 5, "dense_weight": 0.7, "unknown": 1})
+    assert config.expand_chars == 0 and config.dense_weight == 0.7 and config.bm25_weight == 0.5
