@@ -8,7 +8,8 @@ candidate release (`reindex-v<N>`) only when it is no worse beyond `RAGOPS_EVAL_
 never touched; the previous collection is kept for a one-step rollback. Start the canary with the
 `canary_rollout` DAG (action `start`) or `ragops rollout start --release reindex-v<N>`.
 
-**When**: on demand. **Params**: `source`, `embedding_model`, `chunk_max_tokens` (0 = the model's limit),
+**When**: on demand. **Params**: `source`, `embedding_model`, `chunk_max_tokens` (0 = the setting's default),
+`embedding_precision` (empty = the setting's),
 `testset`. **Slack**: the outcome; a rejected candidate fails the run with the reason.
 """
 
@@ -31,7 +32,9 @@ from _ragops_airflow import default_args, settings
     params={
         "source": Param("", type="string", title="Source URI", description="empty = RAGOPS_SOURCE"),
         "embedding_model": Param("", type="string", title="Embedding model", description="empty = the current one"),
-        "chunk_max_tokens": Param(0, type="integer", minimum=0, title="Chunk token limit", description="0 = model limit"),
+        "chunk_max_tokens": Param(0, type="integer", minimum=0, title="Chunk token limit", description="0 = default"),
+        "embedding_precision": Param("", type="string", enum=["", "auto", "float32", "bfloat16", "int8"],
+                                     title="Embedding precision", description="empty = RAGOPS_EMBEDDING_PRECISION"),
         "testset": Param("", type="string", title="Test set", description="empty = the default set"),
     },
 )
@@ -40,7 +43,8 @@ def reindex():
     def build(params=None) -> dict:
         from ragops.rollout.reindex import build_candidate
 
-        overrides = {k: params[k] for k in ("embedding_model", "chunk_max_tokens") if params[k]}
+        overrides = {k: params[k] for k in ("embedding_model", "chunk_max_tokens", "embedding_precision")
+                     if params[k]}
         return build_candidate(settings(), source=params["source"] or None, overrides=overrides).to_dict()
 
     @task

@@ -32,8 +32,8 @@ def reindex(args):
     from ragops.rollout.reindex import build_candidate, evaluate_candidate, register_candidate, validate_candidate
 
     settings = Settings()
-    overrides = {k: v for k, v in {"embedding_model": args.embedding_model,
-                                   "chunk_max_tokens": args.chunk_max_tokens}.items() if v}
+    overrides = {k: v for k, v in {"embedding_model": args.embedding_model, "chunk_max_tokens": args.chunk_max_tokens,
+                                   "embedding_precision": args.embedding_precision}.items() if v}
     build = build_candidate(settings, source=args.source, overrides=overrides)
     checks = validate_candidate(settings, build)
     evaluation = evaluate_candidate(settings, build, testset=args.testset)
@@ -54,5 +54,6 @@ def add_parsers(sub, common) -> None:
     p.add_argument("--source")
     p.add_argument("--embedding-model")
     p.add_argument("--chunk-max-tokens", type=int)
+    p.add_argument("--embedding-precision", choices=["auto", "float32", "bfloat16", "int8"])
     p.add_argument("--testset")
     p.set_defaults(handler=reindex)
