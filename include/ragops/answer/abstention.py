@@ -28,7 +28,8 @@ STOP = frozenset("""a an the of to and or in on for with is are be by as at from
 should will you your i me my we our us they them their there here what which who whom whose when where why how do
 does did done doing use using used about into onto over under than then so if not no yes any all some each more most
 other such only own same too very just also get set make need want way ways something anything please tell explain
-describe give show help know like new one two was were been being have has had may might must shall""".split())
+describe give show help know like new one two was were been being have has had may might must shall happen happens
+happened mean means meant see sees go goes going hold holds work works called""".split())  # + the verbs questions are built with
 
 
 @dataclass(frozen=True)
