@@ -9,8 +9,10 @@ commit. The live index is never touched by a run that fails or is blocked.
 **When**: weekly (Monday 03:00 UTC), whenever `source_watch` sees the source change, and on demand.
 
 **Params**: `source` (URI; empty = `RAGOPS_SOURCE`), `full_rebuild` (re-process every document),
-`allow_mass_delete` (override the guard that refuses to delete more than 20% of the indexed documents or to
-empty the index).
+`allow_mass_delete` (override the guard that refuses to leave more than 20% fewer documents than the most the
+index held since the last override, or to empty it).
+
+**Lease**: `commit` holds the registry's heartbeated refresh lease; any failure is recorded on its run.
 
 **Connections**: `slack_api_default` (optional; else `RAGOPS_SLACK_TOKEN`, else the outbox).
 
@@ -39,7 +41,7 @@ from _ragops_airflow import INDEX_ASSET, SOURCE_CHANGED, default_args, settings
         "source": Param("", type="string", title="Source URI", description="empty = RAGOPS_SOURCE"),
         "full_rebuild": Param(False, type="boolean", title="Full rebuild", description="re-process every document"),
         "allow_mass_delete": Param(False, type="boolean", title="Allow mass delete",
-                                   description="override the shrinkage guard (>20% deleted or an empty source)"),
+                                   description="override the shrinkage guard (>20% below its baseline, or an empty source)"),
     },
 )
 def document_refresh():

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -55,8 +56,13 @@ class Permissions:
     source: str = ""
 
     def by_token(self, token: str) -> ClientGrant | None:
-        digest = hash_token(token)
-        return next((c for c in self.clients if c.token_sha256 == digest), None)
+        """Every client is compared, in constant time (hmac.compare_digest), so timing tells nothing of a guess."""
+        digest = hash_token(token).encode()
+        found = None
+        for client in self.clients:
+            if hmac.compare_digest(digest, client.token_sha256.encode()):
+                found = client
+        return found
 
     @classmethod
     def load(cls, path: Path | str | None) -> "Permissions":
