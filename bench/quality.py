@@ -239,7 +239,7 @@ def main() -> int:
                                                args.folds),
         }
         for precision in filter(None, args.precisions.split(",")):
-            from ragops.rollout.reindex import build_candidate
+            from ragops.ingest.candidate import build_candidate
 
             started = time.perf_counter()
             build = build_candidate(settings, overrides={"embedding_precision": precision}, registry=registry)

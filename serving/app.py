@@ -25,16 +25,16 @@ from ragops.answer.tools import ToolConfig
 from ragops.audit.permissions import Permissions
 from ragops.config import Settings
 from ragops.errors import StoreUnavailable
-from ragops.monitoring.events import EventWriter
+from ragops.monitoring.events import EventWriter, request_event
 from ragops.registry import Registry
-from ragops.releases import hash_user
 from serving.backend import Backend, Readiness
-from serving.callers import Callers, InvalidApiKey, request_id
+from serving.callers import Callers, InvalidApiKey
 from serving.guards import BodyLimit, McpPath, RequestIds
 from serving.mcp_server import LogMissingToken, build_mcp_server
 from serving.metrics import CONTENT_TYPE_LATEST, Metrics
 from serving.ratelimit import RateLimiter
 from serving.schemas import AskResponse, ErrorBody, Query, Readiness as ReadinessBody, SearchResponse
+from serving.status import StatusCollector
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +46,10 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
     settings.ensure_home()
     tools = tools if tools is not None else [ToolConfig.from_dict(t) for t in settings.mcp_tools]
     embedder = service.embedder if service else None
-    backend = Backend(settings, _builder(settings, tools, embedder), service)
-    embedder = embedder or backend.embedder
     metrics = Metrics()
+    guard = _tool_guard(settings, service, tools, lambda: backend.get().registry, metrics)
+    backend = Backend(settings, _builder(settings, tools, embedder, guard), service)
+    embedder = embedder or backend.embedder
     events = EventWriter(lambda: backend.get().registry, spool=settings.event_spool_path,
                          on_drop=lambda kind, n, reason: metrics.events_dropped.labels(kind, reason).inc(n),
                          on_written=lambda kind, n, _: metrics.events_written.labels(kind).inc(n))
@@ -58,6 +59,9 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
     permissions = Permissions.load(settings.mcp_permissions)
     readiness = Readiness(backend, settings)
     base_url = base_url or settings.public_url
+    # The registry-backed gauges of /metrics (freshness, quarantine, readiness), read in the background.
+    status = StatusCollector(settings, lambda: backend.get().registry, readiness.check)
+    metrics.add_collector(status)
     mcp = build_mcp_server(backend.get, permissions, events, metrics, base_url=base_url)
     # Stateless JSON responses: any serving replica or worker can answer any MCP request. DNS-rebinding protection
     # is on when the public URL is a loopback address, as the SDK decides from `host`.
@@ -71,15 +75,23 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
             await backend.ready_service()
         except StoreUnavailable as exc:  # start anyway: not ready, 503s, and the service is built once it returns
             log.error("starting without the registry (requests get store_unavailable until it returns): %s", exc)
-        async with mcp.session_manager.run():
-            yield
+        status.start()
+        try:
+            async with mcp.session_manager.run(), anyio.create_task_group() as background:
+                if guard is not None:
+                    await guard.start()  # tools are compared with their pins before the first request
+                    background.start_soon(guard.run)
+                yield
+                background.cancel_scope.cancel()
+        finally:
+            status.stop()
         events.close()  # drain queued events: a clean shutdown loses none (the spool keeps what the registry cannot)
 
     app = FastAPI(title="ragops assistant", version="1", lifespan=lifespan,
                   description="Answers from the ragops knowledge base, with honest fallbacks. The MCP server is at /mcp.")
     app.state.service, app.state.backend, app.state.events = service, backend, events
     app.state.metrics, app.state.limiter, app.state.permissions = metrics, limiter, permissions
-    app.state.readiness = readiness
+    app.state.readiness, app.state.status, app.state.tool_guard = readiness, status, guard
 
     def record(request_id_: str, endpoint: str, status: int, latency_ms: float, *, variant: str = "stable",
                release_id: int | None = None, fallback: str | None = None, error: str | None = None,
@@ -89,9 +101,9 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
         if fallback:
             metrics.fallbacks.labels(fallback).inc()
         if settings.request_events:
-            events.record("request", request_id=request_id_, endpoint=endpoint, user_hash=hash_user(user),
-                          variant=variant, release_id=release_id, latency_ms=latency_ms, status=status,
-                          fallback=fallback, error=error, chunk_ids=chunk_ids or [])
+            events.record("request", **request_event(request_id_, endpoint, user, status, latency_ms,
+                                                     variant=variant, release_id=release_id, fallback=fallback,
+                                                     error=error, chunk_ids=chunk_ids))
 
     def recorded(request: Request, status: int, **kw) -> None:
         if request.url.path in ENDPOINTS:
@@ -189,7 +201,7 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
     async def prometheus():
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    app.mount("/mcp", LogMissingToken(mcp_app, events))
+    app.mount("/mcp", LogMissingToken(mcp_app, events, metrics))
 
     def refused(scope: dict, rid: str) -> None:
         if scope["path"] in ENDPOINTS:
@@ -206,7 +218,7 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
 ENDPOINTS = ("/v1/ask", "/v1/search")
 
 
-def _builder(settings: Settings, tools: list[ToolConfig], embedder=None):
+def _builder(settings: Settings, tools: list[ToolConfig], embedder=None, tool_guard=None):
     from ragops.ingest.embedding import Embedder
 
     embedder = embedder or Embedder.from_settings(settings)
@@ -214,9 +226,31 @@ def _builder(settings: Settings, tools: list[ToolConfig], embedder=None):
 
     def build() -> AnswerService:
         registry = Registry(settings.registry_url, statement_timeout_s=settings.store_timeout_s)
-        return AnswerService(settings, registry=registry, embedder=embedder, chat_model=chat_model, tools=tools)
+        return AnswerService(settings, registry=registry, embedder=embedder, chat_model=chat_model, tools=tools,
+                             tool_guard=tool_guard)
 
     return build, embedder
+
+
+def _tool_guard(settings: Settings, service: AnswerService | None, tools: list[ToolConfig], registry, metrics: Metrics):
+    """Hold connected MCP tools whose definition moved away from its pin (ragops.mcp_tools). One guard per app: it is
+    given to the service built by the backend, or to the service passed in; `registry` is read only when checking,
+    so the guard waits for a registry that is away at start-up."""
+    if service is not None:
+        if service.tool_guard is not None:
+            return service.tool_guard
+        tools, registry = service.tools, service.registry
+    if not tools:
+        return None
+    from ragops.mcp_tools.guard import ToolGuard
+
+    guard = ToolGuard(registry, tools, settings.mcp_tool_check_interval_s,
+                      on_held=lambda tool, held: metrics.tool_held.labels(tool).set(int(held)),
+                      on_blocked=lambda tool: metrics.tool_held_calls.labels(tool).inc(),
+                      retry_s=settings.registry_retry_s)
+    if service is not None:
+        service.tool_guard = guard
+    return guard
 
 
 def _elapsed(request: Request) -> float:

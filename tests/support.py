@@ -123,3 +123,73 @@ def events(settings, **where):
 def task_states(run) -> dict:
     """{task_id: state} of a DAG run (unmapped tasks)."""
     return {ti.task_id: ti.state for ti in run.get_task_instances()}
+
+
+def samples(exposition: str) -> dict[tuple, float]:
+    """Prometheus text exposition -> {(name, (("label", "value"), ...)): value}, labels sorted by name."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(exposition) for s in family.samples}
+
+
+class ToolServer:
+    """A real MCP server (the SDK's MCPServer over stateless streamable HTTP) whose tools a test redefines mid-run.
+
+    `calls` counts the tool calls it served, so a test can prove that a held tool was never called.
+    """
+
+    def __init__(self, name: str = "tickets"):
+        from mcp.server.mcpserver import MCPServer
+
+        self.server = MCPServer(name)
+        self.calls = 0
+
+    def define(self, fn, name: str, description: str) -> None:
+        """(Re)register `fn` as tool `name`; its signature becomes the input schema, as with @server.tool()."""
+        server_fn = fn
+
+        async def counted(*args, **kwargs):
+            self.calls += 1
+            result = server_fn(*args, **kwargs)
+            return await result if hasattr(result, "__await__") else result
+
+        import functools
+        import inspect
+
+        wrapper = functools.wraps(fn)(counted)
+        wrapper.__signature__ = inspect.signature(fn)
+        wrapper.__name__ = wrapper.__qualname__ = name  # the SDK titles the schemas after the function
+        if any(t.name == name for t in self.server._tool_manager.list_tools()):
+            self.server.remove_tool(name)
+        self.server.add_tool(wrapper, name=name, description=description)
+
+    @contextmanager
+    def running(self):
+        """Serve on 127.0.0.1 and a free port; yields the MCP endpoint URL."""
+        from contextlib import asynccontextmanager
+
+        from starlette.applications import Starlette
+        from starlette.routing import Mount
+
+        inner = self.server.streamable_http_app(streamable_http_path="/", stateless_http=True, json_response=True)
+
+        @asynccontextmanager
+        async def lifespan(app):
+            async with self.server.session_manager.run():
+                yield
+
+        with live_server(Starlette(routes=[Mount("/mcp", inner)], lifespan=lifespan)) as url:
+            yield url + "/mcp/"
+
+
+def pin_tools(settings, tools) -> None:
+    """Approve connected MCP tools as an operator would (`ragops tools pin`), so the app calls them."""
+    from dataclasses import asdict
+
+    from ragops.mcp_tools.review import pin_tools as pin
+    from ragops.registry import Registry
+
+    registry = Registry(settings.registry_url)
+    pin(settings.model_copy(update={"mcp_tools": [asdict(t) for t in tools]}), registry, [], "test")
+    registry.dispose()

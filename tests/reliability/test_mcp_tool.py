@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from fastapi.testclient import TestClient
 
-from support import events, free_port, live_server
+from support import events, free_port, live_server, pin_tools
 
 Q = {"question": "What blocks a mass delete?"}
 
@@ -65,6 +65,7 @@ def _ask(cfg, embedder, tool):
     from serving.app import create_app
 
     tools = [tool]
+    pin_tools(cfg, tools)  # approved, as an operator would: an unapproved tool is held and never called (issue 13)
     with TestClient(create_app(cfg, service=AnswerService(cfg, embedder=embedder, tools=tools), tools=tools)) as client:
         reply = client.post("/v1/ask", json=Q)
         assert client.app.state.events.flush(timeout_s=60)

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from support import events, live_server
+from support import events, live_server, pin_tools
 from ragops.answer.llm import CircuitBreaker, OpenAIChatModel
 from ragops.answer.tools import ToolConfig
 
@@ -105,7 +105,9 @@ def hanging_tool():
 
 @pytest.mark.parametrize("tool,reason", [("slow_lookup", "no answer within 1 s"), ("broken_lookup", "upstream database")])
 def test_tool_failure_or_timeout_is_explained(make_client, indexed, hanging_tool, tool, reason):
-    client = make_client(tools=[ToolConfig(url=hanging_tool, tool=tool, timeout_s=1.0)])
+    tools = [ToolConfig(url=hanging_tool, tool=tool, timeout_s=1.0)]
+    pin_tools(indexed, tools)
+    client = make_client(tools=tools)
     body = _expect(client.post("/v1/ask", json={"question": "What blocks a mass delete?"}), 200, "tool_failed")
     assert tool in body["answer"] and reason in body["answer"] and "try again shortly" in body["answer"]
     client.app.state.events.flush()

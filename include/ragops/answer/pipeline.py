@@ -59,13 +59,14 @@ class AnswerService:
 
     def __init__(self, settings: Settings, registry: Registry | None = None, embedder: Embedder | None = None,
                  chat_model: ChatModel | None = None, tools: list[ToolConfig] | None = None,
-                 rollout_ttl_s: float = 5.0):
+                 rollout_ttl_s: float = 5.0, tool_guard=None):
         self.settings = settings
         self.registry = registry or Registry(settings.registry_url)
         self.embedder = embedder or Embedder.from_settings(settings)
         self.queries = QueryEncoder.from_settings(settings, self.embedder)  # one batcher and cache for all versions
         self.chat_model = chat_model
         self.tools = tools or []
+        self.tool_guard = tool_guard  # ragops.mcp_tools.guard.ToolGuard: which tools may be called now
         self.rollout_ttl_s = rollout_ttl_s
         self._rollout: tuple[float, Rollout, int | None] | None = None
         self._resolved: dict[int, int] = {}
@@ -149,9 +150,11 @@ class AnswerService:
         """Route once: the search and the answer configuration both follow that one decision."""
         started = time.perf_counter()
         routed = self.route(user_key, release)
-        searched, tool_texts = await self._search_and_tools(question, routed, k, started)
-        if searched.fallback:
+        searched, tool_texts, tool_failure = await self._search_and_tools(question, routed, k, started)
+        if searched.fallback == fallbacks.STORE_UNAVAILABLE.code or (searched.fallback and tool_failure is None):
             return searched
+        if searched.fallback:  # nothing relevant was found and a tool failed: the failure is what to tell
+            return self._fallback(searched, fallbacks.TOOL_FAILED, started, detail=_tool_detail(tool_failure))
         result = searched
         config = DEFAULTS | routed[1].answer_config
         hits = [h for h in result.hits if h.similarity is None or h.similarity >= config["min_relevance"] * 0.8]
@@ -171,25 +174,32 @@ class AnswerService:
         result.answer = text
         result.citations = [{"n": i + 1, "chunk_id": hits[i].chunk_id, "doc_uri": hits[i].doc_uri,
                              "title": hits[i].title, "heading": hits[i].heading} for i in used]
+        if tool_failure is not None:  # retrieval answers what it can; the user also hears which tool failed
+            result.fallback, result.status = fallbacks.TOOL_FAILED.code, fallbacks.TOOL_FAILED.status
+            result.answer = fallbacks.TOOL_FAILED.message.format(detail=_tool_detail(tool_failure)) + "\n\n" + text
         result.latency_ms = (time.perf_counter() - started) * 1000
         return result
 
     async def _search_and_tools(self, question: str, routed: tuple[str, ReleaseInfo, int | None], k: int | None,
-                                started: float) -> tuple[AnswerResult, list[str]]:
+                                started: float) -> tuple[AnswerResult, list[str], ToolFailed | None]:
         if not self.tools:
-            return await self._retrieve(question, routed, k, started), []
+            return await self._retrieve(question, routed, k, started), [], None
         searched, *tool_results = await asyncio.gather(
-            self._retrieve(question, routed, k, started), *(call_tool(t, question) for t in self.tools),
+            self._retrieve(question, routed, k, started), *(self._call_tool(t, question) for t in self.tools),
             return_exceptions=True)
         if isinstance(searched, BaseException):
             raise searched
-        failed = next((r for r in tool_results if isinstance(r, BaseException)), None)
-        if isinstance(failed, ToolFailed):
-            detail = f"The assistant could not use the tool {failed.tool!r} ({failed.reason})"
-            return self._fallback(searched, fallbacks.TOOL_FAILED, started, detail=detail), []
-        if failed is not None:
-            raise failed
-        return searched, [r.text for r in tool_results]
+        unexpected = next((r for r in tool_results if isinstance(r, BaseException) and not isinstance(r, ToolFailed)), None)
+        if unexpected is not None:
+            raise unexpected
+        failed = next((r for r in tool_results if isinstance(r, ToolFailed)), None)
+        return searched, [r.text for r in tool_results if not isinstance(r, BaseException)], failed
+
+    async def _call_tool(self, config: ToolConfig, question: str):
+        reason = self.tool_guard.blocked(config) if self.tool_guard is not None else None
+        if reason:  # a held tool is never called: its server may have changed what it does
+            raise ToolFailed(config.tool, reason)
+        return await call_tool(config, question)
 
     def _search(self, version: int | None, question: str, k: int, config: dict) -> Retrieved:
         return self.retriever(version).retrieve(question, k, config=config, policy=AbstentionPolicy.from_config(config))
@@ -201,6 +211,10 @@ class AnswerService:
         result.citations = []
         result.latency_ms = (time.perf_counter() - started) * 1000
         return result
+
+
+def _tool_detail(failure: ToolFailed) -> str:
+    return f"The assistant could not use the tool {failure.tool!r} ({failure.reason})"
 
 
 def _relevant(hits: list[SearchHit], threshold: float) -> bool:

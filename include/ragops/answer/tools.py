@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import anyio
@@ -21,6 +22,11 @@ class ToolConfig:
     query_arg: str = "query"
     timeout_s: float = 5.0
 
+    @property
+    def key(self) -> tuple[str, str]:
+        """(server URL, tool name): how pins and checks name a connected tool."""
+        return self.url, self.tool
+
     @classmethod
     def from_dict(cls, data: dict) -> "ToolConfig":
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
@@ -33,25 +39,43 @@ class ToolResult:
     latency_ms: float
 
 
-async def call_tool(config: ToolConfig, question: str) -> ToolResult:
-    """Call one MCP tool; any failure, error result or timeout becomes ToolFailed with a readable reason."""
+@asynccontextmanager
+async def open_session(url: str, token: str | None = None):
+    """An MCP client session over streamable HTTP, with the bearer token when one is configured."""
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
     from mcp.shared._httpx_utils import create_mcp_http_client
 
-    headers = {"Authorization": f"Bearer {config.token}"} if config.token else None
-    arguments = dict(config.arguments) | {config.query_arg: question}
-    started = time.perf_counter()
+    http = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"} if token else None)
+    async with http, Client(streamable_http_client(url, http_client=http)) as client:
+        yield client
+
+
+async def invoke(config: ToolConfig, arguments: dict):
+    """Call the tool with `arguments` within its timeout; returns the raw CallToolResult, or raises ToolFailed."""
     try:
         with anyio.fail_after(config.timeout_s):
-            http = create_mcp_http_client(headers=headers)
-            async with http, Client(streamable_http_client(config.url, http_client=http)) as client:
-                result = await client.call_tool(config.tool, arguments)
+            async with open_session(config.url, config.token) as client:
+                return await client.call_tool(config.tool, arguments)
     except TimeoutError:
         raise ToolFailed(config.tool, f"no answer within {config.timeout_s:g} s") from None
     except Exception as exc:  # noqa: BLE001 - transport, protocol and HTTP errors all mean "the tool failed"
         raise ToolFailed(config.tool, f"{type(exc).__name__}: {str(exc)[:200]}") from exc
-    text = "\n".join(getattr(c, "text", "") for c in (result.content or []))
-    if getattr(result, "is_error", False) or getattr(result, "isError", False):
+
+
+def result_text(result) -> str:
+    return "\n".join(getattr(c, "text", "") for c in (result.content or []))
+
+
+def result_is_error(result) -> bool:
+    return bool(getattr(result, "is_error", False) or getattr(result, "isError", False))
+
+
+async def call_tool(config: ToolConfig, question: str) -> ToolResult:
+    """Call one MCP tool with the question; any failure, error result or timeout becomes ToolFailed."""
+    started = time.perf_counter()
+    result = await invoke(config, dict(config.arguments) | {config.query_arg: question})
+    text = result_text(result)
+    if result_is_error(result):
         raise ToolFailed(config.tool, text[:200] or "the tool returned an error")
     return ToolResult(config.tool, text, (time.perf_counter() - started) * 1000)

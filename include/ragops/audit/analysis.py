@@ -149,6 +149,41 @@ def drift_findings(previous: dict | None, current: dict) -> list[Finding]:
     return findings
 
 
+TOOL_FINDINGS = {  # the newest contract check of each connected tool in the period
+    "changed": ("tool_changed", "high", "{tool} changed its definition and is held until approved: {detail}"),
+    "missing": ("tool_missing", "high", "{tool} is no longer offered by {server}"),
+    "unpinned": ("tool_unpinned", "medium", "{tool} was never approved (`ragops tools pin`), so it is held"),
+    "down": ("tool_down", "medium", "{tool}'s server was down at the last check: {detail}"),
+}
+
+
+def tool_findings(registry: Registry, period_start: datetime, period_end: datetime) -> list[Finding]:
+    """Connected MCP tools seen by the mcp_tool_contracts checks in the period, and who approved changes."""
+    from ragops.registry.models import McpToolCheck, McpToolReview
+
+    with registry.session() as s:
+        checks = s.scalars(select(McpToolCheck).where(McpToolCheck.ts >= period_start, McpToolCheck.ts < period_end)
+                           .order_by(McpToolCheck.id)).all()
+        reviews = s.scalars(select(McpToolReview).where(McpToolReview.ts >= period_start, McpToolReview.ts < period_end,
+                                                        McpToolReview.action != "diff")).all()
+    newest = {(c.server_url, c.tool): c for c in checks}
+    findings = []
+    for (server, tool), c in sorted(newest.items()):
+        evidence = {"server_url": server, "checked_at": c.ts.isoformat(), "state": c.state, "contract": c.contract}
+        if c.state in TOOL_FINDINGS:
+            kind, severity, text = TOOL_FINDINGS[c.state]
+            findings.append(Finding(kind, severity, text.format(tool=tool, server=server, detail=c.detail), "",
+                                    evidence | {"diff": c.diff[:10]}))
+        if c.contract == "failed" and c.state != "down":
+            failed = [p for p in c.probes if not p.get("ok")]
+            findings.append(Finding("tool_contract_failing", "high", f"{tool} fails its contract: " + "; ".join(
+                f"{p['name']}: {', '.join(p['problems'])}" for p in failed)[:500], "", evidence))
+    for r in reviews:
+        findings.append(Finding("tool_approved", "info", f"{r.actor} {'approved a change of' if r.action == 'approve' else 'pinned'} "
+                                f"{r.tool} on {r.ts:%Y-%m-%d}", "", {"server_url": r.server_url} | dict(r.detail)))
+    return findings
+
+
 def run_audit(settings, period_start: datetime, period_end: datetime, *, registry: Registry | None = None,
               permissions: Permissions | None = None) -> AuditReport:
     registry = registry or Registry(settings.registry_url)
@@ -158,7 +193,8 @@ def run_audit(settings, period_start: datetime, period_end: datetime, *, registr
         last = s.scalars(select(AuditRun).order_by(AuditRun.id.desc()).limit(1)).first()
         previous = dict(last.permissions_snapshot) if last else None
     current = snapshot(permissions)
-    findings = grant_findings(permissions, period_end) + usage_findings(permissions, rows) + drift_findings(previous, current)
+    findings = (grant_findings(permissions, period_end) + usage_findings(permissions, rows)
+                + drift_findings(previous, current) + tool_findings(registry, period_start, period_end))
     findings.sort(key=lambda f: (-SEVERITIES.index(f.severity), f.kind, f.client))
     report = AuditReport(0, period_start.isoformat(), period_end.isoformat(), findings)
     with registry.session() as s:

@@ -7,10 +7,10 @@ import json
 import logging
 import sys
 
-from ragops.cli import audit, evaluation, keys, monitoring, refresh, rollout, serve
+from ragops.cli import audit, evaluation, keys, monitoring, refresh, rollout, serve, tools
 from ragops.errors import RagopsError
 
-DOMAINS = (refresh, serve, evaluation, monitoring, rollout, audit, keys)
+DOMAINS = (refresh, serve, evaluation, monitoring, rollout, audit, keys, tools)
 QUIET = ("httpx", "sentence_transformers", "great_expectations", "alembic", "urllib3")
 
 

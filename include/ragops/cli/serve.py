@@ -14,18 +14,26 @@ def ask(args):
     from ragops.answer.llm import build_chat_model
     from ragops.answer.pipeline import AnswerService
     from ragops.answer.tools import ToolConfig
-    from ragops.monitoring.events import EventWriter
-    from ragops.releases import hash_user
+    from ragops.monitoring.events import EventWriter, request_event
 
     settings = Settings()
     service = AnswerService(settings, chat_model=build_chat_model(settings),
                             tools=[ToolConfig.from_dict(t) for t in settings.mcp_tools])
     user = args.user or f"cli:{os.getenv('USER', 'unknown')}"
-    result = asyncio.run(service.ask(args.question, user_key=user, k=args.k))
+
+    async def answer():
+        if service.tools:  # the same pins hold here as in the app: a changed tool is not called
+            from ragops.mcp_tools.guard import ToolGuard
+
+            service.tool_guard = ToolGuard(service.registry, service.tools)
+            await service.tool_guard.start()
+        return await service.ask(args.question, user_key=user, k=args.k)
+
+    result = asyncio.run(answer())
     events = EventWriter(service.registry, spool=settings.event_spool_path)
-    events.record("request", request_id=os.urandom(8).hex(), endpoint="cli.ask", user_hash=hash_user(user),
-                  variant=result.variant, release_id=result.release_id, latency_ms=result.latency_ms,
-                  status=result.status, fallback=result.fallback, chunk_ids=result.chunk_ids)
+    events.record("request", **request_event(os.urandom(8).hex(), "cli.ask", user, result.status, result.latency_ms,
+                                             variant=result.variant, release_id=result.release_id,
+                                             fallback=result.fallback, chunk_ids=result.chunk_ids))
     events.close()
     payload = result.to_dict()
     human = result.answer + "".join(f"\n  [{c['n']}] {c['doc_uri']}" for c in result.citations)

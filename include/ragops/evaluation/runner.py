@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 
 from sqlalchemy import select
 
@@ -26,6 +27,13 @@ SEARCH_K = 20  # as the RHDH baselines: 20 results per question, context cut at 
 class EvaluationRegression(RagopsError):
     code = "evaluation_regressed"
     exit_code = 4
+
+
+class NoIndexYet(RagopsError):
+    """There is nothing to evaluate: no index version, or an empty one."""
+
+    code = "no_index"
+    exit_code = 6
 
 
 @dataclass
@@ -105,9 +113,13 @@ async def _refusals(target, unanswerable: UnanswerableSet, concurrency: int = 4)
 
 def evaluate_release(settings: Settings, testset: EvalSet, target, *, release: str, variant: str,
                      index_version_id: int | None, generator: str, registry: Registry, embedder=None,
-                     unanswerable: UnanswerableSet | None = None) -> EvalReport:
+                     baseline_release: str | None = None, unanswerable: UnanswerableSet | None = None) -> EvalReport:
+    """Run, score, compare with the last accepted run of `baseline_release` (default: this release), store."""
     started = time.perf_counter()
     collected = asyncio.run(_collect(target, testset))
+    if all(fallback == "store_unavailable" for *_, fallback in collected):
+        raise NoIndexYet(f"every question of {testset.path} got store_unavailable from {release}: there is no index "
+                         "to evaluate yet (run the document_refresh DAG or `ragops refresh` first)")
     refusals = asyncio.run(_refusals(target, unanswerable)) if unanswerable else []
     per_question, rows = {}, []
     for item, hits, answer, fallback in collected:
@@ -124,18 +136,24 @@ def evaluate_release(settings: Settings, testset: EvalSet, target, *, release: s
     metrics = _means(per_question)
     if unanswerable:  # refusing what the corpus does not answer is measured, and gated, like recall
         metrics |= abstention_rates(unanswerable.items, refusals, [q["_fallback"] for q in per_question.values()])
+        for q in per_question.values():  # paired per question by compare's false_abstention
+            q["falsely_refused"] = float(q["_fallback"] == "no_results")
         for item, fallback in zip(unanswerable.items, refusals):
-            per_question[f"unanswerable:{item.id}"] = {"refused": float(fallback == "no_results"), "_question": item.question,
-                                                       "_answer": "", "_fallback": fallback, "_retrieved": [],
+            refused = float(fallback == "no_results")
+            per_question[f"unanswerable:{item.id}"] = {"refused": refused, f"refused_{item.category}": refused,
+                                                       "_question": item.question, "_answer": "",
+                                                       "_fallback": fallback, "_retrieved": [],
                                                        "_category": item.category}
-    previous, previous_questions = _previous(registry, testset.sha256, variant)
-    comparison = compare(metrics, per_question, previous, previous_questions, settings.eval_floors, settings.eval_tolerance)
+    baseline, baseline_questions = last_accepted(registry, testset.sha256, baseline_release or release)
+    comparison = compare(metrics, per_question, baseline, baseline_questions, settings.eval_floors, settings.eval_alpha)
     duration = round(time.perf_counter() - started, 2)
     with registry.session() as s:
+        passed = not comparison["regressed"]
         run = EvalRun(testset=testset.path, testset_hash=testset.sha256, release=release, variant=variant,
                       index_version_id=index_version_id, embedding_model=settings.embedding_model, generator=generator,
                       n=len(testset.items), metrics=metrics, comparison=comparison,
-                      status="regressed" if comparison["regressed"] else "ok", duration_s=duration)
+                      status="ok" if passed else "regressed", duration_s=duration,
+                      accepted_by="gate" if passed else None, accepted_at=datetime.now(timezone.utc) if passed else None)
         s.add(run)
         s.flush()
         s.add_all(EvalResult(run_id=run.id, question_id=qid, question=q["_question"], answer=q["_answer"] or "",
@@ -159,9 +177,11 @@ def _means(per_question: dict[str, dict]) -> dict:
         "fallback_rate": round(sum(1 for q in per_question.values() if q["_fallback"]) / max(1, len(per_question)), 4)}
 
 
-def _previous(registry: Registry, testset_hash: str, variant: str) -> tuple[dict | None, dict[str, dict]]:
+def last_accepted(registry: Registry, testset_hash: str, release: str) -> tuple[dict | None, dict[str, dict]]:
+    """The baseline: the newest accepted run of `release` on this test set (a regressed run never is one)."""
     with registry.session() as s:
-        run = s.scalars(select(EvalRun).where(EvalRun.testset_hash == testset_hash, EvalRun.variant == variant)
+        run = s.scalars(select(EvalRun).where(EvalRun.testset_hash == testset_hash, EvalRun.release == release,
+                                              EvalRun.accepted_at.is_not(None))
                         .order_by(EvalRun.id.desc()).limit(1)).first()
         if run is None:
             return None, {}
@@ -173,7 +193,6 @@ def run_evaluation(settings: Settings, testset_path: str | None = None, *, url: 
                    registry: Registry | None = None) -> list[EvalReport]:
     """Evaluate the stable release and, when a rollout has one, the candidate. Returns one report per release."""
     testset = load_testset(testset_path or settings.eval_testset)
-    unanswerable = load_unanswerable(settings.eval_unanswerable) if settings.eval_unanswerable != "none" else None
     registry = registry or (service.registry if service else Registry(settings.registry_url))
     if url:
         import httpx
@@ -183,7 +202,7 @@ def run_evaluation(settings: Settings, testset_path: str | None = None, *, url: 
         try:
             return [evaluate_release(settings, testset, LiveUrl(url, async_client), release=url, variant="stable",
                                      index_version_id=None, generator="http", registry=registry,
-                                     unanswerable=unanswerable)]
+                                     unanswerable=unanswerable_set(settings))]
         finally:
             asyncio.run(async_client.aclose())
     if service is None:
@@ -192,10 +211,44 @@ def run_evaluation(settings: Settings, testset_path: str | None = None, *, url: 
 
         service = AnswerService(settings, registry, chat_model=build_chat_model(settings))
     rollout = current_rollout(registry)
+    releases = [("stable", rollout.stable)] + ([("candidate", rollout.candidate)] if rollout.candidate else [])
+    return evaluate_releases(settings, testset, service, releases, registry)
+
+
+def evaluate_releases(settings: Settings, testset: EvalSet, service, releases: list[tuple[str, ReleaseInfo]],
+                      registry: Registry) -> list[EvalReport]:
+    """Evaluate releases in order; each is compared with the last accepted run of the first (the stable release)."""
+    from ragops.monitoring.health import index_status
+
     _, live = service.rollout()
     generator = service.chat_model.name if service.chat_model else "extractive"
-    releases = [("stable", rollout.stable)] + ([("candidate", rollout.candidate)] if rollout.candidate else [])
+    unanswerable = unanswerable_set(settings)
+    versions = []
+    for _, release in releases:
+        version = service._resolve(release.index_version_id) if release.index_version_id else live
+        status = index_status(settings, registry, version)
+        if not status.ok:
+            raise NoIndexYet(f"nothing to evaluate for {release.name}: {status.detail}")
+        versions.append(version)
     return [evaluate_release(settings, testset, InProcess(service, release), release=release.name, variant=variant,
-                             index_version_id=release.index_version_id or live, generator=generator,
-                             registry=registry, embedder=service.embedder, unanswerable=unanswerable)
-            for variant, release in releases]
+                             index_version_id=version, generator=generator, registry=registry,
+                             embedder=service.embedder, baseline_release=releases[0][1].name,
+                             unanswerable=unanswerable)
+            for (variant, release), version in zip(releases, versions)]
+
+
+def unanswerable_set(settings: Settings) -> UnanswerableSet | None:
+    """The questions the corpus does not answer (RAGOPS_EVAL_UNANSWERABLE; 'none' skips abstention metrics)."""
+    return None if settings.eval_unanswerable == "none" else load_unanswerable(settings.eval_unanswerable)
+
+
+def accept_run(registry: Registry, run_id: int, actor: str) -> dict:
+    """A person accepts a run as the baseline for later ones (for example an intended change in the test results)."""
+    with registry.session() as s:
+        run = s.get(EvalRun, run_id)
+        if run is None:
+            raise RagopsError(f"there is no evaluation run {run_id}")
+        if run.accepted_at is None:
+            run.accepted_by, run.accepted_at = actor, datetime.now(timezone.utc)
+        return {"run_id": run.id, "release": run.release, "status": run.status, "accepted_by": run.accepted_by,
+                "accepted_at": run.accepted_at.isoformat()}

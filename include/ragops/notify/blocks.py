@@ -7,6 +7,7 @@ cannot disguise a link. Header texts are plain_text, which Slack never parses fo
 
 from __future__ import annotations
 
+import json
 import re
 
 from ragops.notify.slack import Message
@@ -94,14 +95,23 @@ def eval_report(report: dict, previous: dict | None, chart: str | None = None) -
             f"{report['duration_s']} s")}]},
         _fields({m: _delta(metrics[m], (previous or {}).get(m)) for m in shown}),
     ]
-    problems = [f"• *{d['metric']}* fell {d['previous']:.3f} → {d['current']:.3f}" for d in comparison.get("drops", [])]
+    baseline = comparison.get("baseline_run_id")
+    blocks[1]["elements"].append({"type": "mrkdwn", "text": f"compared with the last accepted run {baseline} (paired, "
+                                  f"per question)" if baseline else "no accepted baseline yet: floors only"})
+    problems = [f"• *{d['metric']}* fell {d['previous']:.3f} → {d['current']:.3f}: {d['lost']} questions lost, "
+                f"{d['gained']} gained (p={d['p']:.4f})" for d in comparison.get("drops", [])]
     problems += [f"• *{b['metric']}* {b['current']:.3f} is below its floor {b['floor']:.3f}" for b in comparison.get("below_floor", [])]
     if problems:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "*Regressions*\n" + "\n".join(problems)}})
-    worst = comparison.get("questions", [])[:5]
-    if worst:
-        lines = "\n".join(f"• `{q['id']}` {q['question'][:90]} (recall {q['was']:.2f} → {q['now']:.2f})" for q in worst)
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*Questions that regressed*\n{lines}"}})
+    changed = comparison.get("questions", [])
+    if changed:
+        lines = "\n".join(f"• {'▼' if q['worse'] else '▲' if not q['lost'] else '◆'} `{q['id']}` {q['question'][:80]} "
+                          f"(recall {q['was']:.2f} → {q['now']:.2f}"
+                          + (f"; lost {', '.join(q['lost'])}" if q["lost"] else "")
+                          + (f"; gained {', '.join(q['gained'])}" if q["gained"] else "") + ")" for q in changed[:10])
+        more = f"\n…and {len(changed) - 10} more" if len(changed) > 10 else ""
+        blocks.append({"type": "section", "text": {"type": "mrkdwn",
+                                                   "text": f"*Questions that changed*\n{lines}{more}"[:2900]}})
     return _safe(Message(headline, blocks, kind="alert" if comparison.get("regressed") else "report",
                          files=[chart] if chart else []))
 
@@ -153,13 +163,25 @@ def rollout_decision(decision: dict) -> Message:
     blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": f"{icon} *{text}*"[:2900]}}]
     evidence = decision.get("evidence") or {}
     if evidence.get("canary"):
-        c, s = evidence["canary"], evidence["stable"]
+        c, s, m = evidence["canary"], evidence["stable"], evidence.get("metrics") or {}
+        limit = (evidence.get("latency_limit_ms") or {}).get("users")
+
+        def bounds(name: str, scale: float = 100.0, unit: str = " pts") -> str:
+            b = m.get(name) or {}
+            most = "none yet" if b.get("at_most") is None else f"{b['at_most'] * scale:+.1f}{unit}"
+            least = b.get("at_least")
+            least = "-" if least is None or least == float("-inf") else f"{least * scale:+.1f}{unit}"
+            return f"at most {most}, at least {least} ({b.get('verdict', '?')})"
+
         blocks.append(_fields({
-            "Canary requests": c["requests"], "Stable requests": s["requests"],
+            "Canary requests (users)": f"{c['requests']} ({c.get('users', '?')}); probes {c.get('probes', 0)}",
+            "Stable requests (users)": f"{s['requests']} ({s.get('users', '?')})",
             "Error rate (canary / stable)": f"{c['error_rate']:.2%} / {s['error_rate']:.2%}",
             "Fallback rate (canary / stable)": f"{c['fallback_rate']:.2%} / {s['fallback_rate']:.2%}",
-            "p95 ms (canary / stable)": f"{c['p95_ms']} / {s['p95_ms']}",
-            "Tests": ", ".join(f"{k}={v}" for k, v in (evidence.get("tests") or {}).items())}))
+            "p95 ms (canary / stable / limit)": f"{c['p95_ms']} / {s['p95_ms']} / {limit}",
+            f"Error difference, {evidence.get('confidence', '95%')}": bounds("error_rate"),
+            "Fallback difference": bounds("fallback_rate"),
+            "Canary requests over the latency limit, beyond 5%": bounds("latency")}))
     kind = "alert" if decision["decision"] in ("rollback", "abort") else "report"
     return _safe(Message(text, blocks, kind=kind))
 
@@ -178,3 +200,42 @@ def audit_report(report: dict) -> Message:
     if lines:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:2900]}})
     return _safe(Message(headline, blocks, kind="alert" if worst in ("critical", "high") else "report"))
+
+
+def _clip(value, limit: int = 160) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def tool_contracts_report(report: dict) -> Message:
+    counts, tools = report["counts"], report["tools"]
+    red = [t for t in tools if t["red"]]
+    headline = (f"MCP tool contracts: {len(tools)} tools, {counts['unchanged']} unchanged, {counts['changed']} changed, "
+                f"{counts['failing']} failing, {counts['down']} down, {counts['unpinned']} not approved, "
+                f"{counts['slower']} slower than usual")
+    blocks = [{"type": "header", "text": {"type": "plain_text", "text": "MCP tool contracts"}},
+              {"type": "section", "text": {"type": "mrkdwn", "text": headline}}]
+    lines = []
+    for t in tools:
+        name = f"`{t['tool']}` ({t['server_url']})"
+        if t["state"] == "changed":
+            lines.append(f":warning: {name} *changed*, held until approved: " + "; ".join(map(str, t["summary"])))
+            lines += [f"    `{d['path']}`: {_clip(d['was'])} → {_clip(d['now'])}" for d in t["diff"][:5]]
+        elif t["state"] in ("down", "missing", "unpinned"):
+            lines.append(f":red_circle: {name} *{t['state']}*: {t['detail']}")
+        if t["contract"] == "failed" and t["state"] != "down":
+            failed = [p for p in t["probes"] if not p["ok"]]
+            lines.append(f":x: {name} fails its contract: " + "; ".join(
+                f"{p['name']}: {', '.join(p['problems'])}" for p in failed))
+        if t["slower"]:
+            lines.append(f":snail: {name} is slower than its recent history: {t['slower']}")
+        if not t["red"] and not t["slower"]:
+            lines.append(f":white_check_mark: {name} unchanged, contract {t['contract']}"
+                         + (f", median {t['latency_ms']:.0f} ms" if t["latency_ms"] is not None else ""))
+    if lines:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:2900]}})
+    if red:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": (
+            "*What to do:* `ragops tools diff TOOL` to see a change, `ragops tools approve TOOL` to accept it; "
+            "a failing or down tool needs its owner.")}]})
+    return _safe(Message(headline, blocks, kind="alert" if red else "report"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text, Index
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text, Index
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -151,6 +151,7 @@ class RolloutState(Base):
     stage: Mapped[int] = mapped_column(Integer, default=0)  # index into the stages, e.g. 10 -> 25 -> 50 -> 100
     stage_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     previous_stable_release_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)  # evidence since
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_by: Mapped[str] = mapped_column(String(256), default="")
 
@@ -171,6 +172,7 @@ class RequestEvent(Base):
     fallback: Mapped[str | None] = mapped_column(String(32), nullable=True)
     error: Mapped[str | None] = mapped_column(String(256), nullable=True)
     chunk_ids: Mapped[list] = mapped_column(JSON, default=list)
+    synthetic: Mapped[bool] = mapped_column(Boolean, default=False)  # probe traffic, a stratum of its own in the gate
 
 
 class McpAccessLog(Base):
@@ -218,6 +220,9 @@ class EvalRun(Base):
     status: Mapped[str] = mapped_column(String(32), default="ok")  # ok|regressed
     duration_s: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # A baseline for later runs: passed its gate ("gate") or accepted by a person (`ragops eval accept`).
+    accepted_by: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class EvalResult(Base):
@@ -288,3 +293,62 @@ class AuditFinding(Base):
     client: Mapped[str] = mapped_column(String(128), default="")
     message: Mapped[str] = mapped_column(Text)
     evidence: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class CollectionDocument(Base):
+    """What a collection holds, per document, with the fingerprint it was built from: switching the live pointer back
+    to a collection re-reads only the documents whose fingerprint changed since (a cheap rollback)."""
+
+    __tablename__ = "collection_documents"
+    collection: Mapped[str] = mapped_column(String(256), primary_key=True)
+    uri: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    title: Mapped[str] = mapped_column(String(512), default="")
+    n_chunks: Mapped[int] = mapped_column(Integer, default=0)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class McpToolPin(Base):
+    """An approved definition of a connected MCP tool; the newest row per (server, tool) is the pin in force."""
+
+    __tablename__ = "mcp_tool_pins"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    server_url: Mapped[str] = mapped_column(String(1024), index=True)
+    tool: Mapped[str] = mapped_column(String(128))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    definition: Mapped[dict] = mapped_column(JSON, default=dict)
+    action: Mapped[str] = mapped_column(String(16))  # pin|approve
+    actor: Mapped[str] = mapped_column(String(256))
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class McpToolCheck(Base):
+    """One look at one connected tool: its definition against the pin, and its contract probes."""
+
+    __tablename__ = "mcp_tool_checks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    run: Mapped[str] = mapped_column(String(64))  # groups the tools of one check run
+    server_url: Mapped[str] = mapped_column(String(1024))
+    tool: Mapped[str] = mapped_column(String(128))
+    state: Mapped[str] = mapped_column(String(16))  # unchanged|changed|unpinned|missing|down
+    fingerprint: Mapped[str] = mapped_column(String(64), default="")
+    diff: Mapped[list] = mapped_column(JSON, default=list)
+    contract: Mapped[str] = mapped_column(String(16), default="none")  # passed|failed|none
+    probes: Mapped[list] = mapped_column(JSON, default=list)
+    latency_ms: Mapped[float | None] = mapped_column(Float, nullable=True)  # median probe latency
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class McpToolReview(Base):
+    """Who looked at a tool's change (diff) or approved it, and when."""
+
+    __tablename__ = "mcp_tool_reviews"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    server_url: Mapped[str] = mapped_column(String(1024))
+    tool: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(16))  # pin|diff|approve
+    actor: Mapped[str] = mapped_column(String(256))
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)

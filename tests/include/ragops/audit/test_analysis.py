@@ -83,3 +83,27 @@ def test_every_kind_of_finding(settings, registry):
 def test_previous_month():
     assert previous_month(datetime(2026, 12, 1, 4, tzinfo=timezone.utc)) == (START.replace(month=11), END.replace(month=12))
     assert previous_month(datetime(2026, 1, 15, tzinfo=timezone.utc))[0] == datetime(2025, 12, 1, tzinfo=timezone.utc)
+
+
+def test_tool_contract_checks_and_approvals_become_findings(settings, registry):
+    from ragops.registry.models import McpToolCheck, McpToolReview
+
+    with registry.session() as s:
+        day = START + timedelta(days=3)
+        s.add_all([
+            McpToolCheck(ts=day, run="r1", server_url="http://t/mcp/", tool="lookup", state="unchanged", contract="passed"),
+            McpToolCheck(ts=day + timedelta(days=7), run="r2", server_url="http://t/mcp/", tool="lookup", state="changed",
+                         contract="failed", detail="changed since pin", diff=[{"path": "description"}],
+                         probes=[{"name": "known ticket", "ok": False, "problems": ["no 'status'"]}]),
+            McpToolCheck(ts=day, run="r1", server_url="http://u/mcp/", tool="weather", state="down", contract="failed",
+                         detail="ConnectError"),
+            McpToolCheck(ts=END + timedelta(days=1), run="later", server_url="http://v/mcp/", tool="late", state="changed"),
+            McpToolReview(ts=day, server_url="http://t/mcp/", tool="lookup", action="approve", actor="cli:bob", detail={}),
+            McpToolReview(ts=day, server_url="http://t/mcp/", tool="lookup", action="diff", actor="cli:eve", detail={}),
+        ])
+    log(registry, CLEAN_LOG)
+    report = run_audit(settings, START, END, registry=registry, permissions=Permissions.parse(CLEAN))
+    kinds = {(f.kind, f.severity) for f in report.findings}
+    assert kinds == {("tool_changed", "high"), ("tool_contract_failing", "high"), ("tool_down", "medium"),
+                     ("tool_approved", "info")}
+    assert any("cli:bob approved a change of lookup" in f.message for f in report.findings)

@@ -168,7 +168,8 @@ def test_every_builder_escapes_user_controlled_strings():
     metrics = {"hit_rate": 0.5, "answer_token_recall": 0.4}
     _assert_inert(blocks.eval_report({"metrics": metrics, "comparison": {
         "regressed": True, "drops": [], "below_floor": [],
-        "questions": [{"id": HOSTILE, "question": HOSTILE, "was": 1.0, "now": 0.0}]},
+        "questions": [{"id": HOSTILE, "question": HOSTILE, "was": 1.0, "now": 0.0, "worse": True,
+                           "lost": [HOSTILE], "gained": []}]},
         "release": HOSTILE, "variant": "stable", "n": 1, "index_version_id": 1, "generator": "extractive",
         "testset": "/x/t.jsonl", "run_id": 1, "duration_s": 1.0}, None))
     _assert_inert(blocks.monitoring_digest({
@@ -176,6 +177,15 @@ def test_every_builder_escapes_user_controlled_strings():
                     "rate_limited": 0, "fallbacks": {}},
         "slos": [], "variants": {"stable": {}}, "health": {}, "anomalies": [{"message": HOSTILE}],
         "start": "2026-01-01T00:00", "end": "2026-01-02T00:00"}))
+    tool = {"tool": HOSTILE, "server_url": f"http://x/{HOSTILE}", "detail": HOSTILE, "contract": "failed",
+            "probes": [{"name": HOSTILE, "ok": False, "problems": [HOSTILE]}], "latency_ms": None, "slower": HOSTILE,
+            "red": True}
+    counts = {"unchanged": 0, "changed": 1, "missing": 0, "unpinned": 1, "down": 0, "failing": 2, "slower": 1}
+    message = blocks.tool_contracts_report({"counts": counts, "tools": [
+        tool | {"state": "changed", "summary": [HOSTILE], "diff": [{"path": HOSTILE, "was": HOSTILE, "now": {"x": HOSTILE}}]},
+        tool | {"state": "unpinned"}]})
+    _assert_inert(message)
+    assert "&amp;amp;" not in str(message.blocks)  # escaped once, by the one escape helper
 
 
 def test_escaping_keeps_within_slack_limits():

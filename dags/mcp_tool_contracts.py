@@ -1,0 +1,53 @@
+"""
+### mcp_tool_contracts
+
+Connected MCP tools can change behind our back. Every week this DAG lists each tool in `RAGOPS_MCP_TOOLS` as its
+server declares it, compares the definition (name, description, input and output schema, annotations) with the
+pin a person approved (`ragops tools pin` / `ragops tools approve`), and runs the tool's contract probes from
+`mcp-tool-contracts.yaml` beside the permissions file (`RAGOPS_MCP_TOOL_CONTRACTS`): each probe must succeed within
+the tool's timeout and its result must show the expected phrase or shape. Latency is compared with the tool's
+recent history. Results go to the registry, where the serving app, the monthly permission audit and the RAG Ops
+page read them. The DAG never pins a tool: approval is a person's step.
+
+**When**: weekly (Monday 04:30 UTC) and on demand.
+
+**Slack**: one report: tools unchanged, changed (with the diff), failing their contract, down, not approved, and
+slower than usual. A changed, unapproved, down or failing tool turns the run red.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import dag, task
+
+from _ragops_airflow import default_args, settings
+
+
+@dag(
+    schedule="30 4 * * 1",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args(),
+    tags=["ragops", "audit"],
+    doc_md=__doc__,
+)
+def mcp_tool_contracts():
+    @task
+    def check_tools() -> dict:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from ragops.mcp_tools.check import ToolsNeedReview, fail_on_problems
+        from ragops.mcp_tools.report import run_tool_contracts
+
+        report = run_tool_contracts(settings())  # stored and posted before any verdict
+        try:
+            fail_on_problems(report)
+        except ToolsNeedReview as exc:
+            raise AirflowFailException(str(exc)) from exc  # a verdict, not a glitch: retrying changes nothing
+        return report.counts()
+
+    check_tools()
+
+
+mcp_tool_contracts()

@@ -1,0 +1,64 @@
+"""What the connected servers list now: one `tools/list` per server, bounded by the tools' timeouts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import anyio
+
+from ragops.answer.tools import ToolConfig, open_session
+from ragops.mcp_tools.definitions import canonical
+
+MAX_PAGES = 20  # a server that paginates forever is a broken server, not a reason to hang
+
+
+@dataclass
+class Listed:
+    """One configured tool as its server lists it: a canonical definition, or why there is none."""
+
+    definition: dict | None = None
+    down: str | None = None  # the server could not be listed (refused, timed out, protocol error)
+
+    @property
+    def missing(self) -> bool:
+        return self.down is None and self.definition is None
+
+
+async def list_server(url: str, token: str | None, timeout_s: float) -> dict[str, dict]:
+    """{tool name: canonical definition} of every tool the server lists (all pages, never a cached listing)."""
+    found: dict[str, dict] = {}
+    with anyio.fail_after(timeout_s):
+        async with open_session(url, token) as client:
+            cursor = None
+            for _ in range(MAX_PAGES):
+                page = await client.list_tools(cursor=cursor, cache_mode="refresh")
+                found.update({tool.name: canonical(tool) for tool in page.tools})
+                cursor = page.next_cursor
+                if cursor is None:
+                    break
+    return found
+
+
+async def list_definitions(configs: list[ToolConfig]) -> dict[tuple[str, str], Listed]:
+    """Each configured tool's live definition; servers are listed concurrently, once each."""
+    servers: dict[tuple[str, str | None], list[ToolConfig]] = {}
+    for config in configs:
+        servers.setdefault((config.url, config.token), []).append(config)
+    out: dict[tuple[str, str], Listed] = {}
+
+    async def one(url: str, token: str | None, group: list[ToolConfig]) -> None:
+        try:
+            listed = await list_server(url, token, max(c.timeout_s for c in group))
+        except TimeoutError:
+            reason = f"the server did not list its tools within {max(c.timeout_s for c in group):g} s"
+            out.update({c.key: Listed(down=reason) for c in group})
+            return
+        except Exception as exc:  # noqa: BLE001 - refused, TLS, HTTP and protocol errors all mean "down"
+            out.update({c.key: Listed(down=f"{type(exc).__name__}: {str(exc)[:200]}") for c in group})
+            return
+        out.update({c.key: Listed(definition=listed.get(c.tool)) for c in group})
+
+    async with anyio.create_task_group() as tg:
+        for (url, token), group in servers.items():
+            tg.start_soon(one, url, token, group)
+    return out
