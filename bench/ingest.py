@@ -5,6 +5,10 @@ SentenceTransformer.encode (the floor); their ratio (target <= 1.25); a refresh 
 to 1% of the documents (target <= 10% of the full ingest, and exactly the changed chunks embedded); peak RSS.
 
     .venv/bin/python bench/ingest.py [--docs ../shared/eval/rhdh/docs]
+
+With `--compare`, one run times a full ingest of the same corpus from an empty home under each configuration:
+"before" (float32, chunks of the model's 256 tokens: the defaults before issue 12), "float32" (today's chunking at
+float32) and "after" (the defaults), each with its own model instance loaded and warmed before the clock starts.
 """
 
 from __future__ import annotations
@@ -22,13 +26,48 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
+CONFIGS = {"before": {"embedding_precision": "float32", "chunk_max_tokens": None},
+           "float32": {"embedding_precision": "float32"},
+           "after": {}}
+
+
+def compare(docs: Path, work: Path) -> dict:
+    from ragops.config import Settings
+    from ragops.ingest.embedding import Embedder
+    from ragops.ingest.refresh import Refresher
+
+    out: dict = {"configs": {}}
+    for name, overrides in CONFIGS.items():
+        settings = Settings(home=work / name, source=docs.as_uri()).model_copy(update=overrides)
+        embedder = Embedder.from_settings(settings)
+        embedder.encode(["warm up the model"] * 8)
+        started = time.perf_counter()
+        report = Refresher(settings, embedder=embedder).run()
+        out["configs"][name] = {"settings": overrides, "precision": embedder.precision,
+                                "chunk_max_tokens": settings.chunk_max_tokens or embedder.max_tokens,
+                                "chunks": report.chunks["embedded"], "full_ingest_s": round(time.perf_counter() - started, 2)}
+    seconds = {n: c["full_ingest_s"] for n, c in out["configs"].items()}
+    out["summary"] = {"before_over_after": round(seconds["before"] / seconds["after"], 3),
+                      "float32_over_after_same_chunking": round(seconds["float32"] / seconds["after"], 3),
+                      "target_before_over_after": 2.0}
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--docs", default=str(REPO.parent / "shared" / "eval" / "rhdh" / "docs"))
+    parser.add_argument("--compare", action="store_true", help="full ingest before/after, side by side")
     args = parser.parse_args()
     docs = Path(args.docs)
     if not docs.exists():
         print(json.dumps({"skipped": f"{docs} is absent"}))
+        return 0
+    if args.compare:
+        work = Path(tempfile.mkdtemp(prefix="ragops-bench-"))
+        try:
+            print(json.dumps(compare(docs, work), indent=2))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
         return 0
 
     from ragops.config import Settings
@@ -43,7 +82,7 @@ def main() -> int:
             (corpus / guide.name).mkdir(parents=True)
             shutil.copy(guide / "master.txt", corpus / guide.name / "master.txt")
         settings = Settings(home=work / "home", source=corpus.as_uri())
-        embedder = Embedder(settings.embedding_model, settings.embed_batch_size)
+        embedder = Embedder.from_settings(settings)
 
         t = time.perf_counter()
         model = embedder.model

@@ -5,6 +5,11 @@ over loopback HTTP against `ragops serve` at concurrency 1, 8 and 32 (p50/p99, t
 of the rate limiter and of request-event writing, measured both in-process and over HTTP with each switched off.
 
     .venv/bin/python bench/serve.py [--docs ../shared/eval/rhdh/docs] [--requests 200]
+
+With `--compare`, one run measures `/v1/search` at concurrency 1 and 8 against servers that differ only in the
+query-embedding settings: "before" (float32, each query encoded alone, no query cache: the code's behaviour before
+issue 12), "batching" (the default precision and micro-batching, cache off) and "after" (the defaults: batching
+and the LRU of hot queries). The load cycles over 100 dev questions, so "after" serves repeats from its cache.
 """
 
 from __future__ import annotations
@@ -146,8 +151,41 @@ def in_process(home: Path, qs: list[str]) -> dict:
             "event_record_p50_ms": round(statistics.median(record_ms), 4)}
 
 
+VARIANTS = {
+    "before": {"RAGOPS_EMBEDDING_PRECISION": "float32", "RAGOPS_QUERY_BATCHING": "false", "RAGOPS_QUERY_CACHE_SIZE": "0"},
+    "batching": {"RAGOPS_QUERY_CACHE_SIZE": "0"},
+    "after": {},
+}
+
+
+def compare(home: Path, qs: list[str], requests: int) -> dict:
+    """The same loads against each variant's server, one after the other, in one run."""
+    out: dict = {"variants": {}}
+    for name, env in VARIANTS.items():
+        server = Server(home, RAGOPS_REQUEST_EVENTS="false", **env)
+        server.wait()
+        try:
+            asyncio.run(load(server.url, "/v1/search", qs, 4, 40))  # warm the model and the document cache
+            out["variants"][name] = {"env": env} | {
+                f"c={c}": asyncio.run(load(server.url, "/v1/search", qs, c, requests if c == 1 else requests * 2))
+                for c in (1, 8)}
+        finally:
+            server.stop()
+    before, after = out["variants"]["before"], out["variants"]["after"]
+    batching = out["variants"]["batching"]
+    out["summary"] = {
+        "rps_c8_after_over_before": round(after["c=8"]["throughput_rps"] / before["c=8"]["throughput_rps"], 2),
+        "rps_c8_batching_over_before": round(batching["c=8"]["throughput_rps"] / before["c=8"]["throughput_rps"], 2),
+        "p50_c1_after_over_before": round(after["c=1"]["p50_ms"] / before["c=1"]["p50_ms"], 3),
+        "p50_c1_batching_over_before": round(batching["c=1"]["p50_ms"] / before["c=1"]["p50_ms"], 3),
+        "target": "rps at c=8 >= 2x before, p50 at c=1 <= before",
+    }
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--compare", action="store_true", help="before/after query embedding, side by side")
     parser.add_argument("--docs", default=str(SHARED / "docs"))
     parser.add_argument("--home", help="reuse an indexed RAGOPS_HOME instead of indexing --docs")
     parser.add_argument("--requests", type=int, default=200)
@@ -162,6 +200,9 @@ def main() -> int:
             source = Path(args.docs) if Path(args.docs).exists() else REPO / "docs"
             Refresher(Settings(home=home, source=source.as_uri())).run()
         qs = questions(100)
+        if args.compare:
+            print(json.dumps(compare(home, qs, args.requests), indent=2))
+            return 0
         result = {"in_process": in_process(home, qs), "http": {}, "switches": {}}
         server = Server(home)
         server.wait()

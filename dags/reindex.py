@@ -9,8 +9,9 @@ is no worse. One call, `ragops.rollout.reindex.reindex`, which `ragops reindex` 
 touched; every collection keeps its manifest, so a later rollback re-reads only what changed. Start the canary with the
 `canary_rollout` DAG (action `start`) or `ragops rollout start --release reindex-v<N>`.
 
-**When**: on demand. **Params**: `source`, `embedding_model`, `chunk_max_tokens` (0 = the model's limit),
-`testset`. **Slack**: the registered release, or the rejection with its reason (the run then fails).
+**When**: on demand. **Params**: `source`, `embedding_model`, `chunk_max_tokens` (0 = the setting's default),
+`embedding_precision` (empty = the setting's), `testset`. **Slack**: the registered release, or the rejection with
+its reason (the run then fails).
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from _ragops_airflow import default_args, settings
     params={
         "source": Param("", type="string", title="Source URI", description="empty = RAGOPS_SOURCE"),
         "embedding_model": Param("", type="string", title="Embedding model", description="empty = the current one"),
-        "chunk_max_tokens": Param(0, type="integer", minimum=0, title="Chunk token limit", description="0 = model limit"),
+        "chunk_max_tokens": Param(0, type="integer", minimum=0, title="Chunk token limit", description="0 = default"),
+        "embedding_precision": Param("", type="string", enum=["", "auto", "float32", "bfloat16", "int8"],
+                                     title="Embedding precision", description="empty = RAGOPS_EMBEDDING_PRECISION"),
         "testset": Param("", type="string", title="Test set", description="empty = the default set"),
     },
 )
@@ -45,7 +48,8 @@ def reindex():
         from ragops.ingest.candidate import CandidateRejected
         from ragops.rollout.reindex import reindex as run_reindex
 
-        overrides = {k: params[k] for k in ("embedding_model", "chunk_max_tokens") if params[k]}
+        overrides = {k: params[k] for k in ("embedding_model", "chunk_max_tokens", "embedding_precision")
+                     if params[k]}
         try:
             return run_reindex(settings(), actor=f"reindex DAG run {run_id}", source=params["source"] or None,
                                overrides=overrides, testset=params["testset"] or None)

@@ -223,7 +223,7 @@ ENDPOINTS = ("/v1/ask", "/v1/search")
 def _builder(settings: Settings, tools: list[ToolConfig], embedder=None, tool_guard=None):
     from ragops.ingest.embedding import Embedder
 
-    embedder = embedder or Embedder(settings.embedding_model, settings.embed_batch_size)
+    embedder = embedder or Embedder.from_settings(settings)
     chat_model = build_chat_model(settings)
 
     def build() -> AnswerService:

@@ -16,7 +16,8 @@ DAGS = REPO / "dags"
 
 class FakeLLM:
     """Speaks the OpenAI chat-completions protocol; `mode` injects outages: ok, slow, error, malformed, empty, and
-    hang (no answer until `released` is set, which close() does)."""
+    hang (no answer until `released` is set, which close() does); `decline` answers that the passages do not hold
+    the answer."""
 
     def __init__(self):
         self.mode = "ok"
@@ -55,6 +56,8 @@ class FakeLLM:
                 if fake.mode == "malformed":
                     return self._send(200, b'{"choices": [ {"message": ')
                 content = "" if fake.mode == "empty" else fake.reply
+                if fake.mode == "decline":
+                    content = "No matching information was found in the provided passages."
                 self._send(200, json.dumps({
                     "id": "c1", "object": "chat.completion", "created": 0, "model": payload.get("model"),
                     "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],

@@ -28,8 +28,15 @@ class Settings(BaseSettings):
     weaviate_api_key: SecretStr | None = None
     embedding_model: str = DEFAULT_MODEL
     embed_batch_size: int = 64
+    embedding_precision: str = Field(default="auto", description="auto (bfloat16 where the CPU has native bfloat16, "
+                                     "else float32) | float32 | bfloat16 | int8; see docs/benchmarks.md")
     dag_batch_chunks: int = 512
-    chunk_max_tokens: int | None = Field(default=None, description="default: the model's max_seq_length")
+    chunk_max_tokens: int | None = Field(default=128, description="tokens per chunk, heading line included; at most "
+                                         "the model's max_seq_length (None: that length)")
+    query_batching: bool = True  # concurrent queries are embedded in one batch
+    query_batch_max: int = 32
+    query_batch_window_ms: float = 1.0  # waited only when other queries are already queued
+    query_cache_size: int = 4096  # hot query vectors kept (LRU); 0 turns the cache off
     max_document_bytes: int = 5_000_000
     mass_delete_ratio: float = 0.2
     source_timeout_s: float = Field(default=30.0, description="total timeout of one request to an http(s) source")
@@ -52,6 +59,8 @@ class Settings(BaseSettings):
     slack_base_url: str | None = None
 
     eval_testset: str | None = Field(default=None, description="JSONL test set; default: the bundled one")
+    eval_unanswerable: str | None = Field(default=None, description="JSONL of questions the corpus does not answer "
+                                          "(default: the bundled set; 'none' skips abstention metrics)")
     eval_alpha: float = 0.05  # family-wise: a paired per-question test per metric, Holm-corrected
     eval_floors: dict[str, float] = Field(default_factory=dict, description='JSON, e.g. {"hit_rate": 0.5}')
     slo_p95_latency_ms: float = 1500.0
@@ -98,6 +107,13 @@ class Settings(BaseSettings):
     def _known_store(cls, value: str) -> str:
         if value not in ("lance", "weaviate"):
             raise ValueError(f"RAGOPS_STORE must be 'lance' or 'weaviate', not {value!r}")
+        return value
+
+    @field_validator("embedding_precision")
+    @classmethod
+    def _known_precision(cls, value: str) -> str:
+        if value not in ("auto", "float32", "bfloat16", "int8"):
+            raise ValueError(f"RAGOPS_EMBEDDING_PRECISION must be auto, float32, bfloat16 or int8, not {value!r}")
         return value
 
     @field_validator("lock_heartbeat_s")

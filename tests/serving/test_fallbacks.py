@@ -130,3 +130,11 @@ def test_index_that_cannot_be_opened(make_client, indexed):
     client.app.state.events.flush()
     assert len(events(indexed, fallback="store_unavailable")) == 2
     assert 'ragops_fallbacks_total{code="store_unavailable"} 2.0' in client.get("/metrics").text
+
+
+def test_a_language_model_that_declines_is_no_results(make_client, fake_llm, indexed):
+    fake_llm.mode = "decline"
+    client = make_client(chat_model=_llm(fake_llm))
+    body = _expect(client.post("/v1/ask", json={"question": "What blocks a mass delete?"}), 200, "no_results")
+    assert "No matching information was found" in body["answer"] and body["citations"] == []
+    assert fake_llm.calls == 1  # retrieval found passages; it was the model that said they do not answer

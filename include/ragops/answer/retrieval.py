@@ -1,9 +1,19 @@
-"""Search the live index version: the query is embedded once and handed to the store (dense, BM25, hybrid)."""
+"""Search the live index version: embed the query (batched, cached), rank (dense, BM25, weighted fusion), expand.
+
+The results are passages (answer/passages.py): a ranked chunk with its section's neighbours, never overlapping.
+`retrieve` also returns the evidence the answer pipeline weighs before it answers (answer/abstention.py).
+"""
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from typing import Sequence
 
+from ragops.answer.abstention import AbstentionPolicy, Evidence, Vocabulary, evidence
+from ragops.answer.passages import RetrievalConfig, expand, weighted_rrf
+from ragops.answer.query_encoding import QueryEncoder, normalize_query
 from ragops.config import Settings
 from ragops.errors import StoreUnavailable
 from ragops.index import IndexStore, SearchHit, SearchMode, open_store
@@ -11,16 +21,33 @@ from ragops.ingest.embedding import Embedder
 from ragops.registry import Registry
 from ragops.registry.db import live_index_version
 
+DOCUMENTS_KEPT = 256  # documents whose chunk lists stay in memory for expansion
+
+
+@dataclass
+class Retrieved:
+    hits: list[SearchHit]
+    similarity: float | None  # the best dense similarity of any chunk to the query
+    evidence: Evidence | None = None
+    chunk_ids: list[str] = field(default_factory=list)
+
 
 class Retriever:
     """Reads one pinned index version, so a refresh that is writing never shows half its work."""
 
     def __init__(self, settings: Settings, registry: Registry | None = None, embedder: Embedder | None = None,
-                 store: IndexStore | None = None, index_version: int | None = None):
+                 store: IndexStore | None = None, index_version: int | None = None,
+                 queries: QueryEncoder | None = None):
         self.settings = settings
         self.registry = registry or Registry(settings.registry_url)
-        self.embedder = embedder or Embedder(settings.embedding_model, settings.embed_batch_size)
+        self.embedder = embedder or Embedder.from_settings(settings)
+        self.queries = queries
         self.index_version, self.store = self._open(store, index_version)
+        if self.queries is None or self.queries.embedder.model_name != self.embedder.model_name:
+            self.queries = QueryEncoder.from_settings(settings, self.embedder)
+        self._documents: OrderedDict[str, list[SearchHit]] = OrderedDict()
+        self._vocabulary: Vocabulary | None = None
+        self._lock = threading.Lock()
 
     def _open(self, store: IndexStore | None, index_version: int | None) -> tuple[int, IndexStore]:
         from ragops.registry.models import IndexVersion
@@ -30,16 +57,64 @@ class Retriever:
         if version is None:
             raise StoreUnavailable("there is no index yet: run `ragops refresh` (or the document_refresh DAG) first")
         if version.embedding_model != self.embedder.model_name:  # queries must be embedded like the index was
-            self.embedder = Embedder(version.embedding_model, self.settings.embed_batch_size)
+            self.embedder = Embedder.from_settings(self.settings, version.embedding_model)
         store = store or open_store(self.settings, version.collection)
         store.checkout(version.store_version)
         return version.id, store
 
-    def search(self, query: str, k: int = 5, mode: SearchMode = "hybrid") -> list[SearchHit]:
-        vector = None if mode == "bm25" else self.embedder.encode([query])[0]
-        return self.store.search(query, vector, k, mode)
+    # -- ranking -------------------------------------------------------------------------------------
+    def retrieve(self, query: str, k: int = 5, mode: SearchMode | None = None, config: dict | None = None,
+                 policy: AbstentionPolicy | None = None) -> Retrieved:
+        cfg = RetrievalConfig.from_config(config)
+        mode = mode or cfg.mode
+        depth = max(cfg.depth, k)
+        dense = bm25 = []
+        if mode != "bm25":
+            dense = self.store.search(query, self.queries.encode(query), depth, "dense")
+        if mode != "dense":
+            bm25 = self.store.search(query, None, depth, "bm25")
+        if mode == "hybrid":
+            ranked = weighted_rrf([(cfg.dense_weight, dense), (cfg.bm25_weight, bm25)], depth)
+        else:
+            ranked = dense or bm25
+        hits = expand(ranked, self.document, k, cfg.expand_chars)
+        similarity = dense[0].similarity if dense else None
+        found = Retrieved(hits, similarity, chunk_ids=[c for h in hits for c in h.extra.get("chunk_ids", [h.chunk_id])])
+        if policy is not None and hits:
+            found.evidence = evidence(query, hits, similarity, self.vocabulary(), policy)
+        return found
 
-    def search_many(self, queries: Sequence[str], k: int = 5, mode: SearchMode = "hybrid") -> list[list[SearchHit]]:
-        """Embed all queries in one batch, then search each."""
-        vectors = self.embedder.encode(list(queries)) if mode != "bm25" else [None] * len(queries)
-        return [self.store.search(q, v, k, mode) for q, v in zip(queries, vectors)]
+    def search(self, query: str, k: int = 5, mode: SearchMode | None = None, config: dict | None = None) -> list[SearchHit]:
+        return self.retrieve(query, k, mode, config).hits
+
+    def search_many(self, queries: Sequence[str], k: int = 5, mode: SearchMode | None = None) -> list[list[SearchHit]]:
+        """Embed all queries in one batch (filling the query cache), then search each."""
+        if mode != "bm25" and queries:
+            keys = list(dict.fromkeys(normalize_query(q, self.queries.lowercase) for q in queries))
+            for key, vector in zip(keys, self.embedder.encode(keys)):
+                self.queries.cache.put((self.queries.key, key), vector)
+        return [self.search(q, k, mode) for q in queries]
+
+    # -- what the index holds ------------------------------------------------------------------------
+    def document(self, doc_uri: str) -> list[SearchHit]:
+        """A document's chunks in reading order, from a bounded in-memory cache (the version is pinned)."""
+        with self._lock:
+            chunks = self._documents.get(doc_uri)
+            if chunks is not None:
+                self._documents.move_to_end(doc_uri)
+                return chunks
+        chunks = self.store.document(doc_uri)
+        with self._lock:
+            self._documents[doc_uri] = chunks
+            while len(self._documents) > DOCUMENTS_KEPT:
+                self._documents.popitem(last=False)
+        return chunks
+
+    def vocabulary(self) -> Vocabulary:
+        """Term document frequencies of this index version, built once on first use."""
+        if self._vocabulary is None:
+            with self._lock:
+                if self._vocabulary is None:
+                    self._vocabulary = Vocabulary((r["text"] for r in self.store.rows(["text"])),
+                                                  self.embedder.is_common_word)
+        return self._vocabulary

@@ -22,8 +22,8 @@ def rollout(args):
 def reindex(args):
     from ragops.rollout.reindex import reindex as run_reindex
 
-    overrides = {k: v for k, v in {"embedding_model": args.embedding_model,
-                                   "chunk_max_tokens": args.chunk_max_tokens}.items() if v}
+    overrides = {k: v for k, v in {"embedding_model": args.embedding_model, "chunk_max_tokens": args.chunk_max_tokens,
+                                   "embedding_precision": args.embedding_precision}.items() if v}
     result = run_reindex(Settings(), actor=actor(), source=args.source, overrides=overrides, testset=args.testset)
     return result, (f"registered {result['release']} (index version {result['build']['index_version_id']}); start it "
                     f"with `ragops rollout start --release {result['release']}`"), 0
@@ -42,5 +42,6 @@ def add_parsers(sub, common) -> None:
     p.add_argument("--source")
     p.add_argument("--embedding-model")
     p.add_argument("--chunk-max-tokens", type=int)
+    p.add_argument("--embedding-precision", choices=["auto", "float32", "bfloat16", "int8"])
     p.add_argument("--testset")
     p.set_defaults(handler=reindex)

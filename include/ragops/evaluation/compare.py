@@ -5,8 +5,7 @@ moves a 12-question hit rate by 0.083). A paired test asks instead whether the q
 ones that got better by more than chance: McNemar's exact test for pass/fail scores, the Wilcoxon signed-rank test
 for graded ones, one-sided, Holm-corrected over the metrics so that the whole comparison errs at most `alpha`.
 
-To add a metric, append a `PairedMetric` to PAIRED: for example the abstention rate on unanswerable questions, where
-a drop is a regression, is `PairedMetric("abstention_rate", "abstained", "binary")`.
+To add a metric, append a `PairedMetric` to PAIRED, as the abstention rates on unanswerable questions are.
 """
 
 from __future__ import annotations
@@ -31,6 +30,11 @@ PAIRED: list[PairedMetric] = [
     PairedMetric("doc_mrr", "doc_mrr", "graded"),
     PairedMetric("context_hit@5", "context_hit@5", "binary"),
     PairedMetric("context_mrr", "context_mrr", "graded"),
+    # Issue 12, measured when an unanswerable set is (the default): refusing what the corpus does not answer...
+    PairedMetric("abstention_near", "refused_near", "binary"),
+    PairedMetric("abstention_far", "refused_far", "binary"),
+    # ...and not refusing (`no_results`) the answerable questions.
+    PairedMetric("false_abstention", "falsely_refused", "binary", higher_is_better=False),
 ]
 HEADLINE = tuple(m.name for m in PAIRED)
 GRADED_CHANGE = 0.1  # a graded score that moves this much names the question in the report

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from ragops.config import Settings
 from ragops.errors import RagopsError
+from ragops.evaluation.abstention import UnanswerableSet, abstention_rates, load_unanswerable
 from ragops.evaluation.compare import compare
 from ragops.evaluation.scoring import containment, llm_judges, ragas_scores
 from ragops.evaluation.testset import EvalSet, load_testset
@@ -69,6 +70,9 @@ class InProcess:
         hits = [{"chunk_id": h.chunk_id, "doc_uri": h.doc_uri, "text": h.text} for h in searched.hits]
         return hits, answered.answer, answered.fallback
 
+    async def fallback(self, question: str) -> str | None:
+        return (await self.service.ask(question, "evaluation", release=self.release)).fallback
+
 
 class LiveUrl:
     """A running serving app, over HTTP (the release is whatever the app routes the `evaluation` user to)."""
@@ -82,6 +86,10 @@ class LiveUrl:
         answered = (await self.client.post(f"{self.base_url}/v1/ask", json=body)).json()
         return searched.get("results", []), answered.get("answer", ""), answered.get("fallback")
 
+    async def fallback(self, question: str) -> str | None:
+        body = {"question": question, "user_id": "evaluation"}
+        return (await self.client.post(f"{self.base_url}/v1/ask", json=body)).json().get("fallback")
+
 
 async def _collect(target, testset: EvalSet, concurrency: int = 4) -> list[tuple]:
     gate = asyncio.Semaphore(concurrency)
@@ -93,15 +101,26 @@ async def _collect(target, testset: EvalSet, concurrency: int = 4) -> list[tuple
     return await asyncio.gather(*(one(item) for item in testset.items))
 
 
+async def _refusals(target, unanswerable: UnanswerableSet, concurrency: int = 4) -> list[str | None]:
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(item):
+        async with gate:
+            return await target.fallback(item.question)
+
+    return await asyncio.gather(*(one(item) for item in unanswerable.items))
+
+
 def evaluate_release(settings: Settings, testset: EvalSet, target, *, release: str, variant: str,
                      index_version_id: int | None, generator: str, registry: Registry, embedder=None,
-                     baseline_release: str | None = None) -> EvalReport:
+                     baseline_release: str | None = None, unanswerable: UnanswerableSet | None = None) -> EvalReport:
     """Run, score, compare with the last accepted run of `baseline_release` (default: this release), store."""
     started = time.perf_counter()
     collected = asyncio.run(_collect(target, testset))
     if all(fallback == "store_unavailable" for *_, fallback in collected):
         raise NoIndexYet(f"every question of {testset.path} got store_unavailable from {release}: there is no index "
                          "to evaluate yet (run the document_refresh DAG or `ragops refresh` first)")
+    refusals = asyncio.run(_refusals(target, unanswerable)) if unanswerable else []
     per_question, rows = {}, []
     for item, hits, answer, fallback in collected:
         texts, uris = [h["text"] for h in hits], [h["doc_uri"] for h in hits]
@@ -115,6 +134,16 @@ def evaluate_release(settings: Settings, testset: EvalSet, target, *, release: s
     for item, scores in zip(testset.items, ragas_scores(rows, llm, embeddings)):
         per_question[item.id] |= scores
     metrics = _means(per_question)
+    if unanswerable:  # refusing what the corpus does not answer is measured, and gated, like recall
+        metrics |= abstention_rates(unanswerable.items, refusals, [q["_fallback"] for q in per_question.values()])
+        for q in per_question.values():  # paired per question by compare's false_abstention
+            q["falsely_refused"] = float(q["_fallback"] == "no_results")
+        for item, fallback in zip(unanswerable.items, refusals):
+            refused = float(fallback == "no_results")
+            per_question[f"unanswerable:{item.id}"] = {"refused": refused, f"refused_{item.category}": refused,
+                                                       "_question": item.question, "_answer": "",
+                                                       "_fallback": fallback, "_retrieved": [],
+                                                       "_category": item.category}
     baseline, baseline_questions = last_accepted(registry, testset.sha256, baseline_release or release)
     comparison = compare(metrics, per_question, baseline, baseline_questions, settings.eval_floors, settings.eval_alpha)
     duration = round(time.perf_counter() - started, 2)
@@ -122,7 +151,7 @@ def evaluate_release(settings: Settings, testset: EvalSet, target, *, release: s
         passed = not comparison["regressed"]
         run = EvalRun(testset=testset.path, testset_hash=testset.sha256, release=release, variant=variant,
                       index_version_id=index_version_id, embedding_model=settings.embedding_model, generator=generator,
-                      n=len(per_question), metrics=metrics, comparison=comparison,
+                      n=len(testset.items), metrics=metrics, comparison=comparison,
                       status="ok" if passed else "regressed", duration_s=duration,
                       accepted_by="gate" if passed else None, accepted_at=datetime.now(timezone.utc) if passed else None)
         s.add(run)
@@ -132,7 +161,7 @@ def evaluate_release(settings: Settings, testset: EvalSet, target, *, release: s
                              metrics={k: v for k, v in q.items() if not k.startswith("_")})
                   for qid, q in per_question.items())
         run_id = run.id
-    return EvalReport(run_id, release, variant, len(per_question), metrics, comparison, duration, testset.path,
+    return EvalReport(run_id, release, variant, len(testset.items), metrics, comparison, duration, testset.path,
                       index_version_id, generator,
                       [{"id": qid} | {k: v for k, v in q.items() if k in ("_question", "answer_token_recall", "hit")}
                        for qid, q in per_question.items()])
@@ -172,7 +201,8 @@ def run_evaluation(settings: Settings, testset_path: str | None = None, *, url: 
         async_client = httpx.AsyncClient(timeout=60, headers={"X-API-Key": key} if key else None)
         try:
             return [evaluate_release(settings, testset, LiveUrl(url, async_client), release=url, variant="stable",
-                                     index_version_id=None, generator="http", registry=registry)]
+                                     index_version_id=None, generator="http", registry=registry,
+                                     unanswerable=unanswerable_set(settings))]
         finally:
             asyncio.run(async_client.aclose())
     if service is None:
@@ -192,6 +222,7 @@ def evaluate_releases(settings: Settings, testset: EvalSet, service, releases: l
 
     _, live = service.rollout()
     generator = service.chat_model.name if service.chat_model else "extractive"
+    unanswerable = unanswerable_set(settings)
     versions = []
     for _, release in releases:
         version = service._resolve(release.index_version_id) if release.index_version_id else live
@@ -201,8 +232,14 @@ def evaluate_releases(settings: Settings, testset: EvalSet, service, releases: l
         versions.append(version)
     return [evaluate_release(settings, testset, InProcess(service, release), release=release.name, variant=variant,
                              index_version_id=version, generator=generator, registry=registry,
-                             embedder=service.embedder, baseline_release=releases[0][1].name)
+                             embedder=service.embedder, baseline_release=releases[0][1].name,
+                             unanswerable=unanswerable)
             for (variant, release), version in zip(releases, versions)]
+
+
+def unanswerable_set(settings: Settings) -> UnanswerableSet | None:
+    """The questions the corpus does not answer (RAGOPS_EVAL_UNANSWERABLE; 'none' skips abstention metrics)."""
+    return None if settings.eval_unanswerable == "none" else load_unanswerable(settings.eval_unanswerable)
 
 
 def accept_run(registry: Registry, run_id: int, actor: str) -> dict:

@@ -17,7 +17,7 @@ from ragops.config import Settings
 from ragops.errors import RagopsError
 from ragops.index import IndexedChunk, open_store
 from ragops.ingest.collections import record_manifest
-from ragops.ingest.embedding import EmbeddingCache, Embedder
+from ragops.ingest.embedding import EmbeddingCache, Embedder, resolve_precision
 from ragops.ingest.documents import process_documents
 from ragops.registry import Registry
 from ragops.registry.db import live_index_version
@@ -46,12 +46,14 @@ class CandidateBuild:
 
 def build_candidate(settings: Settings, *, source: str | None = None, overrides: dict | None = None,
                     registry: Registry | None = None, embedder: Embedder | None = None) -> CandidateBuild:
-    """A full build of the source into a new collection, with `overrides` (embedding_model, chunk_max_tokens)."""
+    """A full build of the source into a new collection, with `overrides` (embedding_model, chunk_max_tokens,
+    embedding_precision)."""
     started = time.perf_counter()
     cfg = settings.model_copy(update=overrides or {})
     registry = registry or Registry(cfg.registry_url)
-    if embedder is None or embedder.model_name != cfg.embedding_model:
-        embedder = Embedder(cfg.embedding_model, cfg.embed_batch_size)
+    wanted = (cfg.embedding_model, resolve_precision(cfg.embedding_precision))
+    if embedder is None or (embedder.model_name, embedder.precision) != wanted:
+        embedder = Embedder.from_settings(cfg)
     uri = source or cfg.source
     listed = {d.uri: d for d in Source.from_settings(cfg, uri).documents()}
     chunks_by_doc, titles, reasons = process_documents(cfg, embedder, listed, sorted(listed))
@@ -59,7 +61,7 @@ def build_candidate(settings: Settings, *, source: str | None = None, overrides:
     chunks = [c for u in good for c in chunks_by_doc[u]]
     if not chunks:
         raise CandidateRejected(f"the source {uri} produced no chunks; nothing to build")
-    cache = EmbeddingCache(registry, cfg.embedding_model)
+    cache = EmbeddingCache(registry, embedder.cache_key)
     missing = cache.missing([c.chunk_hash for c in chunks])
     texts = {c.chunk_hash: c.text for c in chunks}
     if missing:

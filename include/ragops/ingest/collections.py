@@ -17,7 +17,7 @@ from sqlalchemy import delete, insert, select, update
 from ragops.config import Settings
 from ragops.errors import RagopsError
 from ragops.index import open_catalog, open_store
-from ragops.ingest.embedding import Embedder
+from ragops.ingest.embedding import Embedder, resolve_precision
 from ragops.registry import Registry, registry_lock
 from ragops.registry.db import live_index_version, resolve_index_version
 from ragops.registry.models import Chunk, CollectionDocument, Document, IndexVersion, RefreshRun
@@ -55,7 +55,8 @@ def switch_live(settings: Settings, registry: Registry, index_version_id: int, *
         from ragops.ingest.refresh import Refresher
 
         cfg = settings.model_copy(update=switched["build"])
-        if embedder is None or embedder.model_name != cfg.embedding_model:
+        if embedder is None or (embedder.model_name, embedder.precision) != (
+                cfg.embedding_model, resolve_precision(cfg.embedding_precision)):
             embedder = None
         try:
             report = Refresher(cfg, registry, embedder=embedder).run()
@@ -112,12 +113,13 @@ def _switch(settings: Settings, registry: Registry, index_version_id: int) -> di
 
 
 def _build_config(session, collection: str) -> dict:
-    """The embedding model and chunking a collection was built with (a catch-up must write it the same way)."""
+    """The embedding model, precision and chunking a collection was built with (a catch-up writes it the same way)."""
     first = session.scalars(select(IndexVersion).where(IndexVersion.collection == collection)
                             .order_by(IndexVersion.id).limit(1)).first()
     config = {"embedding_model": first.embedding_model} if first else {}
     run = session.get(RefreshRun, first.refresh_run_id) if first and first.refresh_run_id else None
     overrides = dict((run.plan or {}).get("overrides", {})) if run else {}
-    if overrides.get("chunk_max_tokens"):
-        config["chunk_max_tokens"] = overrides["chunk_max_tokens"]
+    for key in ("chunk_max_tokens", "embedding_precision"):
+        if overrides.get(key):
+            config[key] = overrides[key]
     return config

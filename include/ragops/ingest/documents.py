@@ -31,7 +31,8 @@ def process_documents(settings: Settings, embedder: Embedder, listed: dict[str, 
     Refused documents (outside the root, not regular files, too large) and documents over their parse budget are
     quarantined with that reason and never parsed further.
     """
-    max_tokens = settings.chunk_max_tokens or embedder.max_tokens
+    # never above the model's window: longer texts would be silently truncated when embedded
+    max_tokens = min(settings.chunk_max_tokens or embedder.max_tokens, embedder.max_tokens)
     facts, chunks_by_doc, titles, refused = [], {}, {}, {}
     for uri in uris:
         doc = listed[uri]

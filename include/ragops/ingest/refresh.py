@@ -72,8 +72,8 @@ class Refresher:
                  embedder: Embedder | None = None, parse_clock: Callable[[], float] | None = None):
         self.settings = settings
         self.registry = registry or Registry(settings.registry_url)
-        self.embedder = embedder or Embedder(settings.embedding_model, settings.embed_batch_size)
-        self.cache = EmbeddingCache(self.registry, settings.embedding_model)
+        self.embedder = embedder or Embedder.from_settings(settings)
+        self.cache = EmbeddingCache(self.registry, self.embedder.cache_key)
         self.parse_clock = parse_clock
         self._store = store
 

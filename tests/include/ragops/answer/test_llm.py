@@ -36,8 +36,10 @@ def test_a_hanging_model_gives_llm_unavailable_within_the_deadline():
     from support import FakeLLM
 
     fake = FakeLLM()
-    fake.mode = "hang"  # answers only when released, which happens after the assertions
     try:
+        # the SDK's first request imports its lazy modules (about a second on a loaded machine): not the deadline's
+        asyncio.run(OpenAIChatModel(fake.base_url, "test-model", deadline_s=60).complete("system", "user"))
+        fake.mode, fake.calls = "hang", 0  # answers only when released, which happens after the assertions
         model = OpenAIChatModel(fake.base_url, "test-model", timeout_s=300, max_retries=5, deadline_s=0.5,
                                 breaker=CircuitBreaker(threshold=50))
         with pytest.raises(LLMUnavailable, match="did not answer within 0.5 s"):

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ragops.evaluation.compare import PAIRED, PairedMetric, compare
+from ragops.evaluation.compare import compare
 
 
 def run(hits: list[int], recall: list[float] | None = None) -> tuple[dict, dict]:
@@ -57,10 +57,17 @@ def test_floors_apply_without_a_baseline():
     assert result["regressed"] and result["below_floor"][0]["metric"] == "hit_rate" and result["tests"] == []
 
 
-def test_a_metric_where_a_drop_is_a_regression_slots_in(monkeypatch):
-    """The abstention rate on unanswerable questions (issue 12) is one more PairedMetric."""
-    monkeypatch.setattr("ragops.evaluation.compare.PAIRED", PAIRED + [PairedMetric("abstention_rate", "abstained", "binary")])
-    base = {f"u{i}": {"abstained": 1.0} for i in range(20)}
-    now = {f"u{i}": {"abstained": 0.0 if i < 8 else 1.0} for i in range(20)}
-    result = compare({"abstention_rate": 0.6}, now, {"abstention_rate": 1.0}, base, {}, 0.05)
-    assert result["regressed"] and result["drops"][0]["metric"] == "abstention_rate"
+def test_a_drop_in_abstention_or_a_rise_in_false_refusals_regresses():
+    """Issue 12's abstention rates are paired too: unanswerable questions now answered, answerable ones refused."""
+    base = {f"unanswerable:near-{i:02}": {"refused": 1.0, "refused_near": 1.0} for i in range(20)}
+    now = {q: {"refused": r, "refused_near": r, "_question": q} for q, r in
+           ((q, 0.0 if i < 8 else 1.0) for i, q in enumerate(base))}
+    result = compare({"abstention_near": 0.6}, now, {"abstention_near": 1.0, "_run_id": 3}, base, {}, 0.05)
+    assert result["regressed"] and [d["metric"] for d in result["drops"]] == ["abstention_near"]
+    assert len([q for q in result["questions"] if q["worse"]]) == 8  # now answered: named for a reader
+
+    base = {f"q{i}": {"falsely_refused": 0.0} for i in range(30)}
+    worse = {q: {"falsely_refused": 1.0 if i < 10 else 0.0} for i, q in enumerate(base)}
+    result = compare({"false_abstention": 0.33}, worse, {"false_abstention": 0.0}, base, {}, 0.05)
+    assert result["regressed"] and [d["metric"] for d in result["drops"]] == ["false_abstention"]
+    assert not compare({"false_abstention": 0.0}, base, {"false_abstention": 0.33}, worse, {}, 0.05)["regressed"]

@@ -32,7 +32,8 @@ def test_bundled_testset_scores_and_is_stored(docs_index, embedder):
     assert report.metrics["hit_rate"] >= 0.8 and report.metrics["doc_mrr"] >= 0.8
     assert {"non_llm_context_recall", "rouge_score", "answer_token_recall", "context_mrr"} <= set(report.metrics)
     with Registry(docs_index.registry_url).session() as s:
-        assert s.scalar(select(func.count()).select_from(EvalResult).where(EvalResult.run_id == report.run_id)) == n
+        assert s.scalar(select(func.count()).select_from(EvalResult).where(
+            EvalResult.run_id == report.run_id, EvalResult.question_id.not_like("unanswerable:%"))) == n
         assert s.get(EvalRun, report.run_id).testset_hash == load_testset().sha256
 
 
@@ -91,7 +92,9 @@ def test_runner_on_the_shared_rhdh_dev_set(rhdh, tmp_path, embedder):
     Refresher(settings, embedder=embedder).run()
     [report] = run_evaluation(settings, str(subset), service=AnswerService(settings, embedder=embedder))
     assert report.n >= 5
-    assert report.metrics["answer_token_recall"] >= 0.7 and report.metrics["context_hit@5"] >= 0.7
+    # 7 questions: neighbour expansion (chosen by cross-validation over all 140, docs/benchmarks.md) costs two of
+    # them part of their answer here (recall 0.697 against 0.798 with 256-token chunks and no expansion).
+    assert report.metrics["answer_token_recall"] >= 0.65 and report.metrics["context_hit@5"] >= 0.7
 
 
 def test_llm_judged_metrics_call_the_configured_endpoint(docs_index, embedder):
@@ -119,6 +122,23 @@ def test_llm_judged_metrics_call_the_configured_endpoint(docs_index, embedder):
     with Registry(docs_index.registry_url).session() as s:
         stored = s.scalars(select(EvalResult).where(EvalResult.run_id == report.run_id)).first()
     assert {"faithfulness", "answer_relevancy"} & set(stored.metrics)
+
+
+def test_abstention_rates_are_reported_and_stored_per_question(docs_index, embedder):
+    from ragops.answer.pipeline import AnswerService
+    from ragops.evaluation.abstention import load_unanswerable
+
+    [report] = run_evaluation(docs_index, service=AnswerService(docs_index, embedder=embedder))
+    metrics = report.metrics
+    assert {"abstention_near", "abstention_far", "false_abstention"} <= set(metrics)
+    assert metrics["abstention_far"] >= 0.9 and metrics["false_abstention"] <= 0.1
+    items = load_unanswerable().items
+    with Registry(docs_index.registry_url).session() as s:
+        rows = s.scalars(select(EvalResult).where(EvalResult.run_id == report.run_id,
+                                                  EvalResult.question_id.like("unanswerable:%"))).all()
+        assert len(rows) == len(items) and all(r.metrics["refused"] in (0.0, 1.0) for r in rows)
+        refused = sum(r.metrics["refused"] for r in rows if r.question_id.startswith("unanswerable:far"))
+    assert refused / sum(1 for i in items if i.category == "far") == metrics["abstention_far"]
 
 
 def test_no_index_or_an_empty_one_fails_clearly(settings, embedder):

@@ -22,3 +22,42 @@ def test_cache_round_trip_is_keyed_by_model(tmp_path):
     assert cache.missing(["h1", "h2"]) == ["h2"]
     assert np.array_equal(cache.get_many(["h1"])["h1"], v)
     assert EmbeddingCache(registry, "model-b").missing(["h1"]) == ["h1"]
+
+
+def test_cache_key_carries_the_precision_and_float32_keeps_old_entries():
+    from ragops.ingest.embedding import Embedder, cache_key
+
+    assert cache_key("m", "float32") == "m" and cache_key("m", "bfloat16") == "m#bfloat16"
+    assert Embedder("all-MiniLM-L6-v2", precision="int8").cache_key == "all-MiniLM-L6-v2#int8"
+    auto = Embedder("all-MiniLM-L6-v2", precision="auto")
+    assert auto.precision in ("bfloat16", "float32")  # resolved from the CPU, never stored as "auto"
+
+
+def test_unknown_precision_is_refused():
+    import pytest
+
+    from ragops.errors import EmbeddingModelError
+    from ragops.ingest.embedding import Embedder
+
+    with pytest.raises(EmbeddingModelError, match="unknown embedding precision"):
+        Embedder("all-MiniLM-L6-v2", precision="float8")
+
+
+def test_bfloat16_vectors_agree_with_float32_and_are_unit_length(embedder):
+    from ragops.ingest.embedding import Embedder
+
+    texts = ["Enable the audit log in the Helm chart values.", "A cat sat on the mat."]
+    low = Embedder("all-MiniLM-L6-v2", precision="bfloat16").encode(texts)
+    assert np.allclose(np.linalg.norm(low, axis=1), 1.0, atol=1e-5)
+    assert np.all(np.sum(low * embedder.encode(texts), axis=1) > 0.99)
+
+
+def test_chunks_never_exceed_the_model_window_whatever_the_setting(settings, embedder):
+    from ragops.ingest.refresh import process_documents
+    from ragops.sources import SourceDocument
+
+    long = ("# Guide\n\n" + " ".join(f"word{i}" for i in range(3000))).encode()
+    doc = SourceDocument("file:///g.md", "f", len(long), long)
+    chunks, _, _ = process_documents(settings.model_copy(update={"chunk_max_tokens": 5000}), embedder,
+                                     {"file:///g.md": doc}, ["file:///g.md"])
+    assert max(c.n_tokens for c in chunks["file:///g.md"]) <= embedder.max_tokens

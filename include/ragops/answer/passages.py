@@ -1,0 +1,90 @@
+"""From ranked chunks to the passages a reader (and the context budget) gets.
+
+Chunks are small so that ranking is precise; a passage is the ranked chunk grown with its neighbours inside the
+same section, up to `expand_chars`, so the answer's surroundings come along. Passages never overlap: a chunk
+already shown in an earlier passage is not repeated, and a heading line is printed once per passage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from ragops.index import SearchHit
+
+RRF_CONSTANT = 60
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    """Query-time retrieval knobs; a release's answer config may override each (chosen by cross-validation)."""
+
+    mode: str = "hybrid"
+    dense_weight: float = 0.5
+    bm25_weight: float = 0.5
+    depth: int = 50  # candidates from each retriever before fusion
+    expand_chars: int = 1000  # grow each passage with its section's neighbours up to this size; 0 turns it off
+
+    @classmethod
+    def from_config(cls, config: dict | None) -> "RetrievalConfig":
+        known = {k: v for k, v in (config or {}).items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def weighted_rrf(ranked: list[tuple[float, list[SearchHit]]], limit: int) -> list[SearchHit]:
+    """Weighted reciprocal rank fusion; a fused hit keeps the dense similarity when any list carried it."""
+    scores: dict[str, float] = {}
+    best: dict[str, SearchHit] = {}
+    for weight, hits in ranked:
+        for rank, hit in enumerate(hits, start=1):
+            scores[hit.chunk_id] = scores.get(hit.chunk_id, 0.0) + weight / (RRF_CONSTANT + rank)
+            kept = best.get(hit.chunk_id)
+            if kept is None or (kept.similarity is None and hit.similarity is not None):
+                best[hit.chunk_id] = hit
+    order = sorted(scores, key=lambda cid: (-scores[cid], cid))[:limit]
+    return [SearchHit(best[c].chunk_id, best[c].doc_uri, scores[c], best[c].text, best[c].heading, best[c].title,
+                      best[c].similarity) for c in order]
+
+
+def _body(hit: SearchHit) -> str:
+    if hit.heading and hit.text.startswith(hit.heading):
+        return hit.text[len(hit.heading):].lstrip("\n")
+    return hit.text
+
+
+def expand(hits: list[SearchHit], document: Callable[[str], list[SearchHit]], k: int,
+           expand_chars: int) -> list[SearchHit]:
+    """Up to k non-overlapping passages, each a ranked chunk grown forward, then backward, within its section."""
+    used: set[str] = set()
+    passages: list[SearchHit] = []
+    for hit in hits:
+        if len(passages) == k:
+            break
+        if hit.chunk_id in used:
+            continue
+        chunks = document(hit.doc_uri) if expand_chars > 0 else []
+        position = next((i for i, c in enumerate(chunks) if c.chunk_id == hit.chunk_id), None)
+        if position is None:  # not expandable (expansion off, or the document moved on): the chunk alone
+            used.add(hit.chunk_id)
+            passages.append(SearchHit(hit.chunk_id, hit.doc_uri, hit.score, hit.text, hit.heading, hit.title,
+                                      hit.similarity, {"chunk_ids": [hit.chunk_id]}))
+            continue
+        lo = hi = position
+        size = len(hit.text)
+
+        def free(i: int) -> bool:
+            return 0 <= i < len(chunks) and chunks[i].chunk_id not in used and chunks[i].heading == hit.heading
+
+        used.add(hit.chunk_id)
+        while size < expand_chars:
+            step = hi + 1 if free(hi + 1) else lo - 1 if free(lo - 1) else None
+            if step is None:
+                break
+            used.add(chunks[step].chunk_id)
+            size += len(_body(chunks[step])) + 2
+            lo, hi = min(lo, step), max(hi, step)
+        span = chunks[lo : hi + 1]
+        text = "\n\n".join([span[0].text] + [_body(c) for c in span[1:]])
+        passages.append(SearchHit(hit.chunk_id, hit.doc_uri, hit.score, text, hit.heading, hit.title, hit.similarity,
+                                  {"chunk_ids": [c.chunk_id for c in span]}))
+    return passages
