@@ -23,7 +23,7 @@ from ragops.ingest.parsing import parse
 from ragops.ingest.planner import check_guards, indexed_fingerprints, known_bad, plan_refresh
 from ragops.ingest.validation import DocumentFacts, validate_documents
 from ragops.registry import Registry, registry_lock
-from ragops.registry.db import live_index_version
+from ragops.registry.db import live_index_version, require_first_refresh
 from ragops.registry.models import Chunk as ChunkRow
 from ragops.registry.models import Document, IndexVersion, Quarantine, RefreshRun, StagedChunk
 from ragops.sources import Source, SourceDocument
@@ -258,8 +258,12 @@ class Refresher:
 
 
 def detect_changes(settings: Settings, registry: Registry | None = None, source_uri: str | None = None) -> dict[str, int]:
-    """The cheap change detector: fingerprints only, no parsing; known-bad (quarantined) versions are ignored."""
+    """The cheap change detector: fingerprints only, no parsing; known-bad (quarantined) versions are ignored.
+
+    Raises FirstRefreshPending before the first successful refresh, which indexes everything anyway.
+    """
     registry = registry or Registry(settings.registry_url)
+    require_first_refresh(registry, "the change detector")
     source = Source(source_uri or settings.source)
     listed = {d.uri: d.fingerprint for d in source.documents()}
     bad = known_bad(registry)

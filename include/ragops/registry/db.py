@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ragops.errors import RefreshConflict, StoreUnavailable
+from ragops.errors import FirstRefreshPending, RefreshConflict, StoreUnavailable
 from ragops.registry.models import Lock
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -149,3 +149,19 @@ def resolve_index_version(session: Session, version_id: int):
         .where(IndexVersion.collection == pinned.collection, IndexVersion.status != "rejected")
         .order_by(IndexVersion.id.desc()).limit(1)
     ).first() or pinned
+
+
+def last_successful_refresh(session: Session):
+    """The newest refresh run that succeeded on the live collection (a blue/green reindex build does not count)."""
+    from ragops.registry.models import RefreshRun
+
+    runs = session.scalars(select(RefreshRun).where(RefreshRun.status == "succeeded").order_by(RefreshRun.id.desc()))
+    return next((run for run in runs if (run.plan or {}).get("kind") != "reindex"), None)
+
+
+def require_first_refresh(registry: Registry, waiting: str) -> None:
+    """Raise FirstRefreshPending until a document refresh has succeeded; `waiting` names who waits for it."""
+    with registry.session() as s:
+        if last_successful_refresh(s) is None:
+            raise FirstRefreshPending(f"no document refresh has succeeded yet, so {waiting} has nothing to work on; "
+                                      "it starts after the first successful document_refresh run")
