@@ -15,11 +15,11 @@ from datetime import timedelta
 
 from airflow.sdk import dag, task
 
-from _ragops_airflow import default_args, settings, skipped_until_first_refresh
+from _ragops_airflow import cron, default_args, settings, skipped_until_first_refresh
 
 
 @dag(
-    schedule=timedelta(minutes=5),
+    schedule=cron("*/5 * * * *"),
     catchup=False,
     max_active_runs=1,
     default_args=default_args(retries=2, retry_delay=timedelta(seconds=30)),

