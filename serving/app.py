@@ -12,6 +12,7 @@ import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -19,7 +20,7 @@ from ragops.answer import fallbacks
 from ragops.answer.llm import build_chat_model
 from ragops.answer.pipeline import AnswerResult, AnswerService
 from ragops.answer.tools import ToolConfig
-from ragops.audit.permissions import Permissions
+from ragops.audit.permissions import Permissions, WatchedPermissions
 from ragops.config import Settings
 from ragops.monitoring.events import EventWriter
 from ragops.releases import hash_user
@@ -53,7 +54,8 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
     metrics = Metrics()
     limiter = limiter or RateLimiter(settings.rate_limit, settings.rate_limit_global, settings.redis_url)
     limiter.enabled = settings.rate_limit_enabled
-    permissions = Permissions.load(settings.mcp_permissions)
+    # re-read on change: a token issued or revoked with `ragops token` counts from the next request
+    permissions = WatchedPermissions(settings.mcp_permissions) if settings.mcp_permissions else Permissions()
     base_url = base_url or settings.public_url
     mcp = build_mcp_server(service, permissions, events, metrics, base_url=base_url)
     # Stateless JSON responses: any serving replica or worker can answer any MCP request. DNS-rebinding protection
@@ -68,7 +70,8 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
             yield
         events.close()  # drain queued events: a clean shutdown loses none
 
-    app = FastAPI(title="ragops assistant", version="1", lifespan=lifespan,
+    # FastAPIOffline serves Swagger UI's and ReDoc's assets from its package: /docs works without a CDN
+    app = FastAPIOffline(title="ragops assistant", version="1", lifespan=lifespan,
                   description="Answers from the ragops knowledge base, with honest fallbacks. The MCP server is at /mcp.")
     app.state.service, app.state.events, app.state.metrics, app.state.limiter = service, events, metrics, limiter
     app.state.permissions = permissions
