@@ -31,9 +31,9 @@ h1 { font-size:22px; margin:0; } h2 { font-size:16px; margin:0 0 2px; }
 .figure.bad .value { color:var(--bad); } .figure.ok .value { color:var(--ok); } .figure.warn .value { color:var(--warn); }
 table { border-collapse:collapse; width:100%; font-size:13px; margin-top:6px; }
 th, td { text-align:left; padding:4px 6px; border-bottom:1px solid var(--line); vertical-align:top;
-  overflow-wrap:anywhere; }
-th { color:var(--muted); font-weight:500; }
-.state { border-radius:4px; padding:0 6px; font-size:12px; border:1px solid currentColor; }
+  overflow-wrap:break-word; }
+th { color:var(--muted); font-weight:500; white-space:nowrap; }
+.state { border-radius:4px; padding:0 6px; font-size:12px; border:1px solid currentColor; white-space:nowrap; }
 .state-success, .state-ok, .state-up, .sev-info, .sev-low { color:var(--ok); }
 .state-failed, .state-down, .sev-critical, .sev-high, .state-rolled_back { color:var(--bad); }
 .state-running, .state-queued, .state-paused, .sev-medium, .state-skipped { color:var(--warn); }

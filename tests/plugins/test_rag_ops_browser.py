@@ -162,6 +162,24 @@ def browser(tmp_path):
     driver.quit()
 
 
+def _listening(port: int) -> set[str]:
+    """The local addresses that listen on `port`, from the kernel's socket table (no traffic sent anywhere)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if not os.path.exists(table):
+            continue
+        for line in open(table).read().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.rsplit(":", 1)
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                found.add(address)
+    return found
+
+
+def test_the_api_server_listens_on_loopback_only(standalone):
+    assert _listening(standalone.port) == {"0100007F"}  # 127.0.0.1, nothing else
+
+
 def test_anonymous_callers_get_no_data(standalone):
     summary = httpx.get(f"{standalone.url}/ragops/api/summary", timeout=30)
     assert summary.status_code == 401 and "sections" not in summary.text
