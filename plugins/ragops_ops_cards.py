@@ -16,7 +16,7 @@ def index_card(s: dict, now: str) -> str:
                 + figure("Quarantined documents", quarantined["count"], "warn" if quarantined["count"] else "ok")
                 + figure("Last successful refresh", moment(s["last_successful_refresh"], now), "time") + "</div>")
     rows = "".join(
-        f'<tr><td>{role}</td><td>v{v["id"]}</td><td>{e(v["collection"])} @ {v["store_version"]}</td>'
+        f'<tr><td>{role}</td><td>v{v["id"]}</td><td class="id">{e(v["collection"])} @ {v["store_version"]}</td>'
         f'<td>{v["documents"]}</td><td>{v["chunks"]}</td><td>{e(v["embedding_model"])}</td>'
         f'<td>{moment(v["created_at"], now, short=True)}</td></tr>' for role, v in (("live", live), ("candidate", candidate)) if v)
     if rows:
@@ -30,7 +30,7 @@ def index_card(s: dict, now: str) -> str:
         body += f'<p class="warn">Refresh run {last["id"]} in progress since {moment(last["started_at"], now)}.</p>'
     if quarantined["documents"]:
         body += "<table><tr><th>quarantined document</th><th>reason</th></tr>" + "".join(
-            f'<tr><td>{e(q.get("uri"))}</td><td>{e(q.get("reason"))}</td></tr>' for q in quarantined["documents"]) + "</table>"
+            f'<tr><td class="id">{e(q.get("uri"))}</td><td>{e(q.get("reason"))}</td></tr>' for q in quarantined["documents"]) + "</table>"
     return body
 
 

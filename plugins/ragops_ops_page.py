@@ -32,7 +32,7 @@ h1 { font-size:22px; margin:0; } h2 { font-size:16px; margin:0 0 2px; }
 table { border-collapse:collapse; width:100%; font-size:13px; margin-top:6px; }
 th, td { text-align:left; padding:4px 6px; border-bottom:1px solid var(--line); vertical-align:top;
   overflow-wrap:break-word; }
-th { color:var(--muted); font-weight:500; white-space:nowrap; }
+th { color:var(--muted); font-weight:500; white-space:nowrap; } td.id { word-break:break-all; }
 .state { border-radius:4px; padding:0 6px; font-size:12px; border:1px solid currentColor; white-space:nowrap; }
 .state-success, .state-ok, .state-up, .sev-info, .sev-low { color:var(--ok); }
 .state-failed, .state-down, .sev-critical, .sev-high, .state-rolled_back { color:var(--bad); }

@@ -12,6 +12,7 @@ CHATTY = {
     "great_expectations": logging.WARNING,  # ~200 "Skipping registering function" lines when it is imported
     "great_expectations.data_context.types.base": logging.WARNING,  # set to INFO by GX itself as it loads
     "alembic.runtime.migration": logging.WARNING,  # "Context impl SQLiteImpl." each time the registry is opened
+    "absl": logging.WARNING,  # rouge_score's "Using default tokenizer." once per evaluated question
 }
 
 
