@@ -41,8 +41,9 @@ def test_params_with_an_empty_default_accept_what_an_empty_form_field_sends(dagb
 
 
 @pytest.mark.slow
-def test_first_refresh_lets_the_watcher_and_the_probe_start(dagbag, ragops_env, corpus):
+def test_first_refresh_lets_the_watcher_and_the_probe_start(dagbag, ragops_env, corpus, monkeypatch):
     """Before it: both skip with the reason. After it: both run for real."""
+    monkeypatch.setenv("RAGOPS_PUBLIC_URL", "http://127.0.0.1:9")  # no serving app: probed as down, nothing else
     from support import task_states
 
     from ragops.errors import FirstRefreshPending
