@@ -41,6 +41,7 @@ bench: install
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/eval.py
+	$(BIN)/python bench/hostile.py
 
 clean:
 	rm -rf .ragops .pytest_cache

@@ -51,6 +51,7 @@ class Server:
     def __init__(self, home: Path, **env):
         self.port = free_port()
         environment = dict(os.environ, RAGOPS_HOME=str(home), RAGOPS_RATE_LIMIT="100000000/minute",
+                           RAGOPS_RATE_LIMIT_ADDRESS="100000000/minute",
                            RAGOPS_RATE_LIMIT_GLOBAL="100000000/minute", **env)
         self.proc = subprocess.Popen([sys.executable, "-m", "ragops", "serve", "--port", str(self.port)], env=environment,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)

@@ -10,8 +10,10 @@ commit. The live index is never touched by a run that fails or is blocked.
 install runs no past slot: its first refresh is the one `make up` triggers (or yours, from Trigger).
 
 **Params**: `source` (URI; empty = `RAGOPS_SOURCE`), `full_rebuild` (re-process every document),
-`allow_mass_delete` (override the guard that refuses to delete more than 20% of the indexed documents or to
-empty the index).
+`allow_mass_delete` (override the guard that refuses to leave more than 20% fewer documents than the most the
+index held since the last override, or to empty it).
+
+**Lease**: `commit` holds the registry's heartbeated refresh lease; any failure is recorded on its run.
 
 **Connections**: `slack_api_default` (optional; else `RAGOPS_SLACK_TOKEN`, else the outbox).
 
@@ -38,7 +40,7 @@ from _ragops_airflow import INDEX_ASSET, SOURCE_CHANGED, cron, default_args, opt
         "source": optional_text("Source URI", "empty = RAGOPS_SOURCE"),
         "full_rebuild": Param(False, type="boolean", title="Full rebuild", description="re-process every document"),
         "allow_mass_delete": Param(False, type="boolean", title="Allow mass delete",
-                                   description="override the shrinkage guard (>20% deleted or an empty source)"),
+                                   description="override the shrinkage guard (>20% below its baseline, or an empty source)"),
     },
 )
 def document_refresh():

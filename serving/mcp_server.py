@@ -1,22 +1,36 @@
-"""The MCP server: knowledge-base tools behind the permissions file; every call lands in the access log."""
+"""The MCP server: knowledge-base tools behind the permissions file; every call lands in the access log.
+
+Every `tools/call` passes through `GatedServer.call_tool`: unknown tools, invalid arguments, denials and failures
+are logged like granted calls. A tool's `collection` argument names what it reads: `live` (the stable release, the
+default), `candidate` (the release being rolled out) or a release by name; the grant's `collections` list these
+names, and the read goes to exactly that release's index version.
+"""
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import time
-from datetime import datetime, timezone
+from typing import Any, Callable
 
+import anyio
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import ValidationError
 
 from ragops.answer.pipeline import AnswerService
 from ragops.audit.permissions import ClientGrant, Permissions
+from ragops.errors import StoreUnavailable
 from ragops.monitoring.events import EventWriter
+from ragops.releases import ReleaseError, release_for_view
 
-INSTRUCTIONS = "Search the ragops knowledge base and read its documents. Results cite the document URI of each passage."
+INSTRUCTIONS = ("Search the ragops knowledge base and read its documents. Results cite the document URI of each passage. "
+                "`collection` is `live` (default), `candidate` or a release name, as your grant allows.")
+TOOLS = ("search_knowledge_base", "get_document")
+_client: contextvars.ContextVar[str] = contextvars.ContextVar("mcp_client", default="stdio")
 
 
 class PermissionsVerifier:
@@ -61,72 +75,118 @@ class LogMissingToken:
         await self.app(scope, receive, watch)
 
 
-def _args_hash(arguments: dict) -> str:
+def _args_hash(arguments: Any) -> str:
     return hashlib.sha256(json.dumps(arguments, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
-def build_mcp_server(service: AnswerService, permissions: Permissions, events: EventWriter | None, metrics=None,
-                     *, base_url: str = "http://127.0.0.1:8000", http: bool = True) -> MCPServer:
-    """`http=False` builds the stdio server: a local process that its user started, so no token is asked."""
+def _failure(exc: Exception) -> str:
+    if isinstance(exc.__cause__, ValidationError):  # field names only: the rejected values are the caller's data
+        fields = sorted({".".join(str(p) for p in e["loc"]) for e in exc.__cause__.errors()})
+        return "invalid arguments: " + ", ".join(fields)
+    return str(exc) if isinstance(exc, ToolError) else type(exc).__name__
+
+
+class GatedServer(MCPServer):
+    """An MCPServer whose every tool call is authorised against the grant and written to the access log."""
+
+    def __init__(self, *args, permissions: Permissions, events: EventWriter | None, metrics=None, http: bool = True,
+                 **kwargs):
+        super().__init__(*args, **kwargs)
+        self.permissions, self.events, self.metrics, self.http = permissions, events, metrics, http
+
+    def _grant(self, context: Context | None) -> tuple[str, ClientGrant | None]:
+        if not self.http:
+            return "stdio", None
+        header = ""
+        try:
+            header = (context.headers or {}).get("authorization", "") if context else ""
+        except ValueError:  # no request in flight
+            pass
+        grant = self.permissions.by_token(header.removeprefix("Bearer ").strip()) if header else None
+        return (grant.name if grant else "unknown"), grant
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Context | None = None):
+        started = time.perf_counter()
+        client, grant = self._grant(context)
+        collection = arguments.get("collection", "live") if isinstance(arguments, dict) else "live"
+        if self.http:
+            allowed, reason = grant.allows(name, str(collection)) if grant else (False, "no client for this token")
+            if not allowed:
+                self._log(context, client, name, "denied", reason, started, "denied", arguments)
+                raise ToolError(f"permission denied: {reason}")
+        token = _client.set(client)
+        try:
+            result = await super().call_tool(name, arguments, context)
+        except Exception as exc:
+            self._log(context, client, name, "allowed", _failure(exc), started, "error", arguments)
+            raise
+        finally:
+            _client.reset(token)
+        self._log(context, client, name, "allowed", "granted", started, "ok", arguments)
+        return result
+
+    def _log(self, context, client, tool, decision, reason, started, status, arguments) -> None:
+        if self.metrics is not None:  # a caller-chosen tool name must not mint new metric series
+            self.metrics.mcp_calls.labels(tool if tool in TOOLS else "unknown", decision).inc()
+        if self.events is None:
+            return
+        request_id = ""
+        try:
+            request_id = context.request_id if context else ""
+        except (ValueError, AttributeError):
+            pass
+        self.events.record("mcp", client=client, tool=tool, decision=decision, reason=reason,
+                           latency_ms=(time.perf_counter() - started) * 1000, status=status, request_id=request_id,
+                           args_hash=_args_hash(arguments))
+
+
+def build_mcp_server(service: AnswerService | Callable[[], AnswerService], permissions: Permissions,
+                     events: EventWriter | None, metrics=None, *, base_url: str = "http://127.0.0.1:8000",
+                     http: bool = True) -> MCPServer:
+    """`http=False` builds the stdio server: a local process that its user started, so no token is asked.
+
+    `service` may be a callable that returns the answer service or raises StoreUnavailable (registry still away)."""
+    current = service if callable(service) and not isinstance(service, AnswerService) else (lambda: service)
     # Opaque tokens from the permissions file carry no audience, so there is no resource claim to check.
     auth = AuthSettings(issuer_url=base_url, resource_server_url=f"{base_url}/mcp",
                         validate_token_resource=False) if http else None
     verifier = PermissionsVerifier(permissions, events) if http else None
-    server = MCPServer("ragops", instructions=INSTRUCTIONS, token_verifier=verifier, auth=auth)
+    server = GatedServer("ragops", instructions=INSTRUCTIONS, token_verifier=verifier, auth=auth,
+                         permissions=permissions, events=events, metrics=metrics, http=http)
 
-    def authorize(ctx: Context | None, tool: str, collection: str | None, arguments: dict) -> tuple[str, float]:
-        started = time.perf_counter()
-        if not http:
-            return "stdio", started
-        header = (ctx.headers or {}).get("authorization", "") if ctx else ""
-        grant: ClientGrant | None = permissions.by_token(header.removeprefix("Bearer ").strip()) if header else None
-        allowed, reason = grant.allows(tool, collection) if grant else (False, "no client for this token")
-        if not allowed:
-            log_call(grant.name if grant else "unknown", tool, "denied", reason, started, "denied", ctx, arguments)
-            raise ToolError(f"permission denied: {reason}")
-        return grant.name, started
+    def view(collection: str):
+        svc = current()
+        rollout, _ = svc.rollout()
+        return svc, release_for_view(svc.registry, rollout, collection)
 
-    def log_call(client, tool, decision, reason, started, status, ctx, arguments) -> None:
-        if metrics is not None:
-            metrics.mcp_calls.labels(tool, decision).inc()
-        if events is not None:
-            request_id = ""
-            try:
-                request_id = str(ctx.request_id) if ctx else ""
-            except ValueError:
-                pass
-            events.record("mcp", ts=datetime.now(timezone.utc), client=client, tool=tool, decision=decision,
-                          reason=reason[:256], latency_ms=(time.perf_counter() - started) * 1000, status=status,
-                          request_id=request_id, args_hash=_args_hash(arguments))
+    async def routed(collection: str):
+        try:  # registry reads happen off the event loop
+            return await anyio.to_thread.run_sync(view, collection)
+        except (ReleaseError, StoreUnavailable) as exc:
+            raise ToolError(str(exc)) from exc
 
-    @server.tool(description="Search the knowledge base. Returns the best passages with their document URI and score.")
-    async def search_knowledge_base(query: str, k: int = 5, collection: str = "chunks", ctx: Context = None) -> list[dict]:
-        arguments = {"query": query, "k": k, "collection": collection}
-        client, started = authorize(ctx, "search_knowledge_base", collection, arguments)
+    @server.tool(description="Search the knowledge base. Returns the best passages with their document URI and score. "
+                             "`collection`: live (default), candidate or a release name.")
+    async def search_knowledge_base(query: str, k: int = 5, collection: str = "live") -> list[dict]:
         if not 1 <= k <= 20:
-            log_call(client, "search_knowledge_base", "allowed", "k out of range", started, "error", ctx, arguments)
             raise ToolError("k must be between 1 and 20")
-        result = await service.search(query, user_key=f"mcp:{client}", k=k)
+        svc, release = await routed(collection)
+        result = await svc.search(query, user_key=f"mcp:{_client.get()}", k=k, release=release)
         if result.fallback == "store_unavailable":
-            log_call(client, "search_knowledge_base", "allowed", result.fallback, started, "error", ctx, arguments)
             raise ToolError(result.answer)
-        log_call(client, "search_knowledge_base", "allowed", "granted", started, "ok", ctx, arguments)
         return [h.to_dict() | {"title": h.title} for h in result.hits] if not result.fallback else []
 
-    @server.tool(description="Read a whole document of the knowledge base by its URI, in reading order.")
-    async def get_document(uri: str, collection: str = "chunks", ctx: Context = None) -> dict:
-        arguments = {"uri": uri, "collection": collection}
-        client, started = authorize(ctx, "get_document", collection, arguments)
-        _, _, version = service.route(f"mcp:{client}")
+    @server.tool(description="Read a whole document of the knowledge base by its URI, in reading order. "
+                             "`collection`: live (default), candidate or a release name.")
+    async def get_document(uri: str, collection: str = "live") -> dict:
+        svc, release = await routed(collection)
         try:
-            chunks = service.retriever(version).store.document(uri)
-        except Exception as exc:  # noqa: BLE001 - reported to the client as a tool error, and logged
-            log_call(client, "get_document", "allowed", type(exc).__name__, started, "error", ctx, arguments)
+            _, _, version = svc.route(f"mcp:{_client.get()}", release)
+            chunks = await anyio.to_thread.run_sync(lambda: svc.retriever(version).store.document(uri))
+        except StoreUnavailable as exc:
             raise ToolError(f"the document could not be read: {exc}") from exc
         if not chunks:
-            log_call(client, "get_document", "allowed", "not found", started, "error", ctx, arguments)
-            raise ToolError(f"no document {uri!r} in the knowledge base")
-        log_call(client, "get_document", "allowed", "granted", started, "ok", ctx, arguments)
+            raise ToolError(f"no document {uri!r} in the {collection} collection")
         return {"uri": uri, "title": chunks[0].title, "text": "\n\n".join(c.text for c in chunks)}
 
     return server
@@ -138,7 +198,7 @@ def run_stdio(settings) -> None:
     from ragops.monitoring.events import EventWriter
 
     service = AnswerService(settings)
-    events = EventWriter(service.registry)
+    events = EventWriter(service.registry, spool=settings.event_spool_path)
     try:
         build_mcp_server(service, Permissions(), events, http=False).run("stdio")
     finally:

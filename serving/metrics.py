@@ -25,6 +25,10 @@ class Metrics:
                                     registry=self.registry)
         self.mcp_calls = Counter("ragops_mcp_calls_total", "MCP tool calls by tool and decision", ["tool", "decision"],
                                  registry=self.registry)
+        self.events_dropped = Counter("ragops_events_dropped_total", "Request events and access-log rows that could "
+                                      "not be stored, by reason", ["kind", "reason"], registry=self.registry)
+        self.events_written = Counter("ragops_events_written_total", "Request events and access-log rows stored",
+                                      ["kind"], registry=self.registry)
         for code in ("no_results", "tool_failed", "llm_unavailable", "rate_limited", "store_unavailable"):
             self.fallbacks.labels(code)  # every code shows in /metrics from the start, at 0
 

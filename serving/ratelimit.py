@@ -1,4 +1,9 @@
-"""Per-caller and global rate limits with the `limits` library; memory by default, Redis when configured."""
+"""Per-caller and global rate limits with the `limits` library; memory by default, Redis when configured.
+
+A caller is a verified API key or, without one, the client address (serving/callers.py); each bucket may carry its
+own limit. A request refused by its caller's limit does not count against the global one, so a flooding caller
+spends only its own budget.
+"""
 
 from __future__ import annotations
 
@@ -36,6 +41,7 @@ class Decision:
 
 class RateLimiter:
     def __init__(self, per_caller: str, global_limit: str, redis_url: str | None = None, prefix: str = "ragops"):
+        self._parsed: dict[str, object] = {}
         if redis_url:  # redis-py (already a dependency) rather than limits' default coredis client
             self.storage = storage_from_string(f"async+{redis_url}", implementation="redispy", key_prefix=prefix)
         else:
@@ -45,16 +51,26 @@ class RateLimiter:
         self.global_limit = parse(global_limit)
         self.enabled = True
 
-    async def hit(self, caller: str) -> Decision | None:
-        """Count one request; None when limits are disabled or the store is down (fail open, logged)."""
+    def _limit(self, limit: str | None):
+        if limit is None:
+            return self.per_caller
+        parsed = self._parsed.get(limit)
+        if parsed is None:
+            parsed = self._parsed.setdefault(limit, parse(limit))
+        return parsed
+
+    async def hit(self, caller: str, limit: str | None = None) -> Decision | None:
+        """Count one request of `caller` (under `limit`, default the per-caller one); None when limits are disabled
+        or the store is down (fail open, logged)."""
         if not self.enabled:
             return None
+        own = self._limit(limit)
         try:
-            if not await self.limiter.hit(self.per_caller, "caller", caller):
-                return await self._decision(self.per_caller, ("caller", caller), False, "caller")
+            if not await self.limiter.hit(own, "caller", caller):
+                return await self._decision(own, ("caller", caller), False, "caller")
             if not await self.limiter.hit(self.global_limit, "global"):
                 return await self._decision(self.global_limit, ("global",), False, "global")
-            return await self._decision(self.per_caller, ("caller", caller), True, "caller")
+            return await self._decision(own, ("caller", caller), True, "caller")
         except (ConnectionError, OSError, TimeoutError) as exc:
             log.error("rate-limit store unavailable, letting the request through: %s", exc)
             return None

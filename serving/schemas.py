@@ -9,7 +9,8 @@ class Query(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     question: str = Field(min_length=1, max_length=2000, description="the user's question")
-    user_id: str | None = Field(default=None, max_length=128, description="stable id for routing and limits")
+    user_id: str | None = Field(default=None, max_length=128,
+                                description="stable id that keeps canary routing sticky (never a rate-limit identity)")
     k: int | None = Field(default=None, ge=1, le=20, description="number of passages to retrieve")
 
 
@@ -48,5 +49,20 @@ class SearchResponse(BaseModel):
     request_id: str
 
 
+class ErrorDetail(BaseModel):
+    code: str = Field(description="stable code: invalid_request, invalid_api_key, payload_too_large, rate_limited, "
+                                  "llm_unavailable, store_unavailable, http_error, internal_error")
+    message: str
+
+
 class ErrorBody(BaseModel):
-    error: dict = Field(description='{"code", "message"}; fallbacks also carry "fallback" at the top level')
+    error: ErrorDetail
+    request_id: str | None = None
+    fallback: str | None = Field(default=None, description="the fallback code, for fallbacks")
+
+
+class Readiness(BaseModel):
+    ready: bool = Field(description="search can be served (registry and index)")
+    checks: dict[str, dict]
+    not_ready: list[str]
+    degraded: list[str] = Field(description="optional dependencies that are down (the LLM): answers fall back")

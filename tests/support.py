@@ -15,12 +15,16 @@ DAGS = REPO / "dags"
 
 
 class FakeLLM:
-    """Speaks the OpenAI chat-completions protocol; `mode` injects outages: ok, slow, error, malformed, empty."""
+    """Speaks the OpenAI chat-completions protocol; `mode` injects outages: ok, slow, error, malformed, empty, and
+    hang (no answer until `released` is set, which close() does)."""
 
     def __init__(self):
         self.mode = "ok"
         self.calls = 0
         self.last_prompt = ""
+        self.last_system = ""
+        self.reply = "Refreshes that delete too much are blocked by a guard [1]."
+        self.released = threading.Event()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -41,13 +45,16 @@ class FakeLLM:
                 payload = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 fake.calls += 1
                 fake.last_prompt = payload["messages"][-1]["content"]
+                fake.last_system = payload["messages"][0]["content"]
+                if fake.mode == "hang":
+                    fake.released.wait(120)
                 if fake.mode == "slow":
                     time.sleep(2.0)
                 if fake.mode == "error":
                     return self._send(500, b'{"error": {"message": "boom"}}')
                 if fake.mode == "malformed":
                     return self._send(200, b'{"choices": [ {"message": ')
-                content = "" if fake.mode == "empty" else "Refreshes that delete too much are blocked by a guard [1]."
+                content = "" if fake.mode == "empty" else fake.reply
                 self._send(200, json.dumps({
                     "id": "c1", "object": "chat.completion", "created": 0, "model": payload.get("model"),
                     "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
@@ -58,6 +65,7 @@ class FakeLLM:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self):
+        self.released.set()
         self.server.shutdown()
         self.server.server_close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,11 +28,20 @@ class Settings(BaseSettings):
     chunk_max_tokens: int | None = Field(default=None, description="default: the model's max_seq_length")
     max_document_bytes: int = 5_000_000
     mass_delete_ratio: float = 0.2
+    source_timeout_s: float = Field(default=30.0, description="total timeout of one request to an http(s) source")
+    parse_budget_s: float = Field(default=30.0, description="CPU seconds one document may take to parse")
+    lock_ttl_s: float = Field(default=300.0, description="a lease not renewed for this long is taken over")
+    lock_heartbeat_s: float = Field(default=60.0, description="how often a lease holder renews its lease")
+    refresh_stale_after_s: float = Field(default=21600.0, description="a stepwise (DAG) refresh run idle this long "
+                                                                        "is abandoned: marked failed, staged rows removed")
+    pause_at: Literal["embedding", "index_write", "index_committed"] | None = Field(
+        default=None, description="testing only: block a refresh at this point until the process is killed")
 
     llm_base_url: str | None = None
     llm_model: str = "gpt-4o-mini"
     llm_api_key: SecretStr | None = None
-    llm_timeout_s: float = 20.0
+    llm_timeout_s: float = 10.0  # one attempt
+    llm_deadline_s: float = 15.0  # one answer, retries included: a hanging model gives llm_unavailable within it
 
     slack_token: SecretStr | None = None
     slack_channel: str = "#ragops"
@@ -51,8 +61,15 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     rate_limit_enabled: bool = True
     request_events: bool = True  # one registry row per request; off only to measure its cost
-    rate_limit: str = "60/minute"
-    rate_limit_global: str = "1200/minute"
+    rate_limit: str = "120/minute"  # per verified API key (a key's entry may set its own)
+    rate_limit_address: str = "30/minute"  # per client address, for requests without a key
+    rate_limit_global: str = "30/second"  # the whole service: below the 35 req/s capacity bench/load.py measured
+    api_keys: Path | None = Field(default=None, description="the API keys file (`ragops keys issue` writes it)")
+    api_key: SecretStr | None = Field(default=None, description="the key ragops' own callers (probes, eval --url) send")
+    trusted_proxies: list[str] = Field(default_factory=list, description="addresses/CIDRs whose X-Forwarded-For is believed")
+    max_body_bytes: int = 64 * 1024
+    store_timeout_s: float = 10.0  # an index search or registry statement past this gives store_unavailable
+    registry_retry_s: float = 5.0  # how often the app retries a registry that was down when it started
     mcp_permissions: Path | None = None
     public_url: str = Field(default="http://127.0.0.1:8000", description="where clients reach the serving app")
     mcp_tools: list[dict] = Field(default_factory=list, description='JSON: [{"url", "tool", "token", "timeout_s"}]')
@@ -64,6 +81,14 @@ class Settings(BaseSettings):
             raise ValueError(f"RAGOPS_STORE must be 'lance' or 'weaviate', not {value!r}")
         return value
 
+    @field_validator("lock_heartbeat_s")
+    @classmethod
+    def _heartbeat_within_ttl(cls, value: float, info) -> float:
+        ttl = info.data.get("lock_ttl_s", 300.0)
+        if not 0 < value <= ttl / 2:
+            raise ValueError(f"RAGOPS_LOCK_HEARTBEAT_S must be positive and at most half of RAGOPS_LOCK_TTL_S ({ttl})")
+        return value
+
     @property
     def registry_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.home / 'registry.sqlite').resolve()}"
@@ -71,6 +96,10 @@ class Settings(BaseSettings):
     @property
     def lance_dir(self) -> Path:
         return self.home / "lance"
+
+    @property
+    def event_spool_path(self) -> Path:
+        return self.home / "events-spool.jsonl"
 
     @property
     def outbox_path(self) -> Path:

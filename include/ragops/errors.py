@@ -72,3 +72,15 @@ class ToolFailed(RagopsError):
         super().__init__(f"the tool {tool!r} failed: {reason}")
         self.tool = tool
         self.reason = reason
+
+
+class ParseBudgetExceeded(RagopsError):
+    """One document took longer to parse than its budget; it is quarantined, the refresh goes on."""
+
+    code = "parse_budget_exceeded"
+
+
+class RefreshFailed(RagopsError):
+    """A refresh failed for a reason no narrower error names; the run records it and an alert goes out."""
+
+    code = "refresh_failed"

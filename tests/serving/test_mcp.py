@@ -124,3 +124,86 @@ async def test_a_token_issued_while_the_server_runs_works_at_once_and_revoking_s
             still = await http.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
                                     headers={"Authorization": f"Bearer {issued.token}", "Accept": "application/json"})
         assert still.status_code == 401
+
+
+def _log_rows(settings):
+    registry = Registry(settings.registry_url)
+    with registry.session() as s:
+        rows = s.scalars(select(McpAccessLog).order_by(McpAccessLog.seq)).all()
+    registry.dispose()
+    return rows
+
+
+@pytest.mark.anyio
+async def test_every_call_is_logged_unknown_tools_invalid_arguments_and_long_ids(mcp_url):
+    """Finding 3: unknown tools and over-long JSON-RPC ids used to leave no access-log row."""
+    url, app, settings = mcp_url
+    _, unknown = await _call(url, "reader-token", "drop_all_tables", {})
+    assert unknown.is_error  # not granted: denied and logged
+    _, invalid = await _call(url, "reader-token", "search_knowledge_base", {"query": "guards", "k": "many"})
+    assert invalid.is_error
+    long_id = "j" * 300
+    async with httpx.AsyncClient() as http:
+        reply = await http.post(url, json={"jsonrpc": "2.0", "id": long_id, "method": "tools/call",
+                                           "params": {"name": "search_knowledge_base", "arguments": {"query": "guards"}}},
+                                headers={"Authorization": "Bearer reader-token", "Accept": "application/json, text/event-stream",
+                                         "MCP-Protocol-Version": "2025-06-18"})
+    assert reply.status_code == 200 and reply.json()["id"] == long_id
+    assert app.state.events.flush()
+    rows = [(r.tool, r.decision, r.status, r.reason, r.request_id) for r in _log_rows(settings)]
+    assert ("drop_all_tables", "denied", "denied") in [r[:3] for r in rows]
+    invalid_row = next(r for r in rows if r[0] == "search_knowledge_base" and r[2] == "error")
+    assert "invalid arguments: k" in invalid_row[3]
+    long_row = next(r for r in rows if r[4].startswith("j" * 40))
+    assert long_row[:3] == ("search_knowledge_base", "allowed", "ok") and len(long_row[4]) == 64
+
+
+@pytest.fixture
+def rollout_with_candidate(indexed, embedder, tmp_path):
+    """The live index of the small corpus, and a candidate release whose collection holds one secret document."""
+    from ragops.rollout.machine import Rollout
+    from ragops.rollout.reindex import build_candidate, register_candidate
+
+    other = tmp_path / "candidate-corpus"
+    other.mkdir()
+    (other / "secret.md").write_text("# Zebra\n\nThe zebra quartz protocol is only in the candidate release.\n")
+    build = build_candidate(indexed, source=other.as_uri(), embedder=embedder)
+    release = register_candidate(indexed, build, {}, "test")
+    Rollout(indexed).start(release.name, "test")
+    return release.name
+
+
+@pytest.mark.anyio
+async def test_grants_choose_the_collection_read(indexed, embedder, tmp_path, rollout_with_candidate):
+    """Finding 4: a client granted only `candidate` reads the candidate and can never read `live`."""
+    from ragops.answer.pipeline import AnswerService
+    from serving.app import create_app
+
+    permissions = tmp_path / "grants.yaml"
+    tools = ["search_knowledge_base", "get_document"]
+    permissions.write_text(json.dumps({"clients": [
+        {"name": "cand-only", "token_sha256": hash_token("cand"), "tools": tools, "collections": ["candidate"]},
+        {"name": "live-only", "token_sha256": hash_token("live"), "tools": tools, "collections": ["live"]},
+    ]}))
+    settings = indexed.model_copy(update={"mcp_permissions": permissions})
+    live_doc = (settings.home.parent / "corpus" / "notes.txt").as_uri()
+    app = create_app(settings, service=AnswerService(settings, embedder=embedder))
+    with live_server(app) as base:
+        url = base + "/mcp"
+        _, found = await _call(url, "cand", "search_knowledge_base", {"query": "zebra quartz", "collection": "candidate"})
+        assert not found.is_error and "secret.md" in _text(found) and "notes.txt" not in _text(found)
+        for arguments in ({"query": "outbox"}, {"query": "outbox", "collection": "live"},
+                          {"query": "outbox", "collection": rollout_with_candidate.replace("reindex", "live")}):
+            _, denied = await _call(url, "cand", "search_knowledge_base", arguments)
+            assert denied.is_error and "permission denied" in _text(denied)
+        _, denied = await _call(url, "cand", "get_document", {"uri": live_doc})
+        assert denied.is_error and "permission denied" in _text(denied)
+        _, missing = await _call(url, "cand", "get_document", {"uri": live_doc, "collection": "candidate"})
+        assert missing.is_error and "outbox" not in _text(missing)  # the live document is not in the candidate
+
+        _, live = await _call(url, "live", "search_knowledge_base", {"query": "zebra quartz protocol", "k": 10})
+        assert not live.is_error and "secret.md" not in _text(live)
+        _, document = await _call(url, "live", "get_document", {"uri": live_doc})
+        assert not document.is_error and "outbox" in _text(document)
+        _, denied = await _call(url, "live", "search_knowledge_base", {"query": "zebra", "collection": "candidate"})
+        assert denied.is_error and "permission denied" in _text(denied)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+
+import anyio
 from typing import Protocol
 
 from ragops.errors import LLMUnavailable
@@ -51,13 +53,15 @@ class CircuitBreaker:
 
 
 class OpenAIChatModel:
-    """Timeouts and bounded retries with backoff come from the openai SDK; the breaker stops hammering an outage."""
+    """Per-attempt timeouts and bounded retries with backoff come from the openai SDK; `deadline_s` bounds the whole
+    call, retries included, and the breaker stops hammering an outage."""
 
-    def __init__(self, base_url: str, model: str, api_key: str | None = None, timeout_s: float = 20.0,
-                 max_retries: int = 2, breaker: CircuitBreaker | None = None):
+    def __init__(self, base_url: str, model: str, api_key: str | None = None, timeout_s: float = 10.0,
+                 max_retries: int = 2, breaker: CircuitBreaker | None = None, deadline_s: float = 15.0):
         from openai import AsyncOpenAI
 
         self.name = model
+        self.deadline_s = deadline_s
         self.client = AsyncOpenAI(base_url=base_url, api_key=api_key or "not-needed", timeout=timeout_s,
                                   max_retries=max_retries)
         self.breaker = breaker or CircuitBreaker()
@@ -67,13 +71,17 @@ class OpenAIChatModel:
 
         self.breaker.before()
         try:
-            reply = await self.client.chat.completions.create(
-                model=self.name, temperature=0,
-                messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
-            )
+            with anyio.fail_after(self.deadline_s):
+                reply = await self.client.chat.completions.create(
+                    model=self.name, temperature=0,
+                    messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
+                )
             text = reply.choices[0].message.content if reply.choices else None
             if not text or not text.strip():
                 raise LLMUnavailable("the language model returned an empty answer")
+        except TimeoutError:
+            self.breaker.failure()
+            raise LLMUnavailable(f"the language model did not answer within {self.deadline_s:g} s") from None
         except (openai.APIError, ValueError, TypeError, AttributeError, IndexError) as exc:
             self.breaker.failure()
             raise LLMUnavailable(f"the language model call failed: {type(exc).__name__}: {str(exc)[:200]}") from exc
@@ -88,4 +96,5 @@ def build_chat_model(settings) -> ChatModel | None:
     if not settings.llm_base_url:
         return None
     key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
-    return OpenAIChatModel(settings.llm_base_url, settings.llm_model, key, settings.llm_timeout_s)
+    return OpenAIChatModel(settings.llm_base_url, settings.llm_model, key, settings.llm_timeout_s,
+                           deadline_s=settings.llm_deadline_s)

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -19,11 +18,10 @@ from pathlib import Path
 
 import yaml
 
+from ragops.audit.hashed import find_by_secret, hash_token
 from ragops.errors import ConfigError
 
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+__all__ = ["ClientGrant", "Permissions", "WatchedPermissions", "hash_token"]
 
 
 @dataclass(frozen=True)
@@ -56,8 +54,8 @@ class Permissions:
     source: str = ""
 
     def by_token(self, token: str) -> ClientGrant | None:
-        digest = hash_token(token)
-        return next((c for c in self.clients if c.token_sha256 == digest), None)
+        """Every client is compared, in constant time, so timing tells nothing of a guess."""
+        return find_by_secret(token, self.clients, lambda c: c.token_sha256)
 
     @classmethod
     def load(cls, path: Path | str | None) -> "Permissions":

@@ -1,17 +1,12 @@
 """MCP tokens: a new token is shown once and only its sha256 is kept, in the permissions file the MCP server reads.
 
-Edits are atomic (a temporary file, then a rename) and serialized by a lock file beside the permissions file, so
-the server never reads half a file and two operators never lose each other's change. Revoking keeps the client,
-marked revoked, so the audit can still tell calls from a revoked client from calls by a stranger.
+Hashing, locking and atomic writes are those of `ragops.audit.hashed`, shared with the HTTP API keys. Revoking keeps
+the client, marked revoked, so the audit can still tell calls from a revoked client from calls by a stranger.
 """
 
 from __future__ import annotations
 
-import fcntl
-import os
 import re
-import secrets
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -20,7 +15,8 @@ from typing import Iterator
 
 import yaml
 
-from ragops.audit.permissions import Permissions, hash_token
+from ragops.audit.hashed import hash_token, locked, new_secret, write_private
+from ragops.audit.permissions import Permissions
 from ragops.errors import ConfigError
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -54,9 +50,7 @@ def _check(client: str, tools: list[str], collections: list[str]) -> None:
 @contextmanager
 def _editing(path: Path) -> Iterator[dict]:
     """Lock, read and validate the file, let the caller change the data, then write it back atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with locked(path):
         data = {"clients": []}
         if path.exists():
             try:
@@ -68,15 +62,7 @@ def _editing(path: Path) -> Iterator[dict]:
         data["clients"] = data["clients"] or []
         yield data
         Permissions.parse(data, str(path))
-        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as f:
-                f.write(HEADER + yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        write_private(path, HEADER + yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
 
 
 def issue_token(path: Path, client: str, tools: list[str], collections: list[str] | None = None,
@@ -86,7 +72,7 @@ def issue_token(path: Path, client: str, tools: list[str], collections: list[str
     _check(client, tools, collections)
     if expires is not None and expires <= date.today():
         raise ConfigError(f"the expiry {expires} is not in the future")
-    token = secrets.token_urlsafe(32)
+    token = new_secret()
     entry = {"name": client, "token_sha256": hash_token(token), "tools": tools, "collections": collections}
     if expires is not None:
         entry["expires"] = expires.isoformat()

@@ -7,10 +7,10 @@ import json
 import logging
 import sys
 
-from ragops.cli import audit, evaluation, monitoring, refresh, rollout, serve, tokens
+from ragops.cli import audit, evaluation, keys, monitoring, refresh, rollout, serve, tokens
 from ragops.errors import RagopsError
 
-DOMAINS = (refresh, serve, evaluation, monitoring, rollout, audit, tokens)
+DOMAINS = (refresh, serve, evaluation, monitoring, rollout, audit, keys, tokens)
 QUIET = ("httpx", "sentence_transformers", "great_expectations", "alembic", "urllib3")
 
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 
 from ragops.config import Settings
-from ragops.errors import RagopsError, RefreshBlocked, SourceUnavailable
+from ragops.errors import RagopsError, RefreshBlocked, RefreshConflict, RefreshFailed
+
+log = logging.getLogger(__name__)
 
 
 def refresh(args):
     from ragops.ingest.refresh import Refresher
     from ragops.notify import build_notifier
-    from ragops.notify.blocks import alert, refresh_report
+    from ragops.notify.blocks import refresh_report
 
     settings = Settings()
     settings.ensure_home()
@@ -31,9 +34,16 @@ def refresh(args):
     source = args.source or settings.source
     try:
         report = Refresher(settings).run(source, full=args.full, allow_mass_delete=args.allow_mass_delete, on_progress=progress)
-    except (RefreshBlocked, SourceUnavailable) as exc:
-        notifier.send(alert("Document refresh aborted", str(exc), "fix the source, or override the guard if intended"))
+    except RefreshConflict:
+        raise  # another refresh is running or just ran: nothing failed, nothing to alert
+    except RagopsError as exc:
+        notifier.send(_failure_alert(exc))
         raise
+    except Exception as exc:  # noqa: BLE001 - the run is already recorded failed; the operator gets JSON and an alert
+        log.exception("the refresh failed")
+        failed = RefreshFailed(f"the refresh failed: {type(exc).__name__}: {exc}")
+        notifier.send(_failure_alert(failed))
+        raise failed from exc
     finally:
         if bar is not None:
             bar.close()
@@ -46,6 +56,29 @@ def refresh(args):
     for q in report.quarantine:
         human += f"\n  quarantined {q['uri']}: {q['reason']}"
     return payload, human, 0
+
+
+def _failure_alert(exc: RagopsError):
+    from ragops.notify.blocks import alert
+
+    if isinstance(exc, RefreshBlocked):
+        return alert("Document refresh aborted", str(exc), "fix the source, or override the guard if intended")
+    return alert("Document refresh failed", f"{exc.code}: {exc}",
+                 "the live index was not changed; fix the cause and run the refresh again")
+
+
+def doctor(args):
+    from ragops.ingest.doctor import IndexInconsistent, check, repair
+
+    settings = Settings()
+    report = repair(settings, allow_mass_delete=args.allow_mass_delete) if args.repair else check(settings)
+    payload = report.to_dict()
+    if report.ok:
+        return payload, report.human(), 0
+    hint = "" if args.repair else "; run `ragops doctor --repair` to fix"
+    error = IndexInconsistent("; ".join(report.problems()) + hint)
+    payload["error"] = error.to_dict()["error"]
+    return payload, report.human(), error.exit_code
 
 
 def search(args):
@@ -77,6 +110,11 @@ def add_parsers(sub, common) -> None:
     p.add_argument("--full", action="store_true", help="re-process every document, not only changed ones")
     p.add_argument("--allow-mass-delete", action="store_true", help="override the shrinkage guard")
     p.set_defaults(handler=refresh)
+
+    p = sub.add_parser("doctor", parents=[common], help="check the index against the registry (and repair it)")
+    p.add_argument("--repair", action="store_true", help="fix what was found with one refresh under the lock")
+    p.add_argument("--allow-mass-delete", action="store_true", help="let the repair delete past the shrinkage guard")
+    p.set_defaults(handler=doctor)
 
     p = sub.add_parser("search", parents=[common], help="search the live index")
     p.add_argument("query", nargs="?", help="the query (or use --batch)")

@@ -22,7 +22,7 @@ def ask(args):
                             tools=[ToolConfig.from_dict(t) for t in settings.mcp_tools])
     user = args.user or f"cli:{os.getenv('USER', 'unknown')}"
     result = asyncio.run(service.ask(args.question, user_key=user, k=args.k))
-    events = EventWriter(service.registry)
+    events = EventWriter(service.registry, spool=settings.event_spool_path)
     events.record("request", request_id=os.urandom(8).hex(), endpoint="cli.ask", user_hash=hash_user(user),
                   variant=result.variant, release_id=result.release_id, latency_ms=result.latency_ms,
                   status=result.status, fallback=result.fallback, chunk_ids=result.chunk_ids)
@@ -45,7 +45,8 @@ def serve(args):
         import uvicorn
 
         app = importlib.import_module("serving.app").create_app(settings.model_copy(update={"public_url": public_url}))
-        uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
+        # proxy_headers off: uvicorn would believe X-Forwarded-For from loopback; the app trusts RAGOPS_TRUSTED_PROXIES
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False, proxy_headers=False)
         return None
     metrics_dir = settings.home / "prometheus"
     metrics_dir.mkdir(parents=True, exist_ok=True)
@@ -53,7 +54,8 @@ def serve(args):
         stale.unlink()
     env = dict(os.environ, RAGOPS_PUBLIC_URL=public_url, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))  # /metrics sums workers
     argv = [sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory", "--host", args.host,
-            "--port", str(args.port), "--workers", str(args.workers), "--log-level", "info", "--no-access-log"]
+            "--port", str(args.port), "--workers", str(args.workers), "--log-level", "info", "--no-access-log",
+            "--no-proxy-headers"]
     os.execve(sys.executable, argv, env)
 
 

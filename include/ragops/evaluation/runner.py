@@ -151,7 +151,8 @@ def run_evaluation(settings: Settings, testset_path: str | None = None, *, url: 
     if url:
         import httpx
 
-        async_client = httpx.AsyncClient(timeout=60)
+        key = settings.api_key.get_secret_value() if settings.api_key else None  # else limited as one address
+        async_client = httpx.AsyncClient(timeout=60, headers={"X-API-Key": key} if key else None)
         try:
             return [evaluate_release(settings, testset, LiveUrl(url, async_client), release=url, variant="stable",
                                      index_version_id=None, generator="http", registry=registry)]

@@ -55,7 +55,7 @@ class LanceStore:
                 self._table = self.db.open_table(self.collection)
             except (FileNotFoundError, ValueError) as exc:
                 raise StoreUnavailable(f"the index collection {self.collection!r} does not exist yet") from exc
-            except OSError as exc:
+            except (OSError, RuntimeError) as exc:  # lance reports a corrupt manifest as RuntimeError
                 raise StoreUnavailable(f"cannot open index collection {self.collection!r}: {exc}") from exc
         return self._table
 
@@ -110,7 +110,7 @@ class LanceStore:
             # is done here rather than by lancedb's hybrid query, which cannot project the score columns we keep.
             depth = max(k * 3, 20)
             return reciprocal_rank_fusion(self._dense(vector, depth), self._bm25(query, depth), k)
-        except (OSError, RuntimeError) as exc:
+        except (OSError, RuntimeError, ValueError, KeyError) as exc:  # Value/KeyError: a collection of another schema
             raise StoreUnavailable(f"index search failed: {exc}") from exc
 
     def _dense(self, vector: np.ndarray, limit: int) -> list[dict]:
@@ -127,7 +127,10 @@ class LanceStore:
         return SearchHit(row["chunk_id"], row["doc_uri"], float(score), row["text"], row["heading"], row["title"], similarity)
 
     def document(self, doc_uri: str) -> list[SearchHit]:
-        rows = self.table.search().where(f"doc_uri = {_quote([doc_uri])}").select(COLUMNS).limit(100_000).to_list()
+        try:
+            rows = self.table.search().where(f"doc_uri = {_quote([doc_uri])}").select(COLUMNS).limit(100_000).to_list()
+        except (OSError, RuntimeError) as exc:
+            raise StoreUnavailable(f"index read failed: {exc}") from exc
         rows.sort(key=lambda r: r["ordinal"])
         return [SearchHit(r["chunk_id"], r["doc_uri"], 1.0, r["text"], r["heading"], r["title"]) for r in rows]
 
@@ -157,7 +160,10 @@ class LanceStore:
         return self.table.version
 
     def checkout(self, version: int) -> None:
-        self.table.checkout(version)
+        try:
+            self.table.checkout(version)
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise StoreUnavailable(f"cannot read version {version} of index collection {self.collection!r}: {exc}") from exc
         self._pinned = version
 
 

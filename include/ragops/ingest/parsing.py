@@ -1,10 +1,20 @@
-"""Parse md, txt, html, rst and adoc into titled sections along the document's headings."""
+"""Parse md, txt, html, rst and adoc into titled sections along the document's headings.
+
+Every parser works in time linear in its input: headings and delimiters are recognised with string methods, not
+backtracking regular expressions, and HTML goes through the forward-only scanner in `markup`. A `ParseBudget`
+still bounds each document's parse, so no single document can hold a refresh.
+"""
 
 from __future__ import annotations
 
-import re
+import time
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
+from typing import Callable
+
+from ragops.errors import ParseBudgetExceeded
+from ragops.ingest.markup import DATA, START, tokens
+
+CHECK_EVERY_LINES = 1024
 
 
 @dataclass
@@ -21,6 +31,30 @@ class ParsedDocument:
     @property
     def text_chars(self) -> int:
         return sum(len(s.text.strip()) for s in self.sections)
+
+
+class ParseBudget:
+    """CPU seconds one document may take to parse; the parsers call `check()` as they go.
+
+    CPU time of the parsing thread, not wall time, so a busy machine does not quarantine good documents; the clock
+    is injectable so tests can exhaust the budget deterministically.
+    """
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.thread_time):
+        self.seconds = seconds
+        self.clock = clock
+        self.started = clock()
+
+    def check(self) -> None:
+        if self.clock() - self.started > self.seconds:
+            raise ParseBudgetExceeded(f"parse took too long (over its budget of {self.seconds:g} s)")
+
+
+def _lines(text: str, budget: ParseBudget | None):
+    for i, line in enumerate(text.splitlines()):
+        if budget is not None and i % CHECK_EVERY_LINES == CHECK_EVERY_LINES - 1:
+            budget.check()
+        yield line
 
 
 class _Outline:
@@ -55,64 +89,96 @@ class _Outline:
         return ParsedDocument(self.title, self.sections)
 
 
-_ATX = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
-_FENCE = re.compile(r"^\s*(```|~~~)")
+def _atx_heading(line: str) -> tuple[int, str] | None:
+    """`## Title ##` -> (2, "Title"): 1-6 `#`, whitespace, text; a closing run of `#` after a space is dropped."""
+    if not line.startswith("#"):
+        return None
+    level = len(line) - len(line.lstrip("#"))
+    rest = line[level:]
+    if level > 6 or not rest[:1].isspace():
+        return None
+    text = rest.strip()
+    closed = text.rstrip("#")
+    if closed != text and (not closed or closed[-1].isspace()):
+        text = closed.rstrip()
+    return (level, text) if text else None
 
 
-def parse_markdown(text: str) -> ParsedDocument:
+def _is_fence(line: str) -> bool:
+    return line.lstrip().startswith(("```", "~~~"))
+
+
+def parse_markdown(text: str, budget: ParseBudget | None = None) -> ParsedDocument:
     """ATX headings (`# Title`) outside fenced code; plain text files written this way parse too."""
     out, fenced = _Outline(), False
-    for line in text.splitlines():
-        if _FENCE.match(line):
+    for line in _lines(text, budget):
+        if _is_fence(line):
             fenced = not fenced
-        match = None if fenced else _ATX.match(line)
-        if match:
-            out.heading(len(match.group(1)), match.group(2))
+        heading = None if fenced else _atx_heading(line)
+        if heading:
+            out.heading(*heading)
         else:
             out.line(line)
     return out.done()
 
 
-_ADOC_HEADING = re.compile(r"^(={1,6})\s+(.+)$")
-_ADOC_BLOCK = re.compile(r"^(----|\.\.\.\.|====|\+\+\+\+)\s*$")
+_ADOC_DELIMITERS = ("----", "....", "====", "++++")
 
 
-def parse_asciidoc(text: str) -> ParsedDocument:
+def _adoc_heading(line: str) -> tuple[int, str] | None:
+    level = len(line) - len(line.lstrip("="))
+    rest = line[level:]
+    if not 1 <= level <= 6 or not rest[:1].isspace() or not rest.strip():
+        return None
+    return level, rest.strip()
+
+
+def parse_asciidoc(text: str, budget: ParseBudget | None = None) -> ParsedDocument:
     out, block = _Outline(), None
-    for line in text.splitlines():
-        delimiter = _ADOC_BLOCK.match(line)
-        if delimiter:
-            block = None if block == delimiter.group(1) else (block or delimiter.group(1))
+    for line in _lines(text, budget):
+        delimiter = line.rstrip()
+        if delimiter in _ADOC_DELIMITERS:
+            block = None if block == delimiter else (block or delimiter)
             out.line(line)
             continue
-        match = None if block else _ADOC_HEADING.match(line)
-        if match:
-            out.heading(len(match.group(1)), match.group(2))
+        heading = None if block else _adoc_heading(line)
+        if heading:
+            out.heading(*heading)
         elif not line.startswith((":", "//")):  # attribute entries and comments carry no prose
             out.line(line)
     return out.done()
 
 
-_RST_ADORN = re.compile(r"^([=\-`:'\"~^_*+#<>])\1{2,}\s*$")
+_RST_ADORNMENTS = set("=-`:'\"~^_*+#<>")
 
 
-def parse_rst(text: str) -> ParsedDocument:
+def _adornment(line: str) -> str | None:
+    """The character of an RST section adornment line (3+ of one punctuation character), else None."""
+    stripped = line.rstrip()
+    if len(stripped) >= 3 and stripped[0] in _RST_ADORNMENTS and stripped.count(stripped[0]) == len(stripped):
+        return stripped[0]
+    return None
+
+
+def parse_rst(text: str, budget: ParseBudget | None = None) -> ParsedDocument:
     """Section titles are underlined (optionally overlined); levels follow the order adornments appear."""
     out, levels = _Outline(), {}
     lines = text.splitlines()
     i = 0
     while i < len(lines):
+        if budget is not None and i % CHECK_EVERY_LINES == CHECK_EVERY_LINES - 1:
+            budget.check()
         line = lines[i]
         nxt = lines[i + 1] if i + 1 < len(lines) else ""
-        overline = _RST_ADORN.match(line)
-        if overline and i + 2 < len(lines) and _RST_ADORN.match(lines[i + 2]) and lines[i + 1].strip():
-            key = "over" + overline.group(1)
+        overline = _adornment(line)
+        if overline and i + 2 < len(lines) and _adornment(lines[i + 2]) and lines[i + 1].strip():
+            key = "over" + overline
             out.heading(levels.setdefault(key, len(levels) + 1), lines[i + 1])
             i += 3
             continue
-        under = _RST_ADORN.match(nxt)
-        if line.strip() and not _RST_ADORN.match(line) and under and len(nxt.strip()) >= len(line.strip()):
-            out.heading(levels.setdefault(under.group(1), len(levels) + 1), line)
+        under = _adornment(nxt)
+        if line.strip() and not overline and under and len(nxt.strip()) >= len(line.strip()):
+            out.heading(levels.setdefault(under, len(levels) + 1), line)
             i += 2
             continue
         out.line(line)
@@ -120,12 +186,12 @@ def parse_rst(text: str) -> ParsedDocument:
     return out.done()
 
 
-class _HTMLOutline(HTMLParser):
+class _HTMLOutline:
     _SKIP = {"script", "style", "noscript", "template", "head"}
     _BLOCK = {"p", "div", "li", "tr", "br", "pre", "section", "article", "blockquote", "dd", "dt", "table"}
+    _HEADINGS = {f"h{n}": n for n in range(1, 7)}
 
     def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
         self.out = _Outline()
         self.skipping = 0
         self.heading_level: int | None = None
@@ -133,50 +199,59 @@ class _HTMLOutline(HTMLParser):
         self.html_title = ""
         self.in_title = False
 
-    def handle_starttag(self, tag, attrs):
+    def start(self, tag: str) -> None:
         if tag == "title":
             self.in_title = True
         if tag in self._SKIP:
             self.skipping += 1
-        elif re.fullmatch(r"h[1-6]", tag):
+        elif tag in self._HEADINGS:
             self._flush_text()
-            self.heading_level = int(tag[1])
+            self.heading_level = self._HEADINGS[tag]
         elif tag in self._BLOCK:
             self._flush_text()
 
-    def handle_endtag(self, tag):
+    def end(self, tag: str) -> None:
         if tag == "title":
             self.in_title = False
         if tag in self._SKIP:
             self.skipping = max(0, self.skipping - 1)
         elif self.heading_level and tag == f"h{self.heading_level}":
-            self.out.heading(self.heading_level, " ".join("".join(self.buffer).split()))
-            self.buffer, self.heading_level = [], None
+            self._end_heading()
         elif tag in self._BLOCK:
             self._flush_text()
 
-    def handle_data(self, data):
+    def data(self, data: str) -> None:
         if self.in_title:
             self.html_title += data
         if not self.skipping:
             self.buffer.append(data)
 
-    def _flush_text(self):
+    def _end_heading(self) -> None:
+        self.out.heading(self.heading_level, " ".join("".join(self.buffer).split()))
+        self.buffer, self.heading_level = [], None
+
+    def _flush_text(self) -> None:
         if self.heading_level is None:
             text = " ".join("".join(self.buffer).split())
             if text:
                 self.out.line(text)
             self.buffer = []
 
+    def done(self) -> ParsedDocument:
+        if self.heading_level is not None:  # a heading the document never closed
+            self._end_heading()
+        self._flush_text()
+        doc = self.out.done()
+        doc.title = doc.title or self.html_title.strip()
+        return doc
 
-def parse_html(text: str) -> ParsedDocument:
-    parser = _HTMLOutline()
-    parser.feed(text)
-    parser.close()
-    parser._flush_text()
-    doc = parser.out.done()
-    doc.title = doc.title or parser.html_title.strip()
-    return doc
+
+def parse_html(text: str, budget: ParseBudget | None = None) -> ParsedDocument:
+    outline = _HTMLOutline()
+    handlers = {START: outline.start, DATA: outline.data}
+    for kind, value in tokens(text, budget.check if budget is not None else None):
+        handlers.get(kind, outline.end)(value)
+    return outline.done()
 
 
 PARSERS = {
@@ -191,9 +266,11 @@ PARSERS = {
 }
 
 
-def parse(text: str, uri: str) -> ParsedDocument:
-    """Parse by the file suffix; the title falls back to the file name."""
+def parse(text: str, uri: str, budget: ParseBudget | None = None) -> ParsedDocument:
+    """Parse by the file suffix; the title falls back to the file name. Raises ParseBudgetExceeded."""
     suffix = "." + uri.rsplit(".", 1)[-1].lower() if "." in uri.rsplit("/", 1)[-1] else ".txt"
-    doc = PARSERS.get(suffix, parse_markdown)(text)
+    doc = PARSERS.get(suffix, parse_markdown)(text, budget)
+    if budget is not None:
+        budget.check()
     doc.title = doc.title or uri.rsplit("/", 1)[-1]
     return doc

@@ -44,18 +44,36 @@ def plan_refresh(listed: dict[str, str], indexed: dict[str, str], *, full: bool 
     return plan
 
 
-def check_guards(plan: RefreshPlan, n_listed: int, n_indexed: int, ratio: float, allow_mass_delete: bool) -> None:
-    """Refuse a plan that would empty or gut the index unless the operator explicitly allowed it."""
-    if allow_mass_delete:
-        return
-    override = "re-run with --allow-mass-delete (DAG Param allow_mass_delete=true) if this is intended"
+def check_guards(plan: RefreshPlan, *, n_listed: int, n_current: int, n_after: int, baseline: int, ratio: float,
+                 allow_mass_delete: bool) -> bool:
+    """Refuse a plan that would empty or gut the index unless the operator allowed it; True when it needed the override.
+
+    `baseline` is the guard's memory: the most documents indexed since the last override. The documents left after
+    this plan are compared with it, not with the count before this run, so several small deletions that add up past
+    the ratio are refused like one large one.
+    """
+    problems = []
     if n_listed == 0:
-        raise RefreshBlocked(f"the source lists no documents; refusing to delete all {n_indexed} indexed documents: {override}")
-    if n_indexed and len(plan.deleted) > ratio * n_indexed:
-        raise RefreshBlocked(
-            f"the plan would delete {len(plan.deleted)} of {n_indexed} indexed documents "
-            f"(more than {ratio:.0%}); the index was not touched: {override}"
-        )
+        problems.append(f"the source lists no documents; refusing to delete all {n_current} indexed documents")
+    elif baseline and baseline - n_after > ratio * baseline:
+        problems.append(
+            f"the plan would delete {len(plan.deleted)} of {n_current} indexed documents, leaving {n_after}: "
+            f"{baseline - n_after} fewer than the {baseline} the index held since the last override "
+            f"(more than {ratio:.0%})")
+    if problems and not allow_mass_delete:
+        raise RefreshBlocked(f"{problems[0]}; the index was not touched: re-run with --allow-mass-delete "
+                             "(DAG Param allow_mass_delete=true) if this is intended")
+    return bool(problems)
+
+
+def guard_baseline(stored: int | None, n_current: int) -> int:
+    """The baseline in force: the stored one (set at the last commit), never below what the index holds now."""
+    return max(stored or 0, n_current)
+
+
+def next_baseline(baseline: int, n_after: int, overridden: bool) -> int:
+    """An override resets the memory to what is left; otherwise deletions never lower it and additions raise it."""
+    return n_after if overridden else max(baseline, n_after)
 
 
 def indexed_fingerprints(registry: Registry) -> dict[str, str]:

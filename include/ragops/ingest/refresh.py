@@ -8,25 +8,28 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
-from typing import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Callable, Sequence
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from ragops.config import Settings
-from ragops.errors import RagopsError, RefreshConflict
+from ragops.errors import RefreshConflict, StoreUnavailable
 from ragops.index import IndexedChunk, IndexStore, open_store
-from ragops.ingest.chunking import chunk_document
+from ragops.ingest import runs
+from ragops.ingest.crash_points import pause_point
+from ragops.ingest.documents import process_documents
 from ragops.ingest.embedding import EmbeddingCache, Embedder
-from ragops.ingest.parsing import parse
-from ragops.ingest.planner import check_guards, indexed_fingerprints, known_bad, plan_refresh
-from ragops.ingest.validation import DocumentFacts, validate_documents
-from ragops.registry import Registry, registry_lock
+from ragops.ingest.planner import check_guards, guard_baseline, indexed_fingerprints, known_bad, next_baseline, plan_refresh
+from ragops.registry import Lease, Registry, registry_lock
 from ragops.registry.db import live_index_version, require_first_refresh
+from ragops.registry.lease import lease_settings
 from ragops.registry.models import Chunk as ChunkRow
-from ragops.registry.models import Document, IndexVersion, Quarantine, RefreshRun, StagedChunk
-from ragops.sources import Source, SourceDocument
+from ragops.registry.models import Document, IndexVersion, Lock, Quarantine, RefreshRun, StagedChunk
+from ragops.sources import Source
 
 log = logging.getLogger(__name__)
 LOCK = "refresh"
@@ -55,40 +58,23 @@ class RefreshReport:
         return asdict(self)
 
 
-def _decode(doc: SourceDocument) -> tuple[str | None, bool]:
-    """The text and whether the bytes look binary; None text when they are not UTF-8."""
-    binary = b"\x00" in doc.content[:8192]
+@contextmanager
+def _store_errors(action: str):
+    """Index-store failures (LanceDB raises OSError or RuntimeError for damaged files) become StoreUnavailable."""
     try:
-        return doc.content.decode("utf-8-sig"), binary
-    except UnicodeDecodeError:
-        return None, binary
-
-
-def process_documents(settings: Settings, embedder: Embedder, listed: dict[str, SourceDocument],
-                      uris: list[str]) -> tuple[dict[str, list], dict[str, str], dict[str, str]]:
-    """Decode, parse, chunk and validate documents: (chunks by uri, titles by uri, quarantine reasons by uri)."""
-    max_tokens = settings.chunk_max_tokens or embedder.max_tokens
-    facts, chunks_by_doc, titles = [], {}, {}
-    for uri in uris:
-        doc = listed[uri]
-        text, binary = _decode(doc)
-        chunks, text_chars = [], 0
-        if text is not None and not binary and doc.size_bytes <= settings.max_document_bytes:
-            parsed = parse(text, uri)
-            text_chars, titles[uri] = parsed.text_chars, parsed.title
-            chunks = chunk_document(parsed, uri, max_tokens, embedder.count_tokens) if text_chars else []
-        chunks_by_doc[uri] = chunks
-        facts.append(DocumentFacts(uri, doc.size_bytes, text is not None, binary, text_chars, len(chunks)))
-    return chunks_by_doc, titles, validate_documents(facts, settings.max_document_bytes)
+        yield
+    except (OSError, RuntimeError) as exc:
+        raise StoreUnavailable(f"the index store failed to {action}: {exc}") from exc
 
 
 class Refresher:
     def __init__(self, settings: Settings, registry: Registry | None = None, store: IndexStore | None = None,
-                 embedder: Embedder | None = None):
+                 embedder: Embedder | None = None, parse_clock: Callable[[], float] | None = None):
         self.settings = settings
         self.registry = registry or Registry(settings.registry_url)
         self.embedder = embedder or Embedder(settings.embedding_model, settings.embed_batch_size)
         self.cache = EmbeddingCache(self.registry, settings.embedding_model)
+        self.parse_clock = parse_clock
         self._store = store
 
     @property
@@ -100,30 +86,52 @@ class Refresher:
             self._store = open_store(self.settings, live.collection if live else "chunks")
         return self._store
 
-    # -- step 1 ---------------------------------------------------------------------------------
-    def prepare(self, source_uri: str | None = None, *, full: bool = False, allow_mass_delete: bool = False) -> PreparedRefresh:
-        uri = source_uri or self.settings.source
-        with self.registry.session() as s:
-            base = live_index_version(s)
-            run = RefreshRun(source=uri, full=full, base_index_version=base.id if base else None)
-            s.add(run)
-        try:
-            return self._prepare(run.id, Source(uri), full, allow_mass_delete)
-        except RagopsError as exc:
-            with self.registry.session() as s:
-                status = "blocked" if exc.code == "refresh_blocked" else "failed"
-                s.execute(update(RefreshRun).where(RefreshRun.id == run.id).values(
-                    status=status, error=str(exc), finished_at=datetime.now(timezone.utc)))
-            raise
+    def _lease(self):
+        return registry_lock(self.registry, LOCK, **lease_settings(self.settings))
 
-    def _prepare(self, run_id: int, source: Source, full: bool, allow_mass_delete: bool) -> PreparedRefresh:
+    def _sweep(self, lease: Lease) -> list[int]:
+        return runs.sweep_abandoned(self.registry, lease.owner, timedelta(seconds=self.settings.refresh_stale_after_s))
+
+    # -- step 1 ---------------------------------------------------------------------------------
+    def prepare(self, source_uri: str | None = None, *, full: bool = False, allow_mass_delete: bool = False,
+                lease: Lease | None = None, force: Sequence[str] = ()) -> PreparedRefresh:
+        """Plan, validate, chunk and stage; `force` names documents to process again whatever their fingerprint."""
+        uri = source_uri or self.settings.source
+        try:
+            with self.registry.session() as s:
+                base = live_index_version(s)
+                run = RefreshRun(source=uri, full=full, base_index_version=base.id if base else None,
+                                 lease_owner=lease.owner if lease else None, heartbeat_at=datetime.now(timezone.utc))
+                s.add(run)
+        except SQLAlchemyError as exc:
+            raise StoreUnavailable(f"the registry cannot record a refresh run: {exc}") from exc
+        with runs.failures_recorded(self.registry, run.id):
+            return self._prepare(run.id, Source.from_settings(self.settings, uri), full, allow_mass_delete, set(force))
+
+    def _prepare(self, run_id: int, source: Source, full: bool, allow_mass_delete: bool, force: set[str]) -> PreparedRefresh:
         listed = {d.uri: d for d in source.documents()}
         indexed = indexed_fingerprints(self.registry)
-        plan = plan_refresh({u: d.fingerprint for u, d in listed.items()}, indexed, full=full)
-        check_guards(plan, len(listed), len(indexed), self.settings.mass_delete_ratio, allow_mass_delete)
+        with _store_errors("list its documents"):
+            in_index = {r["doc_uri"] for r in self.store.rows(["doc_uri"])}
+        # Reconcile before planning: the index may hold documents the registry lost (ghosts), and the registry may
+        # name documents the index lost. Ghosts gone from the source are deleted; lost ones are processed again.
+        ghosts = sorted(in_index - set(indexed) - set(listed))
+        lost = sorted(set(indexed) - in_index)
+        plan = plan_refresh({u: d.fingerprint for u, d in listed.items()},
+                            {u: "" if u in lost or u in force else f for u, f in indexed.items()}, full=full)
+        plan.deleted = sorted(set(plan.deleted) | set(ghosts))
 
-        chunks_by_doc, titles, reasons = process_documents(self.settings, self.embedder, listed, plan.to_process)
+        chunks_by_doc, titles, reasons = process_documents(self.settings, self.embedder, listed, plan.to_process,
+                                                           self.parse_clock)
         good = [u for u in plan.to_process if u not in reasons]
+        n_current = len(set(indexed) | in_index)
+        n_after = len(((set(indexed) | in_index) - set(plan.deleted)) | set(good))
+        with self.registry.session() as s:
+            live = live_index_version(s)
+            baseline = guard_baseline(live.doc_baseline or live.n_documents if live else 0, n_current)
+        overridden = check_guards(plan, n_listed=len(listed), n_current=n_current, n_after=n_after, baseline=baseline,
+                                  ratio=self.settings.mass_delete_ratio, allow_mass_delete=allow_mass_delete)
+
         staged = [c for u in good for c in chunks_by_doc[u]]
         to_embed = self.cache.missing([c.chunk_hash for c in staged])
         batch_of = {h: i // self.settings.dag_batch_chunks for i, h in enumerate(to_embed)}
@@ -142,10 +150,14 @@ class Refresher:
                 "added": [u for u in plan.added if u in good], "changed": [u for u in plan.changed if u in good],
                 "deleted": plan.deleted, "unchanged": len(plan.unchanged), "quarantined": quarantined,
                 "fingerprints": {u: listed[u].fingerprint for u in good}, "sizes": {u: listed[u].size_bytes for u in good},
-                "to_embed": len(to_embed),
+                "to_embed": len(to_embed), "reconciled": {"ghosts": ghosts, "lost": lost},
+                "guard": {"baseline": baseline, "after": n_after, "overridden": overridden},
             }
         for q in quarantined:
             log.warning("quarantined %s: %s", q["uri"], q["reason"])
+        if ghosts or lost:
+            log.warning("reconciled the index with the registry: %d ghost documents to delete, %d lost ones to index "
+                        "again", len(ghosts), len(lost))
         n_batches = (len(to_embed) + self.settings.dag_batch_chunks - 1) // self.settings.dag_batch_chunks
         counts = {k: len(run.plan[k]) for k in ("added", "changed", "deleted")} | {"unchanged": len(plan.unchanged)}
         log.info("refresh run %s planned: %s, %s quarantined; %s new chunks to embed in %s batches", run_id,
@@ -155,6 +167,7 @@ class Refresher:
     # -- step 2 ---------------------------------------------------------------------------------
     def embed_batch(self, run_id: int, batch: int, progress: bool = False) -> int:
         """Embed one batch of a prepared run into the shared cache; returns how many chunks were encoded."""
+        runs.touch(self.registry, run_id)
         with self.registry.session() as s:
             rows = s.execute(select(StagedChunk.chunk_hash, StagedChunk.text).where(
                 StagedChunk.run_id == run_id, StagedChunk.batch == batch)).all()
@@ -164,18 +177,23 @@ class Refresher:
             return 0
         vectors = self.embedder.encode([texts[h] for h in missing], progress=progress)
         self.cache.put_many(dict(zip(missing, vectors)))
+        pause_point(self.settings, "embedding")
         return len(missing)
 
     # -- step 3 ---------------------------------------------------------------------------------
     def commit(self, run_id: int) -> RefreshReport:
-        with registry_lock(self.registry, LOCK):
-            return self._commit(run_id)
+        with self._lease() as lease:
+            runs.claim(self.registry, run_id, lease.owner)  # if this process dies now, the next holder fails the run
+            self._sweep(lease)
+            with runs.failures_recorded(self.registry, run_id):
+                return self._commit(run_id, lease)
 
-    def _commit(self, run_id: int) -> RefreshReport:
+    def _commit(self, run_id: int, lease: Lease) -> RefreshReport:
         with self.registry.session() as s:
             run = s.get(RefreshRun, run_id)
             if run is None or run.status != "planned":
-                raise RefreshConflict(f"refresh run {run_id} is not a planned run (status: {getattr(run, 'status', None)})")
+                detail = f"{run.status}: {run.error}" if run is not None and run.error else getattr(run, "status", None)
+                raise RefreshConflict(f"refresh run {run_id} is not a planned run ({detail}); start a new refresh")
             live = live_index_version(s)
             if (live.id if live else None) != run.base_index_version:
                 raise RefreshConflict(f"the index changed since run {run_id} was planned; start a new refresh")
@@ -199,8 +217,12 @@ class Refresher:
         if changed:
             upserts = [IndexedChunk(c.chunk_id, c.doc_uri, c.chunk_hash, c.ordinal, c.heading, c.title, c.text,
                                     vectors[c.chunk_hash]) for c in staged]
-            store_version = self.store.apply(upserts, replace_docs=touched, delete_docs=plan["deleted"])
-            version_id = self._record(run_id, plan, staged, store_version)
+            lease.check()  # a holder that stalled past its lease must not write over its successor
+            pause_point(self.settings, "index_write")
+            with _store_errors("write the refresh"):
+                store_version = self.store.apply(upserts, replace_docs=touched, delete_docs=plan["deleted"])
+            pause_point(self.settings, "index_committed")
+            version_id = self._record(run_id, plan, staged, store_version, lease)
         with self.registry.session() as s:
             s.execute(delete(StagedChunk).where(StagedChunk.run_id == run_id))
             report = RefreshReport(
@@ -218,13 +240,17 @@ class Refresher:
                 status="succeeded", report=report.to_dict(), finished_at=datetime.now(timezone.utc)))
         return report
 
-    def _record(self, run_id: int, plan: dict, staged: list[StagedChunk], store_version: int) -> int:
-        """Write what the index now holds into the registry, in one transaction."""
+    def _record(self, run_id: int, plan: dict, staged: list[StagedChunk], store_version: int, lease: Lease) -> int:
+        """Write what the index now holds into the registry, in one transaction fenced by the lease."""
         touched = plan["added"] + plan["changed"]
         by_doc: dict[str, list[StagedChunk]] = {}
         for c in staged:
             by_doc.setdefault(c.doc_uri, []).append(c)
         with self.registry.session() as s:
+            fenced = s.execute(update(Lock).where(Lock.name == LOCK, Lock.owner == lease.owner)
+                               .values(renewed_at=datetime.now(timezone.utc))).rowcount
+            if fenced != 1:
+                raise RefreshConflict(f"refresh run {run_id} lost the refresh lock before recording its index write")
             if touched or plan["deleted"]:
                 s.execute(delete(ChunkRow).where(ChunkRow.doc_uri.in_(touched + plan["deleted"])))
                 s.execute(delete(Document).where(Document.uri.in_(plan["deleted"])))
@@ -239,24 +265,30 @@ class Refresher:
             s.flush()
             n_docs = s.query(Document).count()
             n_chunks = s.query(ChunkRow).count()
+            guard = plan.get("guard") or {"baseline": n_docs, "overridden": False}
             s.execute(update(IndexVersion).where(IndexVersion.status == "live").values(status="retired"))
             version = IndexVersion(store=self.settings.store, collection=self.store.collection, store_version=store_version,
                                    embedding_model=self.settings.embedding_model, n_documents=n_docs, n_chunks=n_chunks,
-                                   status="live", refresh_run_id=run_id)
+                                   status="live", refresh_run_id=run_id,
+                                   doc_baseline=next_baseline(guard["baseline"], n_docs, guard["overridden"]))
             s.add(version)
             s.flush()
             return version.id
 
     # -- all three, in one process ----------------------------------------------------------------
     def run(self, source_uri: str | None = None, *, full: bool = False, allow_mass_delete: bool = False,
-            on_progress: Callable[[int, int], None] | None = None) -> RefreshReport:
-        with registry_lock(self.registry, LOCK):
-            prepared = self.prepare(source_uri, full=full, allow_mass_delete=allow_mass_delete)
-            for i, batch in enumerate(prepared.batches):
-                self.embed_batch(prepared.run_id, batch)
-                if on_progress:
-                    on_progress(i + 1, len(prepared.batches))
-            return self._commit(prepared.run_id)
+            on_progress: Callable[[int, int], None] | None = None, force: Sequence[str] = ()) -> RefreshReport:
+        """The whole refresh under one lease, renewed in the background while it parses and embeds."""
+        with self._lease() as lease:
+            self._sweep(lease)
+            prepared = self.prepare(source_uri, full=full, allow_mass_delete=allow_mass_delete, lease=lease, force=force)
+            with runs.failures_recorded(self.registry, prepared.run_id):
+                for i, batch in enumerate(prepared.batches):
+                    lease.check()
+                    self.embed_batch(prepared.run_id, batch)
+                    if on_progress:
+                        on_progress(i + 1, len(prepared.batches))
+                return self._commit(prepared.run_id, lease)
 
 
 def detect_changes(settings: Settings, registry: Registry | None = None, source_uri: str | None = None) -> dict[str, int]:
@@ -266,7 +298,7 @@ def detect_changes(settings: Settings, registry: Registry | None = None, source_
     """
     registry = registry or Registry(settings.registry_url)
     require_first_refresh(registry, "the change detector")
-    source = Source(source_uri or settings.source)
+    source = Source.from_settings(settings, source_uri)
     listed = {d.uri: d.fingerprint for d in source.documents()}
     bad = known_bad(registry)
     indexed = indexed_fingerprints(registry)

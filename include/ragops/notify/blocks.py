@@ -1,8 +1,44 @@
-"""Block Kit builders for the messages ragops posts."""
+"""Block Kit builders for the messages ragops posts.
+
+File names, reasons, questions, release and client names are user-controlled: every mrkdwn text and the fallback
+text of every message is escaped (`&`, `<`, `>`), so `<!channel>` in a file name pings no one and `<url|label>`
+cannot disguise a link. Header texts are plain_text, which Slack never parses for mentions or links.
+"""
 
 from __future__ import annotations
 
+import re
+
 from ragops.notify.slack import Message
+
+TEXT_LIMIT = 3000  # Slack's limit for a section's text and a message's fallback text
+_CUT_ENTITY = re.compile(r"&[a-z]{0,3}$")
+
+
+def escape(text: str) -> str:
+    """Slack's three control characters as entities (https://api.slack.com/reference/surfaces/formatting#escaping)."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _cap(text: str, limit: int = TEXT_LIMIT) -> str:
+    return text if len(text) <= limit else _CUT_ENTITY.sub("", text[:limit])
+
+
+def _escape_mrkdwn(node):
+    if isinstance(node, list):
+        return [_escape_mrkdwn(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    if node.get("type") == "mrkdwn" and isinstance(node.get("text"), str):
+        return node | {"text": _cap(escape(node["text"]))}
+    return {k: _escape_mrkdwn(v) for k, v in node.items()}
+
+
+def _safe(message: Message) -> Message:
+    """Every builder returns through here: user-controlled strings cannot become Slack markup."""
+    message.text = _cap(escape(message.text))
+    message.blocks = _escape_mrkdwn(message.blocks)
+    return message
 
 
 def _fields(pairs: dict) -> dict:
@@ -23,7 +59,7 @@ def refresh_report(report: dict, source: str) -> Message:
     if report.get("quarantine"):
         lines = "\n".join(f"• `{q['uri']}`: {q['reason']}" for q in report["quarantine"][:10])
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*Quarantined (last good version kept)*\n{lines}"}})
-    return Message(headline, blocks, kind="report")
+    return _safe(Message(headline, blocks, kind="report"))
 
 
 def alert(title: str, detail: str, action: str | None = None) -> Message:
@@ -33,7 +69,7 @@ def alert(title: str, detail: str, action: str | None = None) -> Message:
     ]
     if action:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"*What to do:* {action}"[:2900]}]})
-    return Message(f"{title}: {detail}"[:3000], blocks, kind="alert")
+    return _safe(Message(f"{title}: {detail}", blocks, kind="alert"))
 
 
 def _delta(now: float, before: float | None) -> str:
@@ -66,8 +102,8 @@ def eval_report(report: dict, previous: dict | None, chart: str | None = None) -
     if worst:
         lines = "\n".join(f"• `{q['id']}` {q['question'][:90]} (recall {q['was']:.2f} → {q['now']:.2f})" for q in worst)
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*Questions that regressed*\n{lines}"}})
-    return Message(headline, blocks, kind="alert" if comparison.get("regressed") else "report",
-                   files=[chart] if chart else [])
+    return _safe(Message(headline, blocks, kind="alert" if comparison.get("regressed") else "report",
+                         files=[chart] if chart else []))
 
 
 def monitoring_digest(review: dict, chart: str | None = None) -> Message:
@@ -96,16 +132,16 @@ def monitoring_digest(review: dict, chart: str | None = None) -> Message:
     if review["anomalies"]:
         lines = "\n".join(f"• {a['message']}" for a in review["anomalies"])
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*Unusual*\n{lines}"}})
-    return Message(headline, blocks, kind="alert" if breached else "report", files=[chart] if chart else [])
+    return _safe(Message(headline, blocks, kind="alert" if breached else "report", files=[chart] if chart else []))
 
 
 def health_transition(component: str, ok: bool, detail: str, since: str | None) -> Message:
     if ok:
-        return Message(f"Recovered: {component} is healthy again ({detail})",
+        return _safe(Message(f"Recovered: {component} is healthy again ({detail})",
                        [{"type": "section", "text": {"type": "mrkdwn",
                                                      "text": f":white_check_mark: *{component}* recovered: {detail}"
                                                              + (f" (down since {since})" if since else "")}}],
-                       kind="report")
+                             kind="report"))
     return alert(f"{component} is down", detail, "check the component; you will hear once more when it recovers")
 
 
@@ -125,7 +161,7 @@ def rollout_decision(decision: dict) -> Message:
             "p95 ms (canary / stable)": f"{c['p95_ms']} / {s['p95_ms']}",
             "Tests": ", ".join(f"{k}={v}" for k, v in (evidence.get("tests") or {}).items())}))
     kind = "alert" if decision["decision"] in ("rollback", "abort") else "report"
-    return Message(text[:3000], blocks, kind=kind)
+    return _safe(Message(text, blocks, kind=kind))
 
 
 def audit_report(report: dict) -> Message:
@@ -141,4 +177,4 @@ def audit_report(report: dict) -> Message:
     lines = [f"{icons[f['severity']]} *{f['severity']}* {f['message']}" for f in report["findings"][:25]]
     if lines:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:2900]}})
-    return Message(headline, blocks, kind="alert" if worst in ("critical", "high") else "report")
+    return _safe(Message(headline, blocks, kind="alert" if worst in ("critical", "high") else "report"))

@@ -66,7 +66,7 @@ class SlackNotifier:
                 self.client.files_upload_v2(channel=channel, file=record["files"][0], title=record["text"][:80])
                 record["files"] = record["files"][1:]
             return True
-        except (SlackApiError, SlackClientError, OSError) as exc:
+        except (SlackApiError, SlackClientError, OSError, ValueError) as exc:  # ValueError: a reply that is not JSON
             log.warning("slack delivery of %s failed, kept in the outbox: %s", record.get("id"), exc)
             return False
 

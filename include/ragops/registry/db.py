@@ -1,22 +1,18 @@
-"""Engine, sessions, migrations and the advisory lock of the registry."""
+"""Engine, sessions and migrations of the registry (its leases are in ragops.registry.lease)."""
 
 from __future__ import annotations
 
-import os
-import socket
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import create_engine, delete, event, select, update
+from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DatabaseError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ragops.errors import FirstRefreshPending, RefreshConflict, StoreUnavailable
+from ragops.errors import FirstRefreshPending, StoreUnavailable
 from ragops.logs import quiet_libraries
-from ragops.registry.models import Lock
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -24,11 +20,16 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 class Registry:
     """A handle on the registry database: `with registry.session() as s:` commits on success."""
 
-    def __init__(self, url: str, *, migrate: bool = True):
+    def __init__(self, url: str, *, migrate: bool = True, statement_timeout_s: float | None = None):
         self.url = url
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: Engine = create_engine(url, pool_pre_ping=True)
+        connect_args = {}
+        if url.startswith("postgresql"):  # a registry that is away or stuck answers within bounds, never hangs
+            connect_args["connect_timeout"] = 10
+            if statement_timeout_s:
+                connect_args["options"] = f"-c statement_timeout={int(statement_timeout_s * 1000)}"
+        self.engine: Engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -47,8 +48,10 @@ class Registry:
             with self.engine.begin() as connection:
                 cfg.attributes["connection"] = connection
                 command.upgrade(cfg, "head")
-        except OperationalError as exc:
-            raise StoreUnavailable(f"the registry at {self.safe_url} cannot be reached: {exc.orig}") from exc
+        except DBAPIError as exc:
+            if not unreadable(exc):
+                raise
+            raise StoreUnavailable(f"the registry at {self.safe_url} cannot be read: {exc.orig}") from exc
 
     @property
     def safe_url(self) -> str:
@@ -60,12 +63,22 @@ class Registry:
             try:
                 yield s
                 s.commit()
+            except DBAPIError as exc:
+                s.rollback()
+                if unreadable(exc):  # one translation for every caller: the API's 503, the CLI's JSON error
+                    raise StoreUnavailable(f"the registry cannot be read: {str(exc.orig)[:300]}") from exc
+                raise
             except BaseException:
                 s.rollback()
                 raise
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def unreadable(exc: DBAPIError) -> bool:
+    """The database is away, timed out, or its file is corrupt (as opposed to refusing one statement)."""
+    return isinstance(exc, (OperationalError, InterfaceError)) or type(exc) is DatabaseError
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -75,56 +88,6 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
-
-
-def _owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _holder_is_dead(owner: str) -> bool:
-    host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
-@contextmanager
-def registry_lock(registry: Registry, name: str, ttl: timedelta = timedelta(hours=2)) -> Iterator[None]:
-    """Hold a named lock across processes and hosts; a holder that died or expired is replaced."""
-    owner = _owner()
-    now = datetime.now(timezone.utc)
-    with registry.session() as s:
-        try:
-            s.add(Lock(name=name, owner=owner, acquired_at=now, expires_at=now + ttl))
-            s.flush()
-        except IntegrityError:
-            s.rollback()
-            held = s.get(Lock, name)
-            if held is None:
-                raise RefreshConflict(f"lock {name!r} changed hands while acquiring; try again") from None
-            expires = held.expires_at if held.expires_at.tzinfo else held.expires_at.replace(tzinfo=timezone.utc)
-            if not (expires < now or _holder_is_dead(held.owner)):
-                raise RefreshConflict(
-                    f"another run holds the {name!r} lock ({held.owner}, since {held.acquired_at:%Y-%m-%d %H:%M}Z)"
-                ) from None
-            taken = s.execute(
-                update(Lock)
-                .where(Lock.name == name, Lock.owner == held.owner)
-                .values(owner=owner, acquired_at=now, expires_at=now + ttl)
-            ).rowcount
-            if taken != 1:
-                raise RefreshConflict(f"lock {name!r} was taken by another run; try again") from None
-    try:
-        yield
-    finally:
-        with registry.session() as s:
-            s.execute(delete(Lock).where(Lock.name == name, Lock.owner == owner))
 
 
 def live_index_version(session: Session):

@@ -80,6 +80,9 @@ class RefreshRun(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Who runs it: a run whose lease owner no longer holds the refresh lease was abandoned (its process died).
+    lease_owner: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class IndexVersion(Base):
@@ -96,6 +99,8 @@ class IndexVersion(Base):
     status: Mapped[str] = mapped_column(String(32), default="live")  # live|retired|candidate
     refresh_run_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The shrinkage guard's memory: the most documents indexed since the last override (deletions never lower it).
+    doc_baseline: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class Quarantine(Base):
@@ -109,13 +114,14 @@ class Quarantine(Base):
 
 
 class Lock(Base):
-    """An advisory lock row; the holder names its host and pid so a dead holder can be detected."""
+    """A lease (ragops.registry.lease): renewed by its holder, taken over by anyone once `expires_at` passed."""
 
     __tablename__ = "locks"
     name: Mapped[str] = mapped_column(String(128), primary_key=True)
-    owner: Mapped[str] = mapped_column(String(256))
+    owner: Mapped[str] = mapped_column(String(256))  # host:pid:token
     acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    renewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 Index("ix_staged_chunks_run_batch", StagedChunk.run_id, StagedChunk.batch)
@@ -181,6 +187,19 @@ class McpAccessLog(Base):
     status: Mapped[str] = mapped_column(String(16))  # ok|error|denied|unauthenticated
     request_id: Mapped[str] = mapped_column(String(64), default="")
     args_hash: Mapped[str] = mapped_column(String(64), default="")
+    # The hash chain (ragops.audit.chain): editing or deleting a row breaks it, and `ragops audit verify` says where.
+    seq: Mapped[int | None] = mapped_column(Integer, nullable=True, unique=True, index=True)
+    prev_hash: Mapped[str] = mapped_column(String(64), default="")
+    row_hash: Mapped[str] = mapped_column(String(64), default="")
+
+
+class AuditChainHead(Base):
+    """The newest link of a hash chain: writers serialise on this row, and a deleted tail shows against it."""
+
+    __tablename__ = "audit_chain_heads"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+    head_hash: Mapped[str] = mapped_column(String(64))
 
 
 class EvalRun(Base):

@@ -34,3 +34,17 @@ def find_release(registry: Registry, name: str) -> ReleaseInfo:
         if release is None:
             raise ReleaseError(f"no release named {name!r}")
         return _info(release)
+
+
+VIEWS = ("live", "candidate")  # besides release names, what an MCP `collection` argument (and a grant) may name
+
+
+def release_for_view(registry: Registry, rollout, name: str) -> ReleaseInfo:
+    """`live`: the stable release of the rollout; `candidate`: its candidate; anything else: the release so named."""
+    if name == "live":
+        return rollout.stable
+    if name == "candidate":
+        if rollout.candidate is None:
+            raise ReleaseError("no candidate release is being rolled out")
+        return rollout.candidate
+    return find_release(registry, name)

@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from ragops.registry import Registry
 from ragops.registry.models import Release, RolloutState
@@ -50,7 +51,16 @@ def _info(release: Release) -> ReleaseInfo:
 
 
 def ensure_default_release(registry: Registry) -> ReleaseInfo:
-    """Create the `live` release and a rollout row pointing at it when none exist yet."""
+    """Create the `live` release and a rollout row pointing at it when none exist yet.
+
+    Serving replicas starting together on a fresh registry race to insert them; the loser reads the winner's rows."""
+    try:
+        return _ensure_default_release(registry)
+    except IntegrityError:
+        return _ensure_default_release(registry)
+
+
+def _ensure_default_release(registry: Registry) -> ReleaseInfo:
     with registry.session() as s:
         release = s.scalars(select(Release).where(Release.name == DEFAULT_RELEASE)).first()
         if release is None:
@@ -59,6 +69,7 @@ def ensure_default_release(registry: Registry) -> ReleaseInfo:
             s.flush()
         if s.get(RolloutState, 1) is None:
             s.add(RolloutState(id=1, stable_release_id=release.id, status="idle", updated_by="ragops"))
+            s.flush()
         return _info(release)
 
 

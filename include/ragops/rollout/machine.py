@@ -244,6 +244,7 @@ def act(settings: Settings, action: str, *, release: str | None = None, actor: s
     if decision.decision == "hold" and probe_requests and "canary requests" in decision.reason:
         from ragops.rollout.probe import send_probes
 
-        sent = send_probes(settings.public_url, decision.to_percent, probe_requests)
+        key = settings.api_key.get_secret_value() if settings.api_key else None
+        sent = send_probes(settings.public_url, decision.to_percent, probe_requests, api_key=key)
         return decision.to_dict() | {"probes": sent}
     return decision.to_dict()

@@ -17,7 +17,7 @@ from ragops.errors import RagopsError
 from ragops.evaluation.compare import HEADLINE
 from ragops.index import IndexedChunk, open_store
 from ragops.ingest.embedding import EmbeddingCache, Embedder
-from ragops.ingest.refresh import process_documents
+from ragops.ingest.documents import process_documents
 from ragops.registry import Registry
 from ragops.registry.db import live_index_version
 from ragops.registry.models import IndexVersion, RefreshRun
@@ -53,7 +53,7 @@ def build_candidate(settings: Settings, *, source: str | None = None, overrides:
     if embedder is None or embedder.model_name != cfg.embedding_model:
         embedder = Embedder(cfg.embedding_model, cfg.embed_batch_size)
     uri = source or cfg.source
-    listed = {d.uri: d for d in Source(uri).documents()}
+    listed = {d.uri: d for d in Source.from_settings(cfg, uri).documents()}
     chunks_by_doc, titles, reasons = process_documents(cfg, embedder, listed, sorted(listed))
     good = [u for u in sorted(listed) if u not in reasons]
     chunks = [c for u in good for c in chunks_by_doc[u]]

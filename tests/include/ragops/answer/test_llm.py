@@ -26,3 +26,23 @@ def test_breaker_opens_after_consecutive_failures_and_half_opens():
         breaker.before()  # ...and the next caller waits for its outcome
     breaker.success()
     assert breaker.state == "closed"
+
+
+def test_a_hanging_model_gives_llm_unavailable_within_the_deadline():
+    """Finding 9: the deadline bounds the whole call, retries included (20 s x 3 attempts used to be 63 s)."""
+    import asyncio
+
+    from ragops.answer.llm import OpenAIChatModel
+    from support import FakeLLM
+
+    fake = FakeLLM()
+    fake.mode = "hang"  # answers only when released, which happens after the assertions
+    try:
+        model = OpenAIChatModel(fake.base_url, "test-model", timeout_s=300, max_retries=5, deadline_s=0.5,
+                                breaker=CircuitBreaker(threshold=50))
+        with pytest.raises(LLMUnavailable, match="did not answer within 0.5 s"):
+            asyncio.run(model.complete("system", "user"))
+        assert fake.calls == 1 and not fake.released.is_set()  # cut by the deadline, not by a reply or a retry
+        assert model.breaker.failures == 1
+    finally:
+        fake.close()

@@ -75,3 +75,63 @@ def test_ask_without_an_index_is_store_unavailable(settings, corpus):
     proc = ragops(settings, "ask", "anything", "--json", check=False)
     assert proc.returncode == 1
     assert json.loads(proc.stdout)["fallback"] == "store_unavailable"
+
+
+def _outbox(settings):
+    return [json.loads(line) for line in (settings.home / "outbox.jsonl").read_text().splitlines()]
+
+
+def test_a_refresh_that_fails_prints_json_records_the_run_and_alerts(settings, corpus):
+    ragops(settings, "refresh", "--json")
+    (corpus / "notes.txt").write_text("# Slack\n\nchanged\n")
+    [data] = list((settings.home / "lance" / "chunks.lance" / "data").glob("*.lance"))
+    with open(data, "r+b") as f:
+        f.truncate(1000)  # LanceDB answers with a RuntimeError
+    proc = ragops(settings, "refresh", "--json", check=False)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert json.loads(proc.stdout)["error"]["code"] == "store_unavailable"  # exactly one JSON document
+    assert "Traceback" not in proc.stderr
+    assert _outbox(settings)[-1]["kind"] == "alert" and "Document refresh failed" in _outbox(settings)[-1]["text"]
+    from sqlalchemy import select
+
+    from ragops.registry import Registry
+    from ragops.registry.models import RefreshRun
+
+    registry = Registry(settings.registry_url)
+    with registry.session() as s:
+        assert list(s.scalars(select(RefreshRun.status).order_by(RefreshRun.id))) == ["succeeded", "failed"]
+    registry.dispose()
+
+
+def test_an_unreadable_registry_gives_json_and_an_alert(settings, corpus):
+    settings.home.mkdir(parents=True)
+    (settings.home / "registry.sqlite").write_bytes(b"SQLite format 3\x00" + b"\x42" * 4000)  # truncated, garbled
+    proc = ragops(settings, "refresh", "--json", check=False)
+    assert proc.returncode == 1
+    error = json.loads(proc.stdout)["error"]
+    assert error["code"] == "store_unavailable" and "registry" in error["message"]
+    assert "Traceback" not in proc.stderr
+    assert _outbox(settings)[-1]["kind"] == "alert"
+
+
+def test_doctor_json_contract(indexed, corpus):
+    healthy = json.loads(ragops(indexed, "doctor", "--json").stdout)
+    assert healthy["ok"] is True and healthy["documents"] == {"registry": 6, "index": 6}
+    assert {"ghosts", "lost", "drifted", "runs", "lock", "counts", "index_version", "collection"} <= set(healthy)
+    from sqlalchemy import delete
+
+    from ragops.registry import Registry
+    from ragops.registry.models import Document
+
+    registry = Registry(indexed.registry_url)
+    notes = (corpus / "notes.txt").as_uri()
+    with registry.session() as s:
+        s.execute(delete(Document).where(Document.uri == notes))
+    registry.dispose()
+    found = ragops(indexed, "doctor", "--json", check=False)
+    assert found.returncode == 7
+    report = json.loads(found.stdout)
+    assert report["ok"] is False and report["ghosts"] == [notes]
+    assert report["error"]["code"] == "index_inconsistent" and "--repair" in report["error"]["message"]
+    fixed = json.loads(ragops(indexed, "doctor", "--repair", "--json").stdout)
+    assert fixed["ok"] is True and fixed["repaired"]["before"]["ghosts"] == 1

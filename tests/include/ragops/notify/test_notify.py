@@ -129,3 +129,59 @@ def test_report_with_a_chart_is_posted_then_uploaded(slack, tmp_path):
     assert notifier.flush() == (1, 0)
     assert len(slack.posted) == 1, "the text was not posted twice"
     assert slack.uploads and b"fake chart" in slack.uploads[0]
+
+
+# -- Slack markup injection (finding 12) ---------------------------------------------------------------------------
+
+HOSTILE = "<!channel> <@U024BE7LH> <https://evil.example|docs> & co"
+
+
+def _texts(node):
+    """Every text Slack would parse as mrkdwn: mrkdwn objects in the blocks, and the message's fallback text."""
+    if isinstance(node, list):
+        return [t for n in node for t in _texts(n)]
+    if isinstance(node, dict):
+        own = [node["text"]] if node.get("type") == "mrkdwn" else []
+        return own + [t for k, v in node.items() if k != "text" or not isinstance(v, str) for t in _texts(v)]
+    return []
+
+
+def _assert_inert(message):
+    texts = _texts(message.blocks) + [message.text]
+    assert any("&lt;!channel&gt;" in t for t in texts), texts  # the hostile string is shown, escaped
+    for text in texts:
+        assert "<!" not in text and "<@" not in text and "<http" not in text
+        assert "& co" not in text  # a bare ampersand is escaped too
+
+
+def test_every_builder_escapes_user_controlled_strings():
+    from ragops.notify import blocks
+
+    report = dict(REPORT, quarantine=[{"uri": f"file:///docs/{HOSTILE}.md", "reason": f"binary {HOSTILE}"}])
+    _assert_inert(blocks.refresh_report(report, f"file:///{HOSTILE}"))
+    _assert_inert(blocks.alert("Document refresh failed", f"cannot read file:///docs/{HOSTILE}.md", HOSTILE))
+    _assert_inert(blocks.health_transition(HOSTILE, True, HOSTILE, None))
+    _assert_inert(blocks.rollout_decision({"decision": "rollback", "candidate": HOSTILE, "from_percent": 10,
+                                           "to_percent": 0, "reason": HOSTILE, "evidence": {}}))
+    _assert_inert(blocks.audit_report({"counts": {"high": 1}, "period_start": "2026-01-01", "period_end": "2026-02-01",
+                                       "findings": [{"severity": "high", "message": f"client {HOSTILE} used a tool"}]}))
+    metrics = {"hit_rate": 0.5, "answer_token_recall": 0.4}
+    _assert_inert(blocks.eval_report({"metrics": metrics, "comparison": {
+        "regressed": True, "drops": [], "below_floor": [],
+        "questions": [{"id": HOSTILE, "question": HOSTILE, "was": 1.0, "now": 0.0}]},
+        "release": HOSTILE, "variant": "stable", "n": 1, "index_version_id": 1, "generator": "extractive",
+        "testset": "/x/t.jsonl", "run_id": 1, "duration_s": 1.0}, None))
+    _assert_inert(blocks.monitoring_digest({
+        "overall": {"requests": 1, "p50_ms": 1, "p95_ms": 1, "p99_ms": 1, "error_rate": 0, "fallback_rate": 0,
+                    "rate_limited": 0, "fallbacks": {}},
+        "slos": [], "variants": {"stable": {}}, "health": {}, "anomalies": [{"message": HOSTILE}],
+        "start": "2026-01-01T00:00", "end": "2026-01-02T00:00"}))
+
+
+def test_escaping_keeps_within_slack_limits():
+    from ragops.notify import blocks
+
+    message = blocks.alert("x", "<" * 5000)
+    section = message.blocks[1]["text"]["text"]
+    assert len(section) <= 3000 and len(message.text) <= 3000
+    assert section.endswith("&lt;")  # never a cut entity

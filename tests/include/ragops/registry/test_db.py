@@ -1,13 +1,17 @@
 import os
+import socket
 import subprocess
 import sys
+import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import inspect
 
-from ragops.errors import RefreshConflict
-from ragops.registry import Registry, registry_lock
+from ragops.config import Settings
+from ragops.errors import RefreshConflict, StoreUnavailable
+from ragops.registry import Lease, Registry, registry_lock
+from ragops.registry.lease import lease_settings
 from ragops.registry.models import Lock
 
 TABLES = {"documents", "chunks", "staged_chunks", "embedding_cache", "refresh_runs", "index_versions", "quarantine", "locks"}
@@ -49,16 +53,15 @@ def test_lock_is_released_and_reacquired(registry):
 
 
 def test_lock_of_a_dead_process_is_taken_over(registry):
-    import socket
-
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     with registry.session() as s:
         s.add(Lock(name="refresh", owner=f"{socket.gethostname()}:{dead.pid}",
                    expires_at=datetime.now(timezone.utc) + timedelta(hours=1)))
-    with registry_lock(registry, "refresh"):
+    with registry_lock(registry, "refresh") as lease:
         with registry.session() as s:
-            assert s.get(Lock, "refresh").owner.endswith(f":{os.getpid()}")
+            assert s.get(Lock, "refresh").owner.split(":")[1] == str(os.getpid())
+        assert lease.took_over_from == f"{socket.gethostname()}:{dead.pid}"
 
 
 def test_expired_lock_is_taken_over(registry):
@@ -84,3 +87,72 @@ def test_first_refresh_gate_ignores_failed_runs_and_reindex_builds(tmp_path):
     require_first_refresh(registry, "the probe")
     with registry.session() as s:
         assert last_successful_refresh(s).plan == {"added": []}
+
+
+class FakeClock:
+    """The registry's clock, moved by the test: expiry without waiting."""
+
+    def __init__(self):
+        self.now = datetime(2026, 1, 5, 3, 0, tzinfo=timezone.utc)
+
+    def __call__(self, _session):
+        return self.now
+
+
+def test_a_lease_held_on_another_host_is_taken_over_once_it_expires(registry):
+    clock = FakeClock()
+    holder = Lease(registry, "refresh", ttl=timedelta(minutes=5), clock=clock).acquire()
+    holder.owner, other = "another-host:4242:abcd", holder.owner  # as if a process elsewhere held it
+    with registry.session() as s:
+        s.get(Lock, "refresh").owner = "another-host:4242:abcd"
+    clock.now += timedelta(minutes=4)
+    with pytest.raises(RefreshConflict, match="another-host:4242"):
+        Lease(registry, "refresh", ttl=timedelta(minutes=5), clock=clock).acquire()
+    clock.now += timedelta(minutes=2)  # the holder stopped renewing five minutes ago: no pid check can tell
+    taker = Lease(registry, "refresh", ttl=timedelta(minutes=5), clock=clock).acquire()
+    assert taker.took_over_from == "another-host:4242:abcd"
+    assert not holder.renew() and holder.lost  # the old holder, if it wakes up, learns it lost the lease
+    with pytest.raises(RefreshConflict, match="taken over"):
+        holder.check()
+    taker.release()
+
+
+def test_a_renewed_lease_is_not_taken_over(registry):
+    clock = FakeClock()
+    holder = Lease(registry, "refresh", ttl=timedelta(minutes=5), clock=clock).acquire()
+    for _ in range(4):  # a long embedding: renewed every 3 minutes, 12 minutes in all
+        clock.now += timedelta(minutes=3)
+        assert holder.renew()
+        with pytest.raises(RefreshConflict):
+            Lease(registry, "refresh", ttl=timedelta(minutes=5), clock=clock).acquire()
+    holder.check()
+    holder.release()
+
+
+def test_the_heartbeat_renews_in_the_background(registry):
+    with registry_lock(registry, "refresh", ttl=timedelta(seconds=30), heartbeat=timedelta(seconds=0.05)) as lease:
+        with registry.session() as s:
+            first = s.get(Lock, "refresh").renewed_at
+        renewed = first
+        for _ in range(600):  # bounded: the thread renews every 50 ms; no assertion on how fast
+            with registry.session() as s:
+                renewed = s.get(Lock, "refresh").renewed_at
+            if renewed != first:
+                break
+            threading.Event().wait(0.05)
+        assert renewed != first
+        lease.check()
+
+
+def test_lease_timing_comes_from_settings():
+    assert lease_settings(Settings(lock_ttl_s=120, lock_heartbeat_s=30)) == {
+        "ttl": timedelta(seconds=120), "heartbeat": timedelta(seconds=30)}
+    with pytest.raises(ValueError, match="half"):
+        Settings(lock_ttl_s=60, lock_heartbeat_s=45)
+
+
+def test_a_registry_that_is_not_a_database_is_store_unavailable(tmp_path):
+    path = tmp_path / "registry.sqlite"
+    path.write_bytes(b"SQLite format 3\x00" + b"\x17" * 500)  # a truncated, garbled file
+    with pytest.raises(StoreUnavailable, match="cannot be read"):
+        Registry(f"sqlite:///{path}")

@@ -42,3 +42,29 @@ def test_state_round_trip(tmp_path):
         state.candidate_release_id, state.candidate_percent, state.status = candidate.id, 10.0, "running"
     rollout = current_rollout(registry)
     assert rollout.candidate.name == "cand-1" and rollout.percent == 10.0 and rollout.status == "running"
+
+
+def test_replicas_starting_together_both_get_the_default_release(postgres_url):
+    """Two serving replicas on a fresh registry: the one that loses the insert race reads the winner's rows."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import text
+
+    waiting = text("SELECT count(*) FROM pg_stat_activity "
+                   "WHERE datname = current_database() AND wait_event_type = 'Lock'")
+    winner, loser = Registry(postgres_url), Registry(postgres_url)
+    with ThreadPoolExecutor(1) as pool:
+        with winner.session() as s:  # the winner has inserted the default release, not yet committed
+            s.add(Release(name="live", index_version_id=None, answer_config={}, created_by="replica-1"))
+            s.flush()
+            second = pool.submit(ensure_default_release, loser)
+            deadline = time.monotonic() + 30
+            with winner.engine.connect() as c:  # until the loser's insert waits on the winner's row
+                while not c.execute(waiting).scalar_one():
+                    assert time.monotonic() < deadline and not second.done(), "the second replica never waited"
+                    time.sleep(0.05)
+        result = second.result(timeout=30)  # before the fix: the unique violation on releases.name
+    assert result.name == "live" and current_rollout(loser).stable.id == result.id
+    winner.dispose()
+    loser.dispose()

@@ -24,7 +24,7 @@ def platform(settings, embedder):
     from serving.app import create_app
 
     cfg = settings.model_copy(update={"source": DOCS.as_uri(), "rollout_min_window_minutes": 0.0,
-                                      "rollout_min_requests": 30, "rate_limit": "100000/minute",
+                                      "rollout_min_requests": 30, "rate_limit": "100000/minute", "rate_limit_address": "100000/minute",
                                       "rate_limit_global": "100000/minute"})
     Refresher(cfg, embedder=embedder).run()
     service = AnswerService(cfg, embedder=embedder, rollout_ttl_s=0)  # the router re-reads the state every request
@@ -49,7 +49,19 @@ def traffic(client, percent, canary=40, stable=40):
                                               "user_id": user})
         seen[user] = reply.json()["variant"] if reply.status_code != 503 else "canary-error"
     client.app.state.events.flush()
+    _same_latency(client)
     return seen
+
+
+def _same_latency(client, ms: float = 30.0) -> None:
+    """Latency is injected, not measured: CPU contention on a busy machine must not decide these gates. Both variants
+    answer in the same time here, so the latency check compares equal distributions (the gate's own tests vary it)."""
+    from sqlalchemy import update
+
+    from ragops.registry.models import RequestEvent
+
+    with client.app.state.service.registry.session() as s:
+        s.execute(update(RequestEvent).values(latency_ms=ms))
 
 
 def decisions(cfg):

@@ -1,0 +1,104 @@
+"""The tamper-evident MCP access log: each row carries a sha256 chained to the row before it (mcpgate's model).
+
+Writers serialise on the chain's head row (an UPDATE takes its row lock on PostgreSQL and the write lock on SQLite),
+so concurrent writers and several serving replicas on one database extend one chain. `verify` recomputes it: an
+edited row no longer matches its hash, a deleted row leaves a gap in `seq`, and a deleted tail falls short of the head.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from ragops.registry.models import AuditChainHead, McpAccessLog
+
+CHAIN = "mcp_access_log"
+GENESIS = "0" * 64
+FIELDS = ("seq", "ts", "client", "tool", "decision", "reason", "latency_ms", "status", "request_id", "args_hash")
+
+
+def _moment(ts: datetime) -> str:
+    aware = ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)  # SQLite hands back naive UTC
+    return aware.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def digest(prev_hash: str, row: dict) -> str:
+    """The hash of one row as stored: its fields in a canonical JSON form, after the previous row's hash."""
+    canonical = {k: _moment(row[k]) if k == "ts" else repr(float(row[k])) if k == "latency_ms" else row[k]
+                 for k in FIELDS}
+    body = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
+
+
+def _lock_head(session: Session) -> tuple[int, str]:
+    """Take the head row's lock for this transaction and read it (creating the head of an empty chain)."""
+    taken = session.execute(update(AuditChainHead).where(AuditChainHead.name == CHAIN)
+                            .values(seq=AuditChainHead.seq)).rowcount
+    if not taken:  # the migration seeds the head; this covers a schema made without it (a second writer retries)
+        session.execute(insert(AuditChainHead).values(name=CHAIN, seq=0, head_hash=GENESIS))
+    seq, head = session.execute(select(AuditChainHead.seq, AuditChainHead.head_hash)
+                                .where(AuditChainHead.name == CHAIN)).one()
+    return seq, head
+
+
+def append(session: Session, rows: list[dict]) -> None:
+    """Insert access-log rows (already bounded, each with `ts`) at the end of the chain, in this transaction."""
+    seq, head = _lock_head(session)
+    chained = []
+    for row in rows:
+        seq += 1
+        row = {"reason": "", "latency_ms": 0.0, "request_id": "", "args_hash": ""} | row | {"seq": seq, "prev_hash": head}
+        head = digest(head, row)
+        chained.append(row | {"row_hash": head})
+    session.execute(insert(McpAccessLog), chained)
+    session.execute(update(AuditChainHead).where(AuditChainHead.name == CHAIN).values(seq=seq, head_hash=head))
+
+
+@dataclass
+class Verification:
+    rows: int = 0
+    head_seq: int = 0
+    head_hash: str = GENESIS
+    problems: list[dict] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict:
+        return {"ok": self.ok} | asdict(self)
+
+
+def verify(session: Session, batch: int = 5000) -> Verification:
+    """Recompute the whole chain; every edited, deleted or unchained row becomes a problem with its seq and id."""
+    head = session.execute(select(AuditChainHead.seq, AuditChainHead.head_hash)
+                           .where(AuditChainHead.name == CHAIN)).first()
+    result = Verification(head_seq=head.seq if head else 0, head_hash=head.head_hash if head else GENESIS)
+    unchained = session.scalars(select(McpAccessLog.id).where(McpAccessLog.seq.is_(None)).limit(100)).all()
+    if unchained:
+        result.problems.append({"kind": "unchained", "ids": list(unchained),
+                                "message": f"{len(unchained)} row(s) carry no link of the chain (inserted around it)"})
+    expected_seq, prev = 1, GENESIS
+    query = select(McpAccessLog).where(McpAccessLog.seq.is_not(None)).order_by(McpAccessLog.seq)
+    for row in session.scalars(query.execution_options(yield_per=batch)):
+        result.rows += 1
+        if row.seq != expected_seq:
+            result.problems.append({"kind": "deleted", "seq": [expected_seq, row.seq - 1],
+                                    "message": f"rows {expected_seq}..{row.seq - 1} of the chain are missing"})
+        elif row.prev_hash != prev:
+            result.problems.append({"kind": "relinked", "seq": row.seq, "id": row.id,
+                                    "message": f"row {row.seq} does not follow the row before it"})
+        if digest(row.prev_hash, {k: getattr(row, k) for k in FIELDS}) != row.row_hash:
+            result.problems.append({"kind": "edited", "seq": row.seq, "id": row.id,
+                                    "message": f"row {row.seq} (id {row.id}) was edited after it was written"})
+        expected_seq, prev = row.seq + 1, row.row_hash
+    if expected_seq - 1 != result.head_seq or prev != result.head_hash:
+        result.problems.append({"kind": "truncated", "seq": [expected_seq, result.head_seq],
+                                "message": f"the chain ends at row {expected_seq - 1} but its head is row "
+                                           f"{result.head_seq}: the newest rows were deleted or the head was changed"})
+    return result

@@ -1,0 +1,91 @@
+"""The MCP access log's hash chain: concurrent writers extend one chain; edits and deletions are found."""
+
+import json
+import subprocess
+import sys
+import threading
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import delete, text, update
+
+from ragops.audit.chain import append, verify
+from ragops.registry import Registry
+from ragops.registry.models import McpAccessLog
+
+
+def _row(i, **kw):
+    return dict(ts=datetime.now(timezone.utc), client="reader", tool="search_knowledge_base", decision="allowed",
+                reason="granted", latency_ms=1.25 + i, status="ok", request_id=str(i), args_hash="a" * 32) | kw
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def registry(request, tmp_path):
+    url = f"sqlite:///{tmp_path / 'r.sqlite'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    registry = Registry(url)
+    yield registry
+    registry.dispose()
+
+
+def test_concurrent_writers_extend_one_chain(registry):
+    """Four writers (as four replicas would, each with its own engine) append at once; the chain stays whole."""
+    def writer(n):
+        own = Registry(registry.url, migrate=False)
+        for i in range(10):
+            with own.session() as s:
+                append(s, [_row(i, client=f"replica-{n}"), _row(i + 100, client=f"replica-{n}")])
+        own.dispose()
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with registry.session() as s:
+        result = verify(s)
+    assert result.ok, result.problems
+    assert result.rows == 80 and result.head_seq == 80
+
+
+def test_edits_and_deletions_are_detected(registry):
+    with registry.session() as s:
+        append(s, [_row(i) for i in range(10)])
+    with registry.session() as s:
+        assert verify(s).ok
+        s.execute(update(McpAccessLog).where(McpAccessLog.seq == 3).values(decision="denied"))
+        s.execute(delete(McpAccessLog).where(McpAccessLog.seq == 6))
+        s.execute(delete(McpAccessLog).where(McpAccessLog.seq == 10))
+    with registry.session() as s:
+        problems = verify(s).problems
+    kinds = {(p["kind"], json.dumps(p["seq"])) for p in problems}
+    assert ("edited", "3") in kinds and ("deleted", "[6, 6]") in kinds and ("truncated", "[10, 10]") in kinds
+
+
+def test_a_row_inserted_around_the_chain_is_detected(registry):
+    with registry.session() as s:
+        append(s, [_row(0)])
+        s.add(McpAccessLog(**_row(1)))
+    with registry.session() as s:
+        assert [p["kind"] for p in verify(s).problems] == ["unchained"]
+
+
+def test_ragops_audit_verify(tmp_path, registry):
+    """The command reports an intact log with exit 0 and an edited one with a JSON error and a non-zero exit."""
+    import os
+
+    with registry.session() as s:
+        append(s, [_row(i) for i in range(3)])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAGOPS_")} | {
+        "RAGOPS_HOME": str(tmp_path / "home"), "RAGOPS_DATABASE_URL": registry.url}
+
+    def run():
+        done = subprocess.run([sys.executable, "-m", "ragops", "audit", "verify", "--json"], env=env,
+                              capture_output=True, text=True, timeout=300)
+        return done.returncode, json.loads(done.stdout)
+
+    code, body = run()
+    assert code == 0 and body["ok"] and body["rows"] == 3
+    with registry.session() as s:
+        s.execute(text("UPDATE mcp_access_log SET client = 'someone-else' WHERE seq = 2"))
+    code, body = run()
+    assert code != 0 and body["error"]["code"] == "audit_log_tampered" and "row 2" in body["error"]["message"]
