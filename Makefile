@@ -7,16 +7,23 @@ DEVSTAMP := $(VENV)/.installed-dev
 
 export RAGOPS_HOME ?= $(CURDIR)/.ragops
 
+# pipefail: a recipe that filters pip's output still fails when pip fails.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+# pip warns once per package that a file:// index of the machine's pip configuration lacks (~300 lines per
+# install); those lines are dropped, every other warning and error is shown.
+PIP_QUIET := 2>&1 | { grep -v "^WARNING: Location 'file://.*' is ignored" || true; }
+
 .PHONY: up test install dev bench lint clean
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt $(PIP_QUIET)
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . $(PIP_QUIET)
 	touch $@
 
 $(DEVSTAMP): $(STAMP) requirements-dev.txt
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt $(PIP_QUIET)
 	touch $@
 
 install: $(STAMP)

@@ -5,13 +5,41 @@ Nothing here runs at parse time beyond building small objects: connections are l
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import timedelta
 
-from airflow.sdk import Asset
+from airflow.sdk import Asset, CronTriggerTimetable, Param
 
 # Later DAGs (evaluation, reindex) schedule on the index asset; the watcher emits SOURCE_CHANGED.
 INDEX_ASSET = Asset(name="ragops_index", uri="x-ragops://index/live")
 SOURCE_CHANGED = Asset(name="ragops_source_changed", uri="x-ragops://source/changed")
+
+
+def cron(expression: str) -> CronTriggerTimetable:
+    """A UTC cron schedule whose first run is its next slot: a fresh install never runs the slot just past.
+
+    The ragops DAGs have no start_date, so Airflow asks the timetable where to begin. `run_immediately=False` would
+    still run a slot that passed less than a tenth of a period ago; a zero buffer waits for the next one.
+    """
+    return CronTriggerTimetable(expression, timezone="UTC", run_immediately=timedelta(0))
+
+
+def optional_text(title: str, description: str) -> Param:
+    """A free-text Param that may stay empty: the trigger form then submits its defaults as they are."""
+    return Param(None, type=["null", "string"], title=title, description=description)
+
+
+@contextmanager
+def skipped_until_first_refresh():
+    """Before the first refresh has succeeded there is nothing to watch or probe: the task skips, with the reason."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from ragops.errors import FirstRefreshPending
+
+    try:
+        yield
+    except FirstRefreshPending as exc:
+        raise AirflowSkipException(str(exc)) from exc
 
 
 def settings():

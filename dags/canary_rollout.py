@@ -19,15 +19,13 @@ confidence; promotes once the data rule out a regression larger than allowed (`R
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import Param, dag, task
 
-from _ragops_airflow import default_args, settings
+from _ragops_airflow import cron, default_args, optional_text, settings
 
 
 @dag(
-    schedule="*/15 * * * *",
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    schedule=cron("*/15 * * * *"),
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),
@@ -36,7 +34,7 @@ from _ragops_airflow import default_args, settings
     params={
         "action": Param("gate", type="string", enum=["gate", "start", "pause", "resume", "abort", "rollback"],
                         title="Action"),
-        "release": Param("", type="string", title="Candidate release", description="for start"),
+        "release": optional_text("Candidate release", "for start; empty = none"),
         "probe_requests": Param(0, type="integer", minimum=0, maximum=1000, title="Probe requests when quiet"),
     },
 )

@@ -6,7 +6,8 @@ unchanged by content fingerprint), validates documents with Great Expectations (
 their last good version stays searchable), embeds only chunks not embedded before, and writes the index in one
 commit. The live index is never touched by a run that fails or is blocked.
 
-**When**: weekly (Monday 03:00 UTC), whenever `source_watch` sees the source change, and on demand.
+**When**: weekly (Monday 03:00 UTC), whenever `source_watch` sees the source change, and on demand. A fresh
+install runs no past slot: its first refresh is the one `make up` triggers (or yours, from Trigger).
 
 **Params**: `source` (URI; empty = `RAGOPS_SOURCE`), `full_rebuild` (re-process every document),
 `allow_mass_delete` (override the guard that refuses to leave more than 20% fewer documents than the most the
@@ -24,22 +25,20 @@ index held since the last override, or to empty it).
 
 from __future__ import annotations
 
-import pendulum
-from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
+from airflow.sdk import AssetOrTimeSchedule, Param, dag, task
 
-from _ragops_airflow import INDEX_ASSET, SOURCE_CHANGED, default_args, settings
+from _ragops_airflow import INDEX_ASSET, SOURCE_CHANGED, cron, default_args, optional_text, settings
 
 
 @dag(
-    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 3 * * 1", timezone="UTC"), assets=SOURCE_CHANGED),
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    schedule=AssetOrTimeSchedule(timetable=cron("0 3 * * 1"), assets=SOURCE_CHANGED),
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),
     tags=["ragops", "ingest"],
     doc_md=__doc__,
     params={
-        "source": Param("", type="string", title="Source URI", description="empty = RAGOPS_SOURCE"),
+        "source": optional_text("Source URI", "empty = RAGOPS_SOURCE"),
         "full_rebuild": Param(False, type="boolean", title="Full rebuild", description="re-process every document"),
         "allow_mass_delete": Param(False, type="boolean", title="Allow mass delete",
                                    description="override the shrinkage guard (>20% below its baseline, or an empty source)"),

@@ -19,21 +19,19 @@ A regression fails the `gate` task, so the run shows red and the failure alert n
 
 from __future__ import annotations
 
-import pendulum
-from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
+from airflow.sdk import AssetOrTimeSchedule, dag, task
 
-from _ragops_airflow import INDEX_ASSET, default_args, settings
+from _ragops_airflow import INDEX_ASSET, cron, default_args, optional_text, settings
 
 
 @dag(
-    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 5 1 * *", timezone="UTC"), assets=INDEX_ASSET),
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    schedule=AssetOrTimeSchedule(timetable=cron("0 5 1 * *"), assets=INDEX_ASSET),
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),
     tags=["ragops", "evaluation"],
     doc_md=__doc__,
-    params={"testset": Param("", type="string", title="Test set", description="JSONL path; empty = the default set")},
+    params={"testset": optional_text("Test set", "JSONL path; empty = the default set")},
 )
 def evaluation():
     @task

@@ -15,15 +15,13 @@ that was breached.
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import Param, dag, task
 
-from _ragops_airflow import default_args, settings
+from _ragops_airflow import cron, default_args, settings
 
 
 @dag(
-    schedule="0 6 * * *",
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    schedule=cron("0 6 * * *"),
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),

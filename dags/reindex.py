@@ -16,27 +16,25 @@ its reason (the run then fails).
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import Param, dag, task
 
-from _ragops_airflow import default_args, settings
+from _ragops_airflow import default_args, optional_text, settings
 
 
 @dag(
     schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),
     tags=["ragops", "release"],
     doc_md=__doc__,
     params={
-        "source": Param("", type="string", title="Source URI", description="empty = RAGOPS_SOURCE"),
-        "embedding_model": Param("", type="string", title="Embedding model", description="empty = the current one"),
+        "source": optional_text("Source URI", "empty = RAGOPS_SOURCE"),
+        "embedding_model": optional_text("Embedding model", "empty = the current one"),
         "chunk_max_tokens": Param(0, type="integer", minimum=0, title="Chunk token limit", description="0 = default"),
-        "embedding_precision": Param("", type="string", enum=["", "auto", "float32", "bfloat16", "int8"],
+        "embedding_precision": Param("", type=["null", "string"], enum=[None, "", "auto", "float32", "bfloat16", "int8"],
                                      title="Embedding precision", description="empty = RAGOPS_EMBEDDING_PRECISION"),
-        "testset": Param("", type="string", title="Test set", description="empty = the default set"),
+        "testset": optional_text("Test set", "empty = the default set"),
     },
 )
 def reindex():

@@ -4,35 +4,35 @@
 The cheap change detector for `document_refresh`: every 10 minutes it fingerprints the source and compares
 with the registry (no parsing, no embedding). Only when a document was added, changed or deleted does it emit
 the `ragops_source_changed` asset, which starts a refresh. Versions already quarantined are ignored, so a bad
-file does not trigger a refresh every 10 minutes.
+file does not trigger a refresh every 10 minutes. Until the first `document_refresh` has succeeded there is nothing
+to compare with (that first refresh indexes everything): the check is skipped, with that reason.
 
 **Params**: `source` (URI; empty = `RAGOPS_SOURCE`). **Slack**: an alert if the source cannot be listed.
 """
 
 from __future__ import annotations
 
-import pendulum
-from airflow.sdk import Param, dag, task
+from airflow.sdk import dag, task
 
-from _ragops_airflow import SOURCE_CHANGED, default_args, settings
+from _ragops_airflow import SOURCE_CHANGED, cron, default_args, optional_text, settings, skipped_until_first_refresh
 
 
 @dag(
-    schedule="*/10 * * * *",
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    schedule=cron("*/10 * * * *"),
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),
     tags=["ragops", "ingest"],
     doc_md=__doc__,
-    params={"source": Param("", type="string", title="Source URI", description="empty = RAGOPS_SOURCE")},
+    params={"source": optional_text("Source URI", "empty = RAGOPS_SOURCE")},
 )
 def source_watch():
     @task.short_circuit
     def source_changed(params=None) -> bool:
         from ragops.ingest.refresh import detect_changes
 
-        counts = detect_changes(settings(), source_uri=params["source"] or None)
+        with skipped_until_first_refresh():
+            counts = detect_changes(settings(), source_uri=params["source"] or None)
         print(f"source compared with the index: {counts}")
         return bool(counts["added"] or counts["changed"] or counts["deleted"])
 

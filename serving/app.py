@@ -16,13 +16,14 @@ import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ragops.answer import fallbacks
 from ragops.answer.llm import build_chat_model
 from ragops.answer.pipeline import AnswerResult, AnswerService
 from ragops.answer.tools import ToolConfig
-from ragops.audit.permissions import Permissions
+from ragops.audit.permissions import Permissions, WatchedPermissions
 from ragops.config import Settings
 from ragops.errors import StoreUnavailable
 from ragops.index import close_backends
@@ -57,7 +58,8 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
     limiter = limiter or RateLimiter(settings.rate_limit, settings.rate_limit_global, settings.redis_url)
     limiter.enabled = settings.rate_limit_enabled
     callers = Callers(settings)
-    permissions = Permissions.load(settings.mcp_permissions)
+    # re-read on change: a token issued or revoked with `ragops token` counts from the next request
+    permissions = WatchedPermissions(settings.mcp_permissions) if settings.mcp_permissions else Permissions()
     readiness = Readiness(backend, settings)
     base_url = base_url or settings.public_url
     # The registry-backed gauges of /metrics (freshness, quarantine, readiness), read in the background.
@@ -89,8 +91,9 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
         events.close()  # drain queued events: a clean shutdown loses none (the spool keeps what the registry cannot)
         close_backends()  # the process's index client (Weaviate)
 
-    app = FastAPI(title="ragops assistant", version="1", lifespan=lifespan,
-                  description="Answers from the ragops knowledge base, with honest fallbacks. The MCP server is at /mcp.")
+    # FastAPIOffline serves Swagger UI's and ReDoc's assets from its package: /docs works without a CDN
+    app = FastAPIOffline(title="ragops assistant", version="1", lifespan=lifespan,
+                     description="Answers from the ragops knowledge base, with honest fallbacks. The MCP server is at /mcp.")
     app.state.service, app.state.backend, app.state.events = service, backend, events
     app.state.metrics, app.state.limiter, app.state.permissions = metrics, limiter, permissions
     app.state.readiness, app.state.status, app.state.tool_guard = readiness, status, guard

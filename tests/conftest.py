@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from services import detect
+
 REPO = Path(__file__).resolve().parents[1]
+MISSING = detect()  # before any test reads RAGOPS_TEST_DATABASE_URL / RAGOPS_TEST_REDIS_URL
 RHDH = REPO.parent / "shared" / "eval" / "rhdh"
 
 CORPUS = {
@@ -94,3 +97,16 @@ def indexed(settings, corpus, embedder):
 
     Refresher(settings, embedder=embedder).run()
     return settings
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line: the suites that could not run on this machine, and why."""
+    reasons = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = str(report.longrepr[-1]).removeprefix("Skipped: ") if isinstance(report.longrepr, tuple) else ""
+        reasons[reason] = reasons.get(reason, 0) + 1
+    parts = [f"{name} ({why})" for name, why in MISSING.items()]
+    parts += [f"{n} test{'s' if n > 1 else ''}: {reason}" for reason, n in sorted(reasons.items())
+              if reason and not any(name in reason for name in MISSING)]
+    if parts:
+        terminalreporter.write_line("not run here: " + "; ".join(parts))

@@ -193,3 +193,56 @@ def pin_tools(settings, tools) -> None:
     registry = Registry(settings.registry_url)
     pin(settings.model_copy(update={"mcp_tools": [asdict(t) for t in tools]}), registry, [], "test")
     registry.dispose()
+
+
+def populate_registry(settings, embedder, now) -> dict:
+    """A registry as a working platform leaves it, through the real code paths where they are cheap: a refresh with
+    one quarantined file, a blue/green candidate in a canary with a gate decision, evaluation runs (one regressed),
+    24 hours of request events, health probes and an MCP audit whose client name is hostile HTML.
+    Returns the figures that a summary of it must show."""
+    from datetime import timedelta
+    from pathlib import Path
+    from urllib.parse import urlparse
+
+    from ragops.audit.analysis import run_audit
+    from ragops.audit.permissions import Permissions
+    from ragops.ingest.refresh import Refresher
+    from ragops.monitoring.events import EventWriter
+    from ragops.monitoring.health import Probe, record
+    from ragops.notify import build_notifier
+    from ragops.registry import Registry
+    from ragops.registry.models import EvalRun
+    from ragops.rollout.machine import Rollout
+    from ragops.rollout.reindex import build_candidate, register_candidate
+
+    registry = Registry(settings.registry_url)
+    (Path(urlparse(settings.source).path) / "broken.md").write_bytes(b"\x00\x01\x02")
+    refresh = Refresher(settings, registry, embedder=embedder).run()
+    build = build_candidate(settings, registry=registry, embedder=embedder)
+    candidate = register_candidate(settings, build, {}, "test", registry=registry)
+    rollout = Rollout(settings, registry, notifier=build_notifier(settings))
+    rollout.start(candidate.name, "cli:tester")
+    rollout.step(now=now)
+    with registry.session() as s:
+        s.add(EvalRun(testset="old.jsonl", testset_hash="0" * 64, release="live", embedding_model="m", generator="g",
+                      n=3, metrics={"hit_rate": 0.1}, duration_s=1.0, created_at=now - timedelta(days=60)))
+        for i, (hit, recall) in enumerate([(0.8, 0.5), (0.85, 0.55), (0.6, 0.52), (0.82, 0.56)]):
+            regressed = i == 2
+            s.add(EvalRun(testset="bundled.jsonl", testset_hash="1" * 64, release="live", embedding_model="m",
+                          generator="extractive", n=12, metrics={"hit_rate": hit, "answer_token_recall": recall},
+                          comparison={"regressed": regressed, "drops": [{"metric": "hit_rate"}] if regressed else [],
+                                      "below_floor": []},
+                          status="regressed" if regressed else "ok", duration_s=1.0,
+                          created_at=now - timedelta(days=4 - i)))
+    writer = EventWriter(registry)
+    for i in range(40):  # one request every 30 minutes over the last 20 hours
+        failed, fallback = i % 10 == 0, "no_results" if i % 4 == 1 else None
+        writer.record("request", ts=now - timedelta(minutes=30 * i + 1), request_id=str(i), endpoint="/v1/ask",
+                      user_hash="u", variant="stable", release_id=1, latency_ms=100.0 + i, status=503 if failed else 200,
+                      fallback="store_unavailable" if failed else fallback, chunk_ids=[])
+    writer.close()
+    record(registry, [Probe("registry", True, 1.0, "reachable"), Probe("serving", False, 2.0, "HTTP 503 index")],
+           now=now - timedelta(minutes=5))
+    hostile = {"clients": [{"name": "<b>bot</b>", "token_sha256": "a" * 64, "tools": ["*"]}]}
+    audit = run_audit(settings, now - timedelta(days=30), now, registry=registry, permissions=Permissions.parse(hostile))
+    return {"refresh": refresh, "candidate": build, "release": candidate.name, "audit": audit, "registry": registry}

@@ -30,6 +30,12 @@ class RefreshBlocked(RagopsError):
     exit_code = 2
 
 
+class FirstRefreshPending(RagopsError):
+    """No document refresh has succeeded yet: there is no index to watch, probe or evaluate."""
+
+    code = "first_refresh_pending"
+
+
 class RefreshConflict(RagopsError):
     """The index moved on since this refresh was planned, or another refresh holds the lock."""
 

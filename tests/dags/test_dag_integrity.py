@@ -32,7 +32,7 @@ def test_operational_settings(dagbag):
 def test_document_refresh_params_render_as_a_form(dagbag):
     params = dagbag.dags["document_refresh"].params
     schema = {name: params.get_param(name).schema for name in params}
-    assert schema["source"]["type"] == "string"
+    assert schema["source"]["type"] == ["null", "string"]
     assert schema["full_rebuild"]["type"] == "boolean" and schema["allow_mass_delete"]["type"] == "boolean"
     assert all("title" in s for s in schema.values())
 

@@ -66,9 +66,17 @@ def test_monitoring_review_posts_the_digest(dagbag, ragops_env, outbox):
 
 
 @pytest.mark.slow
-def test_health_probe_alerts_once(dagbag, ragops_env, outbox, monkeypatch):
+def test_health_probe_is_quiet_until_the_first_refresh(dagbag, ragops_env, outbox, monkeypatch):
+    monkeypatch.setenv("RAGOPS_PUBLIC_URL", "http://127.0.0.1:9")  # nothing listens: serving would be "down"
+    run = dagbag.dags["health_probe"].test()
+    assert run.state == "success" and _states(run) == {"probe": "skipped"}
+    assert outbox() == []  # no "index is down" or "serving is down" before there is an index
+
+
+@pytest.mark.slow
+def test_health_probe_alerts_once(dagbag, docs_indexed, outbox, monkeypatch):
     monkeypatch.setenv("RAGOPS_PUBLIC_URL", "http://127.0.0.1:9")
     for _ in range(2):
         assert dagbag.dags["health_probe"].test().state == "success"
-    downs = [m for m in outbox() if m["text"].endswith("is down: no live index version") or " is down" in m["text"]]
-    assert sorted(m["text"].split(" is down")[0] for m in downs) == ["index", "serving"]
+    downs = [m for m in outbox() if " is down" in m["text"]]
+    assert [m["text"].split(" is down")[0] for m in downs] == ["serving"]

@@ -66,3 +66,18 @@ def test_openapi_documents_the_api(make_client):
     assert {"/v1/ask", "/v1/search", "/healthz", "/readyz", "/metrics"} <= set(spec["paths"])
     schema = spec["components"]["schemas"]["Query"]["properties"]
     assert schema["question"]["maxLength"] == 2000 and schema["k"]["anyOf"][0]["maximum"] == 20
+
+
+def test_docs_work_offline(make_client):
+    """/docs and /redoc load Swagger UI and ReDoc from the app itself: no page references another host."""
+    import re
+
+    client = make_client()
+    for page in ("/docs", "/redoc"):
+        html = client.get(page).text
+        assets = re.findall(r'(?:src|href)=["\']?([^"\'\s>]+)', html) + re.findall(r"url: ?['\"]([^'\"]+)", html)
+        assert assets, page
+        external = [a for a in assets if re.match(r"(https?:)?//", a)]
+        assert external == [], f"{page} loads {external}"
+        for asset in assets:
+            assert client.get(asset).status_code == 200, asset

@@ -104,6 +104,35 @@ async def test_mcp_over_stdio(indexed):
     assert not result.is_error and "notes.txt" in _text(result)
 
 
+@pytest.mark.anyio
+async def test_a_token_issued_while_the_server_runs_works_at_once_and_revoking_stops_it(indexed, embedder, tmp_path):
+    """`ragops token issue` edits the file the running server reads: no restart between issuing and using."""
+    from ragops.audit.tokens import issue_token, revoke_token
+    from ragops.answer.pipeline import AnswerService
+    from serving.app import create_app
+
+    permissions = tmp_path / "mcp-permissions.yaml"
+    permissions.write_text("clients: []\n")
+    settings = indexed.model_copy(update={"mcp_permissions": permissions})
+    app = create_app(settings, service=AnswerService(settings, embedder=embedder))
+    with live_server(app) as base:
+        url = base + "/mcp"
+        issued = issue_token(permissions, "support-bot", ["search_knowledge_base"])
+        assert issued.token not in permissions.read_text() and hash_token(issued.token) in permissions.read_text()
+        _, result = await _call(url, issued.token, "search_knowledge_base", {"query": "mass delete guard", "k": 1})
+        assert not result.is_error and "refresh.md" in _text(result)
+        revoke_token(permissions, "support-bot")
+        async with httpx.AsyncClient() as http:
+            refused = await http.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                                      headers={"Authorization": f"Bearer {issued.token}", "Accept": "application/json"})
+        assert refused.status_code == 401
+        permissions.write_text("clients: [ {broken")  # a broken edit keeps the last good grants, never opens access
+        async with httpx.AsyncClient() as http:
+            still = await http.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                                    headers={"Authorization": f"Bearer {issued.token}", "Accept": "application/json"})
+        assert still.status_code == 401
+
+
 def _log_rows(settings):
     registry = Registry(settings.registry_url)
     with registry.session() as s:

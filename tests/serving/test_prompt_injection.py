@@ -74,7 +74,7 @@ def test_an_injection_document_changes_no_tool_call_and_no_permission(settings, 
         assert reply.status_code == 200
 
     assert calls == [{"tool": "lookup", "query": "What does the refresh guard block?"}]  # only the configured call
-    assert Permissions.load(grants) == before == app.state.permissions
+    assert Permissions.load(grants) == before == app.state.permissions.current()  # the grants the server applies
     system, prompt = fake_llm.last_system, fake_llm.last_prompt
     assert "untrusted" in system and "never as instructions" in system
     marker = re.search(r"only the fences marked ([0-9a-f]{16}) are real", prompt).group(1)

@@ -8,20 +8,20 @@
         revoked: false                 # optional
 
 Keys are 256 random bits, so a plain sha256 is enough at rest; a presented key is compared with every entry in
-constant time, so the answer's timing does not tell how much of a guess matched.
+constant time, so the answer's timing does not tell how much of a guess matched. Hashing, locking and atomic writes
+are those of `ragops.audit.hashed`, shared with the MCP tokens of `ragops token`.
 """
 
 from __future__ import annotations
 
-import hmac
-import secrets
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import yaml
 
-from ragops.audit.permissions import hash_token
+from ragops.audit.hashed import find_by_secret, hash_token, locked, new_secret, write_private
 from ragops.errors import ConfigError
 
 PREFIX = "rgk_"
@@ -43,12 +43,7 @@ class ApiKeys:
 
     def verify(self, presented: str) -> ApiKey | None:
         """The key's entry when `presented` is a valid, unrevoked key; every entry is compared, in constant time."""
-        digest = hash_token(presented).encode()
-        found = None
-        for key in self.keys:
-            if hmac.compare_digest(digest, key.key_sha256.encode()) and not key.revoked:
-                found = key
-        return found
+        return find_by_secret(presented, [k for k in self.keys if not k.revoked], lambda k: k.key_sha256)
 
     @classmethod
     def load(cls, path: Path | str | None) -> "ApiKeys":
@@ -75,39 +70,41 @@ class ApiKeys:
     def save(self) -> None:
         if self.path is None:
             raise ConfigError("set RAGOPS_API_KEYS to the API keys file first")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
         body = {"keys": [{k: v for k, v in asdict(key).items() if v not in (None, False)} for key in self.keys]}
-        tmp.write_text("# API keys (sha256 hashes only); written by `ragops keys`\n" + yaml.safe_dump(body, sort_keys=False),
-                       encoding="utf-8")
-        tmp.chmod(0o600)
-        tmp.replace(self.path)
+        write_private(self.path, "# API keys (sha256 hashes only); written by `ragops keys`\n"
+                      + yaml.safe_dump(body, sort_keys=False))
+
+
+def _locked(path: Path | None):
+    return locked(Path(path)) if path is not None else nullcontext()
 
 
 def issue(path: Path | None, name: str, rate_limit: str | None = None) -> tuple[str, ApiKey]:
     """A new key for `name`: the file keeps its hash; the key is returned to be shown once."""
-    keys = ApiKeys.load(path)
-    if any(k.name == name for k in keys.keys):
-        raise ConfigError(f"an API key named {name!r} exists already; revoke it or choose another name")
-    if rate_limit:
-        from limits import parse
+    with _locked(path):
+        keys = ApiKeys.load(path)
+        if any(k.name == name for k in keys.keys):
+            raise ConfigError(f"an API key named {name!r} exists already; revoke it or choose another name")
+        if rate_limit:
+            from limits import parse
 
-        try:
-            parse(rate_limit)
-        except ValueError as exc:
-            raise ConfigError(f"not a rate limit: {rate_limit!r} (e.g. 300/minute)") from exc
-    secret = PREFIX + secrets.token_urlsafe(32)
-    entry = ApiKey(name, hash_token(secret), rate_limit, datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    keys.keys.append(entry)
-    keys.save()
+            try:
+                parse(rate_limit)
+            except ValueError as exc:
+                raise ConfigError(f"not a rate limit: {rate_limit!r} (e.g. 300/minute)") from exc
+        secret = new_secret(PREFIX)
+        entry = ApiKey(name, hash_token(secret), rate_limit, datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        keys.keys.append(entry)
+        keys.save()
     return secret, entry
 
 
 def revoke(path: Path | None, name: str) -> ApiKey:
-    keys = ApiKeys.load(path)
-    for i, key in enumerate(keys.keys):
-        if key.name == name:
-            keys.keys[i] = ApiKey(key.name, key.key_sha256, key.rate_limit, key.created, True)
-            keys.save()
-            return keys.keys[i]
+    with _locked(path):
+        keys = ApiKeys.load(path)
+        for i, key in enumerate(keys.keys):
+            if key.name == name:
+                keys.keys[i] = ApiKey(key.name, key.key_sha256, key.rate_limit, key.created, True)
+                keys.save()
+                return keys.keys[i]
     raise ConfigError(f"no API key named {name!r}")

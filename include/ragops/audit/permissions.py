@@ -11,19 +11,17 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
 
 import yaml
 
+from ragops.audit.hashed import find_by_secret, hash_token
 from ragops.errors import ConfigError
 
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+__all__ = ["ClientGrant", "Permissions", "WatchedPermissions", "hash_token"]
 
 
 @dataclass(frozen=True)
@@ -56,13 +54,8 @@ class Permissions:
     source: str = ""
 
     def by_token(self, token: str) -> ClientGrant | None:
-        """Every client is compared, in constant time (hmac.compare_digest), so timing tells nothing of a guess."""
-        digest = hash_token(token).encode()
-        found = None
-        for client in self.clients:
-            if hmac.compare_digest(digest, client.token_sha256.encode()):
-                found = client
-        return found
+        """Every client is compared, in constant time, so timing tells nothing of a guess."""
+        return find_by_secret(token, self.clients, lambda c: c.token_sha256)
 
     @classmethod
     def load(cls, path: Path | str | None) -> "Permissions":
@@ -103,3 +96,43 @@ def _moment(value) -> datetime | None:
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
     return datetime.fromisoformat(str(value)).replace(tzinfo=timezone.utc)
+
+
+class WatchedPermissions:
+    """The permissions file as the MCP server reads it: re-read whenever it changes, so a token issued or revoked
+    with `ragops token` counts from the next request, without a restart. A file that turns unreadable or invalid
+    keeps the last good grants in force (and says so in the log); it never opens access."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self._stamp: tuple | None = None
+        self._current = Permissions.load(self.path)  # a bad file at start-up is an error, as before
+        self._stamp = self._stat()
+
+    def _stat(self) -> tuple | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size, st.st_ino
+
+    def current(self) -> Permissions:
+        stamp = self._stat()
+        if stamp != self._stamp:
+            try:
+                self._current = Permissions.load(self.path)
+            except ConfigError as exc:
+                logging.getLogger(__name__).error("keeping the previous MCP grants: %s", exc)
+            self._stamp = stamp
+        return self._current
+
+    @property
+    def clients(self) -> list[ClientGrant]:
+        return self.current().clients
+
+    @property
+    def source(self) -> str:
+        return str(self.path)
+
+    def by_token(self, token: str) -> ClientGrant | None:
+        return self.current().by_token(token)

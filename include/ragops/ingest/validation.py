@@ -8,6 +8,8 @@ from functools import lru_cache
 
 import pandas as pd
 
+from ragops.logs import quiet_libraries
+
 log = logging.getLogger(__name__)
 
 
@@ -35,7 +37,10 @@ def _reason(expectation: str, column: str, max_bytes: int) -> str:
 
 @lru_cache(maxsize=1)
 def _gx_batch_definition():
+    quiet_libraries()  # before the import, which announces its registry line by line,
     import great_expectations as gx
+
+    quiet_libraries()  # and after it, as GX sets one of its loggers to INFO while it loads
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}

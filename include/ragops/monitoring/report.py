@@ -9,6 +9,7 @@ from ragops.notify import build_notifier
 from ragops.notify.blocks import alert, health_transition, monitoring_digest
 from ragops.notify.charts import latency_error_chart
 from ragops.registry import Registry
+from ragops.registry.db import require_first_refresh
 
 
 def post_digest(settings: Settings, result: Review, notifier=None) -> dict:
@@ -27,8 +28,13 @@ def post_digest(settings: Settings, result: Review, notifier=None) -> dict:
 
 def probe_and_alert(settings: Settings, serving_url: str | None = None, registry: Registry | None = None,
                     notifier=None) -> dict:
-    """Probe every component, record it, and alert once per change of state (down, then recovered)."""
+    """Probe every component, record it, and alert once per change of state (down, then recovered).
+
+    Until the first refresh has succeeded an empty index and a not-ready serving app are expected, not outages:
+    FirstRefreshPending is raised instead of probing (the DAG skips with that reason).
+    """
     registry = registry or Registry(settings.registry_url)
+    require_first_refresh(registry, "the health probe")
     notifier = notifier or build_notifier(settings)
     probes = health.probe_all(settings, registry, serving_url)
     transitions = health.record(registry, probes)

@@ -11,7 +11,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DatabaseError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ragops.errors import StoreUnavailable
+from ragops.errors import FirstRefreshPending, StoreUnavailable
+from ragops.logs import quiet_libraries
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -40,6 +41,7 @@ class Registry:
         from alembic import command
         from alembic.config import Config
 
+        quiet_libraries()
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
         try:
@@ -112,3 +114,19 @@ def resolve_index_version(session: Session, version_id: int):
         .where(IndexVersion.collection == pinned.collection, IndexVersion.status != "rejected")
         .order_by(IndexVersion.id.desc()).limit(1)
     ).first() or pinned
+
+
+def last_successful_refresh(session: Session):
+    """The newest refresh run that succeeded on the live collection (a blue/green reindex build does not count)."""
+    from ragops.registry.models import RefreshRun
+
+    runs = session.scalars(select(RefreshRun).where(RefreshRun.status == "succeeded").order_by(RefreshRun.id.desc()))
+    return next((run for run in runs if (run.plan or {}).get("kind") != "reindex"), None)
+
+
+def require_first_refresh(registry: Registry, waiting: str) -> None:
+    """Raise FirstRefreshPending until a document refresh has succeeded; `waiting` names who waits for it."""
+    with registry.session() as s:
+        if last_successful_refresh(s) is None:
+            raise FirstRefreshPending(f"no document refresh has succeeded yet, so {waiting} has nothing to work on; "
+                                      "it starts after the first successful document_refresh run")

@@ -71,6 +71,24 @@ def test_expired_lock_is_taken_over(registry):
         pass
 
 
+def test_first_refresh_gate_ignores_failed_runs_and_reindex_builds(tmp_path):
+    from ragops.errors import FirstRefreshPending
+    from ragops.registry.db import last_successful_refresh, require_first_refresh
+    from ragops.registry.models import RefreshRun
+
+    registry = Registry(f"sqlite:///{tmp_path / 'r.sqlite'}")
+    with registry.session() as s:
+        s.add(RefreshRun(source="file:///docs", status="failed", error="boom"))
+        s.add(RefreshRun(source="file:///docs", status="succeeded", plan={"kind": "reindex"}))
+    with pytest.raises(FirstRefreshPending, match="the probe has nothing to work on"):
+        require_first_refresh(registry, "the probe")
+    with registry.session() as s:
+        s.add(RefreshRun(source="file:///docs", status="succeeded", plan={"added": []}))
+    require_first_refresh(registry, "the probe")
+    with registry.session() as s:
+        assert last_successful_refresh(s).plan == {"added": []}
+
+
 class FakeClock:
     """The registry's clock, moved by the test: expiry without waiting."""
 
