@@ -129,5 +129,21 @@ def audit_card(s: dict, now: str) -> str:
     return body + f"<table><tr><th>severity</th><th>finding</th><th>client</th><th>what and evidence</th></tr>{rows}</table>"
 
 
+def tools_card(s: dict, now: str) -> str:
+    if not s["tools"]:
+        return ('<p class="empty">No tool check yet: mcp_tool_contracts runs weekly and on demand '
+                '(pin the tools first with <code>ragops tools pin</code>).</p>')
+    rows = []
+    for t in s["tools"]:
+        latency = "-" if t["latency_ms"] is None else f'{t["latency_ms"]:.0f} ms'
+        changed = "; ".join(t["diff"]) or t["detail"]
+        server = t["server"].split("://", 1)[-1]  # shown as text: the page links nowhere outside the Airflow UI
+        rows.append(f'<tr><td>{e(t["tool"])}</td><td>{state("up" if t["state"] == "unchanged" else "down")} '
+                    f'{e(t["state"])}</td><td>{e(t["contract"])}</td><td>{e(latency)}</td>'
+                    f'<td>{moment(t["at"], now, short=True)}</td><td>{e(server)}<br>{e(changed)}</td></tr>')
+    return ("<table><tr><th>tool</th><th>definition</th><th>contract</th><th>probe median</th><th>checked</th>"
+            f"<th>server and what changed</th></tr>{''.join(rows)}</table>")
+
+
 RENDERERS = {"index": index_card, "release": release_card, "evaluation": evaluation_card, "slo": slo_card,
-             "health": health_card, "audit": audit_card}
+             "health": health_card, "audit": audit_card, "tools": tools_card}

@@ -10,7 +10,8 @@ from datetime import datetime
 from html import escape
 
 TITLES = {"index": "Index", "release": "Release and rollout", "evaluation": "Evaluation trend",
-          "slo": "Service level, last 24 hours", "health": "Health probes", "audit": "MCP permission audit"}
+          "slo": "Service level, last 24 hours", "health": "Health probes", "audit": "MCP permission audit",
+          "tools": "Connected MCP tools"}
 
 STYLE = """
 :root { color-scheme: light dark; --fg:#0f172a; --muted:#64748b; --bg:#f8fafc; --card:#fff; --line:#e2e8f0;

@@ -213,13 +213,14 @@ def populate_registry(settings, embedder, now) -> dict:
     from ragops.registry import Registry
     from ragops.registry.models import EvalRun
     from ragops.rollout.machine import Rollout
-    from ragops.rollout.reindex import build_candidate, register_candidate
+    from ragops.ingest.candidate import build_candidate, candidate_name
+    from ragops.releases import create_release
 
     registry = Registry(settings.registry_url)
     (Path(urlparse(settings.source).path) / "broken.md").write_bytes(b"\x00\x01\x02")
     refresh = Refresher(settings, registry, embedder=embedder).run()
     build = build_candidate(settings, registry=registry, embedder=embedder)
-    candidate = register_candidate(settings, build, {}, "test", registry=registry)
+    candidate = create_release(registry, candidate_name(build), build.index_version_id, {}, "test")
     rollout = Rollout(settings, registry, notifier=build_notifier(settings))
     rollout.start(candidate.name, "cli:tester")
     rollout.step(now=now)
@@ -245,4 +246,15 @@ def populate_registry(settings, embedder, now) -> dict:
            now=now - timedelta(minutes=5))
     hostile = {"clients": [{"name": "<b>bot</b>", "token_sha256": "a" * 64, "tools": ["*"]}]}
     audit = run_audit(settings, now - timedelta(days=30), now, registry=registry, permissions=Permissions.parse(hostile))
+    from ragops.registry.models import McpToolCheck
+
+    with registry.session() as s:  # two checks of one tool (the newer counts) and a changed one with hostile text
+        s.add_all([
+            McpToolCheck(ts=now - timedelta(days=7), run="r1", server_url="http://tools:9000/mcp/", tool="tickets",
+                         state="changed", contract="failed", diff=["old"], detail="an older check"),
+            McpToolCheck(ts=now - timedelta(hours=1), run="r2", server_url="http://tools:9000/mcp/", tool="tickets",
+                         state="unchanged", contract="passed", latency_ms=12.0),
+            McpToolCheck(ts=now - timedelta(hours=1), run="r2", server_url="http://tools:9000/mcp/", tool="wiki",
+                         state="changed", contract="none", diff=["description: now says <b>tool</b>"]),
+        ])
     return {"refresh": refresh, "candidate": build, "release": candidate.name, "audit": audit, "registry": registry}

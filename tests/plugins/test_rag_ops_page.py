@@ -50,6 +50,7 @@ def test_registry_strings_are_escaped_everywhere(summary):
         "run_id": HOSTILE, "state": HOSTILE, "run_type": "manual", "run_after": summary["generated_at"],
         "end_date": None}}})
     assert "<b>bot</b>" not in html and "&lt;b&gt;bot&lt;/b&gt;" in html  # the audit's hostile client name
+    assert "<b>tool</b>" not in html and "now says &lt;b&gt;tool&lt;/b&gt;" in html  # a tool's diff, as text
     assert "<script" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     parsed = Tags()
     parsed.feed(html)
@@ -76,6 +77,15 @@ def test_figures_charts_and_regressions(summary):
     for figure in ("Documents", "Chunks", "Quarantined documents", "Requests", "Hit rate", "Answer recall"):
         assert f'<div class="label">{figure}</div>' in html
     assert "https://" not in html and "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+
+
+def test_connected_tools_card(summary):
+    html = _page(summary)
+    card = html[html.index('id="tools"'):]
+    assert "Connected MCP tools" in card and "wiki" in card and "12 ms" in card
+    assert card.index("wiki") < card.index("tickets")  # the changed tool first
+    empty = _page({**summary, "sections": {**summary["sections"], "tools": {"tools": [], "dag_id": "mcp_tool_contracts"}}})
+    assert "No tool check yet" in empty
 
 
 def test_a_section_without_a_renderer_still_shows_its_data(summary):

@@ -1,7 +1,8 @@
-"""`ops_summary`: index versions, the release and its gates, the evaluation trend, the SLOs and the latest audit.
+"""`ops_summary`: index versions, the release and its gates, the evaluation trend, the SLOs, the latest audit and the
+connected MCP tools' contract checks.
 
 Every section names the DAG that produces it, so the page can link to that DAG and its latest run. Adding a
-section (issue 13's tool contracts, say) is one builder in SECTIONS and one renderer in the plugin. The summary
+section is one builder in SECTIONS and one renderer in the plugin. The summary
 only reads: it never migrates, creates or repairs anything, so opening the page cannot change the platform.
 """
 
@@ -89,6 +90,18 @@ def audit_section(settings: Settings, registry: Registry, now: datetime) -> dict
                               "evidence": f.evidence or {}} for f in findings[:FINDINGS]]}
 
 
+def tools_section(settings: Settings, registry: Registry, now: datetime) -> dict:
+    """The newest contract check of each connected MCP tool (issue 13), worst first; empty until the DAG has run."""
+    from ragops.mcp_tools.check import latest_checks
+
+    order = {"changed": 0, "unpinned": 1, "missing": 2, "down": 3, "unchanged": 4}
+    checks = sorted(latest_checks(registry).values(),
+                    key=lambda c: (order.get(c.state, 5), c.contract != "failed", c.tool, c.server_url))
+    return {"tools": [{"tool": c.tool, "server": c.server_url, "state": c.state, "contract": c.contract,
+                       "latency_ms": c.latency_ms, "at": iso(c.ts), "diff": list(c.diff or [])[:10],
+                       "detail": (c.detail or "")[:300]} for c in checks]}
+
+
 Builder = Callable[[Settings, Registry, datetime], dict]
 
 # (section, the DAG that produces it, builder). The page shows them in this order.
@@ -99,6 +112,7 @@ SECTIONS: tuple[tuple[str, str, Builder], ...] = (
     ("slo", "monitoring_review", slo_status),
     ("health", "health_probe", health_status),
     ("audit", "mcp_permission_audit", audit_section),
+    ("tools", "mcp_tool_contracts", tools_section),
 )
 
 

@@ -24,7 +24,8 @@ def test_every_section_names_the_dag_that_produces_it(populated):
     *_, sections = populated
     assert [(name, sections[name]["dag_id"]) for name, _, _ in SECTIONS] == [
         ("index", "document_refresh"), ("release", "canary_rollout"), ("evaluation", "evaluation"),
-        ("slo", "monitoring_review"), ("health", "health_probe"), ("audit", "mcp_permission_audit")]
+        ("slo", "monitoring_review"), ("health", "health_probe"), ("audit", "mcp_permission_audit"),
+        ("tools", "mcp_tool_contracts")]
 
 
 def test_index_versions_quarantine_and_the_last_refresh_of_the_live_index(populated):
@@ -82,6 +83,14 @@ def test_health_and_latest_audit(populated):
     assert audit["findings"][0]["client"] == "<b>bot</b>"  # data stays data; the page escapes it
 
 
+def test_connected_tools_newest_check_per_tool_worst_first(populated):
+    *_, sections = populated
+    tools = sections["tools"]["tools"]
+    assert [(t["tool"], t["state"], t["contract"]) for t in tools] == [("wiki", "changed", "none"),
+                                                                      ("tickets", "unchanged", "passed")]
+    assert tools[0]["diff"] == ["description: now says <b>tool</b>"] and tools[1]["latency_ms"] == 12.0
+
+
 def test_reading_changes_nothing(populated):
     settings, now, facts, _ = populated
     with facts["registry"].session() as s:
@@ -103,6 +112,7 @@ def test_a_fresh_registry_summarizes_to_empty_sections(settings):
     assert sections["index"]["live"] is None and sections["evaluation"]["runs"] == []
     assert sections["release"]["status"] == "idle" and sections["audit"]["run"] is None
     assert sections["slo"]["requests"] == 0 and sections["health"]["components"] == []
+    assert sections["tools"]["tools"] == []
 
 
 def test_on_postgresql(settings, postgres_url):
