@@ -1,7 +1,10 @@
 # The production image for Airflow components, Celery workers and the serving app (see docker-compose.yaml).
 FROM apache/airflow:3.3.2-python3.11
 USER root
-RUN apt-get update && apt-get install -y --no-install-recommends build-essential && rm -rf /var/lib/apt/lists/*
+RUN apt-get update && apt-get install -y --no-install-recommends build-essential && rm -rf /var/lib/apt/lists/* \
+ && mkdir -p /opt/ragops/data /opt/airflow/auth && chown -R airflow:0 /opt/ragops /opt/airflow/auth
+# A fresh named volume mounted on /opt/ragops/data copies this ownership, so the Airflow user (uid 50000) can write
+# to it; docker-compose.yaml's ragops-data-init also chowns volumes created before.
 USER airflow
 COPY --chown=airflow:root requirements.txt constraints.txt pyproject.toml README.md /opt/ragops/
 COPY --chown=airflow:root include /opt/ragops/include

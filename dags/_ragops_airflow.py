@@ -58,6 +58,7 @@ def default_args(**extra) -> dict:
         "owner": "ragops",
         "retries": 2,
         "retry_delay": timedelta(minutes=1),
-        "retry_exponential_backoff": True,
+        "retry_exponential_backoff": 2.0,  # a multiplier in Airflow 3 (True is 1.0: a constant delay)
+        "max_retry_delay": timedelta(minutes=30),
         "on_failure_callback": alert_on_failure,
     } | extra

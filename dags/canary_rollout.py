@@ -2,16 +2,19 @@
 ### canary_rollout
 
 Moves a candidate release through the stages 10% -> 25% -> 50% -> 100% of users (`RAGOPS_ROLLOUT_STAGES`). Every
-15 minutes the gate compares canary with stable on the request events since the stage began: error rate and
-fallback rate (a one-sided two-proportion test, not a raw difference on a handful of requests), p95 latency
-ratio, and the candidate's evaluation. It promotes to the next stage, holds (too little evidence: fewer than
-`RAGOPS_ROLLOUT_MIN_REQUESTS` canary requests or a window shorter than `RAGOPS_ROLLOUT_MIN_WINDOW_MINUTES`), or
-rolls back to 0% automatically. At 100% the candidate becomes the stable release.
+15 minutes the gate compares canary with stable, by user, on every request since the rollout started: error rate,
+fallback rate and the share of requests over the latency limit, each with an always-valid sequential test, so
+looking every 15 minutes never inflates the error rates (`RAGOPS_ROLLOUT_FALSE_ROLLBACK`, 1%, and
+`RAGOPS_ROLLOUT_FALSE_PROMOTION`, 5%, over the whole rollout). It rolls back as soon as a metric is worse with
+confidence; promotes once the data rule out a regression larger than allowed (`RAGOPS_ROLLOUT_ERROR_MDE` +2 points,
+`RAGOPS_ROLLOUT_FALLBACK_MDE` +5, latency 1.2x and +100 ms over stable's p95), the stage's bake time
+(`RAGOPS_ROLLOUT_MIN_WINDOW_MINUTES`) has passed and the candidate's evaluation passed; and holds otherwise. At
+100% the candidate becomes the stable release. See docs/releases.md.
 
 **Params** (manual runs): `action` = gate | start | pause | resume | abort | rollback, `release` (for start),
-`probe_requests` (when holding for lack of traffic, send this many test-set questions as canary users).
+`probe_requests` (when holding for lack of evidence, send this many test-set questions to each variant).
 
-**Slack**: every decision with its evidence.
+**Slack**: every decision with what it ruled out.
 """
 
 from __future__ import annotations
@@ -42,7 +45,8 @@ def canary_rollout():
     def rollout_step(params=None, run_id=None) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from ragops.rollout.machine import RolloutError, act
+        from ragops.rollout.actions import act
+        from ragops.rollout.machine import RolloutError
 
         try:
             return act(settings(), params["action"], release=params["release"] or None, actor=f"airflow:{run_id}",

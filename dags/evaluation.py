@@ -5,7 +5,8 @@ Re-runs the evaluation test set through the same answer pipeline the serving app
 and, during a rollout, the candidate. Scores with ragas (its non-LLM metrics without a language model; its
 LLM-judged faithfulness, answer relevancy and context recall when `RAGOPS_LLM_BASE_URL` is set) and with
 containment measures (answer-token recall, hit rate, doc and context MRR). Each run is stored in the registry and
-compared with the previous run on the same test set and with the configured floors.
+compared, question by question (paired tests), with the last accepted run of the stable release on the same test
+set, and with the configured floors. While there is no index yet, the run is skipped with that reason.
 
 **When**: monthly (1st, 05:00 UTC), after every refresh that changed the index (the `ragops_index` asset, a
 "major change"), and on demand.
@@ -37,9 +38,14 @@ from _ragops_airflow import INDEX_ASSET, default_args, settings
 def evaluation():
     @task
     def evaluate(params=None) -> list[dict]:
-        from ragops.evaluation.runner import run_evaluation
+        from airflow.sdk.exceptions import AirflowSkipException
 
-        return [r.to_dict() for r in run_evaluation(settings(), params["testset"] or None)]
+        from ragops.evaluation.runner import NoIndexYet, run_evaluation
+
+        try:
+            return [r.to_dict() for r in run_evaluation(settings(), params["testset"] or None)]
+        except NoIndexYet as exc:
+            raise AirflowSkipException(str(exc)) from exc  # nothing to evaluate yet is not a result
 
     @task
     def post_report(reports: list[dict]) -> list[str]:

@@ -3,13 +3,14 @@
 
 Blue/green re-indexing for a new embedding model, chunking or parser. Builds the whole source into a new
 collection beside the live one, validates it (document and chunk counts against the live version, Great
-Expectations on the chunks), evaluates it against the stable release on the test set, and registers it as a
-candidate release (`reindex-v<N>`) only when it is no worse beyond `RAGOPS_EVAL_TOLERANCE`. The live index is
-never touched; the previous collection is kept for a one-step rollback. Start the canary with the
+Expectations on the chunks), evaluates it against the stable release on the test set (question by question, with
+the same paired tests as every evaluation), and registers it as a candidate release (`reindex-v<N>`) only when it
+is no worse. One call, `ragops.rollout.reindex.reindex`, which `ragops reindex` makes too. The live index is never
+touched; every collection keeps its manifest, so a later rollback re-reads only what changed. Start the canary with the
 `canary_rollout` DAG (action `start`) or `ragops rollout start --release reindex-v<N>`.
 
 **When**: on demand. **Params**: `source`, `embedding_model`, `chunk_max_tokens` (0 = the model's limit),
-`testset`. **Slack**: the outcome; a rejected candidate fails the run with the reason.
+`testset`. **Slack**: the registered release, or the rejection with its reason (the run then fails).
 """
 
 from __future__ import annotations
@@ -37,49 +38,21 @@ from _ragops_airflow import default_args, settings
 )
 def reindex():
     @task
-    def build(params=None) -> dict:
-        from ragops.rollout.reindex import build_candidate
+    def build_evaluate_register(params=None, run_id=None) -> dict:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from ragops.evaluation.candidate import CandidateWorse
+        from ragops.ingest.candidate import CandidateRejected
+        from ragops.rollout.reindex import reindex as run_reindex
 
         overrides = {k: params[k] for k in ("embedding_model", "chunk_max_tokens") if params[k]}
-        return build_candidate(settings(), source=params["source"] or None, overrides=overrides).to_dict()
-
-    @task
-    def validate(candidate: dict) -> dict:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from ragops.rollout.reindex import CandidateBuild, CandidateRejected, validate_candidate
-
         try:
-            return validate_candidate(settings(), CandidateBuild(**candidate))
-        except CandidateRejected as exc:
-            raise AirflowFailException(str(exc)) from exc
+            return run_reindex(settings(), actor=f"reindex DAG run {run_id}", source=params["source"] or None,
+                               overrides=overrides, testset=params["testset"] or None)
+        except (CandidateRejected, CandidateWorse) as exc:
+            raise AirflowFailException(str(exc)) from exc  # a verdict, posted already: retrying changes nothing
 
-    @task
-    def evaluate(candidate: dict, params=None) -> dict:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from ragops.rollout.reindex import CandidateBuild, CandidateRejected, evaluate_candidate
-
-        try:
-            result = evaluate_candidate(settings(), CandidateBuild(**candidate), testset=params["testset"] or None)
-        except CandidateRejected as exc:
-            raise AirflowFailException(str(exc)) from exc
-        return {"stable": result["stable"]["metrics"], "candidate": result["candidate"]["metrics"]}
-
-    @task
-    def register(candidate: dict, run_id=None) -> str:
-        from ragops.notify import build_notifier
-        from ragops.notify.slack import Message
-        from ragops.rollout.reindex import CandidateBuild, register_candidate
-
-        cfg = settings()
-        release = register_candidate(cfg, CandidateBuild(**candidate), {}, f"reindex DAG run {run_id}")
-        build_notifier(cfg).send(Message(f"Reindex: candidate release {release.name} registered "
-                                         f"({candidate['n_chunks']} chunks); start its canary when ready"))
-        return release.name
-
-    candidate = build()
-    validate(candidate) >> evaluate(candidate) >> register(candidate)
+    build_evaluate_register()
 
 
 reindex()

@@ -25,16 +25,16 @@ from ragops.answer.tools import ToolConfig
 from ragops.audit.permissions import Permissions
 from ragops.config import Settings
 from ragops.errors import StoreUnavailable
-from ragops.monitoring.events import EventWriter
+from ragops.monitoring.events import EventWriter, request_event
 from ragops.registry import Registry
-from ragops.releases import hash_user
 from serving.backend import Backend, Readiness
-from serving.callers import Callers, InvalidApiKey, request_id
+from serving.callers import Callers, InvalidApiKey
 from serving.guards import BodyLimit, McpPath, RequestIds
 from serving.mcp_server import LogMissingToken, build_mcp_server
 from serving.metrics import CONTENT_TYPE_LATEST, Metrics
 from serving.ratelimit import RateLimiter
 from serving.schemas import AskResponse, ErrorBody, Query, Readiness as ReadinessBody, SearchResponse
+from serving.status import StatusCollector
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,9 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
     permissions = Permissions.load(settings.mcp_permissions)
     readiness = Readiness(backend, settings)
     base_url = base_url or settings.public_url
+    # The registry-backed gauges of /metrics (freshness, quarantine, readiness), read in the background.
+    status = StatusCollector(settings, lambda: backend.get().registry, readiness.check)
+    metrics.add_collector(status)
     mcp = build_mcp_server(backend.get, permissions, events, metrics, base_url=base_url)
     # Stateless JSON responses: any serving replica or worker can answer any MCP request. DNS-rebinding protection
     # is on when the public URL is a loopback address, as the SDK decides from `host`.
@@ -72,19 +75,23 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
             await backend.ready_service()
         except StoreUnavailable as exc:  # start anyway: not ready, 503s, and the service is built once it returns
             log.error("starting without the registry (requests get store_unavailable until it returns): %s", exc)
-        async with mcp.session_manager.run(), anyio.create_task_group() as background:
-            if guard is not None:
-                await guard.start()  # tools are compared with their pins before the first request
-                background.start_soon(guard.run)
-            yield
-            background.cancel_scope.cancel()
+        status.start()
+        try:
+            async with mcp.session_manager.run(), anyio.create_task_group() as background:
+                if guard is not None:
+                    await guard.start()  # tools are compared with their pins before the first request
+                    background.start_soon(guard.run)
+                yield
+                background.cancel_scope.cancel()
+        finally:
+            status.stop()
         events.close()  # drain queued events: a clean shutdown loses none (the spool keeps what the registry cannot)
 
     app = FastAPI(title="ragops assistant", version="1", lifespan=lifespan,
                   description="Answers from the ragops knowledge base, with honest fallbacks. The MCP server is at /mcp.")
     app.state.service, app.state.backend, app.state.events = service, backend, events
     app.state.metrics, app.state.limiter, app.state.permissions = metrics, limiter, permissions
-    app.state.readiness, app.state.tool_guard = readiness, guard
+    app.state.readiness, app.state.status, app.state.tool_guard = readiness, status, guard
 
     def record(request_id_: str, endpoint: str, status: int, latency_ms: float, *, variant: str = "stable",
                release_id: int | None = None, fallback: str | None = None, error: str | None = None,
@@ -94,9 +101,9 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
         if fallback:
             metrics.fallbacks.labels(fallback).inc()
         if settings.request_events:
-            events.record("request", request_id=request_id_, endpoint=endpoint, user_hash=hash_user(user),
-                          variant=variant, release_id=release_id, latency_ms=latency_ms, status=status,
-                          fallback=fallback, error=error, chunk_ids=chunk_ids or [])
+            events.record("request", **request_event(request_id_, endpoint, user, status, latency_ms,
+                                                     variant=variant, release_id=release_id, fallback=fallback,
+                                                     error=error, chunk_ids=chunk_ids))
 
     def recorded(request: Request, status: int, **kw) -> None:
         if request.url.path in ENDPOINTS:
@@ -194,7 +201,7 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
     async def prometheus():
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    app.mount("/mcp", LogMissingToken(mcp_app, events))
+    app.mount("/mcp", LogMissingToken(mcp_app, events, metrics))
 
     def refused(scope: dict, rid: str) -> None:
         if scope["path"] in ENDPOINTS:

@@ -36,15 +36,18 @@ _client: contextvars.ContextVar[str] = contextvars.ContextVar("mcp_client", defa
 class PermissionsVerifier:
     """The SDK's bearer-auth hook: unknown, revoked or expired tokens get 401 and a line in the access log."""
 
-    def __init__(self, permissions: Permissions, events: EventWriter | None):
+    def __init__(self, permissions: Permissions, events: EventWriter | None, metrics=None):
         self.permissions = permissions
         self.events = events
+        self.metrics = metrics
 
     async def verify_token(self, token: str) -> AccessToken | None:
         grant = self.permissions.by_token(token)
         reason = ("unknown token" if grant is None else "client is revoked" if grant.revoked
                   else "token expired" if grant.expired() else None)
         if reason:
+            if self.metrics is not None:
+                self.metrics.mcp_calls.labels(grant.name if grant else "unknown", "-", "denied").inc()
             if self.events:
                 self.events.record("mcp", client=grant.name if grant else "unknown", tool="-", decision="denied",
                                    reason=reason, latency_ms=0.0, status="unauthenticated", request_id="", args_hash="")
@@ -56,20 +59,25 @@ class PermissionsVerifier:
 class LogMissingToken:
     """ASGI wrapper: a request that reaches /mcp with no bearer token at all is refused (401) and logged too."""
 
-    def __init__(self, app, events: EventWriter | None):
+    def __init__(self, app, events: EventWriter | None, metrics=None):
         self.app = app
         self.events = events
+        self.metrics = metrics
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or self.events is None:
+        if scope["type"] != "http" or (self.events is None and self.metrics is None):
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers") or [])
         has_token = headers.get(b"authorization", b"").startswith(b"Bearer ")
 
         async def watch(message):
             if message["type"] == "http.response.start" and message["status"] == 401 and not has_token:
-                self.events.record("mcp", client="anonymous", tool="-", decision="denied", reason="no bearer token",
-                                   latency_ms=0.0, status="unauthenticated", request_id="", args_hash="")
+                if self.metrics is not None:
+                    self.metrics.mcp_calls.labels("anonymous", "-", "denied").inc()
+                if self.events is not None:
+                    self.events.record("mcp", client="anonymous", tool="-", decision="denied",
+                                       reason="no bearer token", latency_ms=0.0, status="unauthenticated",
+                                       request_id="", args_hash="")
             await send(message)
 
         await self.app(scope, receive, watch)
@@ -127,7 +135,7 @@ class GatedServer(MCPServer):
 
     def _log(self, context, client, tool, decision, reason, started, status, arguments) -> None:
         if self.metrics is not None:  # a caller-chosen tool name must not mint new metric series
-            self.metrics.mcp_calls.labels(tool if tool in TOOLS else "unknown", decision).inc()
+            self.metrics.mcp_calls.labels(client, tool if tool in TOOLS else "unknown", decision).inc()
         if self.events is None:
             return
         request_id = ""
@@ -150,7 +158,7 @@ def build_mcp_server(service: AnswerService | Callable[[], AnswerService], permi
     # Opaque tokens from the permissions file carry no audience, so there is no resource claim to check.
     auth = AuthSettings(issuer_url=base_url, resource_server_url=f"{base_url}/mcp",
                         validate_token_resource=False) if http else None
-    verifier = PermissionsVerifier(permissions, events) if http else None
+    verifier = PermissionsVerifier(permissions, events, metrics) if http else None
     server = GatedServer("ragops", instructions=INSTRUCTIONS, token_verifier=verifier, auth=auth,
                          permissions=permissions, events=events, metrics=metrics, http=http)
 

@@ -1,6 +1,8 @@
 """Prometheus metrics of the app, on a registry per app (tests build several apps in one process).
 
-With several uvicorn workers, `ragops serve` sets PROMETHEUS_MULTIPROC_DIR and /metrics aggregates all workers.
+With several uvicorn workers, `ragops serve` sets PROMETHEUS_MULTIPROC_DIR and /metrics aggregates all workers'
+counters and histograms (and the held-tool gauge, the max over workers); collectors added with `add_collector` (the registry-backed gauges of status.py) are
+rendered from the worker that answers the scrape.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ class Metrics:
         self.fallbacks = Counter("ragops_fallbacks_total", "Fallback answers by code", ["code"], registry=self.registry)
         self.rate_limited = Counter("ragops_rate_limited_total", "Requests refused by the rate limiter", ["scope"],
                                     registry=self.registry)
-        self.mcp_calls = Counter("ragops_mcp_calls_total", "MCP tool calls by tool and decision", ["tool", "decision"],
-                                 registry=self.registry)
+        # client names come from the permissions file (plus "unknown" and "anonymous"), so the label stays bounded
+        self.mcp_calls = Counter("ragops_mcp_calls_total", "MCP tool calls by client, tool and decision",
+                                 ["client", "tool", "decision"], registry=self.registry)
         self.tool_held = Gauge("ragops_mcp_tool_held", "1 while a connected MCP tool is held (changed, unapproved, "
                                "or failing its contract)", ["tool"], registry=self.registry, multiprocess_mode="max")
         self.tool_held_calls = Counter("ragops_mcp_tool_held_calls_total", "Calls not made because the tool is held",
@@ -33,8 +36,13 @@ class Metrics:
                                       "not be stored, by reason", ["kind", "reason"], registry=self.registry)
         self.events_written = Counter("ragops_events_written_total", "Request events and access-log rows stored",
                                       ["kind"], registry=self.registry)
+        self._collectors: list = []
         for code in ("no_results", "tool_failed", "llm_unavailable", "rate_limited", "store_unavailable"):
             self.fallbacks.labels(code)  # every code shows in /metrics from the start, at 0
+
+    def add_collector(self, collector) -> None:
+        self.registry.register(collector)
+        self._collectors.append(collector)
 
     def render(self) -> bytes:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -42,5 +50,7 @@ class Metrics:
 
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
+            for collector in self._collectors:
+                registry.register(collector)
             return generate_latest(registry)
         return generate_latest(self.registry)

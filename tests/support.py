@@ -122,6 +122,14 @@ def task_states(run) -> dict:
     return {ti.task_id: ti.state for ti in run.get_task_instances()}
 
 
+def samples(exposition: str) -> dict[tuple, float]:
+    """Prometheus text exposition -> {(name, (("label", "value"), ...)): value}, labels sorted by name."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(exposition) for s in family.samples}
+
+
 class ToolServer:
     """A real MCP server (the SDK's MCPServer over stateless streamable HTTP) whose tools a test redefines mid-run.
 

@@ -15,7 +15,9 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 class Settings(BaseSettings):
     """Every knob of ragops, read from the environment with the prefix RAGOPS_."""
 
-    model_config = SettingsConfigDict(env_prefix="RAGOPS_", extra="ignore")
+    # An empty variable means "unset": compose passes `RAGOPS_SLACK_TOKEN: ${RAGOPS_SLACK_TOKEN:-}`, which must select
+    # the outbox rather than a Slack client with the token ''.
+    model_config = SettingsConfigDict(env_prefix="RAGOPS_", extra="ignore", env_ignore_empty=True)
 
     home: Path = Field(default=Path(".ragops"), description="data directory")
     source: str = Field(default_factory=lambda: (REPO_ROOT / "docs").as_uri())
@@ -48,15 +50,27 @@ class Settings(BaseSettings):
     slack_base_url: str | None = None
 
     eval_testset: str | None = Field(default=None, description="JSONL test set; default: the bundled one")
-    eval_tolerance: float = 0.03
+    eval_alpha: float = 0.05  # family-wise: a paired per-question test per metric, Holm-corrected
     eval_floors: dict[str, float] = Field(default_factory=dict, description='JSON, e.g. {"hit_rate": 0.5}')
     slo_p95_latency_ms: float = 1500.0
     slo_error_rate: float = 0.01
     slo_availability: float = 0.995
+    # A pipeline whose last successful run is older than this is overdue; /metrics exports the windows for the alerts.
+    freshness_refresh_hours: float = 192.0  # weekly refresh, plus a day
+    freshness_eval_hours: float = 768.0  # monthly evaluation, plus a day
+    freshness_audit_hours: float = 768.0  # monthly audit, plus a day
+    status_metrics_interval_s: float = Field(default=30.0, gt=0, description="how often /metrics re-reads the registry")
 
     rollout_stages: list[float] = Field(default_factory=lambda: [10.0, 25.0, 50.0, 100.0])
     rollout_min_window_minutes: float = 30.0
     rollout_min_requests: int = 50
+    rollout_min_users: int = 20
+    rollout_false_rollback: float = 0.01  # over the whole rollout, for a candidate as good as stable
+    rollout_false_promotion: float = 0.05  # for a candidate worse than the allowed regressions below
+    rollout_error_mde: float = 0.02
+    rollout_fallback_mde: float = 0.05
+    rollout_latency_ratio: float = 1.2
+    rollout_latency_margin_ms: float = 100.0
 
     redis_url: str | None = None
     rate_limit_enabled: bool = True

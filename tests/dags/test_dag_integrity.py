@@ -25,6 +25,7 @@ def test_operational_settings(dagbag):
         for task in dag.tasks:
             assert task.owner == "ragops", (dag_id, task.task_id)
             assert task.retries >= 2, (dag_id, task.task_id)
+            assert task.retry_exponential_backoff >= 2, (dag_id, task.task_id)  # True means 1.0, a constant delay
             assert task.on_failure_callback, (dag_id, task.task_id)
 
 

@@ -25,6 +25,15 @@ def test_evaluation_dag_reports_with_a_chart(dagbag, docs_indexed, outbox):
 
 
 @pytest.mark.slow
+def test_evaluation_dag_skips_while_there_is_no_index(dagbag, ragops_env, outbox):
+    """First boot: no "Evaluation ok ... hit rate 0.000" before the first refresh; the skip says why."""
+    run = dagbag.dags["evaluation"].test()
+    states = _states(run)
+    assert states["evaluate"] == "skipped" and states["gate"] == "skipped" and states["post_report"] == "skipped"
+    assert not [m for m in outbox() if m["text"].startswith("Evaluation")]
+
+
+@pytest.mark.slow
 def test_evaluation_dag_fails_red_on_regression(dagbag, docs_indexed, outbox, monkeypatch):
     monkeypatch.setenv("RAGOPS_EVAL_FLOORS", '{"hit_rate": 1.01}')  # an unreachable floor: a regression
     run = dagbag.dags["evaluation"].test()

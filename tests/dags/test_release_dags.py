@@ -17,7 +17,7 @@ DOCS = DAGS.parent / "docs"
 
 
 @pytest.mark.slow
-def test_reindex_refuses_a_candidate_that_evaluates_worse(dagbag, docs_indexed, tmp_path):
+def test_reindex_refuses_a_candidate_that_evaluates_worse(dagbag, docs_indexed, tmp_path, outbox):
     from ragops.registry import Registry
     from ragops.registry.models import IndexVersion, Release
 
@@ -26,9 +26,9 @@ def test_reindex_refuses_a_candidate_that_evaluates_worse(dagbag, docs_indexed, 
     for name in ("refreshing-documents.md", "serving.md"):  # same documents, but the answers are gone
         (worse / name).write_text("# Notes\n\nThis page intentionally left without content about the platform.\n")
     run = dagbag.dags["reindex"].test(run_conf={"source": worse.as_uri()})
-    states = _states(run)
-    assert run.state == "failed" and states["validate"] == "success" and states["evaluate"] == "failed"
-    assert states["register"] in ("upstream_failed", None)
+    assert run.state == "failed" and _states(run)["build_evaluate_register"] == "failed"
+    [rejected] = [m for m in outbox() if "rejected" in m["text"]]
+    assert rejected["kind"] == "alert" and "evaluates worse than the stable release" in rejected["text"]
     registry = Registry(docs_indexed.registry_url)
     with registry.session() as s:
         assert s.scalars(select(IndexVersion.status).order_by(IndexVersion.id.desc())).first() == "rejected"
@@ -42,7 +42,7 @@ def test_reindex_registers_a_good_candidate_and_the_canary_starts(dagbag, docs_i
     # dag.test() keeps the last run_conf in the DAG's params, so every run here passes its own
     run = dagbag.dags["reindex"].test(run_conf={"source": "", "embedding_model": "", "chunk_max_tokens": 0, "testset": ""})
     assert run.state == "success", _states(run)
-    name = run.get_task_instance("register").xcom_pull(task_ids="register")
+    name = run.get_task_instance("build_evaluate_register").xcom_pull(task_ids="build_evaluate_register")["release"]
     assert name.startswith("reindex-v")
     start = dagbag.dags["canary_rollout"].test(run_conf={"action": "start", "release": name})
     assert start.state == "success"
@@ -52,7 +52,8 @@ def test_reindex_registers_a_good_candidate_and_the_canary_starts(dagbag, docs_i
     assert again.state == "failed"  # refused at once (a rollout is running), not retried
     texts = [m["text"] for m in outbox()]
     assert any(t.startswith(f"Rollout start: {name}") for t in texts)
-    assert any(t.startswith("Rollout hold") and "canary requests" in t for t in texts)
+    assert any(t.startswith("Rollout hold") and "canary requests so far" in t for t in texts)
+    assert any(t.startswith(f"Reindex: candidate release {name} registered") for t in texts)
 
 
 @pytest.mark.slow

@@ -1,6 +1,5 @@
 """Request events: one per request of every kind, written off the hot path, none lost on a clean shutdown."""
 
-import time
 
 from support import events
 from ragops.monitoring.events import EventWriter

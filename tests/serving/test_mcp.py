@@ -6,7 +6,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from support import live_server
+from support import live_server, samples
 from ragops.audit.permissions import hash_token
 from ragops.registry import Registry
 from ragops.registry.models import McpAccessLog
@@ -76,6 +76,13 @@ async def test_mcp_access_control_and_access_log(mcp_url):
     assert ("doc-only", "search_knowledge_base", "denied", "denied") in rows
     assert all("token" not in str(row) for row in rows) and any(len(h) == 32 for h in hashes)
 
+    metrics = samples(httpx.get(url.removesuffix("/mcp") + "/metrics").text)  # by client and decision, bounded names
+    calls = {dict(labels)["client"] + " " + dict(labels)["tool"] + " " + dict(labels)["decision"]: value
+             for (name, labels), value in metrics.items() if name == "ragops_mcp_calls_total"}
+    assert calls["reader search_knowledge_base allowed"] == 1 and calls["reader get_document allowed"] == 1
+    assert calls["doc-only search_knowledge_base denied"] == 1
+    assert calls["unknown - denied"] == 1 and calls["anonymous - denied"] == 1
+
 
 @pytest.fixture
 def anyio_backend():
@@ -133,13 +140,15 @@ async def test_every_call_is_logged_unknown_tools_invalid_arguments_and_long_ids
 def rollout_with_candidate(indexed, embedder, tmp_path):
     """The live index of the small corpus, and a candidate release whose collection holds one secret document."""
     from ragops.rollout.machine import Rollout
-    from ragops.rollout.reindex import build_candidate, register_candidate
+    from ragops.ingest.candidate import build_candidate, candidate_name
+    from ragops.registry import Registry
+    from ragops.releases import create_release
 
     other = tmp_path / "candidate-corpus"
     other.mkdir()
     (other / "secret.md").write_text("# Zebra\n\nThe zebra quartz protocol is only in the candidate release.\n")
     build = build_candidate(indexed, source=other.as_uri(), embedder=embedder)
-    release = register_candidate(indexed, build, {}, "test")
+    release = create_release(Registry(indexed.registry_url), candidate_name(build), build.index_version_id, {}, "test")
     Rollout(indexed).start(release.name, "test")
     return release.name
 

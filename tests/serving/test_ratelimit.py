@@ -153,6 +153,12 @@ def test_a_flooding_address_cannot_starve_a_keyed_caller(app_for, tmp_path, limi
         if i % 4 == 0:
             outcomes.append(_search(good, {"X-API-Key": secret}).status_code)
     assert outcomes == [200] * 10
+def test_global_limit(make_client, limiter_factory):
+    # a day, not a minute: on a busy machine five requests can straddle a minute boundary, and the sliding window
+    # then (correctly) counts part of the previous minute's requests only
+    client = make_client(limiter=limiter_factory("100/minute", "3/day"))
+    codes = [client.post("/v1/search", json={"question": "guards", "user_id": f"u{i}"}).status_code for i in range(5)]
+    assert codes == [200, 200, 200, 429, 429]
 
 
 def test_store_outage_fails_open():

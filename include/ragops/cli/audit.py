@@ -10,24 +10,20 @@ from ragops.config import Settings
 def audit(args):
     if args.action == "verify":
         return verify(args)
-    from ragops.audit.analysis import CriticalFindings, fail_on_critical, previous_month, run_audit
+    from ragops.audit.analysis import CriticalFindings, previous_month
+    from ragops.audit.run import audit_period
     from ragops.monitoring.review import parse_window
-    from ragops.notify import build_notifier
-    from ragops.notify.blocks import audit_report
 
-    settings = Settings()
     now = datetime.now(timezone.utc)
     start, end = (now - parse_window(args.since), now) if args.since else previous_month(now)
-    report = run_audit(settings, start, end)
-    build_notifier(settings).send(audit_report(report.to_dict()))
-    payload = report.to_dict()
-    human = "\n".join(f"[{f.severity}] {f.message}" for f in report.findings) or "no findings"
+    failure = None
     try:
-        fail_on_critical(report)
+        report = audit_period(Settings(), start, end)
     except CriticalFindings as exc:
-        payload["error"] = exc.to_dict()["error"]
-        return payload, human, exc.exit_code
-    return payload, human, 0
+        report, failure = exc.report, exc
+    payload = report.to_dict() | ({"error": failure.to_dict()["error"]} if failure else {})
+    human = "\n".join(f"[{f.severity}] {f.message}" for f in report.findings) or "no findings"
+    return payload, human, failure.exit_code if failure else 0
 
 
 def verify(args):

@@ -4,43 +4,29 @@ from __future__ import annotations
 
 from ragops.cli import actor
 from ragops.config import Settings
-from ragops.errors import RagopsError
 
 
 def rollout(args):
-    from ragops.rollout.machine import Rollout
+    from ragops.rollout.actions import act
 
-    machine = Rollout(Settings())
-    action = args.action
-    if action == "status":
-        status = machine.status()
-        human = (f"{status['status']}: stable {status['stable']}, candidate {status['candidate'] or '-'} at "
-                 f"{status['percent']:g}% (stages {status['stages']})")
-        return status, human, 0
-    if action == "start":
-        if not args.release:
-            raise RagopsError("`ragops rollout start` needs --release NAME")
-        decision = machine.start(args.release, actor())
-    elif action == "gate":
-        decision = machine.step()
+    result = act(Settings(), args.action, actor=actor(), release=args.release, reason=args.reason,
+                 probe_requests=args.probe_requests)
+    if args.action == "status":
+        human = (f"{result['status']}: stable {result['stable']}, candidate {result['candidate'] or '-'} at "
+                 f"{result['percent']:g}% (stages {result['stages']})")
     else:
-        decision = getattr(machine, action)(actor(), *([args.reason] if args.reason and action in ("abort", "rollback") else []))
-    return decision.to_dict(), f"{decision.decision}: {decision.from_percent:g}% -> {decision.to_percent:g}%: {decision.reason}", 0
+        human = f"{result['decision']}: {result['from_percent']:g}% -> {result['to_percent']:g}%: {result['reason']}"
+    return result, human, 0
 
 
 def reindex(args):
-    from ragops.rollout.reindex import build_candidate, evaluate_candidate, register_candidate, validate_candidate
+    from ragops.rollout.reindex import reindex as run_reindex
 
-    settings = Settings()
     overrides = {k: v for k, v in {"embedding_model": args.embedding_model,
                                    "chunk_max_tokens": args.chunk_max_tokens}.items() if v}
-    build = build_candidate(settings, source=args.source, overrides=overrides)
-    checks = validate_candidate(settings, build)
-    evaluation = evaluate_candidate(settings, build, testset=args.testset)
-    release = register_candidate(settings, build, {}, actor())
-    payload = {"build": build.to_dict(), "validation": checks, "release": release.name,
-               "evaluation": {"stable": evaluation["stable"]["metrics"], "candidate": evaluation["candidate"]["metrics"]}}
-    return payload, f"registered {release.name} (index version {build.index_version_id}); start it with `ragops rollout start --release {release.name}`", 0
+    result = run_reindex(Settings(), actor=actor(), source=args.source, overrides=overrides, testset=args.testset)
+    return result, (f"registered {result['release']} (index version {result['build']['index_version_id']}); start it "
+                    f"with `ragops rollout start --release {result['release']}`"), 0
 
 
 def add_parsers(sub, common) -> None:
@@ -48,6 +34,8 @@ def add_parsers(sub, common) -> None:
     p.add_argument("action", choices=["status", "start", "pause", "resume", "abort", "rollback", "gate"])
     p.add_argument("--release", help="the candidate release (for start)")
     p.add_argument("--reason", help="why (for abort and rollback)")
+    p.add_argument("--probe-requests", type=int, default=0,
+                   help="gate: when short of evidence, send this many test-set probes to each variant")
     p.set_defaults(handler=rollout)
 
     p = sub.add_parser("reindex", parents=[common], help="blue/green: build, validate, evaluate and register a candidate")

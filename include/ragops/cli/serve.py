@@ -14,8 +14,7 @@ def ask(args):
     from ragops.answer.llm import build_chat_model
     from ragops.answer.pipeline import AnswerService
     from ragops.answer.tools import ToolConfig
-    from ragops.monitoring.events import EventWriter
-    from ragops.releases import hash_user
+    from ragops.monitoring.events import EventWriter, request_event
 
     settings = Settings()
     service = AnswerService(settings, chat_model=build_chat_model(settings),
@@ -32,9 +31,9 @@ def ask(args):
 
     result = asyncio.run(answer())
     events = EventWriter(service.registry, spool=settings.event_spool_path)
-    events.record("request", request_id=os.urandom(8).hex(), endpoint="cli.ask", user_hash=hash_user(user),
-                  variant=result.variant, release_id=result.release_id, latency_ms=result.latency_ms,
-                  status=result.status, fallback=result.fallback, chunk_ids=result.chunk_ids)
+    events.record("request", **request_event(os.urandom(8).hex(), "cli.ask", user, result.status, result.latency_ms,
+                                             variant=result.variant, release_id=result.release_id,
+                                             fallback=result.fallback, chunk_ids=result.chunk_ids))
     events.close()
     payload = result.to_dict()
     human = result.answer + "".join(f"\n  [{c['n']}] {c['doc_uri']}" for c in result.citations)

@@ -28,7 +28,9 @@ def post_reports(settings: Settings, reports: list[EvalReport], registry: Regist
                                                       EvalRun.variant == run.variant, EvalRun.id <= run.id)
                                 .order_by(EvalRun.id.desc()).limit(12)).all()
             points = [(r.created_at, dict(r.metrics)) for r in reversed(history)]
-            previous = dict(history[1].metrics) if len(history) > 1 else None
+            baseline_id = (run.comparison or {}).get("baseline_run_id")
+            baseline = s.get(EvalRun, baseline_id) if baseline_id else None
+            previous = dict(baseline.metrics) | {"_run_id": baseline.id} if baseline else None
         chart = trend_chart(points, [m for m in TREND if m in report.metrics],
                             settings.home / "charts" / f"eval-{report.run_id}.png",
                             f"Evaluation trend: {report.release} ({report.variant})")
@@ -45,8 +47,10 @@ def gate(reports: list[EvalReport]) -> None:
     parts = []
     for r in failed:
         c = r.comparison
-        metrics = ", ".join(f"{d['metric']} {d['previous']:.3f}→{d['current']:.3f}" for d in c["drops"])
+        metrics = ", ".join(f"{d['metric']} {d['previous']:.3f}→{d['current']:.3f} ({d['lost']} questions lost, "
+                            f"{d['gained']} gained, p={d['p']:.4f})" for d in c["drops"])
         floors = ", ".join(f"{b['metric']} {b['current']:.3f}<{b['floor']:.3f}" for b in c["below_floor"])
-        questions = ", ".join(q["id"] for q in c["questions"][:10])
-        parts.append(f"{r.release} ({r.variant}, run {r.run_id}): {metrics or floors}; questions: {questions or 'none named'}")
+        questions = ", ".join(q["id"] for q in c["questions"] if q["worse"])
+        parts.append(f"{r.release} ({r.variant}, run {r.run_id} against baseline run {c.get('baseline_run_id')}): "
+                     f"{'; '.join(x for x in (metrics, floors) if x)}; questions that got worse: {questions or 'none'}")
     raise EvaluationRegression("evaluation regressed: " + " | ".join(parts))

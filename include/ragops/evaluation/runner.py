@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 
 from sqlalchemy import select
 
@@ -25,6 +26,13 @@ SEARCH_K = 20  # as the RHDH baselines: 20 results per question, context cut at 
 class EvaluationRegression(RagopsError):
     code = "evaluation_regressed"
     exit_code = 4
+
+
+class NoIndexYet(RagopsError):
+    """There is nothing to evaluate: no index version, or an empty one."""
+
+    code = "no_index"
+    exit_code = 6
 
 
 @dataclass
@@ -86,9 +94,14 @@ async def _collect(target, testset: EvalSet, concurrency: int = 4) -> list[tuple
 
 
 def evaluate_release(settings: Settings, testset: EvalSet, target, *, release: str, variant: str,
-                     index_version_id: int | None, generator: str, registry: Registry, embedder=None) -> EvalReport:
+                     index_version_id: int | None, generator: str, registry: Registry, embedder=None,
+                     baseline_release: str | None = None) -> EvalReport:
+    """Run, score, compare with the last accepted run of `baseline_release` (default: this release), store."""
     started = time.perf_counter()
     collected = asyncio.run(_collect(target, testset))
+    if all(fallback == "store_unavailable" for *_, fallback in collected):
+        raise NoIndexYet(f"every question of {testset.path} got store_unavailable from {release}: there is no index "
+                         "to evaluate yet (run the document_refresh DAG or `ragops refresh` first)")
     per_question, rows = {}, []
     for item, hits, answer, fallback in collected:
         texts, uris = [h["text"] for h in hits], [h["doc_uri"] for h in hits]
@@ -102,14 +115,16 @@ def evaluate_release(settings: Settings, testset: EvalSet, target, *, release: s
     for item, scores in zip(testset.items, ragas_scores(rows, llm, embeddings)):
         per_question[item.id] |= scores
     metrics = _means(per_question)
-    previous, previous_questions = _previous(registry, testset.sha256, variant)
-    comparison = compare(metrics, per_question, previous, previous_questions, settings.eval_floors, settings.eval_tolerance)
+    baseline, baseline_questions = last_accepted(registry, testset.sha256, baseline_release or release)
+    comparison = compare(metrics, per_question, baseline, baseline_questions, settings.eval_floors, settings.eval_alpha)
     duration = round(time.perf_counter() - started, 2)
     with registry.session() as s:
+        passed = not comparison["regressed"]
         run = EvalRun(testset=testset.path, testset_hash=testset.sha256, release=release, variant=variant,
                       index_version_id=index_version_id, embedding_model=settings.embedding_model, generator=generator,
                       n=len(per_question), metrics=metrics, comparison=comparison,
-                      status="regressed" if comparison["regressed"] else "ok", duration_s=duration)
+                      status="ok" if passed else "regressed", duration_s=duration,
+                      accepted_by="gate" if passed else None, accepted_at=datetime.now(timezone.utc) if passed else None)
         s.add(run)
         s.flush()
         s.add_all(EvalResult(run_id=run.id, question_id=qid, question=q["_question"], answer=q["_answer"] or "",
@@ -133,9 +148,11 @@ def _means(per_question: dict[str, dict]) -> dict:
         "fallback_rate": round(sum(1 for q in per_question.values() if q["_fallback"]) / max(1, len(per_question)), 4)}
 
 
-def _previous(registry: Registry, testset_hash: str, variant: str) -> tuple[dict | None, dict[str, dict]]:
+def last_accepted(registry: Registry, testset_hash: str, release: str) -> tuple[dict | None, dict[str, dict]]:
+    """The baseline: the newest accepted run of `release` on this test set (a regressed run never is one)."""
     with registry.session() as s:
-        run = s.scalars(select(EvalRun).where(EvalRun.testset_hash == testset_hash, EvalRun.variant == variant)
+        run = s.scalars(select(EvalRun).where(EvalRun.testset_hash == testset_hash, EvalRun.release == release,
+                                              EvalRun.accepted_at.is_not(None))
                         .order_by(EvalRun.id.desc()).limit(1)).first()
         if run is None:
             return None, {}
@@ -164,9 +181,37 @@ def run_evaluation(settings: Settings, testset_path: str | None = None, *, url: 
 
         service = AnswerService(settings, registry, chat_model=build_chat_model(settings))
     rollout = current_rollout(registry)
+    releases = [("stable", rollout.stable)] + ([("candidate", rollout.candidate)] if rollout.candidate else [])
+    return evaluate_releases(settings, testset, service, releases, registry)
+
+
+def evaluate_releases(settings: Settings, testset: EvalSet, service, releases: list[tuple[str, ReleaseInfo]],
+                      registry: Registry) -> list[EvalReport]:
+    """Evaluate releases in order; each is compared with the last accepted run of the first (the stable release)."""
+    from ragops.monitoring.health import index_status
+
     _, live = service.rollout()
     generator = service.chat_model.name if service.chat_model else "extractive"
-    releases = [("stable", rollout.stable)] + ([("candidate", rollout.candidate)] if rollout.candidate else [])
+    versions = []
+    for _, release in releases:
+        version = service._resolve(release.index_version_id) if release.index_version_id else live
+        status = index_status(settings, registry, version)
+        if not status.ok:
+            raise NoIndexYet(f"nothing to evaluate for {release.name}: {status.detail}")
+        versions.append(version)
     return [evaluate_release(settings, testset, InProcess(service, release), release=release.name, variant=variant,
-                             index_version_id=release.index_version_id or live, generator=generator,
-                             registry=registry, embedder=service.embedder) for variant, release in releases]
+                             index_version_id=version, generator=generator, registry=registry,
+                             embedder=service.embedder, baseline_release=releases[0][1].name)
+            for (variant, release), version in zip(releases, versions)]
+
+
+def accept_run(registry: Registry, run_id: int, actor: str) -> dict:
+    """A person accepts a run as the baseline for later ones (for example an intended change in the test results)."""
+    with registry.session() as s:
+        run = s.get(EvalRun, run_id)
+        if run is None:
+            raise RagopsError(f"there is no evaluation run {run_id}")
+        if run.accepted_at is None:
+            run.accepted_by, run.accepted_at = actor, datetime.now(timezone.utc)
+        return {"run_id": run.id, "release": run.release, "status": run.status, "accepted_by": run.accepted_by,
+                "accepted_at": run.accepted_at.isoformat()}

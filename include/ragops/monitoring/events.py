@@ -26,6 +26,7 @@ from ragops.notify.outbox import Outbox
 from ragops.registry import Registry
 from ragops.registry.bounds import InvalidRecord, bounded
 from ragops.registry.models import McpAccessLog, RequestEvent
+from ragops.releases import hash_user
 
 log = logging.getLogger(__name__)
 TABLES = {"request": RequestEvent, "mcp": McpAccessLog}
@@ -37,6 +38,16 @@ def _row_fault(exc: Exception) -> bool:
     if isinstance(exc, (DataError, IntegrityError)):
         return True
     return isinstance(exc, StatementError) and not isinstance(exc, DBAPIError)  # a value the driver cannot send
+PROBE_PREFIX = "ragops-probe:"  # user ids of the canary gate's probe traffic (rollout/probe.py)
+
+
+def request_event(request_id: str, endpoint: str, user: str, status: int, latency_ms: float, *, variant: str = "stable",
+                  release_id: int | None = None, fallback: str | None = None, error: str | None = None,
+                  chunk_ids: list[str] | None = None) -> dict:
+    """The request_events row for one served request (the serving app and `ragops ask` both write it)."""
+    return {"request_id": request_id, "endpoint": endpoint, "user_hash": hash_user(user), "variant": variant,
+            "release_id": release_id, "latency_ms": latency_ms, "status": status, "fallback": fallback, "error": error,
+            "chunk_ids": chunk_ids or [], "synthetic": user.startswith(PROBE_PREFIX)}
 
 
 class EventWriter:

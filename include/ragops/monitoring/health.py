@@ -31,6 +31,36 @@ class Transition:
     since: datetime | None  # when the previous state began
 
 
+@dataclass
+class IndexStatus:
+    ok: bool
+    detail: str
+    index_version: int | None = None
+    chunks: int = 0
+
+
+def index_status(settings: Settings, registry: Registry, index_version_id: int | None = None) -> IndexStatus:
+    """Is there an index that search can be served from? The live one, or the version a release reads."""
+    from ragops.index import open_store
+    from ragops.registry.models import IndexVersion
+
+    with registry.session() as s:
+        version = s.get(IndexVersion, index_version_id) if index_version_id is not None else live_index_version(s)
+        if version is None:
+            return IndexStatus(False, "there is no index yet: run the document_refresh DAG or `ragops refresh` first")
+        collection, store_version, version_id = version.collection, version.store_version, version.id
+    store = open_store(settings, collection)
+    try:
+        store.checkout(store_version)
+        count = store.count()
+    finally:
+        store.close()
+    if count == 0:
+        return IndexStatus(False, f"index version {version_id} is empty: there is nothing to search yet", version_id)
+    return IndexStatus(True, f"index version {version_id}: {count} chunks", version_id, count)
+
+
+
 def _timed(component: str, check) -> Probe:
     started = time.perf_counter()
     try:
@@ -47,16 +77,8 @@ def probe_all(settings: Settings, registry: Registry, serving_url: str | None = 
         return True, "reachable"
 
     def index_check():
-        from ragops.index import open_store
-
-        with registry.session() as s:
-            live = live_index_version(s)
-        if live is None:
-            return False, "no live index version"
-        store = open_store(settings, live.collection)
-        store.checkout(live.store_version)
-        count = store.count()
-        return count > 0, f"index version {live.id}: {count} chunks"
+        status = index_status(settings, registry)
+        return status.ok, status.detail
 
     def serving_check():
         reply = httpx.get(serving_url.rstrip("/") + "/readyz", timeout=5.0)

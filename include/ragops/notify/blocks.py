@@ -95,14 +95,23 @@ def eval_report(report: dict, previous: dict | None, chart: str | None = None) -
             f"{report['duration_s']} s")}]},
         _fields({m: _delta(metrics[m], (previous or {}).get(m)) for m in shown}),
     ]
-    problems = [f"• *{d['metric']}* fell {d['previous']:.3f} → {d['current']:.3f}" for d in comparison.get("drops", [])]
+    baseline = comparison.get("baseline_run_id")
+    blocks[1]["elements"].append({"type": "mrkdwn", "text": f"compared with the last accepted run {baseline} (paired, "
+                                  f"per question)" if baseline else "no accepted baseline yet: floors only"})
+    problems = [f"• *{d['metric']}* fell {d['previous']:.3f} → {d['current']:.3f}: {d['lost']} questions lost, "
+                f"{d['gained']} gained (p={d['p']:.4f})" for d in comparison.get("drops", [])]
     problems += [f"• *{b['metric']}* {b['current']:.3f} is below its floor {b['floor']:.3f}" for b in comparison.get("below_floor", [])]
     if problems:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "*Regressions*\n" + "\n".join(problems)}})
-    worst = comparison.get("questions", [])[:5]
-    if worst:
-        lines = "\n".join(f"• `{q['id']}` {q['question'][:90]} (recall {q['was']:.2f} → {q['now']:.2f})" for q in worst)
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*Questions that regressed*\n{lines}"}})
+    changed = comparison.get("questions", [])
+    if changed:
+        lines = "\n".join(f"• {'▼' if q['worse'] else '▲' if not q['lost'] else '◆'} `{q['id']}` {q['question'][:80]} "
+                          f"(recall {q['was']:.2f} → {q['now']:.2f}"
+                          + (f"; lost {', '.join(q['lost'])}" if q["lost"] else "")
+                          + (f"; gained {', '.join(q['gained'])}" if q["gained"] else "") + ")" for q in changed[:10])
+        more = f"\n…and {len(changed) - 10} more" if len(changed) > 10 else ""
+        blocks.append({"type": "section", "text": {"type": "mrkdwn",
+                                                   "text": f"*Questions that changed*\n{lines}{more}"[:2900]}})
     return _safe(Message(headline, blocks, kind="alert" if comparison.get("regressed") else "report",
                          files=[chart] if chart else []))
 
@@ -154,13 +163,25 @@ def rollout_decision(decision: dict) -> Message:
     blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": f"{icon} *{text}*"[:2900]}}]
     evidence = decision.get("evidence") or {}
     if evidence.get("canary"):
-        c, s = evidence["canary"], evidence["stable"]
+        c, s, m = evidence["canary"], evidence["stable"], evidence.get("metrics") or {}
+        limit = (evidence.get("latency_limit_ms") or {}).get("users")
+
+        def bounds(name: str, scale: float = 100.0, unit: str = " pts") -> str:
+            b = m.get(name) or {}
+            most = "none yet" if b.get("at_most") is None else f"{b['at_most'] * scale:+.1f}{unit}"
+            least = b.get("at_least")
+            least = "-" if least is None or least == float("-inf") else f"{least * scale:+.1f}{unit}"
+            return f"at most {most}, at least {least} ({b.get('verdict', '?')})"
+
         blocks.append(_fields({
-            "Canary requests": c["requests"], "Stable requests": s["requests"],
+            "Canary requests (users)": f"{c['requests']} ({c.get('users', '?')}); probes {c.get('probes', 0)}",
+            "Stable requests (users)": f"{s['requests']} ({s.get('users', '?')})",
             "Error rate (canary / stable)": f"{c['error_rate']:.2%} / {s['error_rate']:.2%}",
             "Fallback rate (canary / stable)": f"{c['fallback_rate']:.2%} / {s['fallback_rate']:.2%}",
-            "p95 ms (canary / stable)": f"{c['p95_ms']} / {s['p95_ms']}",
-            "Tests": ", ".join(f"{k}={v}" for k, v in (evidence.get("tests") or {}).items())}))
+            "p95 ms (canary / stable / limit)": f"{c['p95_ms']} / {s['p95_ms']} / {limit}",
+            f"Error difference, {evidence.get('confidence', '95%')}": bounds("error_rate"),
+            "Fallback difference": bounds("fallback_rate"),
+            "Canary requests over the latency limit, beyond 5%": bounds("latency")}))
     kind = "alert" if decision["decision"] in ("rollback", "abort") else "report"
     return _safe(Message(text, blocks, kind=kind))
 

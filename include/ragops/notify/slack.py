@@ -86,6 +86,6 @@ class SlackNotifier:
 
 def build_notifier(settings) -> Notifier:
     outbox = Outbox(settings.outbox_path)
-    if settings.slack_token is not None:
+    if settings.slack_token is not None and settings.slack_token.get_secret_value().strip():
         return SlackNotifier(settings.slack_token.get_secret_value(), settings.slack_channel, outbox, settings.slack_base_url)
     return OutboxNotifier(outbox, settings.slack_channel)

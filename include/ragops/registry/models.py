@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text, Index
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text, Index
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -151,6 +151,7 @@ class RolloutState(Base):
     stage: Mapped[int] = mapped_column(Integer, default=0)  # index into the stages, e.g. 10 -> 25 -> 50 -> 100
     stage_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     previous_stable_release_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)  # evidence since
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_by: Mapped[str] = mapped_column(String(256), default="")
 
@@ -171,6 +172,7 @@ class RequestEvent(Base):
     fallback: Mapped[str | None] = mapped_column(String(32), nullable=True)
     error: Mapped[str | None] = mapped_column(String(256), nullable=True)
     chunk_ids: Mapped[list] = mapped_column(JSON, default=list)
+    synthetic: Mapped[bool] = mapped_column(Boolean, default=False)  # probe traffic, a stratum of its own in the gate
 
 
 class McpAccessLog(Base):
@@ -218,6 +220,9 @@ class EvalRun(Base):
     status: Mapped[str] = mapped_column(String(32), default="ok")  # ok|regressed
     duration_s: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # A baseline for later runs: passed its gate ("gate") or accepted by a person (`ragops eval accept`).
+    accepted_by: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class EvalResult(Base):
@@ -288,6 +293,20 @@ class AuditFinding(Base):
     client: Mapped[str] = mapped_column(String(128), default="")
     message: Mapped[str] = mapped_column(Text)
     evidence: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class CollectionDocument(Base):
+    """What a collection holds, per document, with the fingerprint it was built from: switching the live pointer back
+    to a collection re-reads only the documents whose fingerprint changed since (a cheap rollback)."""
+
+    __tablename__ = "collection_documents"
+    collection: Mapped[str] = mapped_column(String(256), primary_key=True)
+    uri: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    title: Mapped[str] = mapped_column(String(512), default="")
+    n_chunks: Mapped[int] = mapped_column(Integer, default=0)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class McpToolPin(Base):

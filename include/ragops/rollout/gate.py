@@ -1,73 +1,195 @@
-"""The canary analysis: is the candidate at least as good as stable on real traffic and on the test set?
+"""The canary analysis: does the candidate serve real users as well as stable, with evidence enough to say so?
 
-Error and fallback rates are compared with a one-sided Fisher exact test (is the canary worse?). It is exact at
-the small counts of an early canary, where a normal-approximation z-test is wildly overconfident (one error in
-five requests against none in a hundred reads p=0.000004 by z-test and p=0.048 exactly), so a few unlucky
-requests do not roll back a good release and a real regression is not waved through. A practical margin keeps a
-statistically certain but negligible difference from failing the gate.
+Three metrics, each an always-valid comparison by user (rollout/sequential.py):
+- error rate (5xx responses), canary against stable;
+- fallback rate (answers that fell back, e.g. `no_results`), canary against stable;
+- latency: the share of canary requests slower than the limit max(ratio x stable p95, stable p95 + margin) against
+  5%, i.e. "is the canary's p95 above the limit?". A canary fails only when it is slower by more than both the ratio
+  and the absolute margin, so tens of milliseconds of jitter never fail it.
+
+Verdicts: `rollback` as soon as any metric is worse with confidence (the chance of ever rolling back an equal candidate
+over the whole rollout is at most `false_rollback`, split over the three metrics); `promote` only once every metric
+rules out a regression larger than its allowed size (the chance of promoting a candidate that is worse by more is at
+most `false_promotion`); `hold` in between. Evidence accumulates over the whole rollout: a user stays in the canary
+from stage to stage, and the stages are bake times, not fresh experiments.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 
-from ragops.monitoring.aggregate import summarize
+import numpy as np
+
+from ragops.rollout.sequential import Comparison, Counts, compare_rates, compare_tail
+
+METRICS = ("error_rate", "fallback_rate", "latency")
 
 
 @dataclass(frozen=True)
 class GatePolicy:
-    min_requests: int = 50  # canary requests needed before any verdict but "hold"
-    alpha: float = 0.01  # one-sided significance of "canary is worse"
-    error_margin: float = 0.01  # differences smaller than this never fail the gate
-    fallback_margin: float = 0.05
-    max_latency_ratio: float = 1.5  # canary p95 / stable p95
+    false_rollback: float = 0.01  # P(ever rolling back a candidate as good as stable), whole rollout
+    false_promotion: float = 0.05  # P(promoting one worse than allowed); also "95%" in the verdicts
+    error_mde: float = 0.02  # the regression that must be ruled out before promoting (+2 points)
+    fallback_mde: float = 0.05
+    latency_ratio: float = 1.2  # slower than both 1.2x stable's p95 ...
+    latency_margin_ms: float = 100.0  # ... and stable's p95 + 100 ms
+    latency_share: float = 0.05  # i.e. the p95
+    min_users: int = 20  # distinct canary users before a promotion
+    min_requests: int = 50  # canary requests before a promotion
+
+    @classmethod
+    def from_settings(cls, settings) -> GatePolicy:
+        return cls(settings.rollout_false_rollback, settings.rollout_false_promotion, settings.rollout_error_mde,
+                   settings.rollout_fallback_mde, settings.rollout_latency_ratio, settings.rollout_latency_margin_ms,
+                   0.05, settings.rollout_min_users, settings.rollout_min_requests)
 
 
-def worse_p_value(bad_canary: int, n_canary: int, bad_stable: int, n_stable: int) -> float:
-    """p-value of H1 "the canary's rate is higher" (one-sided Fisher exact test on the 2x2 table)."""
-    from scipy.stats import fisher_exact
+@dataclass
+class Sample:
+    """One variant's served requests (429s excluded) as arrays; `users` are integer codes shared by both variants."""
 
-    if n_canary == 0 or n_stable == 0:
-        return 1.0
-    table = [[bad_canary, n_canary - bad_canary], [bad_stable, n_stable - bad_stable]]
-    return float(fisher_exact(table, alternative="greater").pvalue)
+    users: np.ndarray
+    errors: np.ndarray
+    fallbacks: np.ndarray
+    latency_ms: np.ndarray
+    synthetic: np.ndarray = field(default=None)  # probe traffic, analysed as its own stratum
+
+    def __post_init__(self):
+        if self.synthetic is None:
+            self.synthetic = np.zeros(len(self.users), dtype=bool)
+
+    def __len__(self) -> int:
+        return len(self.users)
 
 
-def analyze(stable_events: list[dict], canary_events: list[dict], evaluation: dict | None,
-            policy: GatePolicy) -> tuple[str, list[str], dict]:
-    """Returns (verdict, reasons, evidence); verdict is promote, hold or rollback."""
-    served = [e for e in canary_events if e["status"] != 429]
-    baseline = [e for e in stable_events if e["status"] != 429]
-    s, c = summarize(baseline), summarize(served)
-    evidence = {"stable": s, "canary": c, "evaluation": evaluation, "policy": policy.__dict__}
-    failures, holds = [], []
+@dataclass
+class Analysis:
+    verdict: str  # promote | hold | rollback
+    reasons: list[str]
+    evidence: dict
 
-    def fallbacks(events):
-        return sum(1 for e in events if e["fallback"] and e["status"] < 500)
 
-    p_err = worse_p_value(c["errors"], c["requests"], s["errors"], s["requests"])
-    p_fb = worse_p_value(fallbacks(served), len(served), fallbacks(baseline), len(baseline))
-    evidence["tests"] = {"error_rate_p": round(p_err, 5), "fallback_rate_p": round(p_fb, 5)}
-    if c["requests"] and p_err < policy.alpha and c["error_rate"] - s["error_rate"] > policy.error_margin:
-        failures.append(f"canary error rate {c['error_rate']:.2%} vs stable {s['error_rate']:.2%} (p={p_err:.4f})")
-    fb_c = fallbacks(served) / max(1, len(served))
-    fb_s = fallbacks(baseline) / max(1, len(baseline))
-    if served and p_fb < policy.alpha and fb_c - fb_s > policy.fallback_margin:
-        failures.append(f"canary fallback rate {fb_c:.2%} vs stable {fb_s:.2%} (p={p_fb:.4f})")
-    if c["requests"] >= policy.min_requests and s["requests"] and s["p95_ms"]:
-        ratio = c["p95_ms"] / s["p95_ms"]
-        evidence["tests"]["p95_ratio"] = round(ratio, 3)
-        if ratio > policy.max_latency_ratio:
-            failures.append(f"canary p95 {c['p95_ms']} ms is {ratio:.2f}x stable's {s['p95_ms']} ms")
+def samples_from_events(events: list[dict]) -> tuple[Sample, Sample]:
+    """(stable, canary) from request events (dicts with variant, user_hash, status, fallback, latency_ms, synthetic)."""
+    served = [e for e in events if e["status"] != 429]
+    _, codes = np.unique(np.array([e.get("user_hash") or "" for e in served], dtype=object).astype(str),
+                         return_inverse=True)
+    status = np.array([e["status"] for e in served], dtype=int)
+    fallback = np.array([bool(e["fallback"]) for e in served], dtype=bool)
+    latency = np.array([e["latency_ms"] for e in served], dtype=float)
+    synthetic = np.array([bool(e.get("synthetic")) for e in served], dtype=bool)
+    variant = np.array([e["variant"] for e in served], dtype=object)
+
+    def take(name: str) -> Sample:
+        m = variant == name
+        return Sample(codes[m], status[m] >= 500, fallback[m] & (status[m] < 500), latency[m], synthetic[m])
+
+    return take("stable"), take("canary")
+
+
+def summary(sample: Sample) -> dict:
+    n = len(sample)
+    if n == 0:
+        return {"requests": 0, "users": 0, "errors": 0, "error_rate": 0.0, "fallback_rate": 0.0, "p50_ms": None,
+                "p95_ms": None, "probes": 0}
+    ok = sample.latency_ms[~sample.errors]
+    p50, p95 = (np.percentile(ok, [50, 95]) if len(ok) else (np.nan, np.nan))
+    return {"requests": n, "users": int(np.count_nonzero(np.bincount(sample.users))), "errors": int(sample.errors.sum()),
+            "error_rate": round(float(sample.errors.mean()), 4), "fallback_rate": round(float(sample.fallbacks.mean()), 4),
+            "p50_ms": None if np.isnan(p50) else round(float(p50), 2),
+            "p95_ms": None if np.isnan(p95) else round(float(p95), 2), "probes": int(sample.synthetic.sum())}
+
+
+def _strata(sample: Sample) -> list[np.ndarray]:
+    return [sample.synthetic == flag for flag in (False, True)]
+
+
+def compare(stable: Sample, canary: Sample, policy: GatePolicy) -> tuple[list[Comparison], dict]:
+    """The three comparisons, and the latency limit of each stratum (real users, probes)."""
+    alpha_rb = policy.false_rollback / len(METRICS)
+    a = {"alpha_rollback": alpha_rb, "alpha_promote": policy.false_promotion}
+    cs, ss = _strata(canary), _strata(stable)
+    errors = compare_rates("error_rate", [(Counts.of(canary.users[c], canary.errors[c]),
+                                           Counts.of(stable.users[s], stable.errors[s])) for c, s in zip(cs, ss)],
+                           allowed=policy.error_mde, tau=policy.error_mde, **a)
+    served_c, served_s = ~canary.errors, ~stable.errors
+    fallbacks = compare_rates("fallback_rate", [
+        (Counts.of(canary.users[c & served_c], canary.fallbacks[c & served_c]),
+         Counts.of(stable.users[s & served_s], stable.fallbacks[s & served_s])) for c, s in zip(cs, ss)],
+        allowed=policy.fallback_mde, tau=policy.fallback_mde, **a)
+    overall = stable.latency_ms[served_s]
+    limits, tails = {}, []
+    for name, c, s in zip(("users", "probes"), cs, ss):
+        mask = c & served_c
+        if not mask.any():
+            continue
+        reference = stable.latency_ms[s & served_s]
+        reference = reference if len(reference) >= 20 else overall
+        if len(reference) == 0:
+            continue
+        p = float(np.percentile(reference, 100 * (1 - policy.latency_share)))
+        limits[name] = round(max(policy.latency_ratio * p, p + policy.latency_margin_ms), 2)
+        tails.append(Counts.of(canary.users[mask], canary.latency_ms[mask] > limits[name]))
+    latency = compare_tail("latency", tails, policy.latency_share, tau=policy.latency_share, **a)
+    return [errors, fallbacks, latency], limits
+
+
+def analyze(stable: Sample, canary: Sample, evaluation: dict | None, policy: GatePolicy,
+            detail: bool = True) -> Analysis:
+    """The verdict and its reasons; `detail` adds the per-variant summaries to the evidence (skipped by bench/)."""
+    comparisons, limits = compare(stable, canary, policy)
+    confidence = f"{1 - policy.false_promotion:.0%}"
+    evidence = {"metrics": {c.metric: c.to_dict() for c in comparisons}, "latency_limit_ms": limits,
+                "evaluation": evaluation, "policy": asdict(policy), "confidence": confidence}
+    if detail:
+        evidence |= {"stable": summary(stable), "canary": summary(canary)}
+    worse = [_worse(c, policy, limits) for c in comparisons if c.verdict == "worse"]
     if evaluation is not None and evaluation.get("regressed"):
-        failures.append(f"the candidate's evaluation run {evaluation.get('run_id')} regressed")
-    if failures:
-        return "rollback", failures, evidence
-    if c["requests"] < policy.min_requests:
-        holds.append(f"only {c['requests']} canary requests so far; {policy.min_requests} are needed for a verdict")
+        worse.append(f"the candidate's evaluation run {evaluation.get('run_id')} regressed against the stable baseline")
+    if worse:
+        return Analysis("rollback", worse, evidence)
+    bounds = [_bound(c, confidence, limits) for c in comparisons]
+    holds = [b for c, b in zip(comparisons, bounds) if c.verdict != "within"]
+    if len(canary) < policy.min_requests:
+        holds.append(f"only {len(canary)} canary requests so far; {policy.min_requests} are needed for a promotion")
+    users = int(np.count_nonzero(np.bincount(canary.users))) if len(canary) else 0
+    if users < policy.min_users:
+        holds.append(f"only {users} canary users so far; {policy.min_users} are needed")
+    evidence["needs_traffic"] = bool(holds)  # probe traffic can help only with these
     if evaluation is None:
         holds.append("the candidate has no evaluation run yet")
     if holds:
-        return "hold", holds, evidence
-    return "promote", [f"canary matches stable on {c['requests']} requests (errors p={p_err:.3f}, fallbacks "
-                       f"p={p_fb:.3f}) and on the test set"], evidence
+        return Analysis("hold", holds, evidence)
+    return Analysis("promote", bounds + [f"evaluation run {evaluation.get('run_id')} passed"], evidence)
+
+
+def _points(x: float) -> str:
+    return f"{x * 100:+.1f} points"
+
+
+def _worse(c: Comparison, policy: GatePolicy, limits: dict) -> str:
+    if c.metric == "latency":
+        limit = limits.get("users", next(iter(limits.values()), 0))
+        return (f"latency: {c.canary:.1%} of canary requests are slower than {limit:g} ms (max of "
+                f"{policy.latency_ratio:g}x and +{policy.latency_margin_ms:g} ms over stable's p95), at least "
+                f"{(c.at_least + policy.latency_share):.1%} where 5% is allowed")
+    name = c.metric.replace("_", " ")
+    return (f"{name} {c.canary:.2%} on the canary vs {c.stable:.2%} on stable: at least {_points(c.at_least)} worse "
+            f"(always-valid, {1 - policy.false_rollback / len(METRICS):.2%})")
+
+
+def _bound(c: Comparison, confidence: str, limits: dict) -> str:
+    if c.metric == "latency":
+        limit = limits.get("users", next(iter(limits.values()), None))
+        if c.at_most is None or limit is None:
+            return "latency: no bound yet on the canary's slow requests"
+        share = c.at_most + c.stable
+        verb = "rules out" if c.verdict == "within" else "does not yet rule out"
+        return (f"latency: at most {share:.1%} of canary requests slower than {limit:g} ms at {confidence} "
+                f"({verb} a p95 above the limit)")
+    name = c.metric.replace("_", " ")
+    if c.at_most is None:
+        return f"{name}: no bound yet ({c.canary_requests} canary requests); {_points(c.allowed)} must be ruled out"
+    if c.verdict == "within":
+        return f"{name} at most {_points(c.at_most)} at {confidence} (allowed {_points(c.allowed)})"
+    return f"{name} not yet ruled out above {_points(c.allowed)}: at most {_points(c.at_most)} at {confidence} so far"

@@ -1,7 +1,10 @@
 """The staged rollout: start -> (gate: promote | hold | rollback)* -> stable at 100%; manual pause/resume/abort/rollback.
 
 Every decision is recorded in rollout_decisions with its evidence and posted to Slack. The serving router reads
-the rollout_state row, so it follows each decision within its refresh interval (5 s).
+the rollout_state row, so it follows each decision within its refresh interval (5 s). The gate reads every request
+since the rollout started (a canary user stays in the canary from stage to stage); each stage must also last at
+least `RAGOPS_ROLLOUT_MIN_WINDOW_MINUTES` (its bake time). Promotion and a rollback after it move the live pointer
+between collections (ingest/collections.py), which re-reads only the documents that changed meanwhile.
 """
 
 from __future__ import annotations
@@ -13,14 +16,13 @@ from sqlalchemy import select
 
 from ragops.config import Settings
 from ragops.errors import RagopsError
-from ragops.monitoring.aggregate import load_events
+from ragops.ingest.collections import switch_live
 from ragops.notify import build_notifier
 from ragops.notify.blocks import rollout_decision
 from ragops.registry import Registry
-from ragops.registry.models import EvalRun, Release, RolloutDecision, RolloutState
+from ragops.registry.models import EvalRun, IndexVersion, Release, RequestEvent, RolloutDecision, RolloutState
 from ragops.releases import ensure_default_release, find_release
-from ragops.rollout.gate import GatePolicy, analyze
-from ragops.rollout.releases import adopt_collection
+from ragops.rollout.gate import GatePolicy, analyze, samples_from_events
 
 
 class RolloutError(RagopsError):
@@ -49,11 +51,13 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 
 class Rollout:
-    def __init__(self, settings: Settings, registry: Registry | None = None, notifier=None):
+    def __init__(self, settings: Settings, registry: Registry | None = None, notifier=None, embedder=None):
         self.settings = settings
         self.registry = registry or Registry(settings.registry_url)
         self.notifier = notifier
+        self.embedder = embedder  # reused by the catch-up refresh of a collection switch, when its model matches
         self.stages = [float(p) for p in settings.rollout_stages]
+        self.policy = GatePolicy.from_settings(settings)
         ensure_default_release(self.registry)
 
     # -- reading ------------------------------------------------------------------------------------
@@ -80,6 +84,7 @@ class Rollout:
                 raise RolloutError(f"{release_name} is already the stable release")
             state.candidate_release_id, state.candidate_percent, state.stage = release.id, self.stages[0], 0
             state.status, state.stage_started_at, state.updated_by, state.updated_at = "running", _now(), actor, _now()
+            state.started_at = state.stage_started_at
         return self._record("start", 0.0, self.stages[0], f"canary of {release_name} started at {self.stages[0]:g}%",
                             {}, actor)
 
@@ -103,7 +108,7 @@ class Rollout:
 
     # -- the gate -----------------------------------------------------------------------------------
     def step(self, now: datetime | None = None, actor: str = "gate") -> Decision:
-        """Evaluate the current stage: promote to the next one, hold, or roll back."""
+        """Evaluate the current stage on all the evidence since the rollout began: promote, hold, or roll back."""
         now = now or _now()
         with self.registry.session() as s:
             state = s.get(RolloutState, 1)
@@ -111,19 +116,20 @@ class Rollout:
                 return Decision("noop", state.candidate_percent, state.candidate_percent,
                                 f"no running rollout (status {state.status})", {}, None)
             started, percent, stage = _aware(state.stage_started_at), state.candidate_percent, state.stage
+            since = _aware(state.started_at) or started
             candidate = s.get(Release, state.candidate_release_id)
-            evaluation = s.scalars(select(EvalRun).where(EvalRun.release == candidate.name)
-                                   .order_by(EvalRun.id.desc()).limit(1)).first()
-            evaluation = {"run_id": evaluation.id, "regressed": evaluation.status == "regressed",
-                          "metrics": evaluation.metrics} if evaluation else None
-        events = load_events(self.registry, started, now + timedelta(seconds=1))
-        verdict, reasons, evidence = analyze([e for e in events if e["variant"] == "stable"],
-                                             [e for e in events if e["variant"] == "canary"], evaluation,
-                                             GatePolicy(min_requests=self.settings.rollout_min_requests))
+            run = s.scalars(select(EvalRun).where(EvalRun.release == candidate.name)
+                            .order_by(EvalRun.id.desc()).limit(1)).first()
+            evaluation = {"run_id": run.id, "regressed": run.status == "regressed",
+                          "baseline_run_id": (run.comparison or {}).get("baseline_run_id")} if run else None
+        stable, canary = samples_from_events(self._events(since, now + timedelta(seconds=1)))
+        analysis = analyze(stable, canary, evaluation, self.policy)
+        verdict, reasons, evidence = analysis.verdict, analysis.reasons, analysis.evidence
         window = timedelta(minutes=self.settings.rollout_min_window_minutes)
-        evidence["window"] = {"started": started.isoformat(), "now": now.isoformat(), "minimum_minutes": window.total_seconds() / 60}
+        evidence["window"] = {"rollout_started": since.isoformat(), "stage_started": started.isoformat(),
+                              "now": now.isoformat(), "minimum_minutes": window.total_seconds() / 60}
         if verdict == "promote" and now - started < window:
-            verdict, reasons = "hold", [f"the observation window of {window} has not passed (started {started:%H:%M})"]
+            verdict, reasons = "hold", reasons + [f"the stage's bake time of {window} has not passed (since {started:%H:%M})"]
         if verdict == "rollback":
             return self._rollback(actor, "; ".join(reasons), evidence=evidence)
         if verdict == "hold":
@@ -144,8 +150,8 @@ class Rollout:
             state = s.get(RolloutState, 1)
             candidate = s.get(Release, state.candidate_release_id)
             version = candidate.index_version_id
-        if version is not None:
-            adopt_collection(self.settings, self.registry, version)  # refreshes now keep the new collection fresh
+        if version is not None:  # refreshes now keep the new collection fresh; the old one keeps its manifest
+            evidence = evidence | {"switch": switch_live(self.settings, self.registry, version, embedder=self.embedder)}
         with self.registry.session() as s:
             state = s.get(RolloutState, 1)
             state.previous_stable_release_id, state.stable_release_id = state.stable_release_id, state.candidate_release_id
@@ -169,28 +175,38 @@ class Rollout:
             state = s.get(RolloutState, 1)
             back = s.get(Release, state.previous_stable_release_id)
             undone = s.get(Release, state.stable_release_id).name
-        if back.index_version_id:
-            adopt_collection(self.settings, self.registry, back.index_version_id)
-        else:
-            self._adopt_live_release()
+        target = back.index_version_id or self._previous_live_version()
+        switch = switch_live(self.settings, self.registry, target, embedder=self.embedder) if target else None
         with self.registry.session() as s:
             state = s.get(RolloutState, 1)
             state.stable_release_id, state.previous_stable_release_id = back.id, None
             state.status, state.updated_by, state.updated_at = "rolled_back", actor, _now()
-        return self._record("rollback", 100.0, 0.0, f"{back.name} is stable again instead of {undone}: {reason}", {},
-                            actor, candidate=undone)
+        caught_up = ""
+        if switch and switch.get("caught_up"):
+            d = switch["caught_up"]
+            caught_up = (f" (collection {switch['collection']} caught up in {switch['duration_s']} s: {d['added']} added, "
+                         f"{d['changed']} changed, {d['deleted']} deleted, {d['unchanged']} unchanged)")
+        elif switch and switch.get("catch_up_error"):
+            caught_up = f" (the catch-up refresh failed and will be retried by the next refresh: {switch['catch_up_error']})"
+        return self._record("rollback", 100.0, 0.0, f"{back.name} is stable again instead of {undone}: {reason}"
+                            + caught_up, {"switch": switch} if switch else {}, actor, candidate=undone)
 
-    def _adopt_live_release(self) -> None:
+    def _previous_live_version(self) -> int | None:
         """The `live` release follows whatever is live; the collection before the promotion is the newest retired."""
-        from ragops.registry.models import IndexVersion
-
         with self.registry.session() as s:
             live = s.scalars(select(IndexVersion).where(IndexVersion.status == "live")).first()
             previous = s.scalars(select(IndexVersion).where(IndexVersion.status == "retired",
                                                             IndexVersion.collection != (live.collection if live else ""))
                                  .order_by(IndexVersion.id.desc())).first()
-        if previous is not None:
-            adopt_collection(self.settings, self.registry, previous.id)
+            return previous.id if previous else None
+
+    def _events(self, start: datetime, end: datetime) -> list[dict]:
+        columns = (RequestEvent.variant, RequestEvent.user_hash, RequestEvent.status, RequestEvent.fallback,
+                   RequestEvent.latency_ms, RequestEvent.synthetic)
+        with self.registry.session() as s:
+            rows = s.execute(select(*columns).where(RequestEvent.ts >= start, RequestEvent.ts < end,
+                                                    RequestEvent.variant.in_(("stable", "canary")))).all()
+        return [dict(zip(("variant", "user_hash", "status", "fallback", "latency_ms", "synthetic"), r)) for r in rows]
 
     def _set_status(self, status: str, decision: str, actor: str, expect: tuple, restart_window: bool = False) -> Decision:
         with self.registry.session() as s:
@@ -224,27 +240,3 @@ def _jsonable(value):
     if isinstance(value, datetime):
         return value.isoformat()
     return value
-
-
-def act(settings: Settings, action: str, *, release: str | None = None, actor: str = "gate",
-        probe_requests: int = 0, reason: str | None = None) -> dict:
-    """One rollout action (the canary_rollout DAG's single call). `gate` with probes tops up a quiet canary."""
-    machine = Rollout(settings)
-    if action == "start":
-        if not release:
-            raise RolloutError("start needs the name of the candidate release")
-        return machine.start(release, actor).to_dict()
-    if action in ("pause", "resume"):
-        return getattr(machine, action)(actor).to_dict()
-    if action in ("abort", "rollback"):
-        return getattr(machine, action)(actor, reason or f"{action} requested by {actor}").to_dict()
-    if action != "gate":
-        raise RolloutError(f"unknown rollout action {action!r}")
-    decision = machine.step(actor=actor)
-    if decision.decision == "hold" and probe_requests and "canary requests" in decision.reason:
-        from ragops.rollout.probe import send_probes
-
-        key = settings.api_key.get_secret_value() if settings.api_key else None
-        sent = send_probes(settings.public_url, decision.to_percent, probe_requests, api_key=key)
-        return decision.to_dict() | {"probes": sent}
-    return decision.to_dict()

@@ -1,159 +1,42 @@
-"""Blue/green re-indexing: build a new collection beside the live one, validate it, evaluate it, register it.
+"""The reindex use case, one function for the CLI and the DAG: build -> validate -> evaluate -> register -> post.
 
-The live collection is never written here. A candidate that fails validation or evaluates worse than the stable
-release is marked `rejected` and never becomes a release; the collection stays on disk for inspection.
+Building and validating the candidate collection is ingest's job, comparing it with stable is evaluation's; this
+module only chains them and records the outcome. A rejected candidate is marked `rejected` and posted.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
-
-from sqlalchemy import update
-
 from ragops.config import Settings
 from ragops.errors import RagopsError
-from ragops.evaluation.compare import HEADLINE
-from ragops.index import IndexedChunk, open_store
-from ragops.ingest.embedding import EmbeddingCache, Embedder
-from ragops.ingest.documents import process_documents
+from ragops.evaluation.candidate import evaluate_candidate
+from ragops.ingest.candidate import build_candidate, candidate_name, reject, validate_candidate
+from ragops.notify import build_notifier
+from ragops.notify.blocks import alert
+from ragops.notify.slack import Message
 from ragops.registry import Registry
-from ragops.registry.db import live_index_version
-from ragops.registry.models import IndexVersion, RefreshRun
-from ragops.releases import ReleaseInfo, create_release, current_rollout
-from ragops.sources import Source
+from ragops.releases import create_release
 
 
-class CandidateRejected(RagopsError):
-    code = "candidate_rejected"
-    exit_code = 5
-
-
-@dataclass
-class CandidateBuild:
-    index_version_id: int
-    collection: str
-    embedding_model: str
-    n_documents: int
-    n_chunks: int
-    quarantined: list[dict]
-    duration_s: float
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def build_candidate(settings: Settings, *, source: str | None = None, overrides: dict | None = None,
-                    registry: Registry | None = None, embedder: Embedder | None = None) -> CandidateBuild:
-    """A full build of the source into a new collection, with `overrides` (embedding_model, chunk_max_tokens)."""
-    started = time.perf_counter()
-    cfg = settings.model_copy(update=overrides or {})
-    registry = registry or Registry(cfg.registry_url)
-    if embedder is None or embedder.model_name != cfg.embedding_model:
-        embedder = Embedder(cfg.embedding_model, cfg.embed_batch_size)
-    uri = source or cfg.source
-    listed = {d.uri: d for d in Source.from_settings(cfg, uri).documents()}
-    chunks_by_doc, titles, reasons = process_documents(cfg, embedder, listed, sorted(listed))
-    good = [u for u in sorted(listed) if u not in reasons]
-    chunks = [c for u in good for c in chunks_by_doc[u]]
-    if not chunks:
-        raise CandidateRejected(f"the source {uri} produced no chunks; nothing to build")
-    cache = EmbeddingCache(registry, cfg.embedding_model)
-    missing = cache.missing([c.chunk_hash for c in chunks])
-    texts = {c.chunk_hash: c.text for c in chunks}
-    if missing:
-        cache.put_many(dict(zip(missing, embedder.encode([texts[h] for h in missing]))))
-    vectors = cache.get_many([c.chunk_hash for c in chunks])
-    collection = f"chunks_{datetime.now(timezone.utc):%Y%m%d%H%M%S}_{len(chunks)}"
-    store = open_store(cfg, collection)
-    store_version = store.rebuild([IndexedChunk(c.chunk_id, c.doc_uri, c.chunk_hash, c.ordinal, c.heading,
-                                                titles.get(c.doc_uri, ""), c.text, vectors[c.chunk_hash]) for c in chunks])
-    quarantined = [{"uri": u, "reason": r} for u, r in reasons.items()]
-    with registry.session() as s:
-        run = RefreshRun(source=uri, full=True, status="succeeded", finished_at=datetime.now(timezone.utc),
-                         plan={"kind": "reindex", "overrides": overrides or {}, "quarantined": quarantined,
-                               "fingerprints": {u: listed[u].fingerprint for u in good}})
-        s.add(run)
-        s.flush()
-        version = IndexVersion(store=cfg.store, collection=collection, store_version=store_version,
-                               embedding_model=cfg.embedding_model, n_documents=len(good), n_chunks=len(chunks),
-                               status="candidate", refresh_run_id=run.id)
-        s.add(version)
-        s.flush()
-        version_id = version.id
-    return CandidateBuild(version_id, collection, cfg.embedding_model, len(good), len(chunks), quarantined,
-                          round(time.perf_counter() - started, 2))
-
-
-def validate_candidate(settings: Settings, build: CandidateBuild, registry: Registry | None = None) -> dict:
-    """Counts against the live version, and Great Expectations on the candidate's chunks."""
-    from ragops.ingest.validation import validate_chunks
-
+def reindex(settings: Settings, *, actor: str, source: str | None = None, overrides: dict | None = None,
+            testset: str | None = None, registry: Registry | None = None, embedder=None, service=None,
+            notifier=None) -> dict:
+    """Build a candidate collection beside the live one and register it as a release when it is no worse."""
     registry = registry or Registry(settings.registry_url)
-    with registry.session() as s:
-        live = live_index_version(s)
-        live_docs, live_chunks = (live.n_documents, live.n_chunks) if live else (0, 0)
-    problems = []
-    if live_docs and build.n_documents < live_docs * (1 - settings.mass_delete_ratio):
-        problems.append(f"{build.n_documents} documents against {live_docs} live (more than "
-                        f"{settings.mass_delete_ratio:.0%} fewer)")
-    if live_chunks and not 0.25 * live_chunks <= build.n_chunks <= 4 * live_chunks:
-        problems.append(f"{build.n_chunks} chunks against {live_chunks} live (outside 0.25x-4x)")
-    import pandas as pd
-
-    table = pd.DataFrame(open_store(settings, build.collection).rows(["chunk_id", "doc_uri", "text"]),
-                         columns=["chunk_id", "doc_uri", "text"])
-    problems += validate_chunks(table)
-    checks = {"documents": [build.n_documents, live_docs], "chunks": [build.n_chunks, live_chunks], "problems": problems}
-    if problems:
-        _reject(registry, build.index_version_id)
-        raise CandidateRejected("the candidate index failed validation: " + "; ".join(problems))
-    return checks
-
-
-def evaluate_candidate(settings: Settings, build: CandidateBuild, answer_config: dict | None = None,
-                       testset: str | None = None, registry: Registry | None = None, service=None) -> dict:
-    """Evaluate stable and candidate on the same test set now; reject a candidate worse beyond tolerance."""
-    from ragops.answer.pipeline import AnswerService
-    from ragops.evaluation.runner import InProcess, evaluate_release
-    from ragops.evaluation.testset import load_testset
-
-    registry = registry or Registry(settings.registry_url)
-    service = service or AnswerService(settings, registry)
-    evalset = load_testset(testset or settings.eval_testset)
-    stable = current_rollout(registry).stable
+    notifier = notifier or build_notifier(settings)
+    build = build_candidate(settings, source=source, overrides=overrides, registry=registry, embedder=embedder)
     name = candidate_name(build)
-    candidate = ReleaseInfo(-build.index_version_id, name, build.index_version_id, answer_config or {})
-    _, live = service.rollout()
-    reports = {}
-    for variant, release in (("stable", stable), ("candidate", candidate)):
-        version = service._resolve(release.index_version_id) if release.index_version_id else live
-        reports[variant] = evaluate_release(settings, evalset, InProcess(service, release), release=release.name,
-                                            variant=variant, index_version_id=version,
-                                            generator=service.chat_model.name if service.chat_model else "extractive",
-                                            registry=registry)
-    worse = [{"metric": m, "stable": reports["stable"].metrics[m], "candidate": reports["candidate"].metrics[m]}
-             for m in HEADLINE if m in reports["stable"].metrics and m in reports["candidate"].metrics
-             and reports["candidate"].metrics[m] < reports["stable"].metrics[m] - settings.eval_tolerance]
-    result = {"stable": reports["stable"].to_dict(), "candidate": reports["candidate"].to_dict(), "worse": worse}
-    if worse:
-        _reject(registry, build.index_version_id)
-        raise CandidateRejected("the candidate evaluates worse than the stable release: " + ", ".join(
-            f"{w['metric']} {w['candidate']:.3f} < {w['stable']:.3f}" for w in worse))
-    return result
-
-
-def register_candidate(settings: Settings, build: CandidateBuild, answer_config: dict | None, created_by: str,
-                       registry: Registry | None = None) -> ReleaseInfo:
-    registry = registry or Registry(settings.registry_url)
-    return create_release(registry, candidate_name(build), build.index_version_id, answer_config, created_by)
-
-
-def candidate_name(build: CandidateBuild) -> str:
-    return f"reindex-v{build.index_version_id}"
-
-
-def _reject(registry: Registry, version_id: int) -> None:
-    with registry.session() as s:
-        s.execute(update(IndexVersion).where(IndexVersion.id == version_id).values(status="rejected"))
+    try:
+        checks = validate_candidate(settings, build, registry)
+        evaluation = evaluate_candidate(settings, build.index_version_id, name, testset=testset, registry=registry,
+                                        service=service)
+    except RagopsError as exc:
+        reject(registry, build.index_version_id)
+        notifier.send(alert(f"Reindex: candidate {name} rejected", str(exc),
+                            "read the reason; the live index was not touched"))
+        raise
+    release = create_release(registry, name, build.index_version_id, {}, actor)
+    notifier.send(Message(f"Reindex: candidate release {release.name} registered ({build.n_chunks} chunks, "
+                          f"{build.n_documents} documents); start its canary when ready", kind="report"))
+    return {"build": build.to_dict(), "validation": checks, "release": release.name,
+            "evaluation": {"stable": evaluation["stable"]["metrics"], "candidate": evaluation["candidate"]["metrics"],
+                           "candidate_run_id": evaluation["candidate"]["run_id"]}}

@@ -26,3 +26,23 @@ def test_secrets_do_not_leak_in_repr(monkeypatch):
     s = Settings()
     assert "xoxb-secret" not in repr(s)
     assert s.slack_token.get_secret_value() == "xoxb-secret"
+
+
+def test_empty_variables_mean_unset(monkeypatch, tmp_path):
+    """docker compose passes `${RAGOPS_SLACK_TOKEN:-}`: an empty value must select the outbox, not Slack with ''."""
+    from ragops.notify import OutboxNotifier, build_notifier
+
+    monkeypatch.setenv("RAGOPS_HOME", str(tmp_path))
+    for name in ("SLACK_TOKEN", "LLM_BASE_URL", "LLM_API_KEY", "WEAVIATE_URL", "REDIS_URL", "CHUNK_MAX_TOKENS",
+                 "MCP_PERMISSIONS"):
+        monkeypatch.setenv(f"RAGOPS_{name}", "")
+    s = Settings()
+    assert s.slack_token is None and s.llm_base_url is None and s.llm_api_key is None
+    assert s.weaviate_url is None and s.redis_url is None and s.chunk_max_tokens is None and s.mcp_permissions is None
+    assert isinstance(build_notifier(s), OutboxNotifier)
+
+
+def test_blank_slack_token_from_code_selects_the_outbox(tmp_path):
+    from ragops.notify import OutboxNotifier, build_notifier
+
+    assert isinstance(build_notifier(Settings(home=tmp_path, slack_token="  ")), OutboxNotifier)

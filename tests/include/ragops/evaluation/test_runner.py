@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from ragops.evaluation.report import gate, post_reports
-from ragops.evaluation.runner import EvaluationRegression, run_evaluation
+from ragops.evaluation.runner import EvaluationRegression, NoIndexYet, accept_run, run_evaluation
 from ragops.evaluation.testset import load_testset
 from ragops.ingest.refresh import Refresher
 from ragops.registry import Registry
@@ -49,12 +49,18 @@ def test_degraded_index_is_caught_as_a_regression(docs_index, embedder, tmp_path
     degraded = docs_index.model_copy(update={"source": corpus.as_uri()})
     Refresher(degraded, embedder=embedder).run(allow_mass_delete=True)  # the refresh.md, configuration.md... are gone
     [report] = run_evaluation(degraded, service=AnswerService(degraded, embedder=embedder, rollout_ttl_s=0))
-    assert report.regressed and report.comparison["previous_run_id"] == baseline.run_id
-    named = {q["id"] for q in report.comparison["questions"]}
+    assert report.regressed and report.comparison["baseline_run_id"] == baseline.run_id
+    named = {q["id"] for q in report.comparison["questions"] if q["worse"]}
     gone = {i.id for i in load_testset().items if not set(i.reference_doc_ids) & set(kept)}
     assert named and named <= gone and len(named) >= len(gone) // 2
     with pytest.raises(EvaluationRegression, match="hit_rate|doc_mrr"):
         gate([report])
+    [again] = run_evaluation(degraded, service=AnswerService(degraded, embedder=embedder, rollout_ttl_s=0))
+    assert again.regressed and again.comparison["baseline_run_id"] == baseline.run_id  # a regression never is one
+    accepted = accept_run(Registry(degraded.registry_url), again.run_id, "cli:ops")
+    assert accepted["accepted_by"] == "cli:ops" and accepted["accepted_at"]
+    [after] = run_evaluation(degraded, service=AnswerService(degraded, embedder=embedder, rollout_ttl_s=0))
+    assert not after.regressed and after.comparison["baseline_run_id"] == again.run_id
     post_reports(degraded, [report])
     message = json.loads((degraded.home / "outbox.jsonl").read_text().splitlines()[-1])
     assert message["kind"] == "alert" and "REGRESSED" in message["text"] and message["files"][0].endswith(".png")
@@ -113,3 +119,26 @@ def test_llm_judged_metrics_call_the_configured_endpoint(docs_index, embedder):
     with Registry(docs_index.registry_url).session() as s:
         stored = s.scalars(select(EvalResult).where(EvalResult.run_id == report.run_id)).first()
     assert {"faithfulness", "answer_relevancy"} & set(stored.metrics)
+
+
+def test_no_index_or_an_empty_one_fails_clearly(settings, embedder):
+    """First boot: evaluating before any refresh says so, instead of posting "ok" at hit rate 0.000."""
+    from ragops.answer.pipeline import AnswerService
+    from ragops.index import open_store
+    from ragops.registry.models import IndexVersion
+
+    service = AnswerService(settings, embedder=embedder)
+    with pytest.raises(NoIndexYet, match="there is no index yet"):
+        run_evaluation(settings, service=service)
+    store = open_store(settings, "chunks")
+    store.rebuild([__import__("ragops.index", fromlist=["IndexedChunk"]).IndexedChunk(
+        "c1", "file:///x.md", "h", 0, "", "", "text", embedder.encode(["text"])[0])])
+    store.apply([], replace_docs=[], delete_docs=["file:///x.md"])  # an index that exists but holds nothing
+    registry = Registry(settings.registry_url)
+    with registry.session() as s:
+        s.add(IndexVersion(store="lance", collection="chunks", store_version=store.version(),
+                           embedding_model=settings.embedding_model, n_documents=0, n_chunks=0, status="live"))
+    with pytest.raises(NoIndexYet, match="is empty"):
+        run_evaluation(settings, service=AnswerService(settings, registry, embedder=embedder, rollout_ttl_s=0))
+    with registry.session() as s:
+        assert s.scalar(select(func.count()).select_from(EvalRun)) == 0  # nothing recorded as a result

@@ -168,7 +168,8 @@ def test_every_builder_escapes_user_controlled_strings():
     metrics = {"hit_rate": 0.5, "answer_token_recall": 0.4}
     _assert_inert(blocks.eval_report({"metrics": metrics, "comparison": {
         "regressed": True, "drops": [], "below_floor": [],
-        "questions": [{"id": HOSTILE, "question": HOSTILE, "was": 1.0, "now": 0.0}]},
+        "questions": [{"id": HOSTILE, "question": HOSTILE, "was": 1.0, "now": 0.0, "worse": True,
+                           "lost": [HOSTILE], "gained": []}]},
         "release": HOSTILE, "variant": "stable", "n": 1, "index_version_id": 1, "generator": "extractive",
         "testset": "/x/t.jsonl", "run_id": 1, "duration_s": 1.0}, None))
     _assert_inert(blocks.monitoring_digest({

@@ -1,0 +1,34 @@
+"""The rollout actions, one function for the CLI and the canary_rollout DAG."""
+
+from __future__ import annotations
+
+from ragops.config import Settings
+from ragops.rollout.machine import Rollout, RolloutError
+
+ACTIONS = ("status", "gate", "start", "pause", "resume", "abort", "rollback")
+
+
+def act(settings: Settings, action: str, *, actor: str, release: str | None = None, reason: str | None = None,
+        probe_requests: int = 0, machine: Rollout | None = None) -> dict:
+    """Run one action and return its decision (or the status). `gate` with probes tops up a canary short of evidence."""
+    machine = machine or Rollout(settings)
+    if action == "status":
+        return machine.status()
+    if action == "start":
+        if not release:
+            raise RolloutError("start needs the name of the candidate release (--release NAME)")
+        return machine.start(release, actor).to_dict()
+    if action in ("pause", "resume"):
+        return getattr(machine, action)(actor).to_dict()
+    if action in ("abort", "rollback"):
+        return getattr(machine, action)(actor, reason or f"{action} requested by {actor}").to_dict()
+    if action != "gate":
+        raise RolloutError(f"unknown rollout action {action!r}; one of {', '.join(ACTIONS)}")
+    decision = machine.step(actor=actor)
+    if decision.decision == "hold" and probe_requests and decision.evidence.get("needs_traffic"):
+        from ragops.rollout.probe import send_probes
+
+        key = settings.api_key.get_secret_value() if settings.api_key else None
+        sent = send_probes(settings.public_url, decision.to_percent, probe_requests, api_key=key)
+        return decision.to_dict() | {"probes": sent}
+    return decision.to_dict()
