@@ -1,7 +1,7 @@
 """Prometheus metrics of the app, on a registry per app (tests build several apps in one process).
 
 With several uvicorn workers, `ragops serve` sets PROMETHEUS_MULTIPROC_DIR and /metrics aggregates all workers'
-counters and histograms; collectors added with `add_collector` (the registry-backed gauges of status.py) are
+counters and histograms (and the held-tool gauge, the max over workers); collectors added with `add_collector` (the registry-backed gauges of status.py) are
 rendered from the worker that answers the scrape.
 """
 

@@ -96,7 +96,7 @@ def _reshaped(query: str) -> str:
 def test_a_probe_that_times_out_errors_or_changes_shape_fails_the_contract(tool_settings, registry, tool_server, fn, problem):
     settings = tool_settings.model_copy(update={"mcp_tools": [dict(tool_settings.mcp_tools[0], timeout_s=0.5)]})
     tool_server.define(fn, "lookup", "Look up a ticket by its id.")
-    pin_tools(settings, registry, [], "ann")
+    pin_tools(tool_settings, registry, [], "ann")  # listed within 2 s: a busy machine must not leave it unpinned
     report = check_tools(settings, registry)
     tool = report.tools[0]
     assert tool.state.state == "unchanged" and tool.contract == "failed" and tool.red
