@@ -17,7 +17,7 @@ def lookup(query: Annotated[str, Field(max_length=100)]) -> str:
 
 def ragops(settings, url, *args, user="ann"):
     env = dict(os.environ, RAGOPS_HOME=str(settings.home), RAGOPS_SOURCE=settings.source, USER=user, LOGNAME=user,
-               RAGOPS_MCP_TOOLS=json.dumps([{"url": url, "tool": "lookup", "timeout_s": 5}]))
+               RAGOPS_MCP_TOOLS=json.dumps([{"url": url, "tool": "lookup", "timeout_s": 60}]))  # not a speed test
     proc = subprocess.run([sys.executable, "-m", "ragops", "tools", *args, "--json"], env=env, capture_output=True,
                           text=True, timeout=300)
     return proc.returncode, json.loads(proc.stdout)
@@ -61,7 +61,7 @@ def test_ask_respects_the_pins_too(indexed):
     server.define(lookup, "lookup", "Look up a ticket by its id.")
     with server.running() as url:
         env = dict(os.environ, RAGOPS_HOME=str(indexed.home), RAGOPS_SOURCE=indexed.source,
-                   RAGOPS_MCP_TOOLS=json.dumps([{"url": url, "tool": "lookup", "timeout_s": 5}]))
+                   RAGOPS_MCP_TOOLS=json.dumps([{"url": url, "tool": "lookup", "timeout_s": 60}]))  # not a speed test
         proc = subprocess.run([sys.executable, "-m", "ragops", "ask", "What happens to documents that fail validation?",
                                "--json"], env=env, capture_output=True, text=True, timeout=300)
     out = json.loads(proc.stdout)

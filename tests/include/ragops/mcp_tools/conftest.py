@@ -32,7 +32,7 @@ def contracts(tmp_path):
 
 @pytest.fixture
 def tool_settings(settings, tool_server, contracts):
-    return settings.model_copy(update={"mcp_tools": [{"url": tool_server.url, "tool": "lookup", "timeout_s": 2.0}],
+    return settings.model_copy(update={"mcp_tools": [{"url": tool_server.url, "tool": "lookup", "timeout_s": 10.0}],
                                        "mcp_tool_contracts": contracts})
 
 

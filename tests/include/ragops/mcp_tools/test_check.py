@@ -77,7 +77,7 @@ def test_approval_restores_the_tool_and_records_who(tool_settings, registry, too
 
 
 async def _sleepy(query: str) -> str:
-    await anyio.sleep(5)
+    await anyio.sleep(10)
     return "too late"
 
 
@@ -91,10 +91,10 @@ def _reshaped(query: str) -> str:
     return '{"id": "T-1"}'  # the status field went away
 
 
-@pytest.mark.parametrize("fn,problem", [(_sleepy, "no answer within 0.5 s"), (_broken, "ticket database is down"),
+@pytest.mark.parametrize("fn,problem", [(_sleepy, "no answer within 3 s"), (_broken, "ticket database is down"),
                                         (_reshaped, "does not contain 'status'")])
 def test_a_probe_that_times_out_errors_or_changes_shape_fails_the_contract(tool_settings, registry, tool_server, fn, problem):
-    settings = tool_settings.model_copy(update={"mcp_tools": [dict(tool_settings.mcp_tools[0], timeout_s=0.5)]})
+    settings = tool_settings.model_copy(update={"mcp_tools": [dict(tool_settings.mcp_tools[0], timeout_s=3.0)]})
     tool_server.define(fn, "lookup", "Look up a ticket by its id.")
     pin_tools(tool_settings, registry, [], "ann")  # listed within 2 s: a busy machine must not leave it unpinned
     report = check_tools(settings, registry)
