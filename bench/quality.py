@@ -23,6 +23,7 @@ import asyncio
 import collections
 import json
 import math
+import os
 import shutil
 import sys
 import tempfile
@@ -32,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-RHDH = REPO.parent / "shared" / "eval" / "rhdh"
+RHDH = Path(os.environ.get("RAGOPS_EVAL_RHDH", REPO.parent / "shared" / "eval" / "rhdh"))  # a worktree sets it
 README_BASELINES = {"dense": {"answer_token_recall": 0.752, "hit_rate": 0.564},
                     "hybrid_rrf60": {"answer_token_recall": 0.800, "hit_rate": 0.643}}
 K = 20
