@@ -23,6 +23,7 @@ import asyncio
 import collections
 import json
 import math
+import os
 import shutil
 import sys
 import tempfile
@@ -32,11 +33,11 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-RHDH = REPO.parent / "shared" / "eval" / "rhdh"
+RHDH = Path(os.environ.get("RAGOPS_EVAL_RHDH", REPO.parent / "shared" / "eval" / "rhdh"))  # a worktree sets it
 README_BASELINES = {"dense": {"answer_token_recall": 0.752, "hit_rate": 0.564},
                     "hybrid_rrf60": {"answer_token_recall": 0.800, "hit_rate": 0.643}}
 K = 20
-GRID = {"dense_weight": [(0.3, 0.7), (0.5, 0.5), (0.7, 0.3)], "expand_chars": [0, 1000, 1500, 2000]}
+GRID = {"dense_weight": [(0.3, 0.7), (0.5, 0.5), (0.7, 0.3)], "expand_chars": [0, 1000, 1500, 2000], "dedupe": [False, True]}
 
 
 def measure(dev: list[dict], contexts: list[list[str]]) -> tuple[np.ndarray, dict]:
@@ -222,10 +223,12 @@ def main() -> int:
         per_setting = {}
         for (dw, bw) in GRID["dense_weight"]:
             for chars in GRID["expand_chars"]:
-                config = DEFAULTS | {"dense_weight": dw, "bm25_weight": bw, "expand_chars": chars}
-                name = f"dense {dw} / bm25 {bw}, expand {chars}"
-                per_setting[name] = measure(dev, [[h.text for h in retriever.retrieve(q["question"], K, config=config).hits]
-                                                  for q in dev])[0]
+                for dedupe in GRID["dedupe"]:
+                    config = DEFAULTS | {"dense_weight": dw, "bm25_weight": bw, "expand_chars": chars, "dedupe": dedupe}
+                    name = f"dense {dw} / bm25 {bw}, expand {chars}, dedupe {dedupe}"
+                    per_setting[name] = measure(dev, [[h.text for h in retriever.retrieve(q["question"], K,
+                                                                                          config=config).hits]
+                                                      for q in dev])[0]
         result["query_settings"] = {name: summary(r) for name, r in per_setting.items()}
         result["cross_validation"] = cross_validate(per_setting, folds_of(len(dev), args.folds))
 

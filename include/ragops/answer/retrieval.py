@@ -11,7 +11,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from ragops.answer.abstention import AbstentionPolicy, Evidence, Vocabulary, evidence
+from ragops.answer.abstention import AbstentionPolicy, Evidence, Vocabulary, evidence, terms
 from ragops.answer.passages import RetrievalConfig, expand, weighted_rrf
 from ragops.answer.query_encoding import QueryEncoder, normalize_query
 from ragops.config import Settings
@@ -77,7 +77,8 @@ class Retriever:
             ranked = weighted_rrf([(cfg.dense_weight, dense), (cfg.bm25_weight, bm25)], depth)
         else:
             ranked = dense or bm25
-        hits = expand(ranked, self.document, k, cfg.expand_chars)
+        hits = expand(ranked, self.document, k, cfg.expand_chars, cfg.dedupe, cfg.per_document,
+                      set(terms(query)) if cfg.focus else None)
         similarity = dense[0].similarity if dense else None
         found = Retrieved(hits, similarity, chunk_ids=[c for h in hits for c in h.extra.get("chunk_ids", [h.chunk_id])])
         if policy is not None and hits:
