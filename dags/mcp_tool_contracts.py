@@ -17,15 +17,13 @@ slower than usual. A changed, unapproved, down or failing tool turns the run red
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import dag, task
 
-from _ragops_airflow import default_args, settings
+from _ragops_airflow import cron, default_args, settings
 
 
 @dag(
-    schedule="30 4 * * 1",
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    schedule=cron("30 4 * * 1"),
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),
