@@ -38,7 +38,8 @@ def test_empty_variables_mean_unset(monkeypatch, tmp_path):
         monkeypatch.setenv(f"RAGOPS_{name}", "")
     s = Settings()
     assert s.slack_token is None and s.llm_base_url is None and s.llm_api_key is None
-    assert s.weaviate_url is None and s.redis_url is None and s.chunk_max_tokens is None and s.mcp_permissions is None
+    assert s.weaviate_url is None and s.redis_url is None and s.mcp_permissions is None
+    assert s.chunk_max_tokens == Settings.model_fields["chunk_max_tokens"].default == 128  # empty = the default
     assert isinstance(build_notifier(s), OutboxNotifier)
 
 
