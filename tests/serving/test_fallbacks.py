@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from support import events, live_server, pin_tools
+from support import ToolServer, events, pin_tools
 from ragops.answer.llm import CircuitBreaker, OpenAIChatModel
 from ragops.answer.tools import ToolConfig
 
@@ -69,38 +69,25 @@ def test_open_circuit_stops_calling_the_llm(make_client, fake_llm):
     assert fake_llm.calls == 2 and breaker.state == "open"
 
 
+async def _slow_lookup(query: str) -> str:
+    await asyncio.sleep(10)
+    return "too late"
+
+
+def _broken_lookup(query: str) -> str:
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    raise ToolError("upstream database is down")
+
+
 @pytest.fixture
 def hanging_tool():
     """A real MCP server over streamable HTTP whose tool never answers in time, and one that raises."""
-    from mcp.server.mcpserver import MCPServer
-
-    server = MCPServer("flaky")
-
-    @server.tool()
-    async def slow_lookup(query: str) -> str:
-        await asyncio.sleep(10)
-        return "too late"
-
-    @server.tool()
-    async def broken_lookup(query: str) -> str:
-        from mcp.server.mcpserver.exceptions import ToolError
-
-        raise ToolError("upstream database is down")
-
-    from starlette.applications import Starlette
-    from starlette.routing import Mount
-
-    inner = server.streamable_http_app(streamable_http_path="/", stateless_http=True, json_response=True)
-
-    from contextlib import asynccontextmanager
-
-    @asynccontextmanager
-    async def lifespan(app):
-        async with server.session_manager.run():
-            yield
-
-    with live_server(Starlette(routes=[Mount("/mcp", inner)], lifespan=lifespan)) as url:
-        yield url + "/mcp/"
+    server = ToolServer("flaky")
+    server.define(_slow_lookup, "slow_lookup", "Look up slowly.")
+    server.define(_broken_lookup, "broken_lookup", "Look up, and fail.")
+    with server.running() as url:
+        yield url
 
 
 @pytest.mark.parametrize("tool,reason", [("slow_lookup", "no answer within 1 s"), ("broken_lookup", "upstream database")])
