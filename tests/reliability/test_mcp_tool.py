@@ -3,42 +3,33 @@ Outcome: 200 tool_failed naming the tool and the reason, and the event stored.""
 
 import asyncio
 import threading
-from contextlib import asynccontextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from fastapi.testclient import TestClient
 
-from support import events, free_port, live_server, pin_tools
+from support import ToolServer, events, free_port, pin_tools
 
 Q = {"question": "What blocks a mass delete?"}
+
+
+async def _hangs(query: str) -> str:
+    await asyncio.sleep(30)
+    return "too late"
+
+
+def _fails(query: str) -> str:
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    raise ToolError("upstream database is down")
 
 
 @pytest.fixture
 def tool_servers():
     """A real MCP server with a hanging and a failing tool, and a plain HTTP server answering 500 or noise."""
-    from mcp.server.mcpserver import MCPServer
-    from mcp.server.mcpserver.exceptions import ToolError
-    from starlette.applications import Starlette
-    from starlette.routing import Mount
-
-    server = MCPServer("flaky")
-
-    @server.tool()
-    async def hangs(query: str) -> str:
-        await asyncio.sleep(30)
-        return "too late"
-
-    @server.tool()
-    async def fails(query: str) -> str:
-        raise ToolError("upstream database is down")
-
-    inner = server.streamable_http_app(streamable_http_path="/", stateless_http=True, json_response=True)
-
-    @asynccontextmanager
-    async def lifespan(app):
-        async with server.session_manager.run():
-            yield
+    server = ToolServer("flaky")
+    server.define(_hangs, "hangs", "Look up, slowly.")
+    server.define(_fails, "fails", "Look up, and fail.")
 
     class Broken(BaseHTTPRequestHandler):
         def log_message(self, *args):
@@ -54,8 +45,8 @@ def tool_servers():
 
     plain = ThreadingHTTPServer(("127.0.0.1", 0), Broken)
     threading.Thread(target=plain.serve_forever, daemon=True).start()
-    with live_server(Starlette(routes=[Mount("/mcp", inner)], lifespan=lifespan)) as url:
-        yield url + "/mcp/", f"http://127.0.0.1:{plain.server_address[1]}"
+    with server.running() as url:
+        yield url, f"http://127.0.0.1:{plain.server_address[1]}"
     plain.shutdown()
     plain.server_close()
 
