@@ -18,53 +18,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "eval" / "rhdh"
 sys.path.insert(0, str(REPO / "bench"))
-from serve import free_port, pct, questions  # noqa: E402  (the serving benchmark's helpers)
-
-
-class Server:
-    def __init__(self, home: Path, **env):
-        self.port = free_port()
-        environment = {k: v for k, v in os.environ.items() if not k.startswith("RAGOPS_")} | {
-            "RAGOPS_HOME": str(home)} | env
-        self.proc = subprocess.Popen([sys.executable, "-m", "ragops", "serve", "--port", str(self.port)],
-                                     env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     start_new_session=True)
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def wait(self) -> None:
-        import httpx
-
-        deadline = time.time() + 180
-        while time.time() < deadline:
-            try:
-                if httpx.get(self.url + "/readyz", timeout=5).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        raise RuntimeError("the server did not become ready")
-
-    def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1024, 1)
-        return 0.0
-
-    def stop(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGTERM)  # a clean shutdown writes every queued event
-        self.proc.wait(timeout=60)
+from _server import SHARED, Server, pct, questions  # noqa: E402  (shared with bench/serve.py)
 
 
 async def open_loop(url: str, rate: float, seconds: float, qs: list[str], *, headers=None, user=None) -> list[dict]:

@@ -17,67 +17,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "eval" / "rhdh"
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
-
-
-def questions(limit: int) -> list[str]:
-    dev = SHARED / "dev.jsonl"
-    if dev.exists():
-        return [json.loads(line)["question"] for line in dev.read_text().splitlines()][:limit]
-    return ["How does the refresh guard work?", "Where do Slack reports go?", "What does make up start?"] * (limit // 3 + 1)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """`ragops serve` in its own process group on a free loopback port; stopped by that group only."""
-
-    def __init__(self, home: Path, **env):
-        self.port = free_port()
-        environment = dict(os.environ, RAGOPS_HOME=str(home), RAGOPS_RATE_LIMIT="100000000/minute",
-                           RAGOPS_RATE_LIMIT_ADDRESS="100000000/minute",
-                           RAGOPS_RATE_LIMIT_GLOBAL="100000000/minute", **env)
-        self.proc = subprocess.Popen([sys.executable, "-m", "ragops", "serve", "--port", str(self.port)], env=environment,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def wait(self) -> None:
-        import httpx
-
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        raise RuntimeError("the server did not become ready")
-
-    def stop(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        self.proc.wait(timeout=30)
+sys.path.insert(0, str(REPO / "bench"))
+from _server import SHARED, UNLIMITED, Server, pct, questions  # noqa: E402  (shared with bench/load.py)
 
 
 async def load(url: str, path: str, qs: list[str], concurrency: int, total: int) -> dict:
@@ -162,7 +111,7 @@ def compare(home: Path, qs: list[str], requests: int) -> dict:
     """The same loads against each variant's server, one after the other, in one run."""
     out: dict = {"variants": {}}
     for name, env in VARIANTS.items():
-        server = Server(home, RAGOPS_REQUEST_EVENTS="false", **env)
+        server = Server(home, **UNLIMITED, RAGOPS_REQUEST_EVENTS="false", **env)
         server.wait()
         try:
             asyncio.run(load(server.url, "/v1/search", qs, 4, 40))  # warm the model and the document cache
@@ -204,7 +153,7 @@ def main() -> int:
             print(json.dumps(compare(home, qs, args.requests), indent=2))
             return 0
         result = {"in_process": in_process(home, qs), "http": {}, "switches": {}}
-        server = Server(home)
+        server = Server(home, **UNLIMITED)
         server.wait()
         try:
             for path in ("/v1/search", "/v1/ask"):
@@ -216,7 +165,7 @@ def main() -> int:
             server.stop()
         for name, env in (("rate limiter off", {"RAGOPS_RATE_LIMIT_ENABLED": "false"}),
                           ("events off", {"RAGOPS_REQUEST_EVENTS": "false"})):
-            server = Server(home, **env)
+            server = Server(home, **UNLIMITED, **env)
             server.wait()
             try:
                 result["switches"][name] = asyncio.run(load(server.url, "/v1/search", qs, 1, args.requests))
