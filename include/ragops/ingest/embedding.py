@@ -7,6 +7,7 @@ layers. Vectors of different precisions never share a cache entry.
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
@@ -51,8 +52,19 @@ def cache_key(model_name: str, precision: str) -> str:
     return model_name if precision == "float32" else f"{model_name}#{precision}"
 
 
-@lru_cache(maxsize=4)
+# One load at a time in the process, whatever the model or precision: loading switches transformers' process-wide
+# default dtype, so a float32 load beside a bfloat16 one builds a model of mixed dtypes ("mat1 and mat2 must have the
+# same dtype"), and concurrent first callers (the evaluation's parallel questions) would each load their own copy.
+_LOADING = threading.RLock()
+
+
 def _load_model(path: str, precision: str = "float32"):
+    with _LOADING:
+        return _load_model_once(path, precision)
+
+
+@lru_cache(maxsize=4)
+def _load_model_once(path: str, precision: str):
     import torch
     from sentence_transformers import SentenceTransformer
 
@@ -72,8 +84,13 @@ def _load_model(path: str, precision: str = "float32"):
     return model
 
 
-@lru_cache(maxsize=4)
 def _load_tokenizer(path: str):
+    with _LOADING:
+        return _load_tokenizer_once(path)
+
+
+@lru_cache(maxsize=4)
+def _load_tokenizer_once(path: str):
     from transformers import AutoTokenizer
 
     try:

@@ -61,3 +61,74 @@ def test_chunks_never_exceed_the_model_window_whatever_the_setting(settings, emb
     chunks, _, _ = process_documents(settings.model_copy(update={"chunk_max_tokens": 5000}), embedder,
                                      {"file:///g.md": doc}, ["file:///g.md"])
     assert max(c.n_tokens for c in chunks["file:///g.md"]) <= embedder.max_tokens
+
+
+def _concurrently(n: int, fn) -> list:
+    """Run fn in n threads released together; their results, or the exceptions they raised."""
+    import threading
+
+    barrier, results = threading.Barrier(n), [None] * n
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = fn(i)
+        except Exception as exc:  # collected and asserted on by the caller
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    return results
+
+
+def test_concurrent_first_uses_load_one_model_and_never_two_at_once(monkeypatch):
+    """Found by `make up`: the evaluation task's concurrent first queries each loaded the model at once, and
+    transformers' process-wide default dtype, switched by a bfloat16 load, made another load half float32."""
+    import threading
+    import time
+
+    import sentence_transformers
+
+    from ragops.ingest import embedding
+
+    state = {"inside": 0, "most": 0, "built": 0}
+    lock = threading.Lock()
+
+    class SlowModel:
+        def __init__(self, path, **kwargs):
+            with lock:
+                state["inside"] += 1
+                state["built"] += 1
+                state["most"] = max(state["most"], state["inside"])
+            time.sleep(0.3)  # a load takes time: any concurrent caller arrives while it runs
+            with lock:
+                state["inside"] -= 1
+
+    monkeypatch.setattr(sentence_transformers, "SentenceTransformer", SlowModel)
+    embedding._load_model_once.cache_clear()
+    try:
+        precisions = ["bfloat16", "bfloat16", "float32", "bfloat16", "float32", "bfloat16"]
+        models = _concurrently(len(precisions), lambda i: embedding._load_model("/m", precisions[i]))
+    finally:
+        embedding._load_model_once.cache_clear()  # later tests load the real model again
+    assert not [m for m in models if isinstance(m, Exception)]
+    assert state["most"] == 1  # loads never overlap, whatever their precision
+    assert state["built"] == 2  # one per precision
+    assert len({id(m) for m, p in zip(models, precisions) if p == "bfloat16"}) == 1
+
+
+def test_concurrent_first_encodes_of_a_bfloat16_model_all_succeed():
+    import torch
+
+    from ragops.ingest import embedding
+
+    embedding._load_model_once.cache_clear()
+    texts = ["How do I refresh the index?"]
+    results = _concurrently(4, lambda i: embedding.Embedder("all-MiniLM-L6-v2", precision="bfloat16").encode(texts))
+    assert not [r for r in results if isinstance(r, Exception)], results
+    model = embedding.Embedder("all-MiniLM-L6-v2", precision="bfloat16").model
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    assert all(np.allclose(r, results[0], atol=1e-6) for r in results)
