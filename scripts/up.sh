@@ -16,26 +16,18 @@ mkdir -p "$RAGOPS_HOME" "$AIRFLOW_HOME"
 LOGS="$RAGOPS_HOME/logs"; mkdir -p "$LOGS"
 [ -f "$RAGOPS_MCP_PERMISSIONS" ] || printf 'clients: []\n' >"$RAGOPS_MCP_PERMISSIONS"
 
-pids=()
-stop() {
-  trap - INT TERM EXIT
-  echo; echo "stopping ragops (process groups: ${pids[*]:-none})"
-  for pid in "${pids[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-}
-trap stop INT TERM EXIT
+source scripts/process-groups.sh
+trap stop_groups INT TERM EXIT
 
 echo "ragops: initialising the registry and Airflow's metadata database"
 "$BIN/python" -c "from ragops.config import Settings; from ragops.registry import Registry; s=Settings(); s.ensure_home(); Registry(s.registry_url)"
 airflow db migrate >"$LOGS/airflow-migrate.log" 2>&1
 
 echo "ragops: starting Airflow on 127.0.0.1:$AIRFLOW__API__PORT with $AIRFLOW__CORE__PARALLELISM task slots (log: $LOGS/airflow.log)"
-setsid airflow standalone >"$LOGS/airflow.log" 2>&1 &
-pids+=($!)
+start_group "$LOGS/airflow.log" airflow standalone
 
 echo "ragops: starting the serving app on 127.0.0.1:$RAGOPS_SERVE_PORT (log: $LOGS/serve.log)"
-setsid "$BIN/ragops" serve --host 127.0.0.1 --port "$RAGOPS_SERVE_PORT" >"$LOGS/serve.log" 2>&1 &
-pids+=($!)
+start_group "$LOGS/serve.log" "$BIN/ragops" serve --host 127.0.0.1 --port "$RAGOPS_SERVE_PORT"
 
 printf "ragops: waiting for the Airflow UI "
 for _ in $(seq 1 180); do
@@ -84,4 +76,4 @@ cat <<MSG
 
   Press Ctrl-C to stop everything started here.
 MSG
-wait "${pids[0]}"
+wait "${RAGOPS_GROUPS[0]}"
