@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "eval" / "rhdh"
+SHARED = Path(os.environ.get("RAGOPS_EVAL_RHDH", REPO.parent / "shared" / "eval" / "rhdh"))  # a worktree sets it
 # For benchmarks that measure the service, not the limiter (bench/load.py measures the limiter).
 UNLIMITED = {"RAGOPS_RATE_LIMIT": "100000000/minute", "RAGOPS_RATE_LIMIT_ADDRESS": "100000000/minute",
              "RAGOPS_RATE_LIMIT_GLOBAL": "100000000/minute"}
@@ -33,11 +33,11 @@ def pct(values: list[float], q: float) -> float:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
 
 
-def questions(limit: int) -> list[str]:
-    """The RHDH dev questions when ../shared is there, else three about the bundled docs."""
+def questions(limit: int, skip: int = 0) -> list[str]:
+    """The RHDH dev questions (from the `skip`-th) when ../shared is there, else three about the bundled docs."""
     dev = SHARED / "dev.jsonl"
     if dev.exists():
-        return [json.loads(line)["question"] for line in dev.read_text().splitlines()][:limit]
+        return [json.loads(line)["question"] for line in dev.read_text().splitlines()][skip : skip + limit]
     return ["How does the refresh guard work?", "Where do Slack reports go?", "What does make up start?"] * (limit // 3 + 1)
 
 
@@ -76,9 +76,17 @@ class Server:
         return 0.0
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)  # a clean shutdown writes every queued event
-        self.proc.wait(timeout=60)
+        """SIGTERM to the server's group (a clean shutdown writes every queued event), SIGKILL after 60 s."""
+        for sig, grace in ((signal.SIGTERM, 60), (signal.SIGKILL, 10)):
+            try:
+                os.killpg(self.proc.pid, sig)  # the group, even when its leader has gone
+            except ProcessLookupError:
+                break
+            try:
+                self.proc.wait(timeout=grace)
+                break
+            except subprocess.TimeoutExpired:
+                continue
 
     def __enter__(self) -> "Server":
         try:

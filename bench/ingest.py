@@ -8,8 +8,8 @@ to 1% of the documents (target <= 10% of the full ingest, and exactly the change
 
 With `--compare`, one run times a full ingest of the same corpus from an empty home under each configuration:
 "before" (float32, chunks of the model's 256 tokens, 64 texts per forward pass: the defaults before issue 12),
-"float32" (today's chunking and batch size at float32) and "after" (the defaults), each with its own model instance
-loaded and warmed before the clock starts. One-time process costs (imports, Great Expectations' context) are paid
+"float32" (today's chunking and batch size at float32) and "after" (the defaults), each with its model loaded
+(once per precision in the process) and warmed before the clock starts. One-time process costs (imports, Great Expectations' context) are paid
 by a warm-up ingest of one small document first, so they do not fall on whichever configuration runs first.
 """
 
@@ -41,8 +41,8 @@ def compare(docs: Path, work: Path) -> dict:
     out: dict = {"configs": {}}
     warm = work / "warm-up-docs"
     warm.mkdir()
-    first = sorted(docs.glob("*/master.txt"), key=lambda p: p.stat().st_size)[0]
-    (warm / "one.txt").write_text(first.read_text(encoding="utf-8")[:4000], encoding="utf-8")
+    sample = "\n\n".join(f"Paragraph {i} of the warm-up document, about refreshing the index." for i in range(40))
+    (warm / "one.md").write_text("# Warm-up\n\n" + sample, encoding="utf-8")
     Refresher(Settings(home=work / "warm-up", source=warm.as_uri())).run()
     for name, overrides in CONFIGS.items():
         settings = Settings(home=work / name, source=docs.as_uri()).model_copy(update=overrides)

@@ -17,7 +17,7 @@ LOGS="$RAGOPS_HOME/logs"; mkdir -p "$LOGS"
 [ -f "$RAGOPS_MCP_PERMISSIONS" ] || printf 'clients: []\n' >"$RAGOPS_MCP_PERMISSIONS"
 
 source scripts/process-groups.sh
-trap stop_groups INT TERM EXIT
+stop_on_signals
 
 echo "ragops: initialising the registry and Airflow's metadata database"
 "$BIN/python" -c "from ragops.config import Settings; from ragops.registry import Registry; s=Settings(); s.ensure_home(); Registry(s.registry_url)"

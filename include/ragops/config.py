@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     weaviate_api_key: SecretStr | None = None
     embedding_model: str = DEFAULT_MODEL
     embed_batch_size: int = Field(default=16, description="texts per forward pass; on 2 CPU cores 8-32 encode "
-                                  "fastest (batches of 64 pad more: 13% slower at bfloat16, 25% at float32)")
+                                  "fastest (64 pads more: 11% slower at bfloat16, 33% at float32; docs/benchmarks.md)")
     embedding_precision: str = Field(default="auto", description="auto (bfloat16 where the CPU has native bfloat16, "
                                      "else float32) | float32 | bfloat16 | int8; see docs/benchmarks.md")
     dag_batch_chunks: int = 512

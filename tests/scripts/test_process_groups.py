@@ -29,10 +29,12 @@ def test_every_group_stops_even_when_the_signal_comes_twice_and_one_ignores_it(t
     driver = tmp_path / "driver.sh"
     driver.write_text(f"""set -euo pipefail
 source {REPO}/scripts/process-groups.sh
-trap stop_groups INT TERM EXIT
+stop_on_signals
 start_group {tmp_path}/a.log sleep 300
 start_group {tmp_path}/b.log bash -c 'trap "" TERM; while true; do sleep 0.2; done'
 echo "${{RAGOPS_GROUPS[*]}}" > {pidfile}.tmp && mv {pidfile}.tmp {pidfile}
+for i in $(seq 1 600); do sleep 0.1; done  # like up.sh's waits for Airflow: the signal comes in here
+echo "still starting after the stop"
 wait "${{RAGOPS_GROUPS[0]}}"
 """)
     proc = subprocess.Popen(["bash", str(driver)], env=dict(os.environ, RAGOPS_STOP_GRACE_S="1"),
@@ -50,6 +52,8 @@ wait "${{RAGOPS_GROUPS[0]}}"
         proc.send_signal(sig)  # what make does with SIGTERM, and a user's second Ctrl-C
         output, _ = proc.communicate(timeout=60)
         assert "stopping ragops" in output
+        assert "still starting after the stop" not in output  # a stop ends the script, it does not resume it
+        assert proc.returncode == {signal.SIGTERM: 143, signal.SIGINT: 130}[sig]
         assert f"process group {groups[1]} did not stop within 1s: SIGKILL" in output
         deadline = time.monotonic() + 10
         while any(_alive(g) for g in groups) and time.monotonic() < deadline:

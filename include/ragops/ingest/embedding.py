@@ -8,7 +8,6 @@ layers. Vectors of different precisions never share a cache entry.
 from __future__ import annotations
 
 import threading
-from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
@@ -55,16 +54,23 @@ def cache_key(model_name: str, precision: str) -> str:
 # One load at a time in the process, whatever the model or precision: loading switches transformers' process-wide
 # default dtype, so a float32 load beside a bfloat16 one builds a model of mixed dtypes ("mat1 and mat2 must have the
 # same dtype"), and concurrent first callers (the evaluation's parallel questions) would each load their own copy.
-_LOADING = threading.RLock()
+# A model already loaded is returned without the lock, so encodes never wait behind another model's load.
+_LOADING = threading.Lock()
+_MODELS: dict[tuple[str, str], object] = {}
+_TOKENIZERS: dict[str, object] = {}
 
 
 def _load_model(path: str, precision: str = "float32"):
-    with _LOADING:
-        return _load_model_once(path, precision)
+    model = _MODELS.get((path, precision))
+    if model is None:
+        with _LOADING:
+            model = _MODELS.get((path, precision))
+            if model is None:
+                model = _MODELS[(path, precision)] = _build_model(path, precision)
+    return model
 
 
-@lru_cache(maxsize=4)
-def _load_model_once(path: str, precision: str):
+def _build_model(path: str, precision: str):
     import torch
     from sentence_transformers import SentenceTransformer
 
@@ -85,12 +91,16 @@ def _load_model_once(path: str, precision: str):
 
 
 def _load_tokenizer(path: str):
-    with _LOADING:
-        return _load_tokenizer_once(path)
+    tokenizer = _TOKENIZERS.get(path)
+    if tokenizer is None:
+        with _LOADING:
+            tokenizer = _TOKENIZERS.get(path)
+            if tokenizer is None:
+                tokenizer = _TOKENIZERS[path] = _build_tokenizer(path)
+    return tokenizer
 
 
-@lru_cache(maxsize=4)
-def _load_tokenizer_once(path: str):
+def _build_tokenizer(path: str):
     from transformers import AutoTokenizer
 
     try:

@@ -81,6 +81,7 @@ def _concurrently(n: int, fn) -> list:
         t.start()
     for t in threads:
         t.join(timeout=120)
+    assert not [t for t in threads if t.is_alive()], "a thread hung"
     return results
 
 
@@ -108,12 +109,12 @@ def test_concurrent_first_uses_load_one_model_and_never_two_at_once(monkeypatch)
                 state["inside"] -= 1
 
     monkeypatch.setattr(sentence_transformers, "SentenceTransformer", SlowModel)
-    embedding._load_model_once.cache_clear()
+    embedding._MODELS.clear()
     try:
         precisions = ["bfloat16", "bfloat16", "float32", "bfloat16", "float32", "bfloat16"]
         models = _concurrently(len(precisions), lambda i: embedding._load_model("/m", precisions[i]))
     finally:
-        embedding._load_model_once.cache_clear()  # later tests load the real model again
+        embedding._MODELS.clear()  # later tests load the real model again
     assert not [m for m in models if isinstance(m, Exception)]
     assert state["most"] == 1  # loads never overlap, whatever their precision
     assert state["built"] == 2  # one per precision
@@ -125,10 +126,11 @@ def test_concurrent_first_encodes_of_a_bfloat16_model_all_succeed():
 
     from ragops.ingest import embedding
 
-    embedding._load_model_once.cache_clear()
+    embedding._MODELS.clear()
     texts = ["How do I refresh the index?"]
     results = _concurrently(4, lambda i: embedding.Embedder("all-MiniLM-L6-v2", precision="bfloat16").encode(texts))
     assert not [r for r in results if isinstance(r, Exception)], results
     model = embedding.Embedder("all-MiniLM-L6-v2", precision="bfloat16").model
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    assert torch.get_default_dtype() == torch.float32  # no load left the process-wide default switched
     assert all(np.allclose(r, results[0], atol=1e-6) for r in results)
