@@ -171,7 +171,10 @@ def celery_refresh(request, pg_base, redis_base, tmp_path_factory) -> Observed:
         Registry(registry_url).dispose()  # migrated before the gate locks one of its tables
         cluster = AirflowCluster(root, metadata_url, redis_base, dags, {
             "RAGOPS_HOME": str(settings.home), "RAGOPS_SOURCE": source, "RAGOPS_DATABASE_URL": registry_url,
-            "RAGOPS_STORE": "lance", "RAGOPS_DAG_BATCH_CHUNKS": str(BATCH_CHUNKS)})
+            "RAGOPS_STORE": "lance", "RAGOPS_DAG_BATCH_CHUNKS": str(BATCH_CHUNKS),
+            # float32, like the reference run's embedder: "auto" is bfloat16 on a CPU that has it natively, whose
+            # vectors differ from float32's in the third decimal, and a bit-for-bit comparison needs one precision.
+            "RAGOPS_EMBEDDING_PRECISION": "float32"})
         attach_logs(request.node, [cluster.logs, cluster.home / "logs"])
         try:
             cluster.start()
