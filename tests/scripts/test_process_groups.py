@@ -23,6 +23,14 @@ def _alive(pgid: int) -> bool:
     return True
 
 
+def _as_from_a_terminal() -> None:
+    """The driver starts with SIGINT and SIGTERM at their defaults, as from a terminal. A CI runner started in the
+    background of a non-interactive shell ignores SIGINT, every child inherits that, and bash cannot trap a signal
+    that was ignored when it started."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_every_group_stops_even_when_the_signal_comes_twice_and_one_ignores_it(tmp_path, sig):
     pidfile = tmp_path / "groups"
@@ -38,7 +46,8 @@ echo "still starting after the stop"
 wait "${{RAGOPS_GROUPS[0]}}"
 """)
     proc = subprocess.Popen(["bash", str(driver)], env=dict(os.environ, RAGOPS_STOP_GRACE_S="1"),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            preexec_fn=_as_from_a_terminal)
     groups: list[int] = []
     try:
         deadline = time.monotonic() + 60
