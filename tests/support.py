@@ -133,6 +133,29 @@ def samples(exposition: str) -> dict[tuple, float]:
             for family in text_string_to_metric_families(exposition) for s in family.samples}
 
 
+async def hanging_lookup(query: str) -> str:
+    """An MCP tool that answers after every test's tool timeout."""
+    import asyncio
+
+    await asyncio.sleep(30)
+    return "too late"
+
+
+def failing_lookup(query: str) -> str:
+    """An MCP tool that raises, as a tool whose upstream is down does."""
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    raise ToolError("upstream database is down")
+
+
+def flaky_tool_server() -> "ToolServer":
+    """A real MCP server with tool `hangs` (never in time) and tool `fails` (raises a ToolError)."""
+    server = ToolServer("flaky")
+    server.define(hanging_lookup, "hangs", "Look up, slowly.")
+    server.define(failing_lookup, "fails", "Look up, and fail.")
+    return server
+
+
 class ToolServer:
     """A real MCP server (the SDK's MCPServer over stateless streamable HTTP) whose tools a test redefines mid-run.
 

@@ -1,35 +1,21 @@
 """Fault matrix, MCP tool (a tool the assistant calls): down, hanging, HTTP 500, malformed, an error result.
 Outcome: 200 tool_failed naming the tool and the reason, and the event stored."""
 
-import asyncio
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from fastapi.testclient import TestClient
 
-from support import ToolServer, events, free_port, pin_tools
+from support import events, flaky_tool_server, free_port, pin_tools
 
 Q = {"question": "What blocks a mass delete?"}
-
-
-async def _hangs(query: str) -> str:
-    await asyncio.sleep(30)
-    return "too late"
-
-
-def _fails(query: str) -> str:
-    from mcp.server.mcpserver.exceptions import ToolError
-
-    raise ToolError("upstream database is down")
 
 
 @pytest.fixture
 def tool_servers():
     """A real MCP server with a hanging and a failing tool, and a plain HTTP server answering 500 or noise."""
-    server = ToolServer("flaky")
-    server.define(_hangs, "hangs", "Look up, slowly.")
-    server.define(_fails, "fails", "Look up, and fail.")
+    server = flaky_tool_server()
 
     class Broken(BaseHTTPRequestHandler):
         def log_message(self, *args):

@@ -1,11 +1,10 @@
 """Every fallback code, reached through real faults: a fake LLM that fails, a hanging MCP tool, a broken index."""
 
-import asyncio
 import shutil
 
 import pytest
 
-from support import ToolServer, events, pin_tools
+from support import events, flaky_tool_server, pin_tools
 from ragops.answer.llm import CircuitBreaker, OpenAIChatModel
 from ragops.answer.tools import ToolConfig
 
@@ -69,28 +68,15 @@ def test_open_circuit_stops_calling_the_llm(make_client, fake_llm):
     assert fake_llm.calls == 2 and breaker.state == "open"
 
 
-async def _slow_lookup(query: str) -> str:
-    await asyncio.sleep(10)
-    return "too late"
-
-
-def _broken_lookup(query: str) -> str:
-    from mcp.server.mcpserver.exceptions import ToolError
-
-    raise ToolError("upstream database is down")
-
-
 @pytest.fixture
 def hanging_tool():
     """A real MCP server over streamable HTTP whose tool never answers in time, and one that raises."""
-    server = ToolServer("flaky")
-    server.define(_slow_lookup, "slow_lookup", "Look up slowly.")
-    server.define(_broken_lookup, "broken_lookup", "Look up, and fail.")
+    server = flaky_tool_server()
     with server.running() as url:
         yield url
 
 
-@pytest.mark.parametrize("tool,reason", [("slow_lookup", "no answer within 1 s"), ("broken_lookup", "upstream database")])
+@pytest.mark.parametrize("tool,reason", [("hangs", "no answer within 1 s"), ("fails", "upstream database")])
 def test_tool_failure_or_timeout_is_explained(make_client, indexed, hanging_tool, tool, reason):
     tools = [ToolConfig(url=hanging_tool, tool=tool, timeout_s=1.0)]
     pin_tools(indexed, tools)
