@@ -15,8 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("RAGOPS_EVAL_RHDH", REPO.parent / "shared" / "eval" / "rhdh"))  # a worktree sets it
+from _rhdh import RHDH
+
 # For benchmarks that measure the service, not the limiter (bench/load.py measures the limiter).
 UNLIMITED = {"RAGOPS_RATE_LIMIT": "100000000/minute", "RAGOPS_RATE_LIMIT_ADDRESS": "100000000/minute",
              "RAGOPS_RATE_LIMIT_GLOBAL": "100000000/minute"}
@@ -34,8 +34,8 @@ def pct(values: list[float], q: float) -> float:
 
 
 def questions(limit: int, skip: int = 0) -> list[str]:
-    """The RHDH dev questions (from the `skip`-th) when ../shared is there, else three about the bundled docs."""
-    dev = SHARED / "dev.jsonl"
+    """The RHDH dev questions (from the `skip`-th) when the set is there, else three about the bundled docs."""
+    dev = RHDH / "dev.jsonl"
     if dev.exists():
         return [json.loads(line)["question"] for line in dev.read_text().splitlines()][skip : skip + limit]
     return ["How does the refresh guard work?", "Where do Slack reports go?", "What does make up start?"] * (limit // 3 + 1)

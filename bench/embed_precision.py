@@ -7,7 +7,7 @@ TorchScript path, which needs no `onnx` package) and run by onnxruntime with the
 and normalisation, as sentence-transformers does. sentence-transformers' `[onnx]` extra is not used: it pulls
 optimum, which downgrades transformers below the stack's pins.
 
-    .venv/bin/python bench/embed_precision.py [--docs ../shared/eval/rhdh/docs] [--limit 600] [--rounds 2]
+    .venv/bin/python bench/embed_precision.py [--docs $RAGOPS_EVAL_RHDH/docs] [--limit 600] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from _rhdh import RHDH
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -92,7 +94,7 @@ class OnnxEncoder:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--docs", default=str(REPO.parent / "shared" / "eval" / "rhdh" / "docs"))
+    parser.add_argument("--docs", default=str(RHDH / "docs"))
     parser.add_argument("--limit", type=int, default=600, help="chunks to encode per round (0: all)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--no-onnx", action="store_true")

@@ -4,7 +4,7 @@ Measures, in one process: a full index from scratch; the same chunks through a b
 SentenceTransformer.encode (the floor); their ratio (target <= 1.25); a refresh after appending one paragraph
 to 1% of the documents (target <= 10% of the full ingest, and exactly the changed chunks embedded); peak RSS.
 
-    .venv/bin/python bench/ingest.py [--docs ../shared/eval/rhdh/docs]
+    .venv/bin/python bench/ingest.py [--docs $RAGOPS_EVAL_RHDH/docs]
 
 With `--compare`, one run times a full ingest of the same corpus from an empty home under each configuration:
 "before" (float32, chunks of the model's 256 tokens, 64 texts per forward pass: the defaults before issue 12),
@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from _rhdh import RHDH, absent
 
 
 CONFIGS = {"before": {"embedding_precision": "float32", "chunk_max_tokens": None, "embed_batch_size": 64},
@@ -62,12 +62,12 @@ def compare(docs: Path, work: Path) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--docs", default=str(REPO.parent / "shared" / "eval" / "rhdh" / "docs"))
+    parser.add_argument("--docs", default=str(RHDH / "docs"))
     parser.add_argument("--compare", action="store_true", help="full ingest before/after, side by side")
     args = parser.parse_args()
     docs = Path(args.docs)
     if not docs.exists():
-        print(json.dumps({"skipped": f"{docs} is absent"}))
+        print(json.dumps({"skipped": absent(docs)}))
         return 0
     if args.compare:
         work = Path(tempfile.mkdtemp(prefix="ragops-bench-"))

@@ -26,7 +26,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
-from _server import SHARED, Server, pct, questions  # noqa: E402  (shared with bench/serve.py)
+from _rhdh import RHDH  # noqa: E402
+from _server import Server, pct, questions  # noqa: E402  (shared with bench/serve.py)
 
 
 async def open_loop(url: str, rate: float, seconds: float, qs: list[str], *, headers=None, user=None) -> list[dict]:
@@ -145,7 +146,7 @@ def flood(home: Path, qs: list[str], rate: float, seconds: float, work: Path) ->
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--docs", default=str(SHARED / "docs"))
+    parser.add_argument("--docs", default=str(RHDH / "docs"))
     parser.add_argument("--home", help="an indexed RAGOPS_HOME to copy (else --docs is indexed first)")
     parser.add_argument("--flood-s", type=float, default=60.0)
     parser.add_argument("--step-s", type=float, default=8.0)

@@ -1,4 +1,4 @@
-"""Retrieval quality and abstention on ../shared/eval/rhdh (dev set); prints one JSON document.
+"""Retrieval quality and abstention on $RAGOPS_EVAL_RHDH (dev set); prints one JSON document.
 
 In one run:
 - the README's naive baselines, rebuilt exactly as it defines them: fixed 1,000-character chunks with 200 overlap,
@@ -23,7 +23,6 @@ import asyncio
 import collections
 import json
 import math
-import os
 import shutil
 import sys
 import tempfile
@@ -32,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-RHDH = Path(os.environ.get("RAGOPS_EVAL_RHDH", REPO.parent / "shared" / "eval" / "rhdh"))  # a worktree sets it
+from _rhdh import RHDH, absent
+
 README_BASELINES = {"dense": {"answer_token_recall": 0.752, "hit_rate": 0.564},
                     "hybrid_rrf60": {"answer_token_recall": 0.800, "hit_rate": 0.643}}
 K = 20
@@ -171,7 +170,7 @@ def main() -> int:
     parser.add_argument("--precisions", default="", help="also compare these embedding precisions, e.g. float32")
     args = parser.parse_args()
     if not (RHDH / "dev.jsonl").exists():
-        print(json.dumps({"skipped": f"{RHDH} is absent"}))
+        print(json.dumps({"skipped": absent(RHDH)}))
         return 0
     from ragops.answer.abstention import AbstentionPolicy
     from ragops.answer.pipeline import DEFAULTS, AnswerService

@@ -6,7 +6,7 @@ collection only); then roll back. The rollback moves the pointer back and catche
 manifest: only the edited guide is read again. For comparison, the same catch-up without a manifest (blank
 fingerprints, as before issue 9) re-reads every guide.
 
-    .venv/bin/python bench/rollback.py [--docs ../shared/eval/rhdh/docs]
+    .venv/bin/python bench/rollback.py [--docs $RAGOPS_EVAL_RHDH/docs]
 """
 
 from __future__ import annotations
@@ -18,16 +18,16 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from _rhdh import RHDH, absent
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--docs", default=str(REPO.parent / "shared" / "eval" / "rhdh" / "docs"))
+    parser.add_argument("--docs", default=str(RHDH / "docs"))
     args = parser.parse_args()
     docs = Path(args.docs)
     if not docs.exists():
-        print(json.dumps({"skipped": f"{docs} is absent"}))
+        print(json.dumps({"skipped": absent(docs)}))
         return 0
 
     from sqlalchemy import update

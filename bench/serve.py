@@ -4,7 +4,7 @@ In one run: the in-process floor of a search (query embedding + index search), t
 over loopback HTTP against `ragops serve` at concurrency 1, 8 and 32 (p50/p99, throughput, errors), and the cost
 of the rate limiter and of request-event writing, measured both in-process and over HTTP with each switched off.
 
-    .venv/bin/python bench/serve.py [--docs ../shared/eval/rhdh/docs] [--requests 200]
+    .venv/bin/python bench/serve.py [--docs $RAGOPS_EVAL_RHDH/docs] [--requests 200]
 
 With `--compare`, one run measures `/v1/search` at concurrency 1 and 8 against servers that differ only in the
 query-embedding settings: "before" (float32, each query encoded alone, no query cache: the code's behaviour before
@@ -26,7 +26,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
-from _server import SHARED, UNLIMITED, Server, pct, questions  # noqa: E402  (shared with bench/load.py)
+from _rhdh import RHDH  # noqa: E402
+from _server import UNLIMITED, Server, pct, questions  # noqa: E402  (shared with bench/load.py)
 
 
 async def load(url: str, path: str, qs: list[str], concurrency: int, total: int) -> dict:
@@ -136,7 +137,7 @@ def compare(home: Path, qs: list[str], requests: int) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--compare", action="store_true", help="before/after query embedding, side by side")
-    parser.add_argument("--docs", default=str(SHARED / "docs"))
+    parser.add_argument("--docs", default=str(RHDH / "docs"))
     parser.add_argument("--home", help="reuse an indexed RAGOPS_HOME instead of indexing --docs")
     parser.add_argument("--requests", type=int, default=200)
     args = parser.parse_args()

@@ -1,8 +1,8 @@
 """Containment-based retrieval measures, robust to reference contexts much longer than a chunk.
 
-Answer-token recall is defined as in ../shared/eval/rhdh/README.md: the share of the reference answer's content
-words found in the retrieved context (results in rank order, concatenated until 4,000 characters); a hit is a
-recall of at least 0.8.
+Answer-token recall is defined as in the RHDH evaluation set's README (docs/benchmarks.md): the share of the
+reference answer's content words found in the retrieved context (results in rank order, concatenated until 4,000
+characters); a hit is a recall of at least 0.8.
 """
 
 from __future__ import annotations
