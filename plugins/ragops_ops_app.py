@@ -2,21 +2,14 @@
 
 Airflow mounts plugin apps without authenticating them, so every route here depends on Airflow's own security:
 a caller without a valid Airflow token gets 401 (the page redirects a browser to the login instead), a caller
-who may not read DAG runs gets 403. The registry is read through `ragops.overview.ops_summary` only.
+who may not read DAG runs gets 403. The registry is read through `ragops.overview.page_summary` only.
 """
 
-from functools import lru_cache
 from pathlib import Path
 from urllib.parse import quote
 
 PREFIX = "/ragops"
 ICON = Path(__file__).with_name("ragops_ops_icon.svg")
-
-@lru_cache(maxsize=4)
-def _registry(url: str):
-    from ragops.registry import Registry
-
-    return Registry(url, migrate=False)  # the page only reads; the DAGs and the CLI migrate
 
 def latest_runs(dag_ids: list[str]) -> dict[str, dict]:
     """Each DAG as Airflow knows it: present or not, paused or not, and its latest run."""
@@ -64,10 +57,9 @@ def with_links(summary: dict, runs: dict[str, dict], base: str) -> dict:
 
 def build(request) -> dict:
     from ragops.config import Settings
-    from ragops.overview import ops_summary
+    from ragops.overview import page_summary
 
-    settings = Settings()
-    summary = ops_summary(settings, registry=_registry(settings.registry_url))
+    summary = page_summary(Settings())
     runs = latest_runs([section["dag_id"] for section in summary["sections"].values()])
     return with_links(summary, runs, ui_base(request))
 

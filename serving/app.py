@@ -22,11 +22,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ragops.answer import fallbacks
 from ragops.answer.llm import build_chat_model
 from ragops.answer.pipeline import AnswerResult, AnswerService
-from ragops.answer.tools import ToolConfig
 from ragops.audit.permissions import Permissions, WatchedPermissions
 from ragops.config import Settings
 from ragops.errors import StoreUnavailable
 from ragops.index import close_backends
+from ragops.mcp_client import ToolConfig
 from ragops.monitoring.events import EventWriter, request_event
 from ragops.registry import Registry
 from serving.backend import Backend, Readiness

@@ -7,7 +7,7 @@ from pydantic import Field
 
 from support import ToolServer, pin_tools
 from support import task_states as _states
-from ragops.answer.tools import ToolConfig
+from ragops.mcp_client import ToolConfig
 
 
 def lookup(query: Annotated[str, Field(max_length=100)]) -> str:

@@ -248,7 +248,7 @@ class Traffic:
 def test_every_alert_and_panel_query_returns_a_series_and_alerts_reach_their_receivers(indexed, corpus, embedder, tmp_path):
     from ragops.answer.llm import OpenAIChatModel
     from ragops.answer.pipeline import AnswerService
-    from ragops.answer.tools import ToolConfig
+    from ragops.mcp_client import ToolConfig
     from ragops.audit.permissions import hash_token
     from ragops.ingest.refresh import Refresher
     from serving.app import create_app

@@ -55,7 +55,7 @@ def _ask(cfg, embedder, tool):
 
 @pytest.mark.fault("MCP tool", "down (nothing listens)")
 def test_tool_down(indexed, embedder, matrix):
-    from ragops.answer.tools import ToolConfig
+    from ragops.mcp_client import ToolConfig
 
     _ask(indexed, embedder, ToolConfig(url=f"http://127.0.0.1:{free_port()}/mcp/", tool="lookup", timeout_s=5))
     matrix.record("200 tool_failed naming the tool and the connection error; event stored")
@@ -63,7 +63,7 @@ def test_tool_down(indexed, embedder, matrix):
 
 @pytest.mark.fault("MCP tool", "slow past its timeout")
 def test_tool_hangs(indexed, embedder, tool_servers, matrix):
-    from ragops.answer.tools import ToolConfig
+    from ragops.mcp_client import ToolConfig
 
     answer = _ask(indexed, embedder, ToolConfig(url=tool_servers[0], tool="hangs", timeout_s=1.0))
     assert "no answer within 1 s" in answer
@@ -72,7 +72,7 @@ def test_tool_hangs(indexed, embedder, tool_servers, matrix):
 
 @pytest.mark.fault("MCP tool", "error status (HTTP 500)")
 def test_tool_http_500(indexed, embedder, tool_servers, matrix):
-    from ragops.answer.tools import ToolConfig
+    from ragops.mcp_client import ToolConfig
 
     _ask(indexed, embedder, ToolConfig(url=tool_servers[1] + "/500/mcp/", tool="lookup", timeout_s=5))
     matrix.record("200 tool_failed naming the tool and the HTTP error; event stored")
@@ -80,7 +80,7 @@ def test_tool_http_500(indexed, embedder, tool_servers, matrix):
 
 @pytest.mark.fault("MCP tool", "malformed reply")
 def test_tool_malformed(indexed, embedder, tool_servers, matrix):
-    from ragops.answer.tools import ToolConfig
+    from ragops.mcp_client import ToolConfig
 
     _ask(indexed, embedder, ToolConfig(url=tool_servers[1] + "/garbage/mcp/", tool="lookup", timeout_s=5))
     matrix.record("200 tool_failed (the protocol error is the tool's failure, never a 500); event stored")
@@ -88,7 +88,7 @@ def test_tool_malformed(indexed, embedder, tool_servers, matrix):
 
 @pytest.mark.fault("MCP tool", "error result (the tool reports a failure)")
 def test_tool_error_result(indexed, embedder, tool_servers, matrix):
-    from ragops.answer.tools import ToolConfig
+    from ragops.mcp_client import ToolConfig
 
     answer = _ask(indexed, embedder, ToolConfig(url=tool_servers[0], tool="fails", timeout_s=5))
     assert "upstream database is down" in answer

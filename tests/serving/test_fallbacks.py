@@ -6,7 +6,7 @@ import pytest
 
 from support import events, flaky_tool_server, pin_tools
 from ragops.answer.llm import CircuitBreaker, OpenAIChatModel
-from ragops.answer.tools import ToolConfig
+from ragops.mcp_client import ToolConfig
 
 
 def _llm(fake, **kw):

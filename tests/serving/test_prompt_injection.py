@@ -50,7 +50,7 @@ def test_an_injection_document_changes_no_tool_call_and_no_permission(settings, 
 
     from ragops.answer.llm import OpenAIChatModel
     from ragops.answer.pipeline import AnswerService
-    from ragops.answer.tools import ToolConfig
+    from ragops.mcp_client import ToolConfig
     from ragops.audit.permissions import Permissions, hash_token
     from ragops.ingest.refresh import Refresher
     from serving.app import create_app

@@ -8,7 +8,7 @@ import pytest
 from pydantic import Field
 
 from support import ToolServer, pin_tools
-from ragops.answer.tools import ToolConfig
+from ragops.mcp_client import ToolConfig
 
 QUESTION = {"question": "What blocks a mass delete?"}
 

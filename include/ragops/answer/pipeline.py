@@ -17,11 +17,12 @@ from ragops.answer.extractive import extractive_answer
 from ragops.answer.llm import ChatModel
 from ragops.answer.query_encoding import QueryEncoder
 from ragops.answer.retrieval import Retrieved, Retriever
-from ragops.answer.tools import ToolConfig, call_tool
+from ragops.answer.tools import call_tool
 from ragops.config import Settings
 from ragops.errors import LLMUnavailable, StoreUnavailable, ToolFailed
 from ragops.index import SearchHit
 from ragops.ingest.embedding import Embedder
+from ragops.mcp_client import ToolConfig
 from ragops.registry import Registry
 from ragops.releases import ReleaseInfo, Rollout, current_rollout, ensure_default_release
 

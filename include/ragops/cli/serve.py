@@ -13,7 +13,7 @@ from ragops.config import Settings
 def ask(args):
     from ragops.answer.llm import build_chat_model
     from ragops.answer.pipeline import AnswerService
-    from ragops.answer.tools import ToolConfig
+    from ragops.mcp_client import ToolConfig
     from ragops.monitoring.events import EventWriter, request_event
 
     settings = Settings()

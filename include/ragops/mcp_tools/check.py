@@ -11,8 +11,8 @@ from datetime import datetime, timezone
 import anyio
 from sqlalchemy import func, select
 
-from ragops.answer.tools import ToolConfig
 from ragops.errors import RagopsError
+from ragops.mcp_client import ToolConfig
 from ragops.mcp_tools.contracts import ProbeResult, contracts_path, load_contracts, median_latency, run_probe
 from ragops.mcp_tools.listing import list_definitions
 from ragops.mcp_tools.pins import ToolState, assess, current_pins

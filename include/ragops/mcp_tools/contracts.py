@@ -26,8 +26,8 @@ from pathlib import Path
 
 import yaml
 
-from ragops.answer.tools import ToolConfig, invoke, result_is_error, result_text
 from ragops.errors import ConfigError, ToolFailed
+from ragops.mcp_client import ToolConfig, invoke, result_is_error, result_text
 
 MAX_TEXT = 65_536  # the tool's reply is untrusted: expectations look at a bounded prefix
 EXPECTATIONS = {"contains", "matches", "shape", "error"}

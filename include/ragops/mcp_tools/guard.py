@@ -12,7 +12,7 @@ from typing import Callable
 
 import anyio
 
-from ragops.answer.tools import ToolConfig
+from ragops.mcp_client import ToolConfig
 from ragops.mcp_tools.check import latest_checks
 from ragops.mcp_tools.listing import list_definitions
 from ragops.mcp_tools.pins import assess, current_pins

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import anyio
 
-from ragops.answer.tools import ToolConfig, open_session
+from ragops.mcp_client import ToolConfig, open_session
 from ragops.mcp_tools.definitions import canonical
 
 MAX_PAGES = 20  # a server that paginates forever is a broken server, not a reason to hang

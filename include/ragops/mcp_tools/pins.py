@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
-from ragops.answer.tools import ToolConfig
+from ragops.mcp_client import ToolConfig
 from ragops.mcp_tools.definitions import Change, diff, fingerprint, summarize
 from ragops.mcp_tools.listing import Listed
 from ragops.registry import Registry

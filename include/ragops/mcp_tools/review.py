@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import anyio
 
-from ragops.answer.tools import ToolConfig
 from ragops.errors import RagopsError
+from ragops.mcp_client import ToolConfig
 from ragops.mcp_tools.check import connected_tools
 from ragops.mcp_tools.listing import list_definitions
 from ragops.mcp_tools.pins import ToolState, assess, current_pins, record_pin, record_review

@@ -9,6 +9,7 @@ only reads: it never migrates, creates or repairs anything, so opening the page 
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Callable
 
 from sqlalchemy import func, select
@@ -129,3 +130,12 @@ def ops_summary(settings: Settings, *, registry: Registry | None = None, now: da
                                f"{str(getattr(exc, 'orig', exc) or exc)[:300]}") from exc
     return {"generated_at": iso(now), "registry": registry.safe_url, "sections": sections}
 
+
+@lru_cache(maxsize=4)
+def _page_registry(url: str) -> Registry:
+    return Registry(url, migrate=False)  # the page only reads; the DAGs and the CLI migrate
+
+
+def page_summary(settings: Settings, *, now: datetime | None = None) -> dict:
+    """`ops_summary` for a page served again and again: one read-only registry per URL, kept between requests."""
+    return ops_summary(settings, registry=_page_registry(settings.registry_url), now=now)

@@ -3,8 +3,8 @@
 import pytest
 import yaml
 
-from ragops.answer.tools import ToolConfig
 from ragops.errors import ConfigError
+from ragops.mcp_client import ToolConfig
 from ragops.mcp_tools.contracts import check, contracts_path, load_contracts
 
 TOOLS = [ToolConfig(url="http://a/mcp/", tool="lookup"), ToolConfig(url="http://b/mcp/", tool="lookup")]

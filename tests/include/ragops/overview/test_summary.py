@@ -7,8 +7,9 @@ from sqlalchemy import func, inspect, select
 
 from support import populate_registry
 from ragops.errors import StoreUnavailable
-from ragops.overview import SECTIONS, ops_summary
+from ragops.overview import SECTIONS, ops_summary, page_summary
 from ragops.overview.moments import iso
+from ragops.overview.summary import _page_registry
 from ragops.registry import Registry
 from ragops.registry.models import Chunk, EvalRun, RefreshRun, RequestEvent
 
@@ -113,6 +114,15 @@ def test_a_fresh_registry_summarizes_to_empty_sections(settings):
     assert sections["release"]["status"] == "idle" and sections["audit"]["run"] is None
     assert sections["slo"]["requests"] == 0 and sections["health"]["components"] == []
     assert sections["tools"]["tools"] == []
+
+
+def test_the_page_reads_the_same_summary_through_one_kept_registry(populated):
+    settings, now, _, sections = populated
+    assert page_summary(settings, now=now)["sections"] == sections
+    before = _page_registry.cache_info()
+    assert page_summary(settings, now=now)["sections"] == sections
+    after = _page_registry.cache_info()
+    assert (after.hits, after.misses) == (before.hits + 1, before.misses)  # no new engine per request
 
 
 def test_on_postgresql(settings, postgres_url):
