@@ -14,7 +14,7 @@ SHELL := /bin/bash
 # install); those lines are dropped, every other warning and error is shown.
 PIP_QUIET := 2>&1 | { grep -v "^WARNING: Location 'file://.*' is ignored" || true; }
 
-.PHONY: up test install dev bench lint clean
+.PHONY: up test test-fast install dev bench lint clean
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ up: install
 # pytest exits 5 when it collected no tests: say so loudly instead of failing CI on an empty selection.
 test: dev
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5)"; exit 0; fi; exit $$rc
+
+# The loop to run while working: everything that needs no Airflow process, browser, Celery or model load (the
+# `slow` marker, tests/conftest.py); a model load in it fails the test and names the marker it needs.
+test-fast: dev
+	@RAGOPS_TEST_FAST=1 $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5)"; exit 0; fi; exit $$rc
 
 bench: install

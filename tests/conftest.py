@@ -11,6 +11,17 @@ import pytest
 from services import detect
 
 REPO = Path(__file__).resolve().parents[1]
+# `make test-fast` sets it: the loop that needs no Airflow process, browser, Celery or model load.
+FAST = os.environ.get("RAGOPS_TEST_FAST") == "1"
+# What makes a test slow, by marker; each of them also marks the test `slow`, which `make test-fast` deselects.
+RESOURCES = {
+    "model": "loads the embedding model",
+    "airflow": "runs Airflow (a DagBag, dag.test(), airflow standalone or its CLI)",
+    "browser": "drives Chromium",
+    "celery": "runs Celery workers",
+}
+# Fixtures that bring a resource with them: a test using one (directly or through another fixture) is marked.
+RESOURCE_FIXTURES = {"embedder": "model", "airflow_db": "airflow", "dagbag": "airflow"}
 MISSING = detect()  # before any test reads RAGOPS_TEST_DATABASE_URL / RAGOPS_TEST_REDIS_URL
 RHDH = Path(os.environ.get("RAGOPS_EVAL_RHDH") or REPO.parent / "shared" / "eval" / "rhdh")  # bench/data.py builds it
 
@@ -29,6 +40,32 @@ CORPUS = {
 }
 
 
+def pytest_configure(config):
+    for name, what in RESOURCES.items():
+        config.addinivalue_line("markers", f"{name}: {what} (also marks the test slow)")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        for fixture in set(getattr(item, "fixturenames", ())) & RESOURCE_FIXTURES.keys():
+            item.add_marker(RESOURCE_FIXTURES[fixture])
+        if any(item.get_closest_marker(name) for name in RESOURCES) and not item.get_closest_marker("slow"):
+            item.add_marker("slow")
+
+
+@pytest.fixture(autouse=True)
+def _fast_loop_loads_no_model(request, monkeypatch):
+    """In the fast loop a model load is a mistake of marking: fail the test and say which marker it needs."""
+    if not FAST:
+        return
+
+    def refuse(path, precision="float32"):
+        raise RuntimeError(f"{request.node.nodeid} loads the embedding model ({path}) in the fast loop: use the "
+                           "`embedder` fixture or mark it @pytest.mark.model")
+
+    monkeypatch.setattr("ragops.ingest.embedding._build_model", refuse)
+
+
 @pytest.fixture
 def settings(tmp_path, monkeypatch):
     for key in list(os.environ):
@@ -37,6 +74,31 @@ def settings(tmp_path, monkeypatch):
     from ragops.config import Settings
 
     return Settings(home=tmp_path / "home", source=(tmp_path / "corpus").as_uri())
+
+
+@pytest.fixture
+def cli(monkeypatch, capfd):
+    """`ragops ARGS` run in this process, as the console script runs it: the test's settings in the env, then the
+    exit code, stdout and stderr (captured at the file descriptors) as a CompletedProcess. In-process, the model a
+    command loads is the session's; tests/include/ragops/cli/test_cli.py keeps one run of the real `python -m ragops`."""
+    import subprocess
+
+    def run(settings, *args, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        from ragops.cli.main import main
+
+        for key, value in {"RAGOPS_HOME": str(settings.home), "RAGOPS_SOURCE": settings.source, **(env or {})}.items():
+            monkeypatch.setenv(key, value)
+        capfd.readouterr()
+        try:
+            code = main([str(arg) for arg in args])
+        except SystemExit as exc:  # argparse's usage errors, as the console script would exit
+            code = exc.code if isinstance(exc.code, int) else 1
+        out, err = capfd.readouterr()
+        if check:
+            assert code == 0, err[-2000:]
+        return subprocess.CompletedProcess(["ragops", *args], code, out, err)
+
+    return run
 
 
 @pytest.fixture

@@ -1,4 +1,7 @@
-"""The `ragops` CLI contract: one JSON document on stdout with --json, errors as JSON with a non-zero exit."""
+"""The `ragops` CLI contract: one JSON document on stdout with --json, errors as JSON with a non-zero exit.
+
+One test runs the real `python -m ragops`; the rest run the same entry point in-process (the `cli` fixture), so the
+embedding model loads once for all of them."""
 
 import json
 import os
@@ -7,23 +10,25 @@ import sys
 
 import pytest
 
-
-def ragops(settings, *args, check=True):
-    env = dict(os.environ, RAGOPS_HOME=str(settings.home), RAGOPS_SOURCE=settings.source)
-    proc = subprocess.run([sys.executable, "-m", "ragops", *args], env=env, capture_output=True, text=True, timeout=300)
-    if check:
-        assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc
+pytestmark = pytest.mark.model
 
 
 @pytest.fixture
-def indexed(settings, corpus):
+def ragops(cli):
+    return cli
+
+
+@pytest.fixture
+def indexed(settings, corpus, ragops):
     ragops(settings, "refresh", "--json")
     return settings
 
 
-def test_refresh_json_contract(settings, corpus):
-    proc = ragops(settings, "refresh", "--json")
+def test_refresh_json_contract_in_a_real_process(settings, corpus):
+    env = dict(os.environ, RAGOPS_HOME=str(settings.home), RAGOPS_SOURCE=settings.source)
+    proc = subprocess.run([sys.executable, "-m", "ragops", "refresh", "--json"], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(proc.stdout)  # exactly one JSON document
     assert set(report["documents"]) == {"added", "changed", "deleted", "unchanged", "quarantined"}
     assert set(report["chunks"]) == {"embedded", "reused", "deleted"}
@@ -31,14 +36,14 @@ def test_refresh_json_contract(settings, corpus):
     assert "INFO" in proc.stderr or proc.stderr == "" or "ragops" in proc.stderr
 
 
-def test_search_json_contract(indexed):
+def test_search_json_contract(indexed, ragops):
     out = json.loads(ragops(indexed, "search", "what happens to documents that fail validation", "-k", "3", "--json").stdout)
     assert len(out["results"]) == 3
     assert set(out["results"][0]) == {"chunk_id", "doc_uri", "score", "text"}
     assert "quarantined" in out["results"][0]["text"]
 
 
-def test_search_batch(indexed, tmp_path):
+def test_search_batch(indexed, tmp_path, ragops):
     batch = tmp_path / "q.jsonl"
     batch.write_text('{"id": "q1", "question": "slack outbox token"}\n{"id": "q2", "question": "rate-limits heavy traffic"}\n')
     lines = [json.loads(line) for line in ragops(indexed, "search", "--batch", str(batch), "-k", "2").stdout.splitlines()]
@@ -47,7 +52,7 @@ def test_search_batch(indexed, tmp_path):
     assert lines[1]["results"][0]["doc_uri"].endswith("page.html")
 
 
-def test_errors_are_json_with_a_code(settings, corpus, tmp_path):
+def test_errors_are_json_with_a_code(settings, corpus, tmp_path, ragops):
     proc = ragops(settings, "search", "anything", "--json", check=False)
     assert proc.returncode == 1
     assert json.loads(proc.stdout)["error"]["code"] == "store_unavailable"
@@ -63,7 +68,7 @@ def test_errors_are_json_with_a_code(settings, corpus, tmp_path):
     assert outbox[-1]["kind"] == "alert" and "allow-mass-delete" in outbox[-1]["text"]
 
 
-def test_ask_json_contract(indexed):
+def test_ask_json_contract(indexed, ragops):
     out = json.loads(ragops(indexed, "ask", "What happens to documents that fail validation?", "--user", "ann", "--json").stdout)
     assert set(out) == {"answer", "citations", "fallback", "variant", "release", "latency_ms"}
     assert out["fallback"] is None and out["variant"] == "stable" and out["citations"]
@@ -71,7 +76,7 @@ def test_ask_json_contract(indexed):
     assert off_topic["fallback"] == "no_results" and off_topic["citations"] == []
 
 
-def test_ask_without_an_index_is_store_unavailable(settings, corpus):
+def test_ask_without_an_index_is_store_unavailable(settings, corpus, ragops):
     proc = ragops(settings, "ask", "anything", "--json", check=False)
     assert proc.returncode == 1
     assert json.loads(proc.stdout)["fallback"] == "store_unavailable"
@@ -81,7 +86,7 @@ def _outbox(settings):
     return [json.loads(line) for line in (settings.home / "outbox.jsonl").read_text().splitlines()]
 
 
-def test_a_refresh_that_fails_prints_json_records_the_run_and_alerts(settings, corpus):
+def test_a_refresh_that_fails_prints_json_records_the_run_and_alerts(settings, corpus, ragops):
     ragops(settings, "refresh", "--json")
     (corpus / "notes.txt").write_text("# Slack\n\nchanged\n")
     [data] = list((settings.home / "lance" / "chunks.lance" / "data").glob("*.lance"))
@@ -103,7 +108,7 @@ def test_a_refresh_that_fails_prints_json_records_the_run_and_alerts(settings, c
     registry.dispose()
 
 
-def test_an_unreadable_registry_gives_json_and_an_alert(settings, corpus):
+def test_an_unreadable_registry_gives_json_and_an_alert(settings, corpus, ragops):
     settings.home.mkdir(parents=True)
     (settings.home / "registry.sqlite").write_bytes(b"SQLite format 3\x00" + b"\x42" * 4000)  # truncated, garbled
     proc = ragops(settings, "refresh", "--json", check=False)
@@ -114,7 +119,7 @@ def test_an_unreadable_registry_gives_json_and_an_alert(settings, corpus):
     assert _outbox(settings)[-1]["kind"] == "alert"
 
 
-def test_doctor_json_contract(indexed, corpus):
+def test_doctor_json_contract(indexed, corpus, ragops):
     healthy = json.loads(ragops(indexed, "doctor", "--json").stdout)
     assert healthy["ok"] is True and healthy["documents"] == {"registry": 6, "index": 6}
     assert {"ghosts", "lost", "drifted", "runs", "lock", "counts", "index_version", "collection"} <= set(healthy)
