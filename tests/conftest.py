@@ -84,9 +84,11 @@ def cli(monkeypatch, capfd):
     import subprocess
 
     def run(settings, *args, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        """`settings` None: the env alone configures the command."""
         from ragops.cli.main import main
 
-        for key, value in {"RAGOPS_HOME": str(settings.home), "RAGOPS_SOURCE": settings.source, **(env or {})}.items():
+        home = {"RAGOPS_HOME": str(settings.home), "RAGOPS_SOURCE": settings.source} if settings is not None else {}
+        for key, value in {**home, **(env or {})}.items():
             monkeypatch.setenv(key, value)
         capfd.readouterr()
         try:

@@ -1,9 +1,6 @@
 """API keys: issued once, kept as hashes, verified in constant time, revocable; `ragops keys` drives them."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
@@ -35,13 +32,11 @@ def test_a_malformed_keys_file_is_a_config_error(tmp_path):
         ApiKeys.load(path)
 
 
-def test_ragops_keys_prints_the_key_once(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAGOPS_")} | {
-        "RAGOPS_HOME": str(tmp_path / "home"), "RAGOPS_API_KEYS": str(tmp_path / "keys.yaml")}
+def test_ragops_keys_prints_the_key_once(tmp_path, cli):
+    env = {"RAGOPS_HOME": str(tmp_path / "home"), "RAGOPS_API_KEYS": str(tmp_path / "keys.yaml")}
 
     def run(*argv):
-        done = subprocess.run([sys.executable, "-m", "ragops", "keys", *argv, "--json"], env=env, capture_output=True,
-                              text=True, timeout=120)
+        done = cli(None, "keys", *argv, "--json", env=env, check=False)
         return done.returncode, json.loads(done.stdout)
 
     code, issued = run("issue", "support")

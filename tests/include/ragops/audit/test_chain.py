@@ -1,8 +1,6 @@
 """The MCP access log's hash chain: concurrent writers extend one chain; edits and deletions are found."""
 
 import json
-import subprocess
-import sys
 import threading
 from datetime import datetime, timezone
 
@@ -69,18 +67,14 @@ def test_a_row_inserted_around_the_chain_is_detected(registry):
         assert [p["kind"] for p in verify(s).problems] == ["unchained"]
 
 
-def test_ragops_audit_verify(tmp_path, registry):
+def test_ragops_audit_verify(tmp_path, registry, cli):
     """The command reports an intact log with exit 0 and an edited one with a JSON error and a non-zero exit."""
-    import os
-
     with registry.session() as s:
         append(s, [_row(i) for i in range(3)])
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAGOPS_")} | {
-        "RAGOPS_HOME": str(tmp_path / "home"), "RAGOPS_DATABASE_URL": registry.url}
+    env = {"RAGOPS_HOME": str(tmp_path / "home"), "RAGOPS_DATABASE_URL": registry.url}
 
     def run():
-        done = subprocess.run([sys.executable, "-m", "ragops", "audit", "verify", "--json"], env=env,
-                              capture_output=True, text=True, timeout=300)
+        done = cli(None, "audit", "verify", "--json", env=env, check=False)
         return done.returncode, json.loads(done.stdout)
 
     code, body = run()

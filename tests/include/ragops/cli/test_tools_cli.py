@@ -1,11 +1,9 @@
 """`ragops tools pin|diff|approve|check`: the JSON contract, and who approved what is recorded."""
 
 import json
-import os
-import subprocess
-import sys
 from typing import Annotated
 
+import pytest
 from pydantic import Field
 
 from support import ToolServer
@@ -15,15 +13,21 @@ def lookup(query: Annotated[str, Field(max_length=100)]) -> str:
     return f"ticket {query}: status open"
 
 
-def ragops(settings, url, *args, user="ann"):
-    env = dict(os.environ, RAGOPS_HOME=str(settings.home), RAGOPS_SOURCE=settings.source, USER=user, LOGNAME=user,
-               RAGOPS_MCP_TOOLS=json.dumps([{"url": url, "tool": "lookup", "timeout_s": 60}]))  # not a speed test
-    proc = subprocess.run([sys.executable, "-m", "ragops", "tools", *args, "--json"], env=env, capture_output=True,
-                          text=True, timeout=300)
-    return proc.returncode, json.loads(proc.stdout)
+def tools_env(url: str, user: str = "ann") -> dict:
+    return {"USER": user, "LOGNAME": user,
+            "RAGOPS_MCP_TOOLS": json.dumps([{"url": url, "tool": "lookup", "timeout_s": 60}])}  # not a speed test
 
 
-def test_pin_diff_approve_and_check(settings):
+@pytest.fixture
+def ragops(cli):
+    def run(settings, url, *args, user="ann"):
+        proc = cli(settings, "tools", *args, "--json", env=tools_env(url, user), check=False)
+        return proc.returncode, json.loads(proc.stdout)
+
+    return run
+
+
+def test_pin_diff_approve_and_check(settings, ragops):
     server = ToolServer()
     server.define(lookup, "lookup", "Look up a ticket by its id.")
     with server.running() as url:
@@ -56,14 +60,12 @@ def test_pin_diff_approve_and_check(settings):
             ("pin", "cli:ann"), ("diff", "cli:bob"), ("approve", "cli:bob")]
 
 
-def test_ask_respects_the_pins_too(indexed):
+def test_ask_respects_the_pins_too(indexed, cli):
     server = ToolServer()
     server.define(lookup, "lookup", "Look up a ticket by its id.")
     with server.running() as url:
-        env = dict(os.environ, RAGOPS_HOME=str(indexed.home), RAGOPS_SOURCE=indexed.source,
-                   RAGOPS_MCP_TOOLS=json.dumps([{"url": url, "tool": "lookup", "timeout_s": 60}]))  # not a speed test
-        proc = subprocess.run([sys.executable, "-m", "ragops", "ask", "What happens to documents that fail validation?",
-                               "--json"], env=env, capture_output=True, text=True, timeout=300)
+        proc = cli(indexed, "ask", "What happens to documents that fail validation?", "--json", env=tools_env(url),
+                   check=False)
     out = json.loads(proc.stdout)
     assert proc.returncode == 0 and out["fallback"] == "tool_failed" and "has not been approved yet" in out["answer"]
     assert out["citations"] and server.calls == 0  # retrieval answered; the unapproved tool was never called
