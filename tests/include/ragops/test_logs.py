@@ -4,6 +4,8 @@ import logging
 import subprocess
 import sys
 
+import pytest
+
 from ragops.logs import CHATTY, quiet_libraries
 
 
@@ -28,6 +30,7 @@ def test_importing_great_expectations_through_ragops_says_nothing_at_info():
     assert "ragops line stays" in stderr
 
 
+@pytest.mark.model  # in a child process, which the fast loop's guard cannot see
 def test_loading_the_model_draws_no_progress_bar_on_stderr():
     """Airflow logs a task's stderr at [error]: the bar used to show up there as an error."""
     stderr = _stderr_of("from ragops.ingest.embedding import Embedder; Embedder('all-MiniLM-L6-v2').encode(['x'])\n"

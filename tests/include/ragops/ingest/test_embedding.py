@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from ragops.ingest.embedding import EmbeddingCache, resolve_model_path
 from ragops.registry import Registry
@@ -85,6 +86,7 @@ def _concurrently(n: int, fn) -> list:
     return results
 
 
+@pytest.mark.model  # the load path itself, with sentence-transformers' model class replaced
 def test_concurrent_first_uses_load_one_model_and_never_two_at_once(monkeypatch):
     """Found by `make up`: the evaluation task's concurrent first queries each loaded the model at once, and
     transformers' process-wide default dtype, switched by a bfloat16 load, made another load half float32."""
@@ -121,6 +123,7 @@ def test_concurrent_first_uses_load_one_model_and_never_two_at_once(monkeypatch)
     assert len({id(m) for m, p in zip(models, precisions) if p == "bfloat16"}) == 1
 
 
+@pytest.mark.model
 def test_concurrent_first_encodes_of_a_bfloat16_model_all_succeed():
     import torch
 
