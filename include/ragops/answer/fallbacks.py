@@ -1,4 +1,4 @@
-"""The fallback codes of the API (DESIGN.md): what the user sees and the HTTP status of each."""
+"""The fallback codes of the API (docs/serving.md): what the user sees and the HTTP status of each."""
 
 from __future__ import annotations
 

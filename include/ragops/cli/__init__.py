@@ -1,4 +1,4 @@
-"""The `ragops` command: a thin layer over the library (see the contract in DESIGN.md).
+"""The `ragops` command: a thin layer over the library (its contract: docs/architecture.md, docs/cli.md).
 
 One module per domain, each defining its sub-commands' parsers beside their handlers. A handler returns a payload,
 or (payload, human text, exit code); with `--json` the payload is printed as one JSON document.
