@@ -39,6 +39,16 @@ def test_record_is_cheap_and_close_drains(tmp_path):
         assert s.scalar(select(func.count()).select_from(RequestEvent)) == 2000
 
 
+def test_close_wakes_the_writer_thread_instead_of_waiting_out_its_interval(tmp_path):
+    """The thread waits up to interval_s for a row; close() wakes it, so it has ended when close() returns, even
+    though the join gives up long before the interval would end."""
+    writer = EventWriter(Registry(f"sqlite:///{tmp_path / 'r.sqlite'}"), interval_s=600.0)
+    writer.record("request", request_id="one", endpoint="/v1/ask", user_hash="h", variant="stable", release_id=1,
+                  latency_ms=1.0, status=200, fallback=None, chunk_ids=[])
+    writer.close(timeout_s=30.0)
+    assert not writer._thread.is_alive() and writer.written == 1
+
+
 def _request(i, **kw):
     return dict(request_id=f"req-{i}", endpoint="/v1/ask", user_hash="h", variant="stable", release_id=1,
                 latency_ms=1.0, status=200, fallback=None, chunk_ids=[]) | kw

@@ -50,6 +50,9 @@ def request_event(request_id: str, endpoint: str, user: str, status: int, latenc
             "chunk_ids": chunk_ids or [], "synthetic": user.startswith(PROBE_PREFIX)}
 
 
+_WAKE = ("", {})  # put by close(): the writer thread, waiting up to interval_s for a row, stops waiting at once
+
+
 class EventWriter:
     def __init__(self, registry: Registry | Callable[[], Registry], *, batch_size: int = 200, interval_s: float = 0.25,
                  max_pending: int = 100_000, spool: Path | None = None, on_drop: Drop | None = None,
@@ -109,7 +112,7 @@ class EventWriter:
                 items.append(self._queue.get_nowait())
         except queue.Empty:
             pass
-        return items
+        return [item for item in items if item is not _WAKE]
 
     def _run(self) -> None:
         held: list[tuple[str, dict]] = []  # oldest first; rows the registry could not take yet
@@ -200,6 +203,7 @@ class EventWriter:
         self.flush(timeout_s)
         self._stop.set()
         self._wake.set()
+        self._queue.put(_WAKE)
         self._thread.join(timeout=timeout_s)
         left = self._leftover + self._take(block=False, limit=self.max_pending + 1)
         self._leftover = []
