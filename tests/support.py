@@ -65,12 +65,20 @@ class FakeLLM:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        serve_in_thread(self.server)
 
     def close(self):
         self.released.set()
         self.server.shutdown()
         self.server.server_close()
+
+
+def serve_in_thread(server) -> threading.Thread:
+    """Serve a socketserver on a daemon thread. It polls for shutdown every 0.05 s instead of 0.5 s: shutdown() waits
+    for the next poll, and a test's teardown would wait with it."""
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    return thread
 
 
 def free_port() -> int:

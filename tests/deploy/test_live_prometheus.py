@@ -36,7 +36,7 @@ import httpx
 import pytest
 import yaml
 
-from support import REPO, FakeLLM, free_port, live_server
+from support import FakeLLM, REPO, free_port, live_server, serve_in_thread
 
 DEPLOY = REPO / "deploy"
 RULES = DEPLOY / "prometheus" / "rules" / "ragops.yml"
@@ -135,7 +135,7 @@ class Receiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        serve_in_thread(self.server)
 
     def names(self, path: str) -> set[str]:
         return {a["labels"]["alertname"] for a in self.alerts[path]}

@@ -1,13 +1,12 @@
 """Fault matrix, MCP tool (a tool the assistant calls): down, hanging, HTTP 500, malformed, an error result.
 Outcome: 200 tool_failed naming the tool and the reason, and the event stored."""
 
-import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from fastapi.testclient import TestClient
 
-from support import events, flaky_tool_server, free_port, pin_tools
+from support import events, flaky_tool_server, free_port, pin_tools, serve_in_thread
 
 Q = {"question": "What blocks a mass delete?"}
 
@@ -30,7 +29,7 @@ def tool_servers():
             self.wfile.write(body)
 
     plain = ThreadingHTTPServer(("127.0.0.1", 0), Broken)
-    threading.Thread(target=plain.serve_forever, daemon=True).start()
+    serve_in_thread(plain)
     with server.running() as url:
         yield url, f"http://127.0.0.1:{plain.server_address[1]}"
     plain.shutdown()

@@ -1,10 +1,11 @@
 """Notifiers against a local HTTP server that speaks the Slack Web API (through slack_sdk's base_url)."""
 
 import json
-import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+
+from support import serve_in_thread
 
 from ragops.notify import Outbox, OutboxNotifier, SlackNotifier, build_notifier
 from ragops.notify.blocks import alert, refresh_report
@@ -61,8 +62,7 @@ class FakeSlack:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api/"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.thread = serve_in_thread(self.server)
 
     def close(self):
         self.server.shutdown()

@@ -8,6 +8,8 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from support import serve_in_thread
+
 from ragops.errors import SourceUnavailable
 from ragops.sources import Source
 
@@ -187,7 +189,7 @@ def http_root(tmp_path, corpus, secret):
     (corpus / "links.html").write_text('<a href="../secret.md">up</a> <a href="http://example.invalid/x.md">out</a>'
                                        '<h1>Links</h1><p>links that leave the root</p>')
     server = ThreadingHTTPServer(("127.0.0.1", 0), lambda *a: _Lying(*a, directory=str(site)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve_in_thread(server)
     yield f"http://127.0.0.1:{server.server_address[1]}/docs"
     server.shutdown()
     server.server_close()
