@@ -154,9 +154,44 @@ def redis_url():
     return url
 
 
+def _fingerprint(root: Path) -> dict[str, str]:
+    import hashlib
+
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*"))
+            if p.is_file()}
+
+
+@pytest.fixture(scope="session")
+def indexed_template(tmp_path_factory, embedder) -> tuple[Path, Path]:
+    """(corpus, home): the small corpus refreshed once per session, with the default settings."""
+    from ragops.config import Settings
+    from ragops.ingest.refresh import Refresher
+
+    root = tmp_path_factory.mktemp("indexed-template")
+    for rel, text in CORPUS.items():
+        (root / "corpus" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / "corpus" / rel).write_text(text, encoding="utf-8")
+    Refresher(Settings(home=root / "home", source=(root / "corpus").as_uri()), embedder=embedder).run()
+    return root / "corpus", root / "home"
+
+
 @pytest.fixture
-def indexed(settings, corpus, embedder):
-    """Settings whose home holds a refreshed index of the small corpus."""
+def indexed(settings, indexed_template):
+    """Settings whose home holds a refreshed index of the small corpus: a copy of the session's template home, so
+    a test writes to its own registry and index. The corpus is the template's, shared and read-only: a test that
+    changes documents and refreshes again uses `indexed_own_corpus`, and one that writes here fails at teardown."""
+    import shutil
+
+    corpus, home = indexed_template
+    before = _fingerprint(corpus)
+    shutil.copytree(home, settings.home)
+    yield settings.model_copy(update={"source": corpus.as_uri()})
+    assert _fingerprint(corpus) == before, "this test changed the shared template corpus: use indexed_own_corpus"
+
+
+@pytest.fixture
+def indexed_own_corpus(settings, corpus, embedder):
+    """Settings whose home holds a refresh of this test's own copy of the small corpus, which the test may change."""
     from ragops.ingest.refresh import Refresher
 
     Refresher(settings, embedder=embedder).run()

@@ -81,6 +81,13 @@ def serve_in_thread(server) -> threading.Thread:
     return thread
 
 
+def corpus_dir(settings) -> Path:
+    """The folder a settings' file:// source names."""
+    from urllib.parse import urlparse
+
+    return Path(urlparse(settings.source).path)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -232,8 +239,6 @@ def populate_registry(settings, embedder, now) -> dict:
     24 hours of request events, health probes and an MCP audit whose client name is hostile HTML.
     Returns the figures that a summary of it must show."""
     from datetime import timedelta
-    from pathlib import Path
-    from urllib.parse import urlparse
 
     from ragops.audit.analysis import run_audit
     from ragops.audit.permissions import Permissions
@@ -248,7 +253,7 @@ def populate_registry(settings, embedder, now) -> dict:
     from ragops.releases import create_release
 
     registry = Registry(settings.registry_url)
-    (Path(urlparse(settings.source).path) / "broken.md").write_bytes(b"\x00\x01\x02")
+    (corpus_dir(settings) / "broken.md").write_bytes(b"\x00\x01\x02")
     refresh = Refresher(settings, registry, embedder=embedder).run()
     build = build_candidate(settings, registry=registry, embedder=embedder)
     candidate = create_release(registry, candidate_name(build), build.index_version_id, {}, "test")

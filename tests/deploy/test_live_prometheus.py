@@ -245,7 +245,9 @@ class Traffic:
             raise AssertionError(f"the traffic loop failed: {self.error!r}") from self.error
 
 
-def test_every_alert_and_panel_query_returns_a_series_and_alerts_reach_their_receivers(indexed, corpus, embedder, tmp_path):
+def test_every_alert_and_panel_query_returns_a_series_and_alerts_reach_their_receivers(indexed_own_corpus, corpus,
+                                                                                     embedder, tmp_path):
+    indexed = indexed_own_corpus
     from ragops.answer.llm import OpenAIChatModel
     from ragops.answer.pipeline import AnswerService
     from ragops.mcp_client import ToolConfig

@@ -15,8 +15,9 @@ def fake_llm():
 
 
 @pytest.fixture
-def make_client(indexed, embedder):
-    """Build a TestClient over create_app with the test's settings; every client is closed afterwards."""
+def make_client(request, embedder):
+    """Build a TestClient over create_app with the test's settings, by default `indexed` (asked for only then, so a
+    test that indexes its own corpus gets no second home); every client is closed afterwards."""
     from fastapi.testclient import TestClient
 
     from ragops.answer.pipeline import AnswerService
@@ -25,7 +26,7 @@ def make_client(indexed, embedder):
     clients = []
 
     def make(settings=None, *, chat_model=None, tools=None, limiter=None):
-        settings = settings or indexed
+        settings = settings or request.getfixturevalue("indexed")
         service = AnswerService(settings, embedder=embedder, chat_model=chat_model, tools=tools)
         client = TestClient(create_app(settings, service=service, tools=tools, limiter=limiter))
         client.__enter__()

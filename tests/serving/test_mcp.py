@@ -6,7 +6,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from support import live_server, samples
+from support import corpus_dir, live_server, samples
 from ragops.audit.permissions import hash_token
 from ragops.registry import Registry
 from ragops.registry.models import McpAccessLog
@@ -50,7 +50,7 @@ async def test_mcp_access_control_and_access_log(mcp_url):
     assert {"search_knowledge_base", "get_document"} <= set(tools)
     assert not result.is_error and "refresh.md" in _text(result)
 
-    doc_uri = (settings.home.parent / "corpus" / "notes.txt").as_uri()
+    doc_uri = (corpus_dir(settings) / "notes.txt").as_uri()
     _, document = await _call(url, "reader-token", "get_document", {"uri": doc_uri})
     assert not document.is_error and "outbox" in _text(document)
 
@@ -195,7 +195,7 @@ async def test_grants_choose_the_collection_read(indexed, embedder, tmp_path, ro
         {"name": "live-only", "token_sha256": hash_token("live"), "tools": tools, "collections": ["live"]},
     ]}))
     settings = indexed.model_copy(update={"mcp_permissions": permissions})
-    live_doc = (settings.home.parent / "corpus" / "notes.txt").as_uri()
+    live_doc = (corpus_dir(settings) / "notes.txt").as_uri()
     app = create_app(settings, service=AnswerService(settings, embedder=embedder))
     with live_server(app) as base:
         url = base + "/mcp"

@@ -32,7 +32,8 @@ class Clock:
         return self.now
 
 
-def test_metrics_export_freshness_quarantine_and_readiness(make_client, indexed, corpus, embedder):
+def test_metrics_export_freshness_quarantine_and_readiness(make_client, indexed_own_corpus, corpus, embedder):
+    indexed = indexed_own_corpus
     from ragops.ingest.refresh import Refresher
 
     (corpus / "empty.md").write_text("")
