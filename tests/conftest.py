@@ -115,9 +115,27 @@ def corpus(tmp_path) -> Path:
 
 @pytest.fixture(scope="session")
 def embedder():
+    """The session's one embedder. It remembers the vector of every text it has embedded: the same documents and
+    questions come back in test after test, and the model runs once per distinct text. Refreshes still embed only
+    what the registry's cache lacks, so what a test counts (chunks embedded, reused) is unchanged."""
+    import numpy as np
+
     from ragops.ingest.embedding import Embedder
 
-    return Embedder("all-MiniLM-L6-v2")
+    class RememberingEmbedder(Embedder):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._seen: dict[str, np.ndarray] = {}
+
+        def encode(self, texts, progress: bool = False) -> np.ndarray:
+            new = [text for text in dict.fromkeys(texts) if text not in self._seen]
+            if new:
+                self._seen.update(zip(new, super().encode(new, progress=progress)))
+            if not texts:
+                return super().encode(texts)
+            return np.stack([self._seen[text] for text in texts])
+
+    return RememberingEmbedder("all-MiniLM-L6-v2")
 
 
 @pytest.fixture(scope="session")
@@ -187,6 +205,29 @@ def indexed(settings, indexed_template):
     shutil.copytree(home, settings.home)
     yield settings.model_copy(update={"source": corpus.as_uri()})
     assert _fingerprint(corpus) == before, "this test changed the shared template corpus: use indexed_own_corpus"
+
+
+DOCS = REPO / "docs"
+
+
+@pytest.fixture(scope="session")
+def docs_template(tmp_path_factory, embedder) -> Path:
+    """A home holding the repository's docs/ (the default corpus) indexed once per session, default settings."""
+    from ragops.config import Settings
+    from ragops.ingest.refresh import Refresher
+
+    home = tmp_path_factory.mktemp("docs-template") / "home"
+    Refresher(Settings(home=home, source=DOCS.as_uri()), embedder=embedder).run()
+    return home
+
+
+@pytest.fixture
+def docs_index(settings, docs_template):
+    """Settings whose home is a copy of the session's index of docs/, which is the source."""
+    import shutil
+
+    shutil.copytree(docs_template, settings.home)
+    return settings.model_copy(update={"source": DOCS.as_uri()})
 
 
 @pytest.fixture

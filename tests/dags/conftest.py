@@ -55,11 +55,7 @@ def outbox(ragops_env):
 
 
 @pytest.fixture
-def docs_indexed(ragops_env, embedder, monkeypatch):
-    """The repo's docs/ indexed into this test's home, with RAGOPS_SOURCE pointing at them for the tasks."""
-    from ragops.ingest.refresh import Refresher
-
-    docs = DAGS.parent / "docs"
-    monkeypatch.setenv("RAGOPS_SOURCE", docs.as_uri())
-    Refresher(ragops_env.model_copy(update={"source": docs.as_uri()}), embedder=embedder).run()
+def docs_indexed(ragops_env, docs_index, monkeypatch):
+    """The repo's docs/ indexed in this test's home (a copy of the session's), RAGOPS_SOURCE pointing at them."""
+    monkeypatch.setenv("RAGOPS_SOURCE", docs_index.source)
     return ragops_env

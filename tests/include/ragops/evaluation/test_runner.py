@@ -15,13 +15,6 @@ from ragops.registry.models import EvalResult, EvalRun
 DOCS = __import__("pathlib").Path(__file__).resolve().parents[4] / "docs"
 
 
-@pytest.fixture
-def docs_index(settings, embedder):
-    settings = settings.model_copy(update={"source": DOCS.as_uri()})
-    Refresher(settings, embedder=embedder).run()
-    return settings
-
-
 def test_bundled_testset_scores_and_is_stored(docs_index, embedder):
     from ragops.answer.pipeline import AnswerService
 
