@@ -29,7 +29,7 @@ CORPUS = {
 }
 CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 ARTIFACTS = REPO / "test-artifacts"
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.browser, pytest.mark.airflow, pytest.mark.timeout(1800)]
 
 
 def _missing() -> str | None:

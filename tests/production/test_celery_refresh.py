@@ -24,7 +24,7 @@ from airflow_cluster import AirflowCluster
 from production_support import attach_logs, throwaway_database, wait_for
 from support import DAGS
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.celery, pytest.mark.airflow, pytest.mark.model, pytest.mark.timeout(1800)]
 
 DAG = "document_refresh"
 WORKERS = ("worker-a", "worker-b")

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from production_support import Service, attach_logs, clean_env, throwaway_database, wait_for
 from support import free_port
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.model, pytest.mark.timeout(900)]  # two serving replicas, each loading the model
 
 LIMIT = 60  # per caller and hour: a burst of a few seconds never reaches the next window
 CORPUS = {
