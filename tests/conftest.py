@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 import uuid
 from pathlib import Path
 
@@ -91,10 +93,19 @@ def cli(monkeypatch, capfd):
         for key, value in {**home, **(env or {})}.items():
             monkeypatch.setenv(key, value)
         capfd.readouterr()
+        # main() sets up logging with basicConfig, which does nothing where pytest's handlers are on the root logger
+        # already: give the command the stderr handler it would have in its own process.
+        root, handler = logging.getLogger(), logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        level, _ = root.level, root.addHandler(handler)
+        root.setLevel(logging.DEBUG if "-v" in args or "--verbose" in args else logging.INFO)
         try:
             code = main([str(arg) for arg in args])
         except SystemExit as exc:  # argparse's usage errors, as the console script would exit
             code = exc.code if isinstance(exc.code, int) else 1
+        finally:
+            root.removeHandler(handler)
+            root.setLevel(level)
         out, err = capfd.readouterr()
         if check:
             assert code == 0, err[-2000:]

@@ -2,8 +2,9 @@
 and the registry commit converges, on rerun, to the same documents, chunk ids and vectors as one clean run; the
 rerun takes over the dead holder's lease at once, fails the killed run and removes its staged rows.
 
-The refresh runs as a real `ragops refresh` process. With RAGOPS_PAUSE_AT it stops at the named point and says so on
-stderr; the test then kills it by its pid. No sleeps decide where the kill lands.
+The killed refresh runs as a real `ragops refresh` process; the rerun runs the same command in-process. With
+RAGOPS_PAUSE_AT the killed one stops at the named point and says so on stderr; the test then kills it by its pid.
+No sleeps decide where the kill lands.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select, update
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.model  # the clean run, the killed run and the rerun embed
 
 
 @pytest.fixture(scope="module")
@@ -89,9 +90,14 @@ def _kill_at(settings, point: str, **extra) -> None:
     assert proc.wait() == -signal.SIGKILL
 
 
-def _rerun(settings, **extra) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ragops", "refresh", "--json"], env=_env(settings, **extra),
-                          capture_output=True, text=True, timeout=900)
+@pytest.fixture
+def rerun(cli):
+    """The rerun after the crash: `ragops refresh` in this process (only the killed run needs a process of its own)."""
+    def run(settings, **extra) -> subprocess.CompletedProcess:
+        env = {k: v for k, v in _env(settings, **extra).items() if k.startswith("RAGOPS_")}
+        return cli(None, "refresh", "--json", env=env, check=False)
+
+    return run
 
 
 def _assert_converged(settings, clean: dict) -> None:
@@ -118,7 +124,7 @@ def _runs_and_staged(settings):
 
 
 @pytest.mark.parametrize("point", ["embedding", "index_write", "index_committed"])
-def test_a_refresh_killed_at_a_crash_point_converges_on_rerun(point, bulk, clean, settings):
+def test_a_refresh_killed_at_a_crash_point_converges_on_rerun(point, bulk, clean, settings, rerun):
     settings = settings.model_copy(update={"source": bulk.as_uri()})
     _kill_at(settings, point)
 
@@ -130,10 +136,10 @@ def test_a_refresh_killed_at_a_crash_point_converges_on_rerun(point, bulk, clean
     else:
         assert committed == {}  # nothing reached the index
 
-    rerun = _rerun(settings)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert "took over the 'refresh' lock" in rerun.stderr  # at once: no waiting for the lease to expire
-    report = json.loads(rerun.stdout)
+    again = rerun(settings)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "took over the 'refresh' lock" in again.stderr  # at once: no waiting for the lease to expire
+    report = json.loads(again.stdout)
     assert report["documents"]["added"] == len(clean["documents"])
     _assert_converged(settings, clean)
     runs, staged, versions = _runs_and_staged(settings)
@@ -141,7 +147,7 @@ def test_a_refresh_killed_at_a_crash_point_converges_on_rerun(point, bulk, clean
     assert staged == 0 and versions == 1
 
 
-def test_a_lease_left_on_another_host_is_taken_over_when_it_expires(bulk, clean, settings):
+def test_a_lease_left_on_another_host_is_taken_over_when_it_expires(bulk, clean, settings, rerun):
     """The killed holder lived on another host: no pid can be checked, so the lease must simply run out."""
     from ragops.registry import Registry
     from ragops.registry.models import Lock, RefreshRun
@@ -155,12 +161,12 @@ def test_a_lease_left_on_another_host_is_taken_over_when_it_expires(bulk, clean,
         s.execute(update(RefreshRun).values(lease_owner="another-host:4242:0badf00d"))
     registry.dispose()
 
-    first = _rerun(settings, **lease)
+    first = rerun(settings, **lease)
     attempts = [first]
     while attempts[-1].returncode == 3 and len(attempts) < 100:  # refresh_conflict until the 20 s lease runs out
         assert "another-host:4242" in json.loads(attempts[-1].stdout)["error"]["message"]
         threading.Event().wait(2)
-        attempts.append(_rerun(settings, **lease))
+        attempts.append(rerun(settings, **lease))
     assert attempts[-1].returncode == 0, attempts[-1].stderr[-3000:]
     assert "took over the 'refresh' lock from another-host:4242" in attempts[-1].stderr
     _assert_converged(settings, clean)
