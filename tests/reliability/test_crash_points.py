@@ -153,7 +153,7 @@ def test_a_lease_left_on_another_host_is_taken_over_when_it_expires(bulk, clean,
     from ragops.registry.models import Lock, RefreshRun
 
     settings = settings.model_copy(update={"source": bulk.as_uri()})
-    lease = {"RAGOPS_LOCK_TTL_S": "20", "RAGOPS_LOCK_HEARTBEAT_S": "5"}
+    lease = {"RAGOPS_LOCK_TTL_S": "10", "RAGOPS_LOCK_HEARTBEAT_S": "2"}
     _kill_at(settings, "embedding", **lease)
     registry = Registry(settings.registry_url)
     with registry.session() as s:
@@ -163,7 +163,7 @@ def test_a_lease_left_on_another_host_is_taken_over_when_it_expires(bulk, clean,
 
     first = rerun(settings, **lease)
     attempts = [first]
-    while attempts[-1].returncode == 3 and len(attempts) < 100:  # refresh_conflict until the 20 s lease runs out
+    while attempts[-1].returncode == 3 and len(attempts) < 100:  # refresh_conflict until the 10 s lease runs out
         assert "another-host:4242" in json.loads(attempts[-1].stdout)["error"]["message"]
         threading.Event().wait(2)
         attempts.append(rerun(settings, **lease))
