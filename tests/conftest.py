@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -68,11 +69,16 @@ def _fast_loop_loads_no_model(request, monkeypatch):
     monkeypatch.setattr("ragops.ingest.embedding._build_model", refuse)
 
 
-@pytest.fixture
-def settings(tmp_path, monkeypatch):
+def clear_ragops_env(monkeypatch) -> None:
+    """No RAGOPS_* setting of the shell reaches a test (RAGOPS_TEST_* name the test services and stay)."""
     for key in list(os.environ):
         if key.startswith("RAGOPS_") and not key.startswith("RAGOPS_TEST_"):
             monkeypatch.delenv(key)
+
+
+@pytest.fixture
+def settings(tmp_path, monkeypatch):
+    clear_ragops_env(monkeypatch)
     from ragops.config import Settings
 
     return Settings(home=tmp_path / "home", source=(tmp_path / "corpus").as_uri())
@@ -80,32 +86,39 @@ def settings(tmp_path, monkeypatch):
 
 @pytest.fixture
 def cli(monkeypatch, capfd):
-    """`ragops ARGS` run in this process, as the console script runs it: the test's settings in the env, then the
-    exit code, stdout and stderr (captured at the file descriptors) as a CompletedProcess. In-process, the model a
-    command loads is the session's; tests/include/ragops/cli/test_cli.py keeps one run of the real `python -m ragops`."""
+    """`ragops ARGS` run in this process, as the console script runs it: the test's settings and `env` are its whole
+    RAGOPS_* environment, then the exit code, stdout and stderr (captured at the file descriptors) come back as a
+    CompletedProcess. A model a command loads stays loaded for the session's later commands;
+    tests/include/ragops/cli/test_cli.py keeps one run of the real `python -m ragops`."""
     import subprocess
+
+    from ragops.cli.main import QUIET
 
     def run(settings, *args, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
         """`settings` None: the env alone configures the command."""
         from ragops.cli.main import main
 
+        clear_ragops_env(monkeypatch)  # as a fresh process: nothing left from the shell or an earlier call
         home = {"RAGOPS_HOME": str(settings.home), "RAGOPS_SOURCE": settings.source} if settings is not None else {}
         for key, value in {**home, **(env or {})}.items():
             monkeypatch.setenv(key, value)
         capfd.readouterr()
         # main() sets up logging with basicConfig, which does nothing where pytest's handlers are on the root logger
-        # already: give the command the stderr handler it would have in its own process.
+        # already: give the command the stderr handler it would have in its own process, and afterwards put back
+        # the levels it changes.
         root, handler = logging.getLogger(), logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        level, _ = root.level, root.addHandler(handler)
+        levels = {name: logging.getLogger(name).level for name in ("", *QUIET)}
+        root.addHandler(handler)
         root.setLevel(logging.DEBUG if "-v" in args or "--verbose" in args else logging.INFO)
         try:
             code = main([str(arg) for arg in args])
         except SystemExit as exc:  # argparse's usage errors, as the console script would exit
-            code = exc.code if isinstance(exc.code, int) else 1
+            code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
         finally:
             root.removeHandler(handler)
-            root.setLevel(level)
+            for name, level in levels.items():
+                logging.getLogger(name).setLevel(level)
         out, err = capfd.readouterr()
         if check:
             assert code == 0, err[-2000:]
@@ -116,12 +129,7 @@ def cli(monkeypatch, capfd):
 
 @pytest.fixture
 def corpus(tmp_path) -> Path:
-    root = tmp_path / "corpus"
-    for rel, text in CORPUS.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    return root
+    return write_corpus(tmp_path / "corpus")
 
 
 @pytest.fixture(scope="session")
@@ -139,6 +147,7 @@ def embedder():
             self._seen: dict[str, np.ndarray] = {}
 
         def encode(self, texts, progress: bool = False) -> np.ndarray:
+            texts = list(texts)
             new = [text for text in dict.fromkeys(texts) if text not in self._seen]
             if new:
                 self._seen.update(zip(new, super().encode(new, progress=progress)))
@@ -156,9 +165,9 @@ def rhdh() -> Path:
     return RHDH
 
 
-@pytest.fixture
-def postgres_url():
-    """A fresh database on the test PostgreSQL server, dropped afterwards."""
+@contextmanager
+def throwaway_postgres(template: str | None = None):
+    """A new database on the test PostgreSQL server (a copy of `template` when given), dropped afterwards."""
     base = os.environ.get("RAGOPS_TEST_DATABASE_URL")
     if not base:
         pytest.skip("RAGOPS_TEST_DATABASE_URL is not set (no PostgreSQL for production-path tests)")
@@ -168,11 +177,40 @@ def postgres_url():
     name = f"ragops_test_{uuid.uuid4().hex[:10]}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(base).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+        c.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
+    try:
+        yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_template():
+    """The name of a database holding an empty registry at the head revision, migrated once per session."""
+    from sqlalchemy.engine import make_url
+
+    from ragops.registry import Registry
+
+    with throwaway_postgres() as url:
+        Registry(url).dispose()  # migrates; no connection may stay open on a template that is copied
+        yield make_url(url).database
+
+
+@pytest.fixture
+def postgres_url(postgres_template):
+    """A database with an empty registry at head, copied from the session's template (CREATE DATABASE ... TEMPLATE),
+    dropped afterwards."""
+    with throwaway_postgres(postgres_template) as url:
+        yield url
+
+
+@pytest.fixture
+def empty_postgres_url():
+    """A new, empty database: for the tests of the migrations themselves."""
+    with throwaway_postgres() as url:
+        yield url
 
 
 @pytest.fixture
@@ -190,32 +228,61 @@ def _fingerprint(root: Path) -> dict[str, str]:
             if p.is_file()}
 
 
-@pytest.fixture(scope="session")
-def indexed_template(tmp_path_factory, embedder) -> tuple[Path, Path]:
-    """(corpus, home): the small corpus refreshed once per session, with the default settings."""
+def write_corpus(root: Path) -> Path:
+    """The small corpus, and nothing else, under `root`."""
+    import shutil
+
+    shutil.rmtree(root, ignore_errors=True)
+    for rel, text in CORPUS.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text, encoding="utf-8")
+    return root
+
+
+def refresh_template(home: Path, source: str, embedder) -> None:
+    """Index `source` into `home` with the default settings, whatever RAGOPS_* the shell has."""
     from ragops.config import Settings
     from ragops.ingest.refresh import Refresher
+    from ragops.registry import Registry
 
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        clear_ragops_env(monkeypatch)
+        settings = Settings(home=home, source=source)
+        registry = Registry(settings.registry_url)
+        try:
+            Refresher(settings, registry, embedder=embedder).run()
+        finally:
+            registry.dispose()  # the copies are taken from the files alone
+
+
+def copy_home(template: Path, settings, fixture: str) -> None:
+    import shutil
+
+    assert not settings.home.exists(), f"{fixture} copies an index into {settings.home}, which another fixture filled"
+    shutil.copytree(template, settings.home)
+
+
+@pytest.fixture(scope="session")
+def indexed_template(tmp_path_factory, embedder) -> tuple[Path, Path, dict]:
+    """(corpus, home, corpus fingerprint): the small corpus refreshed once per session, with the default settings."""
     root = tmp_path_factory.mktemp("indexed-template")
-    for rel, text in CORPUS.items():
-        (root / "corpus" / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / "corpus" / rel).write_text(text, encoding="utf-8")
-    Refresher(Settings(home=root / "home", source=(root / "corpus").as_uri()), embedder=embedder).run()
-    return root / "corpus", root / "home"
+    corpus = write_corpus(root / "corpus")
+    refresh_template(root / "home", corpus.as_uri(), embedder)
+    return corpus, root / "home", _fingerprint(corpus)
 
 
 @pytest.fixture
 def indexed(settings, indexed_template):
     """Settings whose home holds a refreshed index of the small corpus: a copy of the session's template home, so
     a test writes to its own registry and index. The corpus is the template's, shared and read-only: a test that
-    changes documents and refreshes again uses `indexed_own_corpus`, and one that writes here fails at teardown."""
-    import shutil
-
-    corpus, home = indexed_template
-    before = _fingerprint(corpus)
-    shutil.copytree(home, settings.home)
+    changes documents and refreshes again uses `indexed_own_corpus`; one that writes here fails at teardown, and the
+    corpus is written afresh for the tests after it."""
+    corpus, home, fingerprint = indexed_template
+    copy_home(home, settings, "indexed")
     yield settings.model_copy(update={"source": corpus.as_uri()})
-    assert _fingerprint(corpus) == before, "this test changed the shared template corpus: use indexed_own_corpus"
+    if _fingerprint(corpus) != fingerprint:
+        write_corpus(corpus)
+        pytest.fail("this test changed the shared template corpus: use indexed_own_corpus", pytrace=False)
 
 
 DOCS = REPO / "docs"
@@ -224,20 +291,15 @@ DOCS = REPO / "docs"
 @pytest.fixture(scope="session")
 def docs_template(tmp_path_factory, embedder) -> Path:
     """A home holding the repository's docs/ (the default corpus) indexed once per session, default settings."""
-    from ragops.config import Settings
-    from ragops.ingest.refresh import Refresher
-
     home = tmp_path_factory.mktemp("docs-template") / "home"
-    Refresher(Settings(home=home, source=DOCS.as_uri()), embedder=embedder).run()
+    refresh_template(home, DOCS.as_uri(), embedder)
     return home
 
 
 @pytest.fixture
 def docs_index(settings, docs_template):
     """Settings whose home is a copy of the session's index of docs/, which is the source."""
-    import shutil
-
-    shutil.copytree(docs_template, settings.home)
+    copy_home(docs_template, settings, "docs_index")
     return settings.model_copy(update={"source": DOCS.as_uri()})
 
 

@@ -2,10 +2,7 @@
 left no access-log row; the access log is now tamper-evident."""
 
 import json
-import os
 import random
-import subprocess
-import sys
 
 import httpx
 import pytest
@@ -34,16 +31,14 @@ def pg_app(settings, corpus, embedder, postgres_url, tmp_path):
         yield cfg, app, url
 
 
-def _verify(cfg):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAGOPS_")} | {
-        "RAGOPS_HOME": str(cfg.home), "RAGOPS_DATABASE_URL": cfg.database_url}
-    done = subprocess.run([sys.executable, "-m", "ragops", "audit", "verify", "--json"], env=env, capture_output=True,
-                          text=True, timeout=300)
-    return done.returncode, json.loads(done.stdout)
-
-
-def test_poisoned_ids_erase_nothing_and_the_access_log_is_tamper_evident(pg_app):
+def test_poisoned_ids_erase_nothing_and_the_access_log_is_tamper_evident(pg_app, cli):
     cfg, app, url = pg_app
+
+    def _verify(cfg):
+        done = cli(None, "audit", "verify", "--json", check=False,
+                   env={"RAGOPS_HOME": str(cfg.home), "RAGOPS_DATABASE_URL": cfg.database_url})
+        return done.returncode, json.loads(done.stdout)
+
     kinds = ["normal"] * 150 + ["poisoned"] * 15
     random.Random(8).shuffle(kinds)
     with httpx.Client(base_url=url, timeout=60) as http:
