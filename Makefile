@@ -32,15 +32,19 @@ dev: $(DEVSTAMP)
 up: install
 	bash scripts/up.sh
 
-# pytest exits 5 when it collected no tests: say so loudly instead of failing CI on an empty selection.
+# Two pytest-xdist workers, one test file at a time each (module fixtures stay whole): much of the suite waits on
+# Airflow, subprocesses and sockets, so the second worker fills the first one's waits. PYTEST_WORKERS=0 runs in one
+# process. pytest exits 5 when it collected no tests: say so loudly instead of failing CI on an empty selection.
+PYTEST_WORKERS ?= 2
+XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile)
 test: dev
-	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	@$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5)"; exit 0; fi; exit $$rc
 
 # The loop to run while working: everything that needs no Airflow process, browser, Celery or model load (the
 # `slow` marker, tests/conftest.py); a model load in it fails the test and names the marker it needs.
 test-fast: dev
-	@RAGOPS_TEST_FAST=1 $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS); rc=$$?; \
+	@RAGOPS_TEST_FAST=1 $(BIN)/python -m pytest $(XDIST) -m "not slow" $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5)"; exit 0; fi; exit $$rc
 
 bench: install

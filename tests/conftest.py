@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import fault_matrix
 from services import detect
 
 REPO = Path(__file__).resolve().parents[1]
@@ -310,6 +311,15 @@ def indexed_own_corpus(settings, corpus, embedder):
 
     Refresher(settings, embedder=embedder).run()
     return settings
+
+
+def pytest_runtest_logreport(report):
+    fault_matrix.gather(report)
+
+
+def pytest_sessionfinish(session):
+    if not hasattr(session.config, "workerinput"):  # under xdist, the controller has every report
+        fault_matrix.write()
 
 
 def pytest_terminal_summary(terminalreporter):
