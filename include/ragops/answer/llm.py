@@ -6,7 +6,7 @@ import threading
 import time
 
 import anyio
-from typing import Protocol
+from typing import Callable, Protocol
 
 from ragops.errors import LLMUnavailable
 
@@ -20,9 +20,10 @@ class ChatModel(Protocol):
 class CircuitBreaker:
     """Open after `threshold` consecutive failures; after `reset_s` let one trial call through (half-open)."""
 
-    def __init__(self, threshold: int = 5, reset_s: float = 30.0):
+    def __init__(self, threshold: int = 5, reset_s: float = 30.0, clock: Callable[[], float] = time.monotonic):
         self.threshold = threshold
         self.reset_s = reset_s
+        self.clock = clock
         self.failures = 0
         self.opened_at: float | None = None
         self._lock = threading.Lock()
@@ -31,7 +32,7 @@ class CircuitBreaker:
     def state(self) -> str:
         if self.opened_at is None:
             return "closed"
-        return "half_open" if time.monotonic() - self.opened_at >= self.reset_s else "open"
+        return "half_open" if self.clock() - self.opened_at >= self.reset_s else "open"
 
     def before(self) -> None:
         with self._lock:
@@ -39,7 +40,7 @@ class CircuitBreaker:
                 raise LLMUnavailable(f"the circuit to the language model is open for {self.reset_s:.0f} s after "
                                      f"{self.failures} consecutive failures")
             if self.state == "half_open":
-                self.opened_at = time.monotonic()  # one trial at a time; others still see "open"
+                self.opened_at = self.clock()  # one trial at a time; others still see "open"
 
     def success(self) -> None:
         with self._lock:
@@ -49,7 +50,7 @@ class CircuitBreaker:
         with self._lock:
             self.failures += 1
             if self.failures >= self.threshold:
-                self.opened_at = time.monotonic()
+                self.opened_at = self.clock()
 
 
 class OpenAIChatModel:

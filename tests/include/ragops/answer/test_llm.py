@@ -1,5 +1,3 @@
-import time
-
 import pytest
 
 from ragops.answer.llm import CircuitBreaker
@@ -7,7 +5,8 @@ from ragops.errors import LLMUnavailable
 
 
 def test_breaker_opens_after_consecutive_failures_and_half_opens():
-    breaker = CircuitBreaker(threshold=3, reset_s=0.2)
+    now = [100.0]
+    breaker = CircuitBreaker(threshold=3, reset_s=30.0, clock=lambda: now[0])
     for _ in range(2):
         breaker.before()
         breaker.failure()
@@ -19,7 +18,9 @@ def test_breaker_opens_after_consecutive_failures_and_half_opens():
     assert breaker.state == "open"
     with pytest.raises(LLMUnavailable, match="circuit"):
         breaker.before()
-    time.sleep(0.25)
+    now[0] += 29.9
+    assert breaker.state == "open"
+    now[0] += 0.1
     assert breaker.state == "half_open"
     breaker.before()  # one trial goes through...
     with pytest.raises(LLMUnavailable):
