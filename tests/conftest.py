@@ -169,22 +169,13 @@ def rhdh() -> Path:
 @contextmanager
 def throwaway_postgres(template: str | None = None):
     """A new database on the test PostgreSQL server (a copy of `template` when given), dropped afterwards."""
+    from support import throwaway_database
+
     base = os.environ.get("RAGOPS_TEST_DATABASE_URL")
     if not base:
         pytest.skip("RAGOPS_TEST_DATABASE_URL is not set (no PostgreSQL for production-path tests)")
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"ragops_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
-    try:
-        yield make_url(base).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with throwaway_database(base, "ragops_test", template) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -6,9 +6,11 @@ import json
 import socket
 import threading
 import time
+import uuid
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Iterator
 
 REPO = Path(__file__).resolve().parents[1]
 DAGS = REPO / "dags"
@@ -71,6 +73,25 @@ class FakeLLM:
         self.released.set()
         self.server.shutdown()
         self.server.server_close()
+
+
+@contextmanager
+def throwaway_database(base_url: str, prefix: str, template: str | None = None) -> Iterator[str]:
+    """A new database on the server of `base_url` (a copy of the database `template` when given), dropped (even with
+    connections left open) afterwards."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
+    try:
+        yield make_url(base_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def serve_in_thread(server) -> threading.Thread:

@@ -7,10 +7,8 @@ import os
 import signal
 import subprocess
 import time
-import uuid
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar
+from typing import Callable, TypeVar
 
 import psutil
 import pytest
@@ -40,24 +38,6 @@ def wait_for(what: str, probe: Callable[[], T], timeout: float, interval: float 
         if time.monotonic() > deadline:
             raise WaitTimeout(f"timed out after {timeout:.0f} s waiting for {what} (last seen: {last!r})")
         time.sleep(interval)
-
-
-@contextmanager
-def throwaway_database(base_url: str, prefix: str) -> Iterator[str]:
-    """A new database on the server of `base_url`, dropped (even with connections left open) afterwards."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(base_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def clean_env(**extra: str) -> dict[str, str]:

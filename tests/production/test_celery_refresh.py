@@ -21,8 +21,8 @@ import pytest
 from sqlalchemy import create_engine, select, text
 
 from airflow_cluster import AirflowCluster
-from production_support import attach_logs, throwaway_database, wait_for
-from support import DAGS
+from production_support import attach_logs, wait_for
+from support import DAGS, throwaway_database
 
 pytestmark = [pytest.mark.celery, pytest.mark.airflow, pytest.mark.model, pytest.mark.timeout(1800)]
 

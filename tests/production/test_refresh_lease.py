@@ -15,7 +15,8 @@ import time
 from datetime import timedelta
 
 
-from production_support import clean_env, throwaway_database, wait_for
+from production_support import clean_env, wait_for
+from support import throwaway_database
 
 TTL_S = 4.0
 

@@ -17,8 +17,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from production_support import Service, attach_logs, clean_env, throwaway_database, wait_for
-from support import free_port
+from production_support import Service, attach_logs, clean_env, wait_for
+from support import free_port, throwaway_database
 
 pytestmark = [pytest.mark.model, pytest.mark.timeout(900)]  # two serving replicas, each loading the model
 
