@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
