@@ -26,9 +26,9 @@ R3 = "R3 the plugin reads through overview"
 # Each package (or top-level module) of ragops and its level: it may import only packages of a strictly lower level.
 LAYERS = {
     "__init__": 0, "errors": 0, "config": 0, "logs": 0,
-    "registry": 1, "index": 1, "sources": 1, "notify": 1, "mcp_client": 1,
+    "registry": 1, "index": 1, "sources": 1, "notify": 1, "mcp_client": 1, "models": 1,
     "releases": 2, "audit": 2, "ingest": 2,
-    "monitoring": 3,
+    "monitoring": 3, "training": 3,
     "answer": 4, "mcp_tools": 4,
     "evaluation": 5,
     "overview": 6, "rollout": 6,
