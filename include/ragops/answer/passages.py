@@ -28,6 +28,8 @@ class RetrievalConfig:
     dedupe: bool = True  # skip a chunk whose text an earlier passage shows (reused modules); 5-fold CV chose it
     per_document: int = 0  # at most this many passages from one document; 0 = no cap (a cap of 2 lost 0.03 recall)
     focus: bool = False  # grow towards the neighbour sharing more query terms (else forward first); no gain in CV
+    rerank: str = ""  # a reranker (models/rerank.py: trained:reranker/<n>, a CrossEncoder name or path); "" = none
+    rerank_depth: int = 20  # passages the reranker reorders; the rest keep their fused order after them
 
     @classmethod
     def from_config(cls, config: dict | None) -> "RetrievalConfig":

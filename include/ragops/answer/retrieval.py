@@ -77,13 +77,27 @@ class Retriever:
             ranked = weighted_rrf([(cfg.dense_weight, dense), (cfg.bm25_weight, bm25)], depth)
         else:
             ranked = dense or bm25
-        hits = expand(ranked, self.document, k, cfg.expand_chars, cfg.dedupe, cfg.per_document,
+        wanted = max(k, cfg.rerank_depth) if cfg.rerank else k
+        hits = expand(ranked, self.document, wanted, cfg.expand_chars, cfg.dedupe, cfg.per_document,
                       set(terms(query)) if cfg.focus else None)
+        if cfg.rerank:
+            hits = self.rerank(query, hits, cfg)[:k]
         similarity = dense[0].similarity if dense else None
         found = Retrieved(hits, similarity, chunk_ids=[c for h in hits for c in h.extra.get("chunk_ids", [h.chunk_id])])
         if policy is not None and hits:
             found.evidence = evidence(query, hits, similarity, self.vocabulary(), policy)
         return found
+
+    def rerank(self, query: str, hits: list[SearchHit], cfg: RetrievalConfig) -> list[SearchHit]:
+        """The first `rerank_depth` passages in the reranker's order (stable for ties), the rest after them."""
+        from ragops.models.rerank import reranker_for
+
+        head, tail = hits[: cfg.rerank_depth], hits[cfg.rerank_depth :]
+        scores = reranker_for(self.settings, cfg.rerank, self.embedder.precision).score(query, [h.text for h in head])
+        order = sorted(range(len(head)), key=lambda i: -scores[i])
+        for i in order:
+            head[i].extra["rerank_score"] = scores[i]
+        return [head[i] for i in order] + tail
 
     def search(self, query: str, k: int = 5, mode: SearchMode | None = None, config: dict | None = None) -> list[SearchHit]:
         return self.retrieve(query, k, mode, config).hits
