@@ -28,6 +28,9 @@ class RetrievalConfig:
     dedupe: bool = True  # skip a chunk whose text an earlier passage shows (reused modules); 5-fold CV chose it
     per_document: int = 0  # at most this many passages from one document; 0 = no cap (a cap of 2 lost 0.03 recall)
     focus: bool = False  # grow towards the neighbour sharing more query terms (else forward first); no gain in CV
+    pack_chars: int = 0  # fill this many characters with the answering sentences of the passages (packing.py); 0 = off
+    pack_from: int = 20  # packing reads the top this many passages (then k no longer limits them)
+    pack_neighbours: int = 1  # each unit packing chooses comes with this many units before and after it
 
     @classmethod
     def from_config(cls, config: dict | None) -> "RetrievalConfig":

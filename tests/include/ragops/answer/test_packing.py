@@ -207,3 +207,30 @@ def test_the_embedding_scorer_is_a_cosine_with_a_cache():
     assert embedder.encoded == [["zzz"], ["zzz zz", "abc"]]  # each distinct unit once, in one batch
     scorer("zzz", ["abc"])
     assert embedder.encoded[-1] == ["zzz"]  # the query; "abc" came from the cache
+
+
+@pytest.mark.model
+def test_retrieve_packs_within_the_budget_and_weighs_evidence_unpacked(indexed, embedder):
+    from ragops.answer.abstention import AbstentionPolicy
+    from ragops.answer.retrieval import Retriever
+
+    class Reader:
+        name = "fake-reader"
+        calls = 0
+
+        def score(self, query, texts):
+            Reader.calls += 1
+            return [float("blocked" in t) for t in texts]
+
+    retriever = Retriever(indexed, embedder=embedder)
+    question, policy = "What blocks a refresh that deletes documents?", AbstentionPolicy()
+    plain = retriever.retrieve(question, 5, policy=policy)
+    packed = retriever.retrieve(question, 5, config={"pack_chars": 200}, policy=policy)
+    assert packed.hits and total(packed.hits) <= 200
+    assert packed.evidence == plain.evidence
+    assert set(packed.chunk_ids) <= {c for h in retriever.retrieve(question, 20).hits for c in h.extra["chunk_ids"]}
+    assert "deletes more than a fifth" not in question and any("a fifth" in p.text for p in packed.hits)
+
+    retriever.reranker = Reader()
+    reread = retriever.retrieve(question, 5, config={"pack_chars": 120})
+    assert Reader.calls == 1 and "blocked" in reread.hits[0].text and total(reread.hits) <= 120
