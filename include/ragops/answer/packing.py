@@ -244,8 +244,10 @@ def _fused_order(scores: list[float], passage_rank: list[int]) -> list[int]:
 
 
 def _cut(text: str, budget: int, count: Counter) -> str:
-    """The longest prefix of `text` ending at a space, plus "…", whose size fits `budget` (binary search)."""
-    spaces = [m.start() for m in re.finditer(r"\s", text)] or [len(text) // 2]
+    """The longest prefix of `text` ending at a space, plus "…", whose size fits `budget` (binary search).
+
+    Sizes grow with the prefix for characters and for any tokenizer, so the search needs log n counts."""
+    spaces = [m.start() for m in re.finditer(r"\s", text)] or list(range(1, len(text)))  # one long word: anywhere
     lo, hi, best = 0, len(spaces) - 1, ""
     while lo <= hi:
         mid = (lo + hi) // 2

@@ -146,6 +146,11 @@ def test_a_unit_longer_than_the_budget_is_cut_at_a_space():
     assert packed.text.removesuffix(OMISSION).split() == words[: len(packed.text.removesuffix(OMISSION).split())]
 
 
+def test_one_word_longer_than_the_budget_is_cut_too():
+    (packed,) = pack("q", [hit("y" * 500, heading="")], prefer("y"), 50)
+    assert packed.text == "y" * 49 + OMISSION
+
+
 def test_a_token_budget_counts_with_the_given_counter():
     def count_words(texts):
         return [len(t.split()) for t in texts]
