@@ -239,3 +239,32 @@ def test_retrieve_packs_within_the_budget_and_weighs_evidence_unpacked(indexed, 
     retriever.reranker = Reader()
     reread = retriever.retrieve(question, 5, config={"pack_chars": 120})
     assert Reader.calls == 1 and "blocked" in reread.hits[0].text and total(reread.hits) <= 120
+
+
+@pytest.mark.model
+def test_a_release_that_packs_answers_and_cites_from_the_packed_passages(indexed, embedder):
+    import asyncio
+
+    from ragops.answer.pipeline import AnswerService
+    from ragops.registry import Registry
+    from ragops.releases import create_release
+
+    class Model:
+        name = "fake-llm"
+        prompt = ""
+
+        async def complete(self, system, user):
+            Model.prompt = user
+            return "Deleting more than a fifth of the documents is blocked [1]."
+
+    registry = Registry(indexed.registry_url)
+    release = create_release(registry, "packed", None, {"pack_chars": 300}, "test")
+    question = "What blocks a refresh that deletes documents?"
+    for chat_model in (None, Model()):
+        service = AnswerService(indexed, registry, embedder=embedder, chat_model=chat_model)
+        result = asyncio.run(service.ask(question, "someone", release=release))
+        assert result.fallback is None and result.hits and all(h.extra["packed"] for h in result.hits)
+        assert total(result.hits) <= 300
+        assert result.citations and {c["chunk_id"] for c in result.citations} <= {h.chunk_id for h in result.hits}
+        assert result.chunk_ids == [c for h in result.hits for c in h.extra["chunk_ids"]]
+    assert all(h.text in Model.prompt for h in result.hits)
