@@ -8,7 +8,7 @@ from ragops.index import SearchHit
 
 STOP = set("the a an of to and or in on for with is are be by as at from that this it its can you your use using "
            "which when what how do does i me my we our there their was were will would should could".split())
-_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n|…")  # "…" also marks what context packing left out (packing.py)
 _WRAPPED = re.compile(r"(?<=\S)\n(?![\n*\-#|.\d])")  # a hard wrap inside a paragraph, not a new bullet
 _WORD = re.compile(r"[a-z0-9]+")
 LABEL = "Extractive answer (no language model is configured; these sentences are quoted from the sources):"

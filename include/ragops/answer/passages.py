@@ -30,6 +30,9 @@ class RetrievalConfig:
     focus: bool = False  # grow towards the neighbour sharing more query terms (else forward first); no gain in CV
     rerank: str = ""  # a reranker (models/rerank.py: trained:reranker/<n>, a CrossEncoder name or path); "" = none
     rerank_depth: int = 20  # passages the reranker reorders; the rest keep their fused order after them
+    pack_chars: int = 0  # fill this many characters with the answering sentences of the passages (packing.py); 0 = off
+    pack_from: int = 20  # packing reads the top this many passages (then k no longer limits them)
+    pack_neighbours: int = 1  # each unit packing chooses comes with this many units before and after it
 
     @classmethod
     def from_config(cls, config: dict | None) -> "RetrievalConfig":

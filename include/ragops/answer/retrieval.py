@@ -1,7 +1,9 @@
 """Search the live index version: embed the query (batched, cached), rank (dense, BM25, weighted fusion), expand.
 
 The results are passages (answer/passages.py): a ranked chunk with its section's neighbours, never overlapping.
-`retrieve` also returns the evidence the answer pipeline weighs before it answers (answer/abstention.py).
+With `pack_chars` set, they are packed (answer/packing.py): the answering sentences of the top `pack_from`
+passages, within that many characters. `retrieve` also returns the evidence the answer pipeline weighs before it
+answers (answer/abstention.py), always weighed on the unpacked passages.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from ragops.answer.abstention import AbstentionPolicy, Evidence, Vocabulary, evidence, terms
+from ragops.answer.packing import EmbeddingScorer, Scorer, pack
 from ragops.answer.passages import RetrievalConfig, expand, weighted_rrf
 from ragops.answer.query_encoding import QueryEncoder, normalize_query
 from ragops.config import Settings
 from ragops.errors import StoreUnavailable
 from ragops.index import IndexStore, SearchHit, SearchMode, open_store
 from ragops.ingest.embedding import Embedder
+from ragops.models import Reranker
 from ragops.registry import Registry
 from ragops.registry.db import live_index_version
 
@@ -37,8 +41,9 @@ class Retriever:
 
     def __init__(self, settings: Settings, registry: Registry | None = None, embedder: Embedder | None = None,
                  store: IndexStore | None = None, index_version: int | None = None,
-                 queries: QueryEncoder | None = None):
+                 queries: QueryEncoder | None = None, reranker: Reranker | None = None):
         self.settings = settings
+        self.reranker = reranker  # the reader packing scores sentences with; None: the embedding scorer
         self.registry = registry or Registry(settings.registry_url)
         self.embedder = embedder or Embedder.from_settings(settings)
         self.queries = queries
@@ -47,6 +52,7 @@ class Retriever:
             self.queries = QueryEncoder.from_settings(settings, self.embedder)
         self._documents: OrderedDict[str, list[SearchHit]] = OrderedDict()
         self._vocabulary: Vocabulary | None = None
+        self._unit_scorer: EmbeddingScorer | None = None
         self._lock = threading.Lock()
 
     def _open(self, store: IndexStore | None, index_version: int | None) -> tuple[int, IndexStore]:
@@ -77,27 +83,43 @@ class Retriever:
             ranked = weighted_rrf([(cfg.dense_weight, dense), (cfg.bm25_weight, bm25)], depth)
         else:
             ranked = dense or bm25
-        wanted = max(k, cfg.rerank_depth) if cfg.rerank else k
-        hits = expand(ranked, self.document, wanted, cfg.expand_chars, cfg.dedupe, cfg.per_document,
-                      set(terms(query)) if cfg.focus else None)
+        wanted = max(k, cfg.rerank_depth if cfg.rerank else 0, cfg.pack_from if cfg.pack_chars > 0 else 0)
+        passages = expand(ranked, self.document, wanted, cfg.expand_chars, cfg.dedupe, cfg.per_document,
+                          set(terms(query)) if cfg.focus else None)
         if cfg.rerank:
-            hits = self.rerank(query, hits, cfg)[:k]
+            passages = self.rerank(query, passages, cfg)
+        hits = passages[:k]
+        if cfg.pack_chars > 0:
+            hits = pack(query, passages[: cfg.pack_from], self.scorer(cfg), cfg.pack_chars, cfg.pack_neighbours)
         similarity = dense[0].similarity if dense else None
         found = Retrieved(hits, similarity, chunk_ids=[c for h in hits for c in h.extra.get("chunk_ids", [h.chunk_id])])
-        if policy is not None and hits:
-            found.evidence = evidence(query, hits, similarity, self.vocabulary(), policy)
+        if policy is not None and passages:  # expansion is greedy in rank order: its first k are the unpacked hits
+            found.evidence = evidence(query, passages[:k], similarity, self.vocabulary(), policy)
         return found
 
     def rerank(self, query: str, hits: list[SearchHit], cfg: RetrievalConfig) -> list[SearchHit]:
         """The first `rerank_depth` passages in the reranker's order (stable for ties), the rest after them."""
-        from ragops.models.rerank import reranker_for
-
         head, tail = hits[: cfg.rerank_depth], hits[cfg.rerank_depth :]
-        scores = reranker_for(self.settings, cfg.rerank, self.embedder.precision).score(query, [h.text for h in head])
+        scores = self._reranker(cfg.rerank).score(query, [h.text for h in head])
         order = sorted(range(len(head)), key=lambda i: -scores[i])
         for i in order:
             head[i].extra["rerank_score"] = scores[i]
         return [head[i] for i in order] + tail
+
+    def _reranker(self, name: str):
+        from ragops.models.rerank import reranker_for
+
+        return reranker_for(self.settings, name, self.embedder.precision)
+
+    def scorer(self, cfg: RetrievalConfig | None = None) -> Scorer:
+        """The reader packing ranks sentences with: the configured reranker, else query-unit cosine."""
+        if cfg is not None and cfg.rerank:
+            return self._reranker(cfg.rerank).score
+        if self.reranker is not None:
+            return self.reranker.score
+        if self._unit_scorer is None:
+            self._unit_scorer = EmbeddingScorer(self.embedder, self.queries)
+        return self._unit_scorer
 
     def search(self, query: str, k: int = 5, mode: SearchMode | None = None, config: dict | None = None) -> list[SearchHit]:
         return self.retrieve(query, k, mode, config).hits
