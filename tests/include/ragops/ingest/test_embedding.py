@@ -140,3 +140,78 @@ def test_concurrent_first_encodes_of_a_bfloat16_model_all_succeed():
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
     assert torch.get_default_dtype() == torch.float32  # no load left the process-wide default switched
     assert all(np.allclose(r, results[0], atol=1e-6) for r in results)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    from model_servers import tiny_sentence_transformer
+
+    return tiny_sentence_transformer(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.mark.model  # through the embedder's own load path, which the fast loop refuses
+def test_any_sentence_transformers_model_works_by_path(tiny_model):
+    from sentence_transformers import SentenceTransformer
+
+    from ragops.ingest.embedding import Embedder
+
+    embedder = Embedder(str(tiny_model), precision="float32")
+    texts = ["refresh the index", "a cat on a mat"]
+    vectors = embedder.encode(texts)
+    reference = SentenceTransformer(str(tiny_model), device="cpu").encode(texts, normalize_embeddings=True)
+    assert vectors.shape == (2, 32) and np.allclose(vectors, reference, atol=1e-5)
+    assert (embedder.dim, embedder.max_tokens, embedder.cache_key) == (32, 64, str(tiny_model))
+    assert embedder.count_tokens(["refresh the index"]) == [6]  # [CLS] refresh the index [SEP], "refresh" in two
+
+
+@pytest.fixture
+def tei(tiny_model):
+    from sentence_transformers import SentenceTransformer
+
+    from model_servers import ModelServer
+
+    server = ModelServer(SentenceTransformer(str(tiny_model), device="cpu"))
+    yield server
+    server.close()
+
+
+def test_an_endpoint_makes_the_embedder_remote_with_a_local_tokenizer(settings, tei, tiny_model):
+    from ragops.ingest.embedding import Embedder, RemoteEmbedder
+
+    cfg = settings.model_copy(update={"embedding_endpoint": tei.url, "embedding_protocol": "tei",
+                                      "embedding_model": "tiny"})
+    embedder = Embedder.from_settings(cfg)
+    assert isinstance(embedder, RemoteEmbedder)
+    assert embedder.model_name == embedder.cache_key == f"tiny@tei+{tei.url}"
+    texts = ["refresh the index", "a cat on a mat"]
+    assert np.allclose(embedder.encode(texts), tei.embedder.encode(texts, normalize_embeddings=True), atol=1e-5)
+    assert embedder.dim == 32 and embedder.model is embedder.remote
+    # chunks are sized by the packaged MiniLM tokenizer unless RAGOPS_EMBEDDING_TOKENIZER names another
+    assert embedder.max_tokens == 256 and embedder.count_tokens(texts) == [6, 7]
+    assert not embedder.lowercases  # the served model's case handling is unknown: queries go as typed
+    configured = Embedder.from_settings(cfg.model_copy(update={"embedding_tokenizer": str(tiny_model)}))
+    assert configured.max_tokens == 64 and configured.lowercases  # the tiny model has MiniLM's tokenizer, window 64
+    # an index version's recorded model rebuilds the embedder that wrote it; a plain name is a local model
+    assert Embedder.from_settings(cfg, embedder.model_name).model_name == embedder.model_name
+    assert type(Embedder.from_settings(cfg, "all-MiniLM-L6-v2")) is Embedder
+
+
+def test_remote_dimension_is_learned_with_one_probe(settings, tei):
+    from ragops.ingest.embedding import Embedder
+
+    cfg = settings.model_copy(update={"embedding_endpoint": tei.url, "embedding_model": "tiny"})
+    assert Embedder.from_settings(cfg).dim == 32
+    assert [path for path, _, _ in tei.requests] == ["/v1/embeddings"]
+
+
+def test_check_dimensions_refuses_mixed_or_unexpected_sizes():
+    from ragops.errors import EmbeddingModelError
+    from ragops.ingest.embedding import check_dimensions
+
+    assert check_dimensions([np.zeros(4), np.zeros(4)], None, "m", "x") == 4
+    assert check_dimensions([], 8, "m", "x") == 8
+    with pytest.raises(EmbeddingModelError, match=r"gave vectors of 2 dimensions \(\[3, 4\]\); nothing was written"):
+        check_dimensions([np.zeros(4), np.zeros(3)], None, "m", "x")
+    with pytest.raises(EmbeddingModelError, match="gives 4-dimensional vectors, but the live collection 'chunks' holds "
+                                                  "8-dimensional ones; nothing was written"):
+        check_dimensions(np.zeros((2, 4)), 8, "m", "the live collection 'chunks'")

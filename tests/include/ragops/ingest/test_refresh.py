@@ -290,3 +290,72 @@ def test_hostile_titles_and_names_fit_the_registry_on_postgres(postgres_url, set
     report = refresher.run()
     assert report.documents["added"] == 8 and report.documents["quarantined"] == 0
     refresher.registry.dispose()
+
+
+@pytest.fixture(scope="module")
+def tiny_server_model(tmp_path_factory):
+    from sentence_transformers import SentenceTransformer
+
+    from model_servers import tiny_sentence_transformer
+
+    return SentenceTransformer(str(tiny_sentence_transformer(tmp_path_factory.mktemp("tiny"))), device="cpu")
+
+
+@pytest.fixture
+def embedding_server(tiny_server_model):
+    from model_servers import ModelServer
+
+    server = ModelServer(tiny_server_model)
+    yield server
+    server.close()
+
+
+def _vector_dims(settings):
+    return {len(r["vector"]) for r in open_store(settings).rows(["vector"])}
+
+
+@pytest.mark.parametrize("steps", ["run", "dag"])
+def test_a_remote_model_whose_dimension_changes_fails_the_refresh_before_writing(settings, corpus, embedding_server,
+                                                                               steps):
+    from ragops.errors import EmbeddingModelError
+    from ragops.registry.models import EmbeddingCacheEntry, IndexVersion
+
+    cfg = settings.model_copy(update={"embedding_endpoint": embedding_server.url, "embedding_protocol": "tei",
+                                      "embedding_model": "tiny"})
+    first = Refresher(cfg)
+    report = first.run()
+    assert report.chunks["embedded"] > 0 and _vector_dims(cfg) == {32}
+    with first.registry.session() as s:
+        assert s.scalars(select(IndexVersion.embedding_model)).all() == [f"tiny@tei+{embedding_server.url}"]
+        assert set(s.scalars(select(EmbeddingCacheEntry.model))) == {f"tiny@tei+{embedding_server.url}"}
+    index_before, store_version = _index_state(cfg), open_store(cfg).version()
+
+    (corpus / "notes.txt").write_text("# Slack\n\nReports go to a new channel now.\n")
+    embedding_server.dim = 16  # the same endpoint now serves a model of another dimension
+    refresher = Refresher(cfg)
+    with pytest.raises(EmbeddingModelError, match=r"gives 16-dimensional vectors, but the live collection 'chunks' "
+                                                  r"holds 32-dimensional ones; nothing was written"):
+        if steps == "run":
+            refresher.run()
+        else:  # the DAG's steps: the batch task fails, and a commit (embedding what is late) fails the same way
+            prepared = refresher.prepare()
+            with pytest.raises(EmbeddingModelError, match="16-dimensional"):
+                refresher.embed_batch(prepared.run_id, prepared.batches[0])
+            refresher.commit(prepared.run_id)
+    assert _index_state(cfg) == index_before and open_store(cfg).version() == store_version
+    assert _vector_dims(cfg) == {32}
+    with refresher.registry.session() as s:
+        assert set(s.scalars(select(EmbeddingCacheEntry.dim))) == {32}  # no vector of the new size was cached
+        assert s.scalar(select(func.count()).select_from(IndexVersion)) == 1
+    status, error = _runs(refresher.registry)[2]
+    assert status == "failed" and "16-dimensional" in error and _staged(refresher.registry) == 0
+
+
+def test_a_configured_dimension_guards_the_first_refresh(settings, corpus, embedding_server):
+    from ragops.errors import EmbeddingModelError
+
+    cfg = settings.model_copy(update={"embedding_endpoint": embedding_server.url, "embedding_model": "tiny",
+                                      "embedding_dim": 384})
+    with pytest.raises(EmbeddingModelError, match="answered 32-dimensional vectors, but 384 dimensions are expected"):
+        Refresher(cfg).run()
+    assert not open_store(cfg).exists()
