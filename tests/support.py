@@ -316,33 +316,3 @@ def populate_registry(settings, embedder, now) -> dict:
         ])
     return {"refresh": refresh, "candidate": build, "release": candidate.name, "audit": audit, "registry": registry}
 
-
-def tiny_sentence_model(folder: Path) -> Path:
-    """A randomly initialised 1-layer BERT with the packaged MiniLM tokenizer, saved as a sentence-transformers model.
-
-    It loads in well under a second, so training and reranking code runs in tests without the real model; its
-    scores mean nothing, its shapes and file layout are real.
-    """
-    import shutil
-
-    import torch
-    from sentence_transformers import SentenceTransformer, models
-    from transformers import BertConfig, BertModel
-
-    from ragops.ingest.embedding import resolve_model_path
-
-    packaged = Path(resolve_model_path("all-MiniLM-L6-v2"))
-    folder.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(0)
-    bert = BertModel(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                                intermediate_size=37, max_position_embeddings=512))
-    raw = folder / "raw"
-    bert.save_pretrained(raw)
-    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
-        shutil.copy(packaged / name, raw / name)
-    word = models.Transformer(str(raw), max_seq_length=128)
-    model = SentenceTransformer(modules=[word, models.Pooling(32, "mean")], device="cpu")
-    out = folder / "model"
-    model.save(str(out))
-    shutil.rmtree(raw)
-    return out

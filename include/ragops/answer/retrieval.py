@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 from ragops.answer.abstention import AbstentionPolicy, Evidence, Vocabulary, evidence, terms
@@ -72,6 +72,10 @@ class Retriever:
     def retrieve(self, query: str, k: int = 5, mode: SearchMode | None = None, config: dict | None = None,
                  policy: AbstentionPolicy | None = None) -> Retrieved:
         cfg = RetrievalConfig.from_config(config)
+        if not cfg.rerank and (self.settings.reranker_model or self.settings.reranker_endpoint):
+            from ragops.models.rerank import configured
+
+            cfg = replace(cfg, rerank=configured(self.settings, None))
         mode = mode or cfg.mode
         depth = max(cfg.depth, k)
         dense = bm25 = []

@@ -70,11 +70,16 @@ class CrossEncoderReranker:
         return [float(s) for s in scores.reshape(len(texts), -1)[:, 0]]
 
 
+def configured(settings, name: str | None) -> str:
+    """The reranker to use: the answer config's, else RAGOPS_RERANKER_MODEL, else the endpoint's; "" = none."""
+    return name or settings.reranker_model or ("remote" if settings.reranker_endpoint else "")
+
+
 def reranker_for(settings, name: str | None, precision: str = "float32"):
     """The reranker an answer config names (None or "": none); `precision` is the embedder's, already resolved.
 
-    `trained:reranker/<n>` is an artefact of this RAGOPS_HOME; `tei:` + a URL is a text-embeddings-inference
-    `/rerank` endpoint (models.remote); anything else is a CrossEncoder name or path on this machine.
+    `trained:reranker/<n>` is an artefact of this RAGOPS_HOME; `remote` is the text-embeddings-inference `/rerank`
+    endpoint of RAGOPS_RERANKER_ENDPOINT (models.remote); anything else is a CrossEncoder name or path on this machine.
     """
     if not name:
         return None
@@ -88,14 +93,16 @@ def reranker_for(settings, name: str | None, precision: str = "float32"):
             raise ConfigError(f"{name} is a trained {artifact.kind}, not a reranker")
         reranker = CrossEncoderReranker(name, str(artifact.model_path), precision=precision,
                                         max_length=int(artifact.manifest.get("max_length", 256)))
-    elif name.startswith("tei:"):
-        from ragops.models import remote
+    elif name == "remote":
+        from ragops.models.remote import remote_reranker
 
-        reranker = remote.TEIReranker(name[len("tei:"):], settings)  # type: ignore[attr-defined]
+        reranker = remote_reranker(settings)
+        if reranker is None:
+            raise ConfigError("the answer config asks for the remote reranker, but RAGOPS_RERANKER_ENDPOINT is unset")
     else:
         reranker = CrossEncoderReranker(name, precision=precision)
     _RERANKERS[key] = reranker
     return reranker
 
 
-_RERANKERS: dict[tuple[str, str], CrossEncoderReranker] = {}
+_RERANKERS: dict[tuple[str, str], object] = {}

@@ -1,26 +1,16 @@
 """The rerank hook: a release's answer config names a reranker, which reorders the top passages it is given."""
 
-import itertools
-
 import pytest
 
-from support import tiny_sentence_model
+from model_servers import ModelServer, tiny_cross_encoder
 
 from ragops.errors import ConfigError
 
 
 @pytest.fixture(scope="module")
 def cross_encoder(tmp_path_factory):
-    """An untrained cross-encoder on a tiny BERT: real files, meaningless scores."""
-    from ragops.training import models
-    from ragops.training.pairs import Pair
-
-    folder = tmp_path_factory.mktemp("ce")
-    ticks = itertools.count()
-    pairs = [Pair("heading", "q", "p", ("n",), "s")] * 4
-    models.train_reranker(str(tiny_sentence_model(folder / "base")), pairs, folder / "ce", batch_queries=2,
-                          max_seconds=0.5, clock=lambda: next(ticks))
-    return folder / "ce"
+    """A tiny untrained cross-encoder: real files, meaningless scores."""
+    return tiny_cross_encoder(tmp_path_factory.mktemp("ce"))
 
 
 @pytest.mark.model
@@ -41,3 +31,21 @@ def test_a_configured_reranker_reorders_the_top_passages(indexed, embedder, cros
 
     with pytest.raises(ConfigError, match="no trained model trained:reranker/9"):
         retriever.retrieve(question, 3, config={"rerank": "trained:reranker/9"})
+
+
+@pytest.mark.model
+def test_the_remote_reranker_of_the_settings_applies_when_the_release_names_none(indexed, embedder, cross_encoder):
+    """RAGOPS_RERANKER_ENDPOINT: a real HTTP server speaking TEI's /rerank reorders the passages."""
+    from sentence_transformers import CrossEncoder
+
+    from ragops.answer.retrieval import Retriever
+
+    server = ModelServer(reranker=CrossEncoder(str(cross_encoder), device="cpu", local_files_only=True))
+    try:
+        settings = indexed.model_copy(update={"reranker_endpoint": server.url})
+        found = Retriever(settings, embedder=embedder).retrieve("How do I roll back a release?", 3).hits
+        scores = [h.extra["rerank_score"] for h in found]
+        assert scores == sorted(scores, reverse=True)
+        assert [path for path, *_ in server.requests] == ["/rerank"]
+    finally:
+        server.close()

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from support import tiny_sentence_model
+from model_servers import tiny_sentence_transformer
 from test_pairs import _corpus
 
 from ragops.training import models
@@ -14,7 +14,7 @@ from ragops.training.pairs import build_pairs
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    return tiny_sentence_model(tmp_path_factory.mktemp("tiny"))
+    return tiny_sentence_transformer(tmp_path_factory.mktemp("tiny"))
 
 
 def _ticks(step: float):
