@@ -83,3 +83,24 @@ def test_permission_audit_dag_fails_on_critical_findings(dagbag, ragops_env, out
     reports = [m for m in outbox() if m["text"].startswith("MCP permission audit")]
     assert "no findings" in reports[0]["text"] and "1 critical" in reports[1]["text"]
     assert any(m["kind"] == "alert" and "critical MCP audit" in m["text"] for m in outbox())
+
+
+@pytest.mark.slow
+def test_model_training_trains_stores_and_proposes_through_evaluation(dagbag, docs_indexed, outbox, monkeypatch,
+                                                                      tmp_path):
+    """The DAG end to end on a tiny base model (the real one trains the same way, only longer)."""
+    from model_servers import tiny_sentence_transformer
+
+    tiny = tiny_sentence_transformer(tmp_path)
+    monkeypatch.setattr("ragops.training.run.resolve_model_path", lambda name: str(tiny))
+    monkeypatch.setattr("ragops.training.run.HELD_OUT_LIMIT", 8)
+    run = dagbag.dags["model_training"].test(run_conf={"kinds": "reranker", "max_seconds": 20, "propose": True,
+                                                       "testset": ""})
+    assert run.state == "success", _states(run)
+    [refs] = [run.get_task_instance("train").xcom_pull(task_ids="train")]
+    assert refs == ["trained:reranker/1"]
+    manifest = json.loads((docs_indexed.home / "models" / "reranker" / "1" / "manifest.json").read_text())
+    assert manifest["data_hash"] and manifest["pairs"]["train"]["heading"] > 0
+    [outcome] = run.get_task_instance("propose").xcom_pull(task_ids="propose")
+    assert outcome["ref"] == "trained:reranker/1" and ("release" in outcome or "rejected" in outcome)
+    assert any(m["text"].startswith("Model training: trained:reranker/1") for m in outbox())

@@ -97,6 +97,7 @@ def train_reranker(base_path: str, pairs: list[Pair], out_dir: Path, *, max_seco
         tokenizer = AutoTokenizer.from_pretrained(base_path, local_files_only=True)
     finally:
         hf_logging.set_verbosity(level)
+    max_length = min(max_length, int(getattr(net.config, "max_position_embeddings", max_length)))
     net.train()
     batches = _batches(pairs, batch_queries, epochs, seed)
     optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.01)
