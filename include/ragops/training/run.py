@@ -17,6 +17,7 @@ from ragops.config import Settings
 from ragops.errors import ConfigError, StoreUnavailable
 from ragops.index import open_store
 from ragops.ingest.embedding import Embedder, resolve_model_path, resolve_precision
+from ragops.logs import no_progress_bars
 from ragops.models.artifacts import ModelStore
 from ragops.registry import Registry
 from ragops.training import models
@@ -56,6 +57,11 @@ def train_models(settings: Settings, *, kinds: tuple[str, ...] = KINDS, max_seco
                  registry: Registry | None = None, index_version: int | None = None, base_model: str | None = None,
                  seed: int = 13, clock: Callable[[], float] = time.monotonic) -> dict:
     """Build the pairs, train each kind within its share of `max_seconds`, publish each as an artefact."""
+    with no_progress_bars():  # loading and saving models draw bars on stderr, which Airflow logs as errors
+        return _train_models(settings, kinds, max_seconds, registry, index_version, base_model, seed, clock)
+
+
+def _train_models(settings, kinds, max_seconds, registry, index_version, base_model, seed, clock) -> dict:
     unknown = [k for k in kinds if k not in KINDS]
     if unknown or not kinds:
         raise ConfigError(f"unknown model kind(s) {unknown or kinds}; choose from {', '.join(KINDS)}")
