@@ -14,7 +14,7 @@ is evaluated against the stable release by the same paired tests as every evalua
 candidate release only when it is no worse. Start its canary with the `canary_rollout` DAG.
 
 **When**: monthly (15th, 03:00 UTC) and on demand. **Params**: `kinds` (reranker, embedder or both),
-`max_seconds` (the training budget; the default fits 15 minutes on 2 cores), `propose`, `testset`.
+`max_seconds` (the budget of the whole run; the default, 840, fits 15 minutes on 2 cores), `propose`, `testset`.
 **Slack**: the models registered as candidates, or why not.
 """
 
@@ -35,7 +35,7 @@ from _ragops_airflow import cron, default_args, optional_text, settings
     params={
         "kinds": Param("reranker,embedder", type="string", enum=["reranker,embedder", "reranker", "embedder"],
                        title="Models to train"),
-        "max_seconds": Param(780, type="integer", minimum=10, maximum=7200, title="Training budget (seconds)"),
+        "max_seconds": Param(840, type="integer", minimum=10, maximum=7200, title="Training budget (seconds)"),
         "propose": Param(True, type="boolean", title="Evaluate each model as a candidate release"),
         "testset": optional_text("Test set", "empty = the default set"),
     },

@@ -47,6 +47,6 @@ def add_parsers(sub, common) -> None:
     p.add_argument("action", choices=["train", "list", "propose"])
     p.add_argument("refs", nargs="*", help="propose: trained models, e.g. trained:reranker/1")
     p.add_argument("--kinds", default="reranker,embedder", help="train: reranker, embedder or both (comma-separated)")
-    p.add_argument("--max-seconds", type=float, default=780.0, help="train: the time budget of all training")
+    p.add_argument("--max-seconds", type=float, default=840.0, help="train: the time budget of the whole run (training, held-out scoring, saving)")
     p.add_argument("--propose", action="store_true", help="train: then evaluate each model as a candidate release")
     p.set_defaults(handler=models)

@@ -55,17 +55,30 @@ def _autocast(precision: str):
     return contextlib.nullcontext()
 
 
-def _schedule(optimizer, total_steps: int, warmup: float = 0.1):
-    import torch
+class _Schedule:
+    """Linear warm-up then linear decay, over whichever ends first: the data or the time budget.
 
-    warm = max(1, int(total_steps * warmup))
+    A loop stopped by its clock would otherwise end inside its warm-up, at a fraction of the learning rate, having
+    learnt almost nothing; progress is therefore the larger of the share of batches done and of the time spent.
+    """
 
-    def factor(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        return max(0.0, (total_steps - step) / max(1, total_steps - warm))
+    def __init__(self, optimizer, total_steps: int, max_seconds: float, clock, warmup: float = 0.06):
+        self.optimizer, self.total, self.max_seconds, self.clock, self.warmup = (optimizer, max(1, total_steps),
+                                                                                 max_seconds, clock, warmup)
+        self.base = [g["lr"] for g in optimizer.param_groups]
+        self.started = clock()
+        self.steps = 0
+        self._apply(0.0)
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    def _apply(self, progress: float) -> None:
+        factor = progress / self.warmup if progress < self.warmup else (1 - progress) / (1 - self.warmup)
+        for group, base in zip(self.optimizer.param_groups, self.base):
+            group["lr"] = base * max(0.02, min(1.0, factor))
+
+    def step(self) -> None:
+        self.steps += 1
+        elapsed = (self.clock() - self.started) / self.max_seconds if self.max_seconds > 0 else 1.0
+        self._apply(min(1.0, max(self.steps / self.total, elapsed)))
 
 
 def _batches(pairs: list[Pair], size: int, epochs: int, seed: int) -> list[list[Pair]]:
@@ -79,7 +92,7 @@ def _batches(pairs: list[Pair], size: int, epochs: int, seed: int) -> list[list[
 
 
 def train_reranker(base_path: str, pairs: list[Pair], out_dir: Path, *, max_seconds: float = 420.0,
-                   epochs: int = 1, batch_queries: int = 8, in_batch: int = 2, lr: float = 4e-5,
+                   epochs: int = 1, batch_queries: int = 8, in_batch: int = 2, lr: float = 6e-5,
                    max_length: int = 192, precision: str = "float32", seed: int = 13,
                    clock: Callable[[], float] = time.monotonic) -> TrainStats:
     """Train a CrossEncoder from `base_path`'s encoder; save it to `out_dir` (loadable by CrossEncoder offline)."""
@@ -101,7 +114,7 @@ def train_reranker(base_path: str, pairs: list[Pair], out_dir: Path, *, max_seco
     net.train()
     batches = _batches(pairs, batch_queries, epochs, seed)
     optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.01)
-    scheduler = _schedule(optimizer, len(batches))
+    scheduler = _Schedule(optimizer, len(batches), max_seconds, clock)
     rng = random.Random(seed + 1)
     started, losses, stopped_by, examples = clock(), [], "data", 0
     for batch in batches:
@@ -153,7 +166,7 @@ def train_embedder(base_path: str, pairs: list[Pair], out_dir: Path, *, max_seco
     model.train()
     batches = _batches(pairs, batch_size, epochs, seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    scheduler = _schedule(optimizer, len(batches))
+    scheduler = _Schedule(optimizer, len(batches), max_seconds, clock)
     started, losses, stopped_by, examples = clock(), [], "data", 0
 
     def embed(texts: list[str]):

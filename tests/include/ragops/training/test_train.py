@@ -36,8 +36,8 @@ def test_reranker_trains_saves_and_loads_as_a_cross_encoder(tiny, tmp_path):
 def test_training_stops_at_its_time_budget_whatever_the_data(tiny, tmp_path):
     pairs = build_pairs(_corpus(), negatives=2) * 20
     stats = models.train_embedder(str(tiny), pairs, tmp_path / "out", batch_size=4, max_seconds=25,
-                                  clock=_ticks(10.0))  # every step costs 10 "seconds" on this clock
-    assert stats.stopped_by == "time" and stats.steps == 2
+                                  clock=_ticks(10.0))  # every reading of this clock moves it 10 "seconds"
+    assert stats.stopped_by == "time" and 1 <= stats.steps <= 3 < len(pairs) // 4
     assert (tmp_path / "out" / "modules.json").exists()  # what was trained so far is saved
 
 
@@ -96,3 +96,21 @@ def test_train_models_publishes_artefacts_and_propose_judges_them_by_evaluation(
     [rejected] = propose(indexed, ["trained:reranker/1"], actor="test", notifier=Outbox())
     assert "worse than the stable release" in rejected["rejected"] and "release" not in rejected
     assert any("trained:reranker/1 not registered" in t for t in sent)
+
+
+def test_a_loop_stopped_by_its_clock_still_warms_up_and_decays():
+    """The learning rate follows the time budget when time, not data, ends the loop."""
+    import torch
+
+    from ragops.training.models import _Schedule
+
+    now = [0.0]
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    schedule = _Schedule(optimizer, total_steps=10_000, max_seconds=100, clock=lambda: now[0])
+    rates = []
+    for second in (3, 6, 50, 99):
+        now[0] = second
+        schedule.step()
+        rates.append(optimizer.param_groups[0]["lr"])
+    assert rates[0] < rates[1] == 1.0  # warm-up ends at 6% of the budget, not of 10,000 steps
+    assert rates[2] == pytest.approx(0.532, abs=0.01) and rates[3] == pytest.approx(0.02)
