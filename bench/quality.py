@@ -72,6 +72,12 @@ VARIANTS = [
             "0.623 hit against 0.596 for 128", index={"chunk_max_tokens": 256}),
     Variant("chunks-128", "smaller chunks let one vector stand for one idea (issue 12's reason; the size itself "
             "was chosen on the dev set)", index={"chunk_max_tokens": 128}),
+    Variant("rerank-trained", "a cross-encoder reads the query and the passage together, which a bi-encoder "
+            "cannot; it is trained on the corpus's own headings, titles and neighbours (no question), so nothing "
+            "in it comes from the dev set", query={"rerank": "trained:reranker/latest"}, default_run=False),
+    Variant("embed-adapted", "the embedding model adapted to this corpus's vocabulary by contrastive training on "
+            "the corpus's own heading/section pairs (no question)", index={"embedding_model": "trained:embedder/latest"},
+            default_run=False),
     Variant("float32-vectors", "a check, not a candidate: bfloat16 vectors are float32's to cosine 0.99996",
             index={"embedding_precision": "float32"}, default_run=False),
 ]

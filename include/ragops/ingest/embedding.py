@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from ragops.errors import EmbeddingModelError
 from ragops.logs import no_progress_bars
+from ragops.models.artifacts import ModelStore, is_ref
 from ragops.models.remote import RemoteEmbeddings, remote_embeddings
 from ragops.registry import Registry
 from ragops.registry.models import EmbeddingCacheEntry
@@ -143,7 +144,15 @@ class Embedder:
         remote = remote_embeddings(settings, model_name)
         if remote is not None:
             return RemoteEmbedder(remote, settings.embedding_tokenizer)
-        return cls(model_name or settings.embedding_model, settings.embed_batch_size, settings.embedding_precision)
+        name = model_name or settings.embedding_model
+        if is_ref(name):  # trained:embedder/<n>: the artefact of this home; the reference stays the name (cache key)
+            artifact = ModelStore(settings.home).resolve(name)
+            if artifact.kind != "embedder":
+                raise EmbeddingModelError(f"{name} is a trained {artifact.kind}, not an embedding model")
+            embedder = cls(str(artifact.model_path), settings.embed_batch_size, settings.embedding_precision)
+            embedder.model_name = artifact.ref
+            return embedder
+        return cls(name, settings.embed_batch_size, settings.embedding_precision)
 
     @property
     def cache_key(self) -> str:

@@ -21,7 +21,7 @@ from ragops.errors import ConfigError
 
 KINDS = ("reranker", "embedder")
 PREFIX = "trained:"
-_REF = re.compile(r"^trained:(reranker|embedder)/([1-9][0-9]{0,8})$")
+_REF = re.compile(r"^trained:(reranker|embedder)/([1-9][0-9]{0,8}|latest)$")
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,12 @@ class ModelStore:
         if not match:
             raise ConfigError(f"{ref!r} is not a trained-model reference; expected trained:reranker/<n> or "
                               "trained:embedder/<n>")
+        if match[2] == "latest":  # a convenience for benchmarks and the CLI; a release records the number
+            latest = self.latest(match[1])
+            if latest is None:
+                raise ConfigError(f"there is no trained {match[1]} under {self.root}; train one with "
+                                  "`ragops models train`")
+            return latest
         artifact = Artifact(match[1], int(match[2]), self._kind_dir(match[1]) / match[2])
         if not (artifact.path / "manifest.json").is_file():
             raise ConfigError(f"there is no trained model {ref} under {self.root}; `ragops models list` shows them")

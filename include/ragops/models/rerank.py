@@ -83,15 +83,15 @@ def reranker_for(settings, name: str | None, precision: str = "float32"):
     """
     if not name:
         return None
-    key = (name, precision)
+    artifact = ModelStore(settings.home).resolve(name) if is_ref(name) else None
+    key = (str(artifact.model_path) if artifact else name, precision)  # two homes may both have a version 1
     cached = _RERANKERS.get(key)
     if cached is not None:
         return cached
-    if is_ref(name):
-        artifact = ModelStore(settings.home).resolve(name)
+    if artifact is not None:
         if artifact.kind != "reranker":
             raise ConfigError(f"{name} is a trained {artifact.kind}, not a reranker")
-        reranker = CrossEncoderReranker(name, str(artifact.model_path), precision=precision,
+        reranker = CrossEncoderReranker(artifact.ref, str(artifact.model_path), precision=precision,
                                         max_length=int(artifact.manifest.get("max_length", 256)))
     elif name == "remote":
         from ragops.models.remote import remote_reranker

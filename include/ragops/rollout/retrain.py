@@ -30,6 +30,7 @@ def propose(settings: Settings, refs: list[str], *, actor: str, testset: str | N
     outcomes = []
     for ref in refs:
         artifact = store.resolve(ref)
+        ref = artifact.ref  # latest -> its number: a release records which model it runs
         try:
             if artifact.kind == "reranker":
                 stable = current_rollout(registry).stable
@@ -49,7 +50,7 @@ def propose(settings: Settings, refs: list[str], *, actor: str, testset: str | N
                            "evaluation": {"stable": evaluation["stable"]["metrics"],
                                           "candidate": evaluation["candidate"]["metrics"]}}
             else:
-                result = reindex(settings, actor=actor, overrides={"embedding_model": str(artifact.model_path)},
+                result = reindex(settings, actor=actor, overrides={"embedding_model": artifact.ref},
                                  testset=testset, registry=registry, service=service, notifier=notifier)
                 outcome = {"ref": ref, "release": result["release"], "evaluation": result["evaluation"]}
         except RagopsError as exc:

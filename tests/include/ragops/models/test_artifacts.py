@@ -59,3 +59,23 @@ def test_manifest_is_json_with_kind_and_version(tmp_path):
     manifest = json.loads((artifact.path / "manifest.json").read_text())
     assert manifest["kind"] == "embedder" and manifest["version"] == 1 and manifest["params"] == {"lr": 1e-5}
     assert is_ref(artifact.ref) and not is_ref("all-MiniLM-L6-v2")
+
+
+def test_latest_resolves_to_the_newest_number_and_an_embedder_records_the_number(tmp_path):
+    from ragops.config import Settings
+    from ragops.errors import EmbeddingModelError
+    from ragops.ingest.embedding import Embedder
+
+    settings = Settings(home=tmp_path / "home")
+    store = ModelStore(settings.home)
+    with pytest.raises(ConfigError, match="no trained embedder"):
+        store.resolve("trained:embedder/latest")
+    store.publish("embedder", _built(tmp_path, "a"), {})
+    second = store.publish("embedder", _built(tmp_path, "b"), {})
+    assert store.resolve("trained:embedder/latest") == second
+    embedder = Embedder.from_settings(settings, "trained:embedder/latest")
+    assert embedder.model_name == "trained:embedder/2" and embedder.path == str(second.model_path)
+    assert embedder.cache_key.startswith("trained:embedder/2")
+    store.publish("reranker", _built(tmp_path, "c"), {})
+    with pytest.raises(EmbeddingModelError, match="not an embedding model"):
+        Embedder.from_settings(settings, "trained:reranker/1")
