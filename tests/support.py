@@ -315,4 +315,3 @@ def populate_registry(settings, embedder, now) -> dict:
                          state="changed", contract="none", diff=["description: now says <b>tool</b>"]),
         ])
     return {"refresh": refresh, "candidate": build, "release": candidate.name, "audit": audit, "registry": registry}
-
