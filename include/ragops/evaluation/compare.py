@@ -72,11 +72,12 @@ def compare(metrics: dict, per_question: dict[str, dict], baseline: dict | None,
     tests = _tests(metrics, per_question, baseline, baseline_questions, alpha) if baseline else []
     drops = [t | {"delta": round((t["current"] or 0) - (t["previous"] or 0), 4)} for t in tests if t["regressed"]]
     below = [{"metric": name, "floor": floor, "current": metrics[name]}
-             for name, floor in ((floors if baseline else DEFAULT_FLOORS | floors)).items()
+             for name, floor in (floors if baseline else DEFAULT_FLOORS | floors).items()
              if name in metrics and _misses(name, metrics[name], floor)]
     cumulative = _cumulative(metrics, per_question, reference, reference_questions or {}, alpha, max_cumulative_drop)
     return {"regressed": bool(drops or below or cumulative["declined"]),
-            "baseline_run_id": (baseline or {}).get("_run_id"), "alpha": alpha, "tests": tests, "drops": drops, "below_floor": below, "cumulative": cumulative,
+            "baseline_run_id": (baseline or {}).get("_run_id"), "alpha": alpha, "tests": tests, "drops": drops,
+            "below_floor": below, "cumulative": cumulative,
             "questions": changed_questions(per_question, baseline_questions) if baseline else []}
 
 

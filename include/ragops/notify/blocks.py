@@ -104,7 +104,8 @@ def eval_report(report: dict, previous: dict | None, chart: str | None = None) -
     cumulative = comparison.get("cumulative") or {}
     problems += [f"• *{d['metric']}* declined since reference run {cumulative.get('reference_run_id')}: "
                  f"{_num(d['reference'])} → {_num(d['current'])}, {d['lost']} questions lost, {d['gained']} gained "
-                 f"(p={d['p']:.4f}; cumulative bound {cumulative.get('max_drop')})" for d in cumulative.get("declines", [])]
+                 f"(p={d['p']:.4f}; cumulative bound {cumulative.get('max_drop')})"
+                 for d in cumulative.get("declines", [])]
     if problems:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "*Regressions*\n" + "\n".join(problems)}})
     changed = comparison.get("questions", [])
