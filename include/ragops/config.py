@@ -85,8 +85,13 @@ class Settings(BaseSettings):
     eval_testset: str | None = Field(default=None, description="JSONL test set; default: the bundled one")
     eval_unanswerable: str | None = Field(default=None, description="JSONL of questions the corpus does not answer "
                                           "(default: the bundled set; 'none' skips abstention metrics)")
-    eval_alpha: float = 0.05  # family-wise: a paired per-question test per metric, Holm-corrected
-    eval_floors: dict[str, float] = Field(default_factory=dict, description='JSON, e.g. {"hit_rate": 0.5}')
+    eval_alpha: float = 0.05  # hit_rate at alpha first, then the other metrics Holm-corrected at alpha
+    # A passing run becomes the baseline only if it has not declined by more than this (absolute, on any compared
+    # metric) since the reference: the run a person last accepted, else the first accepted run (evaluation.md).
+    eval_max_cumulative_drop: float = Field(default=0.10, ge=0)
+    eval_floors: dict[str, float] = Field(default_factory=dict, description='JSON, e.g. {"hit_rate": 0.6}; '
+                                           'without a baseline these override the defaults (hit_rate and '
+                                           'answer_token_recall 0.5)')
     slo_p95_latency_ms: float = 1500.0
     slo_error_rate: float = 0.01
     slo_availability: float = 0.995

@@ -21,6 +21,7 @@ def evaluate_candidate(settings: Settings, index_version_id: int, name: str, *, 
     is judged against (question by question, by the same paired tests as every evaluation). Raises CandidateWorse.
     """
     from ragops.answer.pipeline import AnswerService
+    from ragops.evaluation.report import cumulative_decline
     from ragops.evaluation.runner import evaluate_releases
     from ragops.evaluation.testset import load_testset
 
@@ -34,7 +35,8 @@ def evaluate_candidate(settings: Settings, index_version_id: int, name: str, *, 
     if candidate_report.regressed:
         c = candidate_report.comparison
         worse = [f"{d['metric']} {d['current']:.3f} < {d['previous']:.3f} (p={d['p']:.4f})" for d in c["drops"]]
-        worse += [f"{b['metric']} {b['current']:.3f} below its floor {b['floor']:.3f}" for b in c["below_floor"]]
+        worse += [f"{b['metric']} {b['current']:.3f} beyond its floor {b['floor']:.3f}" for b in c["below_floor"]]
+        worse += [cumulative_decline(c)] if cumulative_decline(c) else []
         lost = [q["id"] for q in c["questions"] if q["worse"]][:10]
         raise CandidateWorse(f"the candidate evaluates worse than the stable release (run {candidate_report.run_id}): "
                              + ", ".join(worse) + (f"; questions lost: {', '.join(lost)}" if lost else ""))

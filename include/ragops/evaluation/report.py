@@ -49,8 +49,24 @@ def gate(reports: list[EvalReport]) -> None:
         c = r.comparison
         metrics = ", ".join(f"{d['metric']} {d['previous']:.3f}→{d['current']:.3f} ({d['lost']} questions lost, "
                             f"{d['gained']} gained, p={d['p']:.4f})" for d in c["drops"])
-        floors = ", ".join(f"{b['metric']} {b['current']:.3f}<{b['floor']:.3f}" for b in c["below_floor"])
+        floors = ", ".join(f"{b['metric']} {b['current']:.3f} beyond its floor {b['floor']:.3f}"
+                           for b in c["below_floor"])
         questions = ", ".join(q["id"] for q in c["questions"] if q["worse"])
         parts.append(f"{r.release} ({r.variant}, run {r.run_id} against baseline run {c.get('baseline_run_id')}): "
-                     f"{'; '.join(x for x in (metrics, floors) if x)}; questions that got worse: {questions or 'none'}")
+                     f"{'; '.join(x for x in (metrics, floors, cumulative_decline(c)) if x)}; "
+                     f"questions that got worse: {questions or 'none'}")
     raise EvaluationRegression("evaluation regressed: " + " | ".join(parts))
+
+
+def cumulative_decline(comparison: dict) -> str:
+    """The decline since the long-term reference run, in words ('' when there is none)."""
+    c = comparison.get("cumulative") or {}
+    if not c.get("declined"):
+        return ""
+    metrics = ", ".join(f"{d['metric']} {_num(d['reference'])}→{_num(d['current'])} ({d['lost']} lost, "
+                        f"{d['gained']} gained, p={d['p']:.4f})" for d in c["declines"])
+    return (f"cumulative decline since reference run {c['reference_run_id']} (bound {c['max_drop']:.2f}): {metrics}")
+
+
+def _num(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

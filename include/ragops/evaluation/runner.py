@@ -145,7 +145,10 @@ def evaluate_release(settings: Settings, testset: EvalSet, target, *, release: s
                                                        "_fallback": fallback, "_retrieved": [],
                                                        "_category": item.category}
     baseline, baseline_questions = last_accepted(registry, testset.sha256, baseline_release or release)
-    comparison = compare(metrics, per_question, baseline, baseline_questions, settings.eval_floors, settings.eval_alpha)
+    reference, reference_questions = reference_run(registry, testset.sha256, baseline_release or release)
+    comparison = compare(metrics, per_question, baseline, baseline_questions, settings.eval_floors, settings.eval_alpha,
+                         reference=reference, reference_questions=reference_questions,
+                         max_cumulative_drop=settings.eval_max_cumulative_drop)
     duration = round(time.perf_counter() - started, 2)
     with registry.session() as s:
         passed = not comparison["regressed"]
@@ -179,10 +182,21 @@ def _means(per_question: dict[str, dict]) -> dict:
 
 def last_accepted(registry: Registry, testset_hash: str, release: str) -> tuple[dict | None, dict[str, dict]]:
     """The baseline: the newest accepted run of `release` on this test set (a regressed run never is one)."""
+    return _accepted(registry, testset_hash, release, EvalRun.id.desc())
+
+
+def reference_run(registry: Registry, testset_hash: str, release: str) -> tuple[dict | None, dict[str, dict]]:
+    """The long-term reference a baseline may not slide away from: the run of `release` on this test set that a
+    person accepted last (`ragops eval accept`), else the first run accepted at all."""
+    by_person = _accepted(registry, testset_hash, release, EvalRun.id.desc(), EvalRun.accepted_by != "gate")
+    return by_person if by_person[0] else _accepted(registry, testset_hash, release, EvalRun.id.asc())
+
+
+def _accepted(registry: Registry, testset_hash: str, release: str, order, *where) -> tuple[dict | None, dict]:
     with registry.session() as s:
         run = s.scalars(select(EvalRun).where(EvalRun.testset_hash == testset_hash, EvalRun.release == release,
-                                              EvalRun.accepted_at.is_not(None))
-                        .order_by(EvalRun.id.desc()).limit(1)).first()
+                                              EvalRun.accepted_at.is_not(None), *where)
+                        .order_by(order).limit(1)).first()
         if run is None:
             return None, {}
         results = s.scalars(select(EvalResult).where(EvalResult.run_id == run.id)).all()

@@ -64,3 +64,8 @@ def load_testset(path: Path | str | None = None) -> EvalSet:
     if not items:
         raise InvalidTestset(f"test set {path} is empty")
     return EvalSet(str(path), hashlib.sha256(raw).hexdigest(), items)
+
+
+def current_testset_hash(settings) -> str:
+    """The sha256 of the test set evaluations use now (RAGOPS_EVAL_TESTSET, else the bundled one)."""
+    return load_testset(settings.eval_testset).sha256

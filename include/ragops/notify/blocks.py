@@ -100,7 +100,12 @@ def eval_report(report: dict, previous: dict | None, chart: str | None = None) -
                                   f"per question)" if baseline else "no accepted baseline yet: floors only"})
     problems = [f"• *{d['metric']}* fell {d['previous']:.3f} → {d['current']:.3f}: {d['lost']} questions lost, "
                 f"{d['gained']} gained (p={d['p']:.4f})" for d in comparison.get("drops", [])]
-    problems += [f"• *{b['metric']}* {b['current']:.3f} is below its floor {b['floor']:.3f}" for b in comparison.get("below_floor", [])]
+    problems += [f"• *{b['metric']}* {b['current']:.3f} is beyond its floor {b['floor']:.3f}" for b in comparison.get("below_floor", [])]
+    cumulative = comparison.get("cumulative") or {}
+    problems += [f"• *{d['metric']}* declined since reference run {cumulative.get('reference_run_id')}: "
+                 f"{_num(d['reference'])} → {_num(d['current'])}, {d['lost']} questions lost, {d['gained']} gained "
+                 f"(p={d['p']:.4f}; cumulative bound {cumulative.get('max_drop')})"
+                 for d in cumulative.get("declines", [])]
     if problems:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "*Regressions*\n" + "\n".join(problems)}})
     changed = comparison.get("questions", [])
@@ -239,3 +244,7 @@ def tool_contracts_report(report: dict) -> Message:
             "*What to do:* `ragops tools diff TOOL` to see a change, `ragops tools approve TOOL` to accept it; "
             "a failing or down tool needs its owner.")}]})
     return _safe(Message(headline, blocks, kind="alert" if red else "report"))
+
+
+def _num(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

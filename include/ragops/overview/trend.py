@@ -20,7 +20,8 @@ def _point(run: EvalRun) -> dict:
     return {"run_id": run.id, "at": iso(run.created_at), "release": run.release, "variant": run.variant, "n": run.n,
             "hit_rate": metrics.get("hit_rate"), "answer_recall": metrics.get("answer_token_recall"),
             "regressed": run.status == "regressed",
-            "drops": [d["metric"] for d in comparison.get("drops", [])],
+            "drops": [d["metric"] for d in comparison.get("drops", [])]
+            + [f"{d['metric']} (cumulative)" for d in (comparison.get("cumulative") or {}).get("declines", [])],
             "below_floor": [b["metric"] for b in comparison.get("below_floor", [])]}
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from ragops.config import Settings
 from ragops.errors import RagopsError
+from ragops.evaluation.testset import current_testset_hash
 from ragops.ingest.collections import switch_live
 from ragops.notify import build_notifier
 from ragops.notify.blocks import rollout_decision
@@ -118,7 +119,8 @@ class Rollout:
             started, percent, stage = _aware(state.stage_started_at), state.candidate_percent, state.stage
             since = _aware(state.started_at) or started
             candidate = s.get(Release, state.candidate_release_id)
-            run = s.scalars(select(EvalRun).where(EvalRun.release == candidate.name)
+            run = s.scalars(select(EvalRun).where(EvalRun.release == candidate.name,  # on the current test set
+                                                  EvalRun.testset_hash == current_testset_hash(self.settings))
                             .order_by(EvalRun.id.desc()).limit(1)).first()
             evaluation = {"run_id": run.id, "regressed": run.status == "regressed",
                           "baseline_run_id": (run.comparison or {}).get("baseline_run_id")} if run else None

@@ -71,3 +71,58 @@ def test_a_drop_in_abstention_or_a_rise_in_false_refusals_regresses():
     result = compare({"false_abstention": 0.33}, worse, {"false_abstention": 0.0}, base, {}, 0.05)
     assert result["regressed"] and [d["metric"] for d in result["drops"]] == ["false_abstention"]
     assert not compare({"false_abstention": 0.0}, base, {"false_abstention": 0.33}, worse, {}, 0.05)["regressed"]
+
+
+def test_a_floor_on_a_lower_is_better_metric_is_a_ceiling():
+    """false_abstention: a rise is the regression, so its floor fires when the rate is above it."""
+    result = compare({"false_abstention": 0.3}, {}, None, {}, {"false_abstention": 0.1}, 0.05)
+    assert result["regressed"] and result["below_floor"][0]["metric"] == "false_abstention"
+    assert not compare({"false_abstention": 0.05}, {}, None, {}, {"false_abstention": 0.1}, 0.05)["below_floor"]
+
+
+def test_no_baseline_is_not_ok_default_floors_apply():
+    result = compare({"hit_rate": 0.0, "answer_token_recall": 0.1}, {}, None, {}, {}, 0.05)
+    assert result["regressed"] and {b["metric"] for b in result["below_floor"]} == {"hit_rate", "answer_token_recall"}
+    assert not compare({"hit_rate": 0.9, "answer_token_recall": 0.9}, {}, None, {}, {}, 0.05)["regressed"]
+    lowered = compare({"hit_rate": 0.3, "answer_token_recall": 0.9}, {}, None, {}, {"hit_rate": 0.2}, 0.05)
+    assert not lowered["regressed"]  # the settings' floors override the defaults
+
+
+def _all_metrics(lost: int, n: int = 12) -> tuple[dict, dict]:
+    questions = {}
+    for i in range(n):
+        ok = float(i >= lost)
+        questions[f"q{i}"] = {"hit": ok, "answer_token_recall": 0.3 + 0.6 * ok, "doc_hit@5": ok,
+                              "doc_mrr": 0.2 + 0.8 * ok, "context_hit@5": ok, "context_mrr": 0.2 + 0.8 * ok,
+                              "falsely_refused": 0.0, "_question": f"question {i}?"}
+    metrics = {name: float(np.mean([q[key] for q in questions.values()])) for name, key in
+               (("hit_rate", "hit"), ("answer_token_recall", "answer_token_recall"), ("doc_hit@5", "doc_hit@5"),
+                ("doc_mrr", "doc_mrr"), ("context_hit@5", "context_hit@5"), ("context_mrr", "context_mrr"),
+                ("false_abstention", "falsely_refused"))}
+    return metrics, questions
+
+
+def test_the_primary_metric_is_tested_first_at_full_alpha():
+    """Losing 7 of 12 (p = 0.0078 on every metric) passed Holm over all the metrics; hit_rate alone catches it."""
+    base_m, base_q = _all_metrics(0)
+    now_m, now_q = _all_metrics(7)
+    result = compare(now_m, now_q, base_m | {"_run_id": 1}, base_q, {}, 0.05)
+    assert result["regressed"] and "hit_rate" in {d["metric"] for d in result["drops"]}
+    hit = next(t for t in result["tests"] if t["metric"] == "hit_rate")
+    assert hit["primary"] and hit["threshold"] == 0.05
+    assert not compare(*_all_metrics(2), base_m, base_q, {}, 0.05)["regressed"]  # p = 0.25
+
+
+def test_a_cumulative_decline_against_the_reference_regresses():
+    """Each step loses one question (never significant), but the reference run sees all of them lost."""
+    ref_m, ref_q = _all_metrics(0)
+    base_m, base_q = _all_metrics(1)
+    now_m, now_q = _all_metrics(2)
+    step = compare(now_m, now_q, base_m | {"_run_id": 2}, base_q, {}, 0.05)
+    assert not step["regressed"]
+    result = compare(now_m, now_q, base_m | {"_run_id": 2}, base_q, {}, 0.05,
+                     reference=ref_m | {"_run_id": 1}, reference_questions=ref_q, max_cumulative_drop=0.10)
+    assert result["regressed"] and not result["drops"]
+    cumulative = result["cumulative"]
+    assert cumulative["reference_run_id"] == 1 and cumulative["declined"]
+    assert "hit_rate" in {d["metric"] for d in cumulative["declines"]}

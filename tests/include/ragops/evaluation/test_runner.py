@@ -158,3 +158,77 @@ def test_no_index_or_an_empty_one_fails_clearly(settings, embedder):
         run_evaluation(settings, service=AnswerService(settings, registry, embedder=embedder, rollout_ttl_s=0))
     with registry.session() as s:
         assert s.scalar(select(func.count()).select_from(EvalRun)) == 0  # nothing recorded as a result
+
+
+class _Sliding:
+    """A target that loses the answer of the first `lost` questions of the synthetic set."""
+
+    def __init__(self, lost: int):
+        self.lost = lost
+
+    async def run(self, question: str):
+        i = int(question.split()[1].rstrip("?"))
+        text = f"alpha bravo charlie delta echo {i}" if i >= self.lost else "nothing relevant here"
+        return [{"chunk_id": f"c{i}", "doc_uri": f"file:///doc{i}.md", "text": text}], text, None
+
+    async def fallback(self, question: str):
+        return None
+
+
+def _synthetic_set(tmp_path, n: int = 12):
+    path = tmp_path / "slide.jsonl"
+    path.write_text("".join(json.dumps({"id": f"q{i}", "question": f"question {i}?",
+                                        "reference_answer": f"alpha bravo charlie delta echo {i}",
+                                        "reference_contexts": [f"alpha bravo charlie delta echo {i}"]}) + "\n"
+                            for i in range(n)))
+    return load_testset(path)
+
+
+def _evaluate(settings, testset, registry, lost: int):
+    from ragops.evaluation.runner import evaluate_release
+
+    return evaluate_release(settings, testset, _Sliding(lost), release="live", variant="stable",
+                            index_version_id=None, generator="extractive", registry=registry)
+
+
+@pytest.fixture
+def no_ragas(monkeypatch):
+    monkeypatch.setattr("ragops.evaluation.runner.ragas_scores", lambda rows, *a: [{} for _ in rows])
+
+
+def test_a_slide_of_one_question_per_run_is_caught_within_the_bound(settings, tmp_path, no_ragas):
+    """12 runs, each losing one more question: each step passes against the last baseline, but never more than
+    eval_max_cumulative_drop (0.10) below the reference is accepted, and every later run is flagged."""
+    registry, testset = Registry(settings.registry_url), _synthetic_set(tmp_path)
+    reports = [_evaluate(settings, testset, registry, lost) for lost in range(12)]
+    assert [r.metrics["hit_rate"] for r in reports][:3] == [1.0, 0.9167, 0.8333]
+    flagged = [r for r in reports if r.regressed]
+    assert flagged and flagged[0].metrics["hit_rate"] >= 1.0 - 0.10 - 1 / 12  # caught within one question of the bound
+    assert all(r.regressed for r in reports[reports.index(flagged[0]):])
+    assert all(r.comparison["cumulative"]["declined"] for r in flagged)
+    with registry.session() as s:
+        accepted = s.scalars(select(EvalRun).where(EvalRun.accepted_at.is_not(None))).all()
+        assert min(r.metrics["hit_rate"] for r in accepted) >= 1.0 - 0.10
+    with pytest.raises(EvaluationRegression, match="cumulative decline"):
+        gate([reports[-1]])
+
+
+def test_a_person_accepting_a_run_moves_the_reference(settings, tmp_path, no_ragas):
+    registry, testset = Registry(settings.registry_url), _synthetic_set(tmp_path)
+    _evaluate(settings, testset, registry, 0)
+    lower = _evaluate(settings, testset, registry, 3)
+    assert lower.regressed
+    accept_run(registry, lower.run_id, "cli:ops")  # an intended change: the new reference
+    again = _evaluate(settings, testset, registry, 3)
+    assert not again.regressed and again.comparison["cumulative"]["reference_run_id"] == lower.run_id
+
+
+def test_no_baseline_and_a_hit_rate_of_zero_fails_and_is_never_the_baseline(settings, tmp_path, no_ragas):
+    registry, testset = Registry(settings.registry_url), _synthetic_set(tmp_path)
+    first = _evaluate(settings, testset, registry, 12)
+    assert first.metrics["hit_rate"] == 0.0 and first.regressed
+    assert {b["metric"] for b in first.comparison["below_floor"]} >= {"hit_rate"}
+    second = _evaluate(settings, testset, registry, 0)
+    assert not second.regressed and second.comparison["baseline_run_id"] is None
+    with registry.session() as s:
+        assert s.get(EvalRun, first.run_id).accepted_at is None and s.get(EvalRun, second.run_id).accepted_by == "gate"

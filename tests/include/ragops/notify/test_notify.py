@@ -195,3 +195,17 @@ def test_escaping_keeps_within_slack_limits():
     section = message.blocks[1]["text"]["text"]
     assert len(section) <= 3000 and len(message.text) <= 3000
     assert section.endswith("&lt;")  # never a cut entity
+
+
+def test_an_evaluation_report_names_a_cumulative_decline_and_its_reference():
+    from ragops.notify import blocks
+
+    comparison = {"regressed": True, "drops": [], "below_floor": [], "questions": [], "baseline_run_id": 5,
+                  "cumulative": {"reference_run_id": 1, "declined": True, "max_drop": 0.1, "declines": [
+                      {"metric": "hit_rate", "reference": 1.0, "current": 0.8333, "lost": 2, "gained": 0,
+                       "p": 0.25, "drop": 0.1667, "significant": False}]}}
+    message = blocks.eval_report({"metrics": {"hit_rate": 0.8333}, "comparison": comparison, "release": "live",
+                                  "variant": "stable", "n": 12, "index_version_id": 1, "generator": "extractive",
+                                  "testset": "/x/t.jsonl", "run_id": 7, "duration_s": 1.0}, {"hit_rate": 0.9167})
+    text = str(message.blocks)
+    assert "declined since reference run 1" in text and "1.000 → 0.833" in text and "2 questions lost" in text
