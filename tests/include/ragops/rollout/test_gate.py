@@ -174,7 +174,7 @@ def join_staged(*parts: Sample) -> Sample:
 
 def test_an_incident_shared_by_both_variants_does_not_roll_back_an_equal_candidate():
     # +5 points of errors for everyone during the 50% stage: pooled over the rollout, half of the canary's requests
-    # fall in the incident and a fifth of stable's, so the canary looked 1.8 points worse (Simpson's paradox).
+    # fall in the incident and a fifth of stable's, so the canary looks 1.5 points worse (Simpson's paradox).
     stable, canary = staged(np.random.default_rng(20), (0.01, 0.01, 0.06), (0.01, 0.01, 0.06))
     assert canary.errors.mean() - stable.errors.mean() > 0.015
     result = analyze(stable, canary, PASSED, GatePolicy())
