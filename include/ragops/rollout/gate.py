@@ -1,8 +1,9 @@
 """The canary analysis: does the candidate serve real users as well as stable, with evidence enough to say so?
 
-Three metrics, each an always-valid comparison by user (rollout/sequential.py):
-- error rate (5xx responses), canary against stable;
-- fallback rate (answers that fell back, e.g. `no_results`), canary against stable;
+Five metrics, each an always-valid comparison by user (rollout/sequential.py):
+- error rate (5xx responses), canary against stable, per request and per user (each user's own rate, every user
+  weighted equally, so that a regression confined to a minority of light users shows);
+- fallback rate (answers that fell back, e.g. `no_results`), canary against stable, per request and per user;
 - latency: the share of canary requests slower than the limit max(ratio x stable p95, stable p95 + margin) against
   5%, i.e. "is the canary's p95 above the limit?". A canary fails only when it is slower by more than both the ratio
   and the absolute margin, so tens of milliseconds of jitter never fail it.
@@ -10,8 +11,13 @@ Three metrics, each an always-valid comparison by user (rollout/sequential.py):
 Verdicts: `rollback` as soon as any metric is worse with confidence (the chance of ever rolling back an equal candidate
 over the whole rollout is at most `false_rollback`, split over the three metrics); `promote` only once every metric
 rules out a regression larger than its allowed size (the chance of promoting a candidate that is worse by more is at
-most `false_promotion`); `hold` in between. Evidence accumulates over the whole rollout: a user stays in the canary
-from stage to stage, and the stages are bake times, not fresh experiments.
+most `false_promotion`); `hold` in between. Evidence accumulates over the whole rollout, but rates are compared
+within strata, the rollout stage each request was served in (and probes apart from real users), and then combined:
+the canary's share grows from stage to stage, so pooling would put most of an incident shared by both variants into
+the canary's average (Simpson's paradox). A user seen in several stages is one cluster across them.
+
+Probes (synthetic traffic, rollout/probe.py) are one user per question and side, so the test set's questions are
+clustered by question, and they never count toward `min_users` or `min_requests`: probe evidence alone cannot promote.
 """
 
 from __future__ import annotations
@@ -20,9 +26,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ragops.rollout.sequential import Comparison, Counts, compare_rates, compare_tail
+from ragops.rollout.sequential import Clustered, Comparison, Counts, compare_clustered, compare_tail
 
-METRICS = ("error_rate", "fallback_rate", "latency")
+METRICS = ("error_rate", "fallback_rate", "latency", "error_rate_per_user", "fallback_rate_per_user")
 
 
 @dataclass(frozen=True)
@@ -53,10 +59,13 @@ class Sample:
     fallbacks: np.ndarray
     latency_ms: np.ndarray
     synthetic: np.ndarray = field(default=None)  # probe traffic, analysed as its own stratum
+    stratum: np.ndarray = field(default=None)  # small integer codes: the rollout stage each request was served in
 
     def __post_init__(self):
         if self.synthetic is None:
             self.synthetic = np.zeros(len(self.users), dtype=bool)
+        if self.stratum is None:
+            self.stratum = np.zeros(len(self.users), dtype=int)
 
     def __len__(self) -> int:
         return len(self.users)
@@ -70,8 +79,10 @@ class Analysis:
 
 
 def samples_from_events(events: list[dict]) -> tuple[Sample, Sample]:
-    """(stable, canary) from request events (dicts with variant, user_hash, status, fallback, latency_ms, synthetic)."""
+    """(stable, canary) from request events (dicts with variant, user_hash, status, fallback, latency_ms, synthetic,
+    and `stratum`: the stage in force when the request was served, any sortable label)."""
     served = [e for e in events if e["status"] != 429]
+    strata = np.unique([e.get("stratum") or 0 for e in served], return_inverse=True)[1] if served else np.zeros(0, int)
     _, codes = np.unique(np.array([e.get("user_hash") or "" for e in served], dtype=object).astype(str),
                          return_inverse=True)
     status = np.array([e["status"] for e in served], dtype=int)
@@ -82,7 +93,8 @@ def samples_from_events(events: list[dict]) -> tuple[Sample, Sample]:
 
     def take(name: str) -> Sample:
         m = variant == name
-        return Sample(codes[m], status[m] >= 500, fallback[m] & (status[m] < 500), latency[m], synthetic[m])
+        return Sample(codes[m], status[m] >= 500, fallback[m] & (status[m] < 500), latency[m], synthetic[m],
+                      strata[m])
 
     return take("stable"), take("canary")
 
@@ -94,29 +106,48 @@ def summary(sample: Sample) -> dict:
                 "p95_ms": None, "probes": 0}
     ok = sample.latency_ms[~sample.errors]
     p50, p95 = (np.percentile(ok, [50, 95]) if len(ok) else (np.nan, np.nan))
-    return {"requests": n, "users": int(np.count_nonzero(np.bincount(sample.users))), "errors": int(sample.errors.sum()),
+    return {"requests": n, "users": _real_users(sample), "errors": int(sample.errors.sum()),
             "error_rate": round(float(sample.errors.mean()), 4), "fallback_rate": round(float(sample.fallbacks.mean()), 4),
             "p50_ms": None if np.isnan(p50) else round(float(p50), 2),
             "p95_ms": None if np.isnan(p95) else round(float(p95), 2), "probes": int(sample.synthetic.sum())}
+
+
+def _real_users(sample: Sample) -> int:
+    """Distinct users who are not probes: only they count toward `min_users`."""
+    real = sample.users[~sample.synthetic]
+    return int(np.count_nonzero(np.bincount(real))) if len(real) else 0
 
 
 def _strata(sample: Sample) -> list[np.ndarray]:
     return [sample.synthetic == flag for flag in (False, True)]
 
 
+def _codes(sample: Sample, n_stages: int) -> np.ndarray:
+    """One stratum per stage for real users and one per stage for probes."""
+    return sample.stratum.astype(int) + n_stages * sample.synthetic
+
+
 def compare(stable: Sample, canary: Sample, policy: GatePolicy) -> tuple[list[Comparison], dict]:
-    """The three comparisons, and the latency limit of each stratum (real users, probes)."""
+    """The five comparisons, and the latency limit of each stratum (real users, probes)."""
     alpha_rb = policy.false_rollback / len(METRICS)
     a = {"alpha_rollback": alpha_rb, "alpha_promote": policy.false_promotion}
-    cs, ss = _strata(canary), _strata(stable)
-    errors = compare_rates("error_rate", [(Counts.of(canary.users[c], canary.errors[c]),
-                                           Counts.of(stable.users[s], stable.errors[s])) for c, s in zip(cs, ss)],
-                           allowed=policy.error_mde, tau=policy.error_mde, **a)
+    stages = int(max(stable.stratum.max(initial=0), canary.stratum.max(initial=0))) + 1
+    k_c, k_s = _codes(canary, stages), _codes(stable, stages)
     served_c, served_s = ~canary.errors, ~stable.errors
-    fallbacks = compare_rates("fallback_rate", [
-        (Counts.of(canary.users[c & served_c], canary.fallbacks[c & served_c]),
-         Counts.of(stable.users[s & served_s], stable.fallbacks[s & served_s])) for c, s in zip(cs, ss)],
-        allowed=policy.fallback_mde, tau=policy.fallback_mde, **a)
+
+    def rates(name: str, bad_c, bad_s, mask_c, mask_s, allowed: float, per_user: bool) -> Comparison:
+        return compare_clustered(
+            name, Clustered.of(canary.users[mask_c], k_c[mask_c], bad_c[mask_c], 2 * stages, per_user),
+            Clustered.of(stable.users[mask_s], k_s[mask_s], bad_s[mask_s], 2 * stages, per_user),
+            allowed=allowed, tau=allowed, **a)
+
+    every_c, every_s = np.ones(len(canary), bool), np.ones(len(stable), bool)
+    errors, user_errors = (rates(name, canary.errors, stable.errors, every_c, every_s, policy.error_mde, per_user)
+                           for name, per_user in (("error_rate", False), ("error_rate_per_user", True)))
+    fallbacks, user_fallbacks = (rates(name, canary.fallbacks, stable.fallbacks, served_c, served_s, policy.fallback_mde,
+                                       per_user)
+                                 for name, per_user in (("fallback_rate", False), ("fallback_rate_per_user", True)))
+    cs, ss = _strata(canary), _strata(stable)
     overall = stable.latency_ms[served_s]
     limits, tails = {}, []
     for name, c, s in zip(("users", "probes"), cs, ss):
@@ -131,7 +162,7 @@ def compare(stable: Sample, canary: Sample, policy: GatePolicy) -> tuple[list[Co
         limits[name] = round(max(policy.latency_ratio * p, p + policy.latency_margin_ms), 2)
         tails.append(Counts.of(canary.users[mask], canary.latency_ms[mask] > limits[name]))
     latency = compare_tail("latency", tails, policy.latency_share, tau=policy.latency_share, **a)
-    return [errors, fallbacks, latency], limits
+    return [errors, fallbacks, latency, user_errors, user_fallbacks], limits
 
 
 def analyze(stable: Sample, canary: Sample, evaluation: dict | None, policy: GatePolicy,
@@ -150,11 +181,13 @@ def analyze(stable: Sample, canary: Sample, evaluation: dict | None, policy: Gat
         return Analysis("rollback", worse, evidence)
     bounds = [_bound(c, confidence, limits) for c in comparisons]
     holds = [b for c, b in zip(comparisons, bounds) if c.verdict != "within"]
-    if len(canary) < policy.min_requests:
-        holds.append(f"only {len(canary)} canary requests so far; {policy.min_requests} are needed for a promotion")
-    users = int(np.count_nonzero(np.bincount(canary.users))) if len(canary) else 0
+    requests, users, probes = int((~canary.synthetic).sum()), _real_users(canary), int(canary.synthetic.sum())
+    not_probes = f" (the {probes} probe requests do not count)" if probes else ""
+    if requests < policy.min_requests:
+        holds.append(f"only {requests} real canary requests so far{not_probes}; {policy.min_requests} are needed for "
+                     "a promotion")
     if users < policy.min_users:
-        holds.append(f"only {users} canary users so far; {policy.min_users} are needed")
+        holds.append(f"only {users} canary users so far{not_probes}; {policy.min_users} are needed")
     evidence["needs_traffic"] = bool(holds)  # probe traffic can help only with these
     if evaluation is None:
         holds.append("the candidate has no evaluation run yet")

@@ -2,13 +2,15 @@
 
 Every decision is recorded in rollout_decisions with its evidence and posted to Slack. The serving router reads
 the rollout_state row, so it follows each decision within its refresh interval (5 s). The gate reads every request
-since the rollout started (a canary user stays in the canary from stage to stage); each stage must also last at
+since the rollout started (a canary user stays in the canary from stage to stage), each labelled with the stage it
+was served in, read from the promotions in rollout_decisions, and compares stage by stage; each stage must also last at
 least `RAGOPS_ROLLOUT_MIN_WINDOW_MINUTES` (its bake time). Promotion and a rollback after it move the live pointer
 between collections (ingest/collections.py), which re-reads only the documents that changed meanwhile.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -203,12 +205,18 @@ class Rollout:
             return previous.id if previous else None
 
     def _events(self, start: datetime, end: datetime) -> list[dict]:
+        """Request events with `stratum`: the stage in force when each was served (the gate compares within stages)."""
         columns = (RequestEvent.variant, RequestEvent.user_hash, RequestEvent.status, RequestEvent.fallback,
-                   RequestEvent.latency_ms, RequestEvent.synthetic)
+                   RequestEvent.latency_ms, RequestEvent.synthetic, RequestEvent.ts)
         with self.registry.session() as s:
             rows = s.execute(select(*columns).where(RequestEvent.ts >= start, RequestEvent.ts < end,
                                                     RequestEvent.variant.in_(("stable", "canary")))).all()
-        return [dict(zip(("variant", "user_hash", "status", "fallback", "latency_ms", "synthetic"), r)) for r in rows]
+            changes = s.scalars(select(RolloutDecision.ts).where(RolloutDecision.ts >= start, RolloutDecision.ts < end,
+                                                                 RolloutDecision.decision == "promote")
+                                .order_by(RolloutDecision.ts)).all()
+        changes = [_aware(t) for t in changes]
+        names = ("variant", "user_hash", "status", "fallback", "latency_ms", "synthetic")
+        return [dict(zip(names, r[:6]), stratum=bisect_right(changes, _aware(r[6]))) for r in rows]
 
     def _set_status(self, status: str, decision: str, actor: str, expect: tuple, restart_window: bool = False) -> Decision:
         with self.registry.session() as s:

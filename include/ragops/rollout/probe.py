@@ -1,14 +1,16 @@
 """Probe traffic: test-set questions sent to the serving app, so a quiet service still gathers the evidence a gate
 needs instead of holding forever.
 
-Probes go to both variants in equal numbers, as fresh users each time (so no probe user grows heavy), with user ids
-that mark their request events as synthetic: the gate analyses them as a stratum of their own, so test-set questions
-are compared with test-set questions and never shift the comparison of real users.
+Probes go to both variants in equal numbers, with user ids that mark their request events as synthetic: the gate
+analyses them as a stratum of their own, so test-set questions are compared with test-set questions and never shift
+the comparison of real users. Each question has one probe user per side, the same on every run: the gate's user
+clusters are then questions, and twelve questions asked a thousand times are twelve clusters, not a thousand users.
+Probes never count toward the gate's minimum of users or requests, so they cannot promote a candidate alone.
 """
 
 from __future__ import annotations
 
-import os
+import hashlib
 
 import httpx
 
@@ -17,16 +19,16 @@ from ragops.monitoring.events import PROBE_PREFIX
 from ragops.releases import bucket
 
 
-def probe_users(percent: float, count: int, canary: bool = True, run: str | None = None) -> list[str]:
-    """Fresh probe user ids whose stable hash puts them in the canary share (or outside it)."""
-    run = run or os.urandom(4).hex()
-    users, i = [], 0
-    while len(users) < count and i < count * 10_000:
-        user = f"{PROBE_PREFIX}{run}-{i}"
-        if (bucket(user) < percent * 100) == canary:
-            users.append(user)
-        i += 1
-    return users
+def probe_user(question: str, percent: float, canary: bool = True) -> str:
+    """The probe user of `question` in the canary share (or on stable, as far from the canary share as can be)."""
+    key = hashlib.sha256(question.encode()).hexdigest()[:12]
+    # a stable probe user stays on stable up to a 90% share, so one question does not change sides as stages grow
+    low, high = (0, percent * 100) if canary else (max(percent * 100, 9000), 10_000)
+    for i in range(1_000_000):
+        user = f"{PROBE_PREFIX}{key}-{i}"
+        if low <= bucket(user) < high:
+            return user
+    raise ValueError(f"no probe user in buckets [{low:g}, {high:g}) for a {percent:g}% canary")
 
 
 def canary_users(percent: float, count: int, prefix: str = "probe") -> list[str]:
@@ -42,18 +44,18 @@ def canary_users(percent: float, count: int, prefix: str = "probe") -> list[str]
 
 def send_probes(base_url: str, percent: float, count: int, testset: str | None = None, client=None,
                 api_key: str | None = None) -> dict:
-    """`count` probes to the canary and as many to stable, the same questions to each."""
+    """`count` probes to the canary and as many to stable, the same questions to each, one user per question and side."""
     questions = [item.question for item in load_testset(testset).items]
     statuses: dict[int, int] = {}
     headers = {"X-API-Key": api_key} if api_key else {}
-    run = os.urandom(4).hex()
-    pairs = zip(probe_users(percent, count, True, run), probe_users(percent, count, False, run))
+    pairs = [(probe_user(q, percent, True), probe_user(q, percent, False)) for q in questions]
     own = client is None
     client = client or httpx.Client(base_url=base_url, timeout=30)
     try:
-        for i, users in enumerate(pairs):
-            for user in users:
-                reply = client.post("/v1/ask", json={"question": questions[i % len(questions)], "user_id": user},
+        for i in range(count):
+            question = questions[i % len(questions)]
+            for user in pairs[i % len(questions)]:
+                reply = client.post("/v1/ask", json={"question": question, "user_id": user},
                                     headers=headers)
                 statuses[reply.status_code] = statuses.get(reply.status_code, 0) + 1
     finally:

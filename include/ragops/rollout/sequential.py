@@ -89,12 +89,118 @@ class Comparison:
                 for k, v in self.__dict__.items()}
 
 
+def _weights(strata: list[tuple[Counts, Counts]]) -> list[tuple[int, float]]:
+    """(index, weight) of each stratum with traffic in both variants, weighted by its canary/stable harmonic size."""
+    sized = [(k, c.requests * s.requests / (c.requests + s.requests)) for k, (c, s) in enumerate(strata)
+             if c.requests and s.requests]
+    total = sum(w for _, w in sized)
+    return [(k, w / total) for k, w in sized]
+
+
 def _combine(strata: list[tuple[Counts, Counts]]) -> list[tuple[float, Counts, Counts]]:
     """Weights for a stratified difference (real users, probes): each stratum by its canary/stable harmonic size."""
-    sized = [(c.requests * s.requests / (c.requests + s.requests), c, s) for c, s in strata
-             if c.requests and s.requests]
-    total = sum(w for w, _, _ in sized)
-    return [(w / total, c, s) for w, c, s in sized]
+    return [(w, *strata[k]) for k, w in _weights(strata)]
+
+
+@dataclass(frozen=True)
+class Clustered:
+    """One variant's requests by user and stratum, reduced to what the variance needs, so that a user seen in several
+    strata (stages) is one cluster in the variance of the combined difference, not one per stratum.
+
+    For n[u, k] requests and x[u, k] bad ones: the per-stratum totals, and the K x K sums over users of x x', x n' and
+    n n' (the cross-stratum terms are what clustering adds to `Counts`)."""
+
+    n: np.ndarray  # per stratum: requests (or, per user, users)
+    x: np.ndarray  # per stratum: bad ones (or the sum of the users' own rates)
+    xx: np.ndarray
+    xn: np.ndarray
+    nn: np.ndarray
+    present: np.ndarray  # users x strata, bool
+    scale: np.ndarray  # per stratum: the binomial variance of its rate is p (1 - p) * scale
+
+    @classmethod
+    def of(cls, users: np.ndarray, strata: np.ndarray, bad: np.ndarray, n_strata: int,
+           per_user: bool = False) -> Clustered:
+        """`per_user`: each user's rate within a stratum counts once (every user weighted equally), not each request."""
+        cell = users.astype(np.int64) * n_strata + strata.astype(np.int64)
+        size = (int(users.max()) + 1) * n_strata if len(users) else 0
+        n = np.bincount(cell, minlength=size).astype(float).reshape(-1, n_strata)
+        x = np.bincount(cell, weights=bad.astype(float), minlength=size).astype(float).reshape(-1, n_strata)
+        seen = n > 0
+        keep = seen.any(1)
+        n, x, seen = n[keep], x[keep], seen[keep]
+        if per_user:
+            rates = np.divide(x, n, out=np.zeros_like(x), where=seen)
+            inverse = np.divide(1.0, n, out=np.zeros_like(n), where=seen)
+            n, x = seen.astype(float), rates
+            scale = inverse.sum(0) / np.maximum(n.sum(0), 1) ** 2
+        else:
+            scale = 1 / np.maximum(n.sum(0), 1)
+        return cls(n.sum(0), x.sum(0), x.T @ x, x.T @ n, n.T @ n, seen, scale)
+
+    def counts(self, k: int) -> Counts:
+        return Counts(int(self.present[:, k].sum()), float(self.n[k]), float(self.x[k]), float(self.xx[k, k]),
+                      float(self.xn[k, k]), float(self.nn[k, k]))
+
+    def users(self, ks: list[int] | None = None) -> int:
+        present = self.present if ks is None else self.present[:, ks]
+        return int(present.any(1).sum()) if present.size else 0
+
+    def variance(self, weights: list[tuple[int, float]]):
+        """The variance of sum_k w_k rate_k over users, as a function of the residuals' `centers` and the binomial
+        `floors` it may not go below (the gate's bisection calls it often, hence the precomputed terms)."""
+        ks = [k for k, _ in weights]
+        users = self.users(ks)
+        if users < 2:
+            return lambda centers, floors: math.inf
+        a = np.array([w for _, w in weights]) / self.n[ks]
+        ix = np.ix_(ks, ks)
+        # sum over users of (sum_k a_k (x_uk - c_k n_uk))^2 = aXXa - 2 (a'XN).(a c) + (a c)'NN(a c)
+        q0, v, nn = float(a @ self.xx[ix] @ a), (a @ self.xn[ix]).tolist(), self.nn[ix].tolist()
+        a, floor = a.tolist(), [w * w * self.scale[k] for k, w in weights]
+        m = range(len(a))
+
+        def variance(centers: list[float], floors: list[float]) -> float:
+            ac = [a[i] * centers[i] for i in m]
+            residual = q0 - 2 * sum(v[i] * ac[i] for i in m) + sum(ac[i] * nn[i][j] * ac[j] for i in m for j in m)
+            cluster = users / (users - 1) * max(residual, 0.0)
+            return max(cluster, sum(floor[i] * f * (1 - f) for i, f in enumerate(floors)))
+
+        return variance
+
+
+def compare_clustered(metric: str, canary: Clustered, stable: Clustered, *, allowed: float, alpha_rollback: float,
+                      alpha_promote: float, tau: float, margin: float = 0.0) -> Comparison:
+    """`compare_rates` stratum by stratum (e.g. by rollout stage), with users clustered across strata.
+
+    Comparing within strata keeps a shock shared by both variants (an incident during the 50% stage) out of the
+    difference however the canary's share moved; a user who appears in both variants (stable at 10%, canary at 25%)
+    adds a covariance that would shrink the variance of the difference, so leaving it out errs on the safe side."""
+    strata = [(canary.counts(k), stable.counts(k)) for k in range(len(canary.n))]
+    weights = _weights(strata)
+    total_c, total_s = _total([c for c, _ in strata]), _total([s for _, s in strata])
+    users = canary.users()
+    if not weights:
+        return Comparison(metric, total_c.rate, total_s.rate, 0.0, -math.inf, None, allowed, int(total_c.requests),
+                          users, "unsure")
+    cs = [strata[k][0] for k, _ in weights]
+    ss = [strata[k][1] for k, _ in weights]
+    diff = sum(w * (c.rate - s.rate) for (_, w), c, s in zip(weights, cs, ss))
+    pooled = [(c.bad + s.bad) / (c.requests + s.requests) for c, s in zip(cs, ss)]
+    var_c, var_s = canary.variance(weights), stable.variance(weights)
+    v_null = var_c([c.rate for c in cs], pooled) + var_s([s.rate for s in ss], pooled)
+    v_stable = var_s([s.rate for s in ss], [s.rate for s in ss])
+    at_least = diff - boundary(v_null, alpha_rollback, tau)
+
+    def excess(u: float) -> float:
+        """Positive when the data rule out a regression of `u` or more (score test at canary = stable + u)."""
+        p0 = [min(max(s.rate + u, 0.0), 1.0) for s in ss]
+        v = var_c(p0, p0) + v_stable
+        return (u - diff) - boundary(v, alpha_promote, tau)
+
+    verdict = "worse" if at_least > margin else "within" if excess(allowed) > 0 else "unsure"
+    return Comparison(metric, total_c.rate, total_s.rate, diff, at_least, _smallest_ruled_out(excess, diff), allowed,
+                      int(total_c.requests), users, verdict)
 
 
 def compare_rates(metric: str, strata: list[tuple[Counts, Counts]], *, allowed: float, alpha_rollback: float,

@@ -148,3 +148,87 @@ def test_events_become_samples_by_user():
     assert len(canary) == 2 and len(set(canary.users)) == 1 and canary.errors.tolist() == [False, True]
     assert canary.fallbacks.tolist() == [False, False]  # a 5xx counts as an error, not as a fallback
     assert len(stable) == 1 and stable.fallbacks.tolist() == [True]  # 429s are not served requests
+
+
+STAGES = (10.0, 25.0, 50.0)
+
+
+def staged(rng, rates_c, rates_s, per_stage=10_000):
+    """A rollout through 10, 25 and 50%: sticky users with 2 requests per stage; stratum = the share in force."""
+    parts_s, parts_c = [], []
+    for k, (share, rc, rs) in enumerate(zip(STAGES, rates_c, rates_s)):
+        n_c = int(per_stage * share / 100) // 2
+        n_s = per_stage // 2 - n_c
+        c, s = spread(rng, n_c, 2, rc), spread(rng, n_s, 2, rs, offset=100_000)
+        c.stratum, s.stratum = np.full(len(c), k), np.full(len(s), k)
+        parts_c.append(c)
+        parts_s.append(s)
+    return join_staged(*parts_s), join_staged(*parts_c)
+
+
+def join_staged(*parts: Sample) -> Sample:
+    joined = join(*parts)
+    joined.stratum = np.concatenate([p.stratum for p in parts])
+    return joined
+
+
+def test_an_incident_shared_by_both_variants_does_not_roll_back_an_equal_candidate():
+    # +5 points of errors for everyone during the 50% stage: pooled over the rollout, half of the canary's requests
+    # fall in the incident and a fifth of stable's, so the canary looks 1.5 points worse (Simpson's paradox).
+    stable, canary = staged(np.random.default_rng(20), (0.01, 0.01, 0.06), (0.01, 0.01, 0.06))
+    assert canary.errors.mean() - stable.errors.mean() > 0.015
+    result = analyze(stable, canary, PASSED, GatePolicy())
+    assert result.verdict != "rollback", result.reasons
+    assert abs(result.evidence["metrics"]["error_rate"]["difference"]) < 0.01
+
+
+def test_a_real_regression_is_still_caught_stage_by_stage():
+    stable, canary = staged(np.random.default_rng(21), (0.05, 0.05, 0.05), (0.01, 0.01, 0.01))
+    result = analyze(stable, canary, PASSED, GatePolicy())
+    assert result.verdict == "rollback" and result.reasons[0].startswith("error rate"), result.reasons
+    stable, canary = staged(np.random.default_rng(22), (0.04, 0.04, 0.04), (0.01, 0.01, 0.01), per_stage=4000)
+    assert analyze(stable, canary, PASSED, GatePolicy()).verdict == "rollback"
+
+
+def test_a_user_in_several_stages_counts_once():
+    # The same 30 users in every stage, each failing in every stage: across strata they are 30 users, not 90.
+    stable = spread(np.random.default_rng(25), 3000, 3, 0.01)
+    stable.stratum = np.repeat(np.arange(3), 3000)
+    fine = sample(600, 3, offset=5000)
+    fine.stratum = np.repeat(np.arange(3), 600)
+    unlucky = sample(3, 30, errors=90, offset=9000)  # 3 users whose every request fails, 10 in each stage
+    unlucky.stratum = np.tile(np.repeat(np.arange(3), 10), 3)
+    result = analyze(stable, join_staged(fine, unlucky), PASSED, GatePolicy())
+    assert result.verdict != "rollback", result.reasons
+
+
+def test_a_regression_confined_to_the_lightest_users_is_caught():
+    # 10% of canary users send one request each and get +20 points of errors: +0.2 points per request, +2 per user.
+    rng = np.random.default_rng(23)
+    stable = join(spread(rng, 7200, 10, 0.01), spread(rng, 800, 1, 0.01, offset=50_000))
+    canary = join(spread(rng, 1800, 10, 0.01, offset=100_000), spread(rng, 200, 1, 0.21, offset=150_000))
+    result = analyze(stable, canary, PASSED, GatePolicy())
+    assert result.evidence["metrics"]["error_rate"]["verdict"] != "worse"  # per request it hides
+    assert result.verdict == "rollback", result.reasons
+    assert any(r.startswith("error rate per user") for r in result.reasons), result.reasons
+
+
+def test_probes_alone_never_promote():
+    # 5 real canary users at +6 points of errors (one failure in 15 requests), and 1,000 unaffected probes a side.
+    rng = np.random.default_rng(24)
+    stable = join(spread(rng, 3000, 3, 0.01), sample(1000, 1, offset=50_000, synthetic=True))
+    canary = join(sample(5, 3, errors=1, offset=100_000),
+                  sample(1000, 1, offset=150_000, synthetic=True))
+    result = analyze(stable, canary, PASSED, GatePolicy())
+    assert result.verdict != "promote", result.reasons
+    assert any("only 5 canary users" in r for r in result.reasons), result.reasons
+    assert result.evidence["canary"]["users"] == 5 and result.evidence["canary"]["probes"] == 1000
+
+
+def test_probe_users_are_one_per_question_and_side():
+    from ragops.rollout.probe import probe_user
+    from ragops.releases import bucket
+    a, b = probe_user("What is a canary?", 10, True), probe_user("What is a canary?", 10, True)
+    assert a == b and a.startswith("ragops-probe:") and bucket(a) < 10 * 100
+    assert probe_user("What is a canary?", 10, False) != a and bucket(probe_user("What is a canary?", 10, False)) >= 1000
+    assert probe_user("Another question?", 10, True) != a

@@ -140,7 +140,7 @@ def test_a_slow_candidate_is_rolled_back_and_a_jittery_one_is_not(platform):
     assert slow.decision == "rollback" and slow.reason.startswith("latency:"), slow.reason
 
 
-def test_low_traffic_holds_until_probes_supply_the_evidence(platform):
+def test_low_traffic_holds_and_probes_alone_never_promote(platform):
     cfg, client, service = platform
     machine = Rollout(cfg)
     machine.start(good_candidate(cfg, service), "test")
@@ -151,9 +151,12 @@ def test_low_traffic_holds_until_probes_supply_the_evidence(platform):
     assert machine.status()["percent"] == 10
     from ragops.rollout.probe import send_probes
 
-    sent = send_probes("", 10, 110, client=client)  # test-set questions, to each variant, as fresh users
+    sent = send_probes("", 10, 110, client=client)  # test-set questions to each variant, one user per question
     assert sent == {"sent": 220, "statuses": {200: 220}}
     client.app.state.events.flush()
+    held = machine.step()
+    assert held.decision == "hold" and "probe requests do not count" in held.reason, held.reason
+    traffic(client, 10, canary=30)  # real users arrive: 30 of them, the first 5 again
     promoted = machine.step()
     assert promoted.decision == "promote", promoted.reason
     assert promoted.evidence["canary"]["probes"] == 110 and machine.status()["percent"] == 25
