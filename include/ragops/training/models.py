@@ -81,6 +81,18 @@ class _Schedule:
         self._apply(min(1.0, max(self.steps / self.total, elapsed)))
 
 
+def _update(loss, model, optimizer, scheduler) -> float:
+    """One optimisation step: backward, gradients clipped at norm 1, step, schedule; returns the loss."""
+    import torch
+
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad()
+    return float(loss.detach())
+
+
 def _batches(pairs: list[Pair], size: int, epochs: int, seed: int) -> list[list[Pair]]:
     rng = random.Random(seed)
     out = []
@@ -134,12 +146,7 @@ def train_reranker(base_path: str, pairs: list[Pair], out_dir: Path, *, max_seco
         with _autocast(precision):
             logits = net(**features).logits.view(len(batch), group).float()
         loss = torch.nn.functional.cross_entropy(logits, torch.zeros(len(batch), dtype=torch.long))
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad()
-        losses.append(float(loss.detach()))
+        losses.append(_update(loss, net, optimizer, scheduler))
         examples += len(texts)
     net.eval()
     net.config.sentence_transformers = {"activation_fn": "torch.nn.modules.linear.Identity"}
@@ -185,12 +192,7 @@ def train_embedder(base_path: str, pairs: list[Pair], out_dir: Path, *, max_seco
                              for i, a in enumerate(batch)])
         scores = scores.masked_fill(same, -1e4)  # another chunk of the query's own section is no negative
         loss = torch.nn.functional.cross_entropy(scores, torch.arange(len(batch)))
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad()
-        losses.append(float(loss.detach()))
+        losses.append(_update(loss, model, optimizer, scheduler))
         examples += len(batch)
     model.eval()
     model.save(str(out_dir))
