@@ -38,10 +38,14 @@ def _build(path: str, precision: str, max_length: int):
     dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
     try:
         with no_progress_bars():
-            return CrossEncoder(path, device="cpu", local_files_only=True, max_length=max_length,
-                                model_kwargs={"dtype": dtype})
+            model = CrossEncoder(path, device="cpu", local_files_only=True, max_length=max_length,
+                                 model_kwargs={"dtype": dtype})
     except (OSError, ValueError) as exc:
         raise EmbeddingModelError(f"cannot load reranker {path!r} offline: {exc}") from exc
+    positions = getattr(getattr(model.model, "config", None), "max_position_embeddings", None)
+    if positions and positions < max_length:  # longer pairs would index past the model's position embeddings
+        model.max_length = positions
+    return model
 
 
 class CrossEncoderReranker:

@@ -74,43 +74,20 @@ def test_train_models_publishes_artefacts_and_propose_judges_them_by_evaluation(
         def send(self, message):
             sent.append(message.text)
 
-    outcomes = propose(indexed, refs[:1], actor="test", notifier=Outbox())
-    assert outcomes[0]["ref"] == "trained:reranker/1"
+    # A random reranker shuffles the top passages: the evaluation gate (hit rate first, at full alpha) rejects it.
+    [outcome] = propose(indexed, refs[:1], actor="test", notifier=Outbox())
+    assert outcome["ref"] == "trained:reranker/1" and "worse than the stable release" in outcome["rejected"], outcome
     with Registry(indexed.registry_url).session() as s:
-        names = [r.name for r in s.scalars(select(Release))]
-    # A random reranker is not significantly worse than stable on the 12 bundled questions (issue 20,
-    # "too little power"): it is registered as a candidate, which still needs its canary to reach anyone.
-    assert outcomes[0]["release"] == "rerank-1-on-v1" and names == ["live", "rerank-1-on-v1"]
+        assert [r.name for r in s.scalars(select(Release))] == ["live"]
+    assert any("trained:reranker/1 not registered" in t for t in sent)
+
+    def as_good(settings, index_version_id, name, **kwargs):  # the path of a model that evaluates no worse
+        return {"stable": {"metrics": {"hit_rate": 0.9}}, "candidate": {"metrics": {"hit_rate": 0.9}}}
+
+    monkeypatch.setattr("ragops.rollout.retrain.evaluate_candidate", as_good)
+    [registered] = propose(indexed, ["trained:reranker/1"], actor="test", notifier=Outbox())
+    assert registered["release"] == "rerank-1-on-v1"
     with Registry(indexed.registry_url).session() as s:
         config = s.scalars(select(Release.answer_config).where(Release.name == "rerank-1-on-v1")).one()
     assert config["rerank"] == "trained:reranker/1"
-    assert {"hit_rate", "answer_token_recall"} <= set(outcomes[0]["evaluation"]["candidate"])
     assert any("registered as candidate release rerank-1-on-v1" in t for t in sent)
-
-    from ragops.evaluation.candidate import CandidateWorse
-
-    def worse(*args, **kwargs):
-        raise CandidateWorse("the candidate evaluates worse than the stable release (run 9): hit_rate 0.1 < 0.9")
-
-    monkeypatch.setattr("ragops.rollout.retrain.evaluate_candidate", worse)
-    [rejected] = propose(indexed, ["trained:reranker/1"], actor="test", notifier=Outbox())
-    assert "worse than the stable release" in rejected["rejected"] and "release" not in rejected
-    assert any("trained:reranker/1 not registered" in t for t in sent)
-
-
-def test_a_loop_stopped_by_its_clock_still_warms_up_and_decays():
-    """The learning rate follows the time budget when time, not data, ends the loop."""
-    import torch
-
-    from ragops.training.models import _Schedule
-
-    now = [0.0]
-    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    schedule = _Schedule(optimizer, total_steps=10_000, max_seconds=100, clock=lambda: now[0])
-    rates = []
-    for second in (3, 6, 50, 99):
-        now[0] = second
-        schedule.step()
-        rates.append(optimizer.param_groups[0]["lr"])
-    assert rates[0] < rates[1] == 1.0  # warm-up ends at 6% of the budget, not of 10,000 steps
-    assert rates[2] == pytest.approx(0.532, abs=0.01) and rates[3] == pytest.approx(0.02)
