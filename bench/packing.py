@@ -35,14 +35,13 @@ RESAMPLES = 10_000
 SEED = 19
 
 
-def paired(on: np.ndarray, off: np.ndarray, resamples: int = RESAMPLES, seed: int = SEED) -> dict:
-    """Mean difference on - off and its percentile bootstrap 95% interval, resampling questions."""
-    diff = on - off
-    rng = np.random.default_rng(seed)
-    means = diff[rng.integers(0, len(diff), size=(resamples, len(diff)))].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return {"difference": round(float(diff.mean()), 4), "ci95": [round(float(low), 4), round(float(high), 4)],
-            "better": int((diff > 0).sum()), "worse": int((diff < 0).sum())}
+def paired(on: np.ndarray, off: np.ndarray) -> dict:
+    """Mean difference on - off, its percentile bootstrap 95% interval (questions resampled) and the counts."""
+    from ragops.evaluation.paired import paired_bootstrap
+
+    found = paired_bootstrap(off, on, resamples=RESAMPLES, seed=SEED)
+    return {"difference": round(found.difference, 4), "ci95": [round(found.low, 4), round(found.high, 4)],
+            "better": found.better, "worse": found.worse}
 
 
 def prompt_chars(texts: list[str], k: int, budget: int) -> int:

@@ -40,12 +40,12 @@ from pathlib import Path
 
 import numpy as np
 
+from _diagnostics import fit_abstention, knob_grid, summary
 from _rhdh import RHDH, absent
 
 README_BASELINES = {"dense": {"answer_token_recall": 0.752, "hit_rate": 0.564},
                     "hybrid_rrf60": {"answer_token_recall": 0.800, "hit_rate": 0.643}}
 K = 20
-GRID = {"dense_weight": [(0.3, 0.7), (0.5, 0.5), (0.7, 0.3)], "expand_chars": [0, 1000, 1500, 2000], "dedupe": [False, True]}
 
 
 @dataclass(frozen=True)
@@ -90,14 +90,6 @@ def measure(dev: list[dict], contexts: list[list[str]]) -> tuple[np.ndarray, dic
 
     recall = np.array([token_recall(q["reference_answer"], context_until(c)) for q, c in zip(dev, contexts)])
     return recall, summary(recall, HIT_RECALL)
-
-
-def summary(recall: np.ndarray, hit: float = 0.8) -> dict:
-    return {"answer_token_recall": round(float(recall.mean()), 3), "hit_rate": round(float((recall >= hit).mean()), 3)}
-
-
-def folds_of(n: int, k: int, seed: int = 12) -> list[np.ndarray]:
-    return np.array_split(np.random.default_rng(seed).permutation(n), k)
 
 
 # -- the README's baselines ----------------------------------------------------------------------------------
@@ -204,56 +196,6 @@ def judge(base: np.ndarray, runs: dict[str, np.ndarray], reasons: dict[str, str]
 
 
 # -- diagnostics ------------------------------------------------------------------------------------------------
-def cross_validate(per_setting: dict[str, np.ndarray], folds: list[np.ndarray]) -> dict:
-    """Choose the setting with the best recall + hit rate on k-1 folds; report it on the held-out fold."""
-    held = np.zeros(len(next(iter(per_setting.values()))))
-    rows = []
-    for f, test in enumerate(folds):
-        train = np.setdiff1d(np.arange(len(held)), test)
-        best = max(per_setting, key=lambda s: per_setting[s][train].mean() + (per_setting[s][train] >= 0.8).mean())
-        held[test] = per_setting[best][test]
-        rows.append({"fold": f, "chosen": best, "train": summary(per_setting[best][train]),
-                     "held_out": summary(per_setting[best][test])})
-    return {"folds": rows, "pooled_held_out": summary(held)}
-
-
-def fit_abstention(answerable: list, unanswerable: list, categories: list[str], folds_k: int) -> dict:
-    """Grid over the similarity weight; the threshold is the highest that refuses at most 3% of answerable train."""
-    from ragops.answer.abstention import AbstentionPolicy
-
-    def fit(pos, neg):
-        best = None
-        for w in (0.0, 0.5, 1.0, 1.5, 2.0, 3.0):
-            scores = sorted(e.coverage + w * e.similarity for e in pos)
-            threshold = scores[int(math.floor(0.03 * len(scores)))] if scores else 0.0
-            refused = np.mean([e.coverage + w * e.similarity < threshold for e in neg]) if neg else 0.0
-            if best is None or refused > best[0]:
-                best = (refused, w, threshold)
-        return AbstentionPolicy(sim_weight=best[1], threshold=round(best[2], 4))
-
-    pos_folds, neg_folds = folds_of(len(answerable), folds_k), folds_of(len(unanswerable), folds_k, seed=7)
-    rows = []
-    refused_pos, refused_neg = np.zeros(len(answerable), bool), np.zeros(len(unanswerable), bool)
-    for f in range(folds_k):
-        tp, tn = set(pos_folds[f].tolist()), set(neg_folds[f].tolist())
-        policy = fit([e for i, e in enumerate(answerable) if i not in tp],
-                     [e for i, e in enumerate(unanswerable) if i not in tn])
-        for i in tp:
-            refused_pos[i] = not answerable[i].answerable(policy)
-        for i in tn:
-            refused_neg[i] = not unanswerable[i].answerable(policy)
-        rows.append({"fold": f, "sim_weight": policy.sim_weight, "threshold": policy.threshold,
-                     "held_out_dev_wrongly_refused": round(float(np.mean([refused_pos[i] for i in tp])), 3),
-                     "held_out_unanswerable_refused": round(float(np.mean([refused_neg[i] for i in tn])), 3)})
-    cats = np.array(categories)
-    overall = fit(answerable, unanswerable)
-    return {"folds": rows, "pooled_held_out": {
-        "dev_wrongly_refused": round(float(refused_pos.mean()), 3),
-        "near_refused": round(float(refused_neg[cats == "near"].mean()), 3),
-        "far_refused": round(float(refused_neg[cats == "far"].mean()), 3)},
-        "fit_on_all": {"sim_weight": overall.sim_weight, "threshold": overall.threshold}}
-
-
 def abstention_end_to_end(service, dev: list[dict], unanswerable: list[dict]) -> dict:
     """What users get: the fallback of `AnswerService.ask` for every question."""
     async def run(questions):
@@ -268,20 +210,6 @@ def abstention_end_to_end(service, dev: list[dict], unanswerable: list[dict]) ->
         out[f"{category}_n"] = len(picked)
     out["answered_unanswerable"] = [q["id"] for r, q in zip(un_results, unanswerable) if r.fallback != "no_results"]
     return out
-
-
-def knob_grid(retriever, dev: list[dict], defaults: dict, folds: int) -> dict:
-    """The issue-12 grid and its cross-validation: it overfit (issue 19), so it is reported and decides nothing."""
-    per_setting = {}
-    for (dw, bw) in GRID["dense_weight"]:
-        for chars in GRID["expand_chars"]:
-            for dedupe in GRID["dedupe"]:
-                config = defaults | {"dense_weight": dw, "bm25_weight": bw, "expand_chars": chars, "dedupe": dedupe}
-                per_setting[f"dense {dw} / bm25 {bw}, expand {chars}, dedupe {dedupe}"] = retrieval_recall(
-                    retriever, dev, config)
-    return {"label": "diagnostic, not used for decisions", "settings": len(per_setting),
-            "query_settings": {name: summary(r) for name, r in per_setting.items()},
-            "cross_validation": cross_validate(per_setting, folds_of(len(dev), folds))}
 
 
 def checked_home(home: Path, built_with: dict) -> None:
@@ -402,7 +330,8 @@ def main() -> int:
         print(f"variants tried in this run: {len(runs)} ("
               + ", ".join(f"{n}: {judged[n]['verdict']}" for n in runs) + ")", file=sys.stderr)
         if args.grid:
-            result["diagnostic_not_used_for_decisions"] = knob_grid(retriever, dev, DEFAULTS, args.folds)
+            result["diagnostic_not_used_for_decisions"] = knob_grid(
+                lambda config: retrieval_recall(retriever, dev, config), len(dev), DEFAULTS, args.folds)
 
         dev_evidence = [retriever.retrieve(q["question"], 5, config=DEFAULTS, policy=policy).evidence for q in dev]
         un_evidence = [retriever.retrieve(q["question"], 5, config=DEFAULTS, policy=policy).evidence
