@@ -8,6 +8,7 @@ answers (answer/abstention.py), always weighed on the unpacked passages.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
@@ -18,13 +19,14 @@ from ragops.answer.packing import EmbeddingScorer, Scorer, pack
 from ragops.answer.passages import RetrievalConfig, expand, weighted_rrf
 from ragops.answer.query_encoding import QueryEncoder, normalize_query
 from ragops.config import Settings
-from ragops.errors import StoreUnavailable
+from ragops.errors import EmbeddingModelError, StoreUnavailable
 from ragops.index import IndexStore, SearchHit, SearchMode, open_store
 from ragops.ingest.embedding import Embedder
 from ragops.models import Reranker
 from ragops.registry import Registry
 from ragops.registry.db import live_index_version
 
+log = logging.getLogger(__name__)
 DOCUMENTS_KEPT = 256  # documents whose chunk lists stay in memory for expansion
 
 
@@ -104,7 +106,11 @@ class Retriever:
     def rerank(self, query: str, hits: list[SearchHit], cfg: RetrievalConfig) -> list[SearchHit]:
         """The first `rerank_depth` passages in the reranker's order (stable for ties), the rest after them."""
         head, tail = hits[: cfg.rerank_depth], hits[cfg.rerank_depth :]
-        scores = self._reranker(cfg.rerank).score(query, [h.text for h in head])
+        try:
+            scores = self._reranker(cfg.rerank).score(query, [h.text for h in head])
+        except EmbeddingModelError as exc:  # a reranker endpoint that is down: answer in the fused order
+            log.warning("reranker %s failed, passages keep their fused order: %s", cfg.rerank, exc)
+            return hits
         order = sorted(range(len(head)), key=lambda i: -scores[i])
         for i in order:
             head[i].extra["rerank_score"] = scores[i]

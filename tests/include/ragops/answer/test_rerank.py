@@ -49,3 +49,22 @@ def test_the_remote_reranker_of_the_settings_applies_when_the_release_names_none
         assert [path for path, *_ in server.requests] == ["/rerank"]
     finally:
         server.close()
+
+
+@pytest.mark.model
+def test_a_reranker_endpoint_that_is_down_leaves_the_fused_order(indexed, embedder, caplog):
+    """A remote reranker that fails costs the reordering, never the answer."""
+    from ragops.answer.retrieval import Retriever
+
+    server = ModelServer()
+    server.mode = "error"
+    try:
+        settings = indexed.model_copy(update={"reranker_endpoint": server.url})
+        question = "How do I roll back a release?"
+        plain = Retriever(indexed, embedder=embedder).retrieve(question, 3).hits
+        found = Retriever(settings, embedder=embedder).retrieve(question, 3).hits
+        assert [h.chunk_id for h in found] == [h.chunk_id for h in plain]
+        assert all("rerank_score" not in h.extra for h in found)
+        assert "passages keep their fused order" in caplog.text
+    finally:
+        server.close()
