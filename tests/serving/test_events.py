@@ -148,3 +148,42 @@ def test_shutdown_with_the_registry_away_spools_and_the_next_writer_replays(tmp_
     from ragops.registry.models import McpAccessLog
 
     assert _count(registry) == 3 and _count(registry, McpAccessLog) == 1 and spool.read_text() == ""
+
+
+def test_a_batch_whose_commit_answer_was_lost_is_not_stored_twice(tmp_path):
+    """The commit reaches the database and the connection breaks before its answer does (CI saw it through a proxy
+    cut): the writer keeps the batch as unwritten, and writing it again must not duplicate a request event or
+    chain an access-log row twice."""
+    from contextlib import contextmanager
+
+    from sqlalchemy.exc import OperationalError
+
+    from ragops.audit import chain
+    from ragops.registry.models import McpAccessLog
+
+    registry = Registry(f"sqlite:///{tmp_path / 'r.sqlite'}")
+
+    class AnswerLost:
+        lost = 2  # the first two writes (one per kind) commit, then "lose" their answer
+
+        @contextmanager
+        def session(self):
+            with registry.session() as s:
+                yield s
+            if self.lost:
+                self.lost -= 1
+                raise OperationalError("COMMIT", {}, ConnectionResetError("connection lost after commit (injected)"))
+
+    lossy = AnswerLost()
+    writer = EventWriter(lambda: lossy, interval_s=5.0)
+    for i in range(3):
+        writer.record("request", **_request(i))
+    for i in range(2):
+        writer.record("mcp", client="c", tool="t", decision="allowed", status="ok", request_id=f"mcp-{i}")
+    writer.record("mcp", client="c", tool="t", decision="allowed", status="ok")  # no request id: matched by instant
+    writer.close()
+    assert lossy.lost == 0  # both answers were lost, so both batches were written again
+    assert _count(registry) == 3 and _count(registry, McpAccessLog) == 3
+    assert writer.written == 6 and writer.dropped == 0
+    with registry.session() as s:
+        assert chain.verify(s).ok

@@ -3,7 +3,9 @@
 `record()` bounds and validates a row (microseconds) and puts it on a queue; a background thread inserts batches.
 A batch that fails because of one row is written again row by row, so a bad row never takes its neighbours down.
 While the registry is unreachable, rows wait in memory (up to `max_pending`) and are written when it returns; at
-shutdown, rows it still cannot take go to a spool file that the next writer replays. An event that truly cannot be
+shutdown, rows it still cannot take go to a spool file that the next writer replays. A batch whose connection broke
+may still have committed (the commit reached the database, its answer did not), so a batch written again is first
+checked against what is stored (same request id, same instant): an event is never stored twice. An event that truly cannot be
 stored (invalid, rejected by the database, or over the buffer) is counted through `on_drop` and logged.
 """
 
@@ -17,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 
 from ragops.audit import chain
@@ -48,6 +50,11 @@ def request_event(request_id: str, endpoint: str, user: str, status: int, latenc
     return {"request_id": request_id, "endpoint": endpoint, "user_hash": hash_user(user), "variant": variant,
             "release_id": release_id, "latency_ms": latency_ms, "status": status, "fallback": fallback, "error": error,
             "chunk_ids": chunk_ids or [], "synthetic": user.startswith(PROBE_PREFIX)}
+
+
+def _instant(ts: datetime) -> datetime:
+    """A timestamp as naive UTC, however the database returned it (SQLite drops the zone)."""
+    return ts.astimezone(timezone.utc).replace(tzinfo=None) if ts.tzinfo else ts
 
 
 _WAKE = ("", {})  # put by close(): the writer thread, waiting up to interval_s for a row, stops waiting at once
@@ -118,12 +125,13 @@ class EventWriter:
         held: list[tuple[str, dict]] = []  # oldest first; rows the registry could not take yet
         delay = 0.0
         while True:
+            again = bool(held)  # rows kept from a write whose outcome is unknown
             held += self._take(block=not held and not self._stop.is_set(), limit=self.batch_size - len(held))
             if not held:
                 if self._stop.is_set():
                     return
                 continue
-            held = self._write(held)
+            held = self._write(held, again)
             if not held:
                 delay = 0.0
                 continue
@@ -134,14 +142,23 @@ class EventWriter:
             self._wake.wait(delay)
             self._wake.clear()
 
-    def _write(self, items: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
-        """Write one batch; returns the rows to keep for later because the registry is unavailable."""
+    def _write(self, items: list[tuple[str, dict]], again: bool = False) -> list[tuple[str, dict]]:
+        """Write one batch; returns the rows to keep for later because the registry is unavailable. `again`: some
+        rows were attempted before, and that attempt may have committed."""
         kept: list[tuple[str, dict]] = []
         for kind in TABLES:
             rows = [row for k, row in items if k == kind]
             if not rows:
                 continue
             try:
+                if again:
+                    stored = self._already_stored(kind, rows)
+                    if stored:
+                        log.info("%d %s events were stored by an attempt whose answer was lost", len(stored), kind)
+                        self._settled(kind, len(stored))
+                        rows = [row for row in rows if id(row) not in stored]
+                        if not rows:
+                            continue
                 self._insert(kind, rows)
             except (StoreUnavailable, SQLAlchemyError) as exc:
                 if not _row_fault(exc):
@@ -172,6 +189,17 @@ class EventWriter:
                 chain.append(s, rows)
             else:
                 s.execute(insert(TABLES[kind]), rows)
+
+    def _already_stored(self, kind: str, rows: list[dict]) -> set[int]:
+        """The ids (`id(row)`) of rows already in the table: same request id at the same instant. Looked up by the
+        batch's time range, which the `ts` index serves, so access-log rows without a request id are found too."""
+        table = TABLES[kind]
+        instants = [_instant(row["ts"]) for row in rows]
+        with self.registry.session() as s:
+            found = set(s.execute(select(table.request_id, table.ts)
+                                  .where(table.ts >= min(r["ts"] for r in rows), table.ts <= max(r["ts"] for r in rows))))
+        stored = {(request_id, _instant(ts)) for request_id, ts in found}
+        return {id(row) for row, at in zip(rows, instants) if (row.get("request_id", ""), at) in stored}
 
     def _settled(self, kind: str, written: int, dropped: int = 0) -> None:
         self.written += written
