@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
                base_url: str | None = None):
     settings = settings or Settings()
     settings.ensure_home()
+    audit_key = signing_key(settings)  # a bad key file stops the app here, before anything starts
     tools = tools if tools is not None else [ToolConfig.from_dict(t) for t in settings.mcp_tools]
     embedder = service.embedder if service else None
     metrics = Metrics()
@@ -56,7 +57,7 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
     events = EventWriter(lambda: backend.get().registry, spool=settings.event_spool_path,
                          on_drop=lambda kind, n, reason: metrics.events_dropped.labels(kind, reason).inc(n),
                          on_written=lambda kind, n, _: metrics.events_written.labels(kind).inc(n),
-                         audit_key=signing_key(settings))
+                         audit_key=audit_key)
     limiter = limiter or RateLimiter(settings.rate_limit, settings.rate_limit_global, settings.redis_url)
     limiter.enabled = settings.rate_limit_enabled
     callers = Callers(settings)
