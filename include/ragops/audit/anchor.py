@@ -61,7 +61,8 @@ def _checked(key: bytes, name: str) -> bytes:
 
 @dataclass(frozen=True)
 class Anchor:
-    """A published chain head: the row `seq` had `head_hash`, and rows from `macs_from` on carried their MAC."""
+    """A published chain head: the row `seq` had `head_hash` when it was read at `ts`, and rows from `macs_from` on
+    carried their MAC. Publishing the same head twice (a task run again) only repeats a constraint."""
 
     seq: int
     head_hash: str

@@ -46,7 +46,8 @@ def verify(args):
     if result.ok:
         return payload, "\n".join([f"the MCP access log is intact: {head}"] + warnings), 0
     failure = AuditLogTampered(result)
-    lines = [f"the MCP access log was tampered with ({head}):"] + [f"  [{p['kind']}] {p['message']}" for p in result.problems]
+    lines = [f"the MCP access log was tampered with ({head}):"]
+    lines += [f"  [{p['kind']}] {p['message']}" for p in result.problems]
     return payload | failure.to_dict(), "\n".join(lines + warnings), failure.exit_code
 
 
@@ -58,12 +59,14 @@ def anchor(args):
         published, result = publish(Settings())
     except AuditLogTampered as exc:
         return exc.result.to_dict() | exc.to_dict(), str(exc), exc.exit_code
-    payload = result.to_dict() | {"anchor": asdict(published)}
-    return payload, f"anchored row {published.seq} {published.head_hash[:16]} ({'signed' if published.signature else 'UNSIGNED'})", 0
+    signed = "signed" if published.signature else "UNSIGNED: no audit key configured"
+    human = f"anchored row {published.seq} {published.head_hash[:16]} ({signed})"
+    return result.to_dict() | {"anchor": asdict(published)}, human, 0
 
 
 def add_parsers(sub, common) -> None:
-    p = sub.add_parser("audit", parents=[common], help="audit MCP permissions and the access log; `verify` its hash chain")
+    p = sub.add_parser("audit", parents=[common],
+                       help="audit MCP permissions and the access log; `verify` its hash chain, `anchor` its head")
     p.add_argument("action", nargs="?", choices=["run", "verify", "anchor"], default="run",
                    help="run: the permission audit (default); verify: check the access log against its MACs and "
                         "anchors; anchor: verify, then sign and publish the chain head")
