@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ragops.answer import fallbacks
 from ragops.answer.llm import build_chat_model
 from ragops.answer.pipeline import AnswerResult, AnswerService
+from ragops.audit.anchor import signing_key
 from ragops.audit.permissions import Permissions, WatchedPermissions
 from ragops.config import Settings
 from ragops.errors import StoreUnavailable
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
                base_url: str | None = None):
     settings = settings or Settings()
     settings.ensure_home()
+    audit_key = signing_key(settings)  # a bad key file stops the app here, before anything starts
     tools = tools if tools is not None else [ToolConfig.from_dict(t) for t in settings.mcp_tools]
     embedder = service.embedder if service else None
     metrics = Metrics()
@@ -54,7 +56,8 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
     embedder = embedder or backend.embedder
     events = EventWriter(lambda: backend.get().registry, spool=settings.event_spool_path,
                          on_drop=lambda kind, n, reason: metrics.events_dropped.labels(kind, reason).inc(n),
-                         on_written=lambda kind, n, _: metrics.events_written.labels(kind).inc(n))
+                         on_written=lambda kind, n, _: metrics.events_written.labels(kind).inc(n),
+                         audit_key=audit_key)
     limiter = limiter or RateLimiter(settings.rate_limit, settings.rate_limit_global, settings.redis_url)
     limiter.enabled = settings.rate_limit_enabled
     callers = Callers(settings)

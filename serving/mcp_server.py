@@ -203,10 +203,11 @@ def build_mcp_server(service: AnswerService | Callable[[], AnswerService], permi
 def run_stdio(settings) -> None:
     """`ragops mcp`: the same tools over stdio, for a local client that starts this process itself."""
     from ragops.answer.pipeline import AnswerService
+    from ragops.audit.anchor import signing_key
     from ragops.monitoring.events import EventWriter
 
     service = AnswerService(settings)
-    events = EventWriter(service.registry, spool=settings.event_spool_path)
+    events = EventWriter(service.registry, spool=settings.event_spool_path, audit_key=signing_key(settings))
     try:
         build_mcp_server(service, Permissions(), events, http=False).run("stdio")
     finally:

@@ -130,6 +130,14 @@ class Settings(BaseSettings):
     mcp_tool_contracts: Path | None = Field(default=None, description="contract probes; default: "
                                             "mcp-tool-contracts.yaml beside RAGOPS_MCP_PERMISSIONS")
     mcp_tool_check_interval_s: float = Field(default=300.0, gt=0, description="how often serving re-checks tool pins")
+    # The access log's key lives outside the registry it protects (ragops.audit.anchor): rows are MACed with it and
+    # the published chain heads are signed with it, so database access alone cannot rewrite the log unseen.
+    audit_signing_key: SecretStr | None = Field(default=None, description="the HMAC key of the MCP access log; "
+                                                "unset: RAGOPS_AUDIT_SIGNING_KEY_FILE")
+    audit_signing_key_file: Path | None = Field(default=None, description="a file holding that key, readable by its "
+                                                "owner alone (0600)")
+    audit_anchor_file: Path | None = Field(default=None, description="the append-only file of signed chain heads; "
+                                           "default: audit-anchors.jsonl under RAGOPS_HOME")
 
     @field_validator("store")
     @classmethod
@@ -168,6 +176,10 @@ class Settings(BaseSettings):
     @property
     def outbox_path(self) -> Path:
         return self.home / "outbox.jsonl"
+
+    @property
+    def audit_anchor_path(self) -> Path:
+        return self.audit_anchor_file or self.home / "audit-anchors.jsonl"
 
     def ensure_home(self) -> Path:
         self.home.mkdir(parents=True, exist_ok=True)

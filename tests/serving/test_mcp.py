@@ -216,3 +216,37 @@ async def test_grants_choose_the_collection_read(indexed, embedder, tmp_path, ro
         assert not document.is_error and "outbox" in _text(document)
         _, denied = await _call(url, "live", "search_knowledge_base", {"query": "zebra", "collection": "candidate"})
         assert denied.is_error and "permission denied" in _text(denied)
+
+
+@pytest.mark.anyio
+async def test_with_the_audit_key_every_logged_call_carries_its_mac(indexed, embedder, tmp_path):
+    """The app MACs access-log rows with the key from its 0600 file; a key file others may read stops it starting."""
+    from ragops.answer.pipeline import AnswerService
+    from ragops.audit.anchor import signing_key, verify_anchored
+    from ragops.audit.chain import row_mac
+    from ragops.errors import ConfigError
+    from serving.app import create_app
+
+    permissions = tmp_path / "mcp-permissions.yaml"
+    permissions.write_text(json.dumps({"clients": [
+        {"name": "reader", "token_sha256": hash_token("reader-token"), "tools": ["search_knowledge_base"]}]}))
+    key_file = tmp_path / "audit.key"
+    key_file.write_text("an audit key of forty characters, or so\n")
+    key_file.chmod(0o640)
+    settings = indexed.model_copy(update={"mcp_permissions": permissions, "audit_signing_key_file": key_file})
+    with pytest.raises(ConfigError, match="chmod 600"):
+        create_app(settings, service=AnswerService(settings, embedder=embedder))
+    key_file.chmod(0o600)
+    app = create_app(settings, service=AnswerService(settings, embedder=embedder))
+    with live_server(app) as base:
+        await _call(base + "/mcp", "reader-token", "search_knowledge_base", {"query": "guards", "k": 1})
+        await _call(base + "/mcp", "reader-token", "get_document", {"uri": "file:///etc/passwd"})
+        assert app.state.events.flush()
+    key = signing_key(settings)
+    rows = _log_rows(settings)
+    assert [r.decision for r in rows] == ["allowed", "denied"]
+    assert all(r.row_mac == row_mac(key, r.row_hash) for r in rows)
+    registry = Registry(settings.registry_url)
+    with registry.session() as s:
+        assert verify_anchored(s, key, []).macs_from == 1
+    registry.dispose()

@@ -63,7 +63,7 @@ _WAKE = ("", {})  # put by close(): the writer thread, waiting up to interval_s 
 class EventWriter:
     def __init__(self, registry: Registry | Callable[[], Registry], *, batch_size: int = 200, interval_s: float = 0.25,
                  max_pending: int = 100_000, spool: Path | None = None, on_drop: Drop | None = None,
-                 on_written: Drop | None = None):
+                 on_written: Drop | None = None, audit_key: bytes | None = None):
         self._registry = registry if callable(registry) and not isinstance(registry, Registry) else (lambda: registry)
         self.batch_size = batch_size
         self.interval_s = interval_s
@@ -71,6 +71,7 @@ class EventWriter:
         self.spool = Outbox(spool) if spool else None
         self.on_drop = on_drop
         self.on_written = on_written
+        self.audit_key = audit_key  # MACs each access-log row (ragops.audit.anchor.signing_key)
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -186,7 +187,7 @@ class EventWriter:
     def _insert(self, kind: str, rows: list[dict]) -> None:
         with self.registry.session() as s:
             if kind == "mcp":
-                chain.append(s, rows)
+                chain.append(s, rows, self.audit_key)
             else:
                 s.execute(insert(TABLES[kind]), rows)
 

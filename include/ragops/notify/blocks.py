@@ -207,6 +207,18 @@ def audit_report(report: dict) -> Message:
     return _safe(Message(headline, blocks, kind="alert" if worst in ("critical", "high") else "report"))
 
 
+def audit_anchor(anchor: dict, warnings: list[str]) -> Message:
+    """The signed head of the MCP access log, whole, so that a copy kept in Slack can be checked later."""
+    signed = "signed" if anchor["signature"] else "UNSIGNED"
+    headline = f"MCP access log verified and anchored ({signed}): row {anchor['seq']}, head {anchor['head_hash'][:16]}"
+    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": f":anchor: {headline}"}},
+              {"type": "section", "text": {"type": "mrkdwn",
+                                           "text": f"```{json.dumps(anchor, sort_keys=True)}```"}}]
+    if warnings:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": "\n".join(warnings)[:2900]}]})
+    return _safe(Message(headline, blocks, kind="report" if anchor["signature"] else "alert"))
+
+
 def _clip(value, limit: int = 160) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -193,6 +193,8 @@ class McpAccessLog(Base):
     seq: Mapped[int | None] = mapped_column(Integer, nullable=True, unique=True, index=True)
     prev_hash: Mapped[str] = mapped_column(String(64), default="")
     row_hash: Mapped[str] = mapped_column(String(64), default="")
+    # HMAC of row_hash with a key kept outside the registry (ragops.audit.anchor); empty for rows written without it.
+    row_mac: Mapped[str] = mapped_column(String(64), default="")
 
 
 class AuditChainHead(Base):
