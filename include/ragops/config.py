@@ -130,6 +130,10 @@ class Settings(BaseSettings):
     mcp_tool_contracts: Path | None = Field(default=None, description="contract probes; default: "
                                             "mcp-tool-contracts.yaml beside RAGOPS_MCP_PERMISSIONS")
     mcp_tool_check_interval_s: float = Field(default=300.0, gt=0, description="how often serving re-checks tool pins")
+    mcp_tool_probes_per_check: int = Field(default=3, ge=1, description="probes drawn at random from a tool's set per check")
+    mcp_tool_probe_spacing_s: float = Field(default=30.0, ge=0, description="the longest random pause before each probe")
+    mcp_tool_sample_rate: float = Field(default=0.05, ge=0, le=1, description="share of real tool calls whose output "
+                                        "is checked against the tool's contract")
 
     @field_validator("store")
     @classmethod

@@ -200,7 +200,10 @@ class AnswerService:
         reason = self.tool_guard.blocked(config) if self.tool_guard is not None else None
         if reason:  # a held tool is never called: its server may have changed what it does
             raise ToolFailed(config.tool, reason)
-        return await call_tool(config, question)
+        result = await call_tool(config, question)
+        if self.tool_guard is not None and (reason := await self.tool_guard.observe(config, result)):
+            raise ToolFailed(config.tool, reason)  # a sampled result that broke the contract is not used
+        return result
 
     def _search(self, version: int | None, question: str, k: int, config: dict) -> Retrieved:
         return self.retriever(version).retrieve(question, k, config=config, policy=AbstentionPolicy.from_config(config))
