@@ -153,6 +153,7 @@ TOOL_FINDINGS = {  # the newest contract check of each connected tool in the per
     "changed": ("tool_changed", "high", "{tool} changed its definition and is held until approved: {detail}"),
     "missing": ("tool_missing", "high", "{tool} is no longer offered by {server}"),
     "unpinned": ("tool_unpinned", "medium", "{tool} was never approved (`ragops tools pin`), so it is held"),
+    "duplicate": ("tool_duplicate", "high", "{tool} is listed more than once by {server}, so it is held: {detail}"),
     "down": ("tool_down", "medium", "{tool}'s server was down at the last check: {detail}"),
 }
 
