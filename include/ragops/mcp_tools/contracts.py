@@ -4,12 +4,13 @@
       - tool: lookup_ticket
         server: http://tickets:8080/mcp/        # optional: which RAGOPS_MCP_TOOLS entry, when names repeat
         expect: {shape: {type: object}}         # optional: what every result must meet, probes and real calls alike
+                                                # (with a probe's own expectations, both must hold)
         probes:
           - name: a known ticket
             arguments: {query: "RHDH-1"}
             expect:
               contains: ["status"]              # phrases the result text must contain
-              matches: "RHDH-[0-9]+"            # a regular expression the text must match somewhere
+              matches: "RHDH-[0-9]+"            # a regular expression (or a list) the text must match somewhere
               shape: {type: object, required: [status]}   # JSON Schema of the structured content (or JSON text)
               error: false                      # true for a probe the tool must refuse
 
@@ -100,8 +101,26 @@ def load_contracts(path: Path | None, configs: list[ToolConfig]) -> dict[tuple[s
 def _probe(raw, where: str, every: dict) -> Probe:
     if not isinstance(raw, dict) or not isinstance(raw.get("arguments", {}), dict):
         raise ConfigError(f"{where} needs `arguments` as a mapping")
-    expect = every | _expect(raw.get("expect") or {}, where)
-    return Probe(str(raw.get("name") or where), dict(raw.get("arguments") or {}), expect)
+    return Probe(str(raw.get("name") or where), dict(raw.get("arguments") or {}),
+                 _both(every, _expect(raw.get("expect") or {}, where)))
+
+
+def _both(every: dict, own: dict) -> dict:
+    """A probe's expectations together with the tool-level ones: both must hold (a probe the tool must refuse is
+    held to its own only, as a refusal has none of an answer's shape)."""
+    if own.get("error"):
+        return own
+    out = every | own
+    for key in ("contains", "matches"):
+        if key in every and key in own:
+            out[key] = _listed(every[key]) + _listed(own[key])
+    if "shape" in every and "shape" in own:
+        out["shape"] = {"allOf": [every["shape"], own["shape"]]}
+    return out
+
+
+def _listed(value) -> list:
+    return [value] if isinstance(value, str) else list(value)
 
 
 def _expect(expect, where: str) -> dict:
@@ -112,8 +131,8 @@ def _expect(expect, where: str) -> dict:
         raise ConfigError(f"{where}: unknown expectations {sorted(unknown)} (known: {sorted(EXPECTATIONS)})")
     if "matches" in expect:
         try:
-            re.compile(expect["matches"])
-        except re.error as exc:
+            [re.compile(pattern) for pattern in _listed(expect["matches"])]
+        except (re.error, TypeError) as exc:
             raise ConfigError(f"{where}: `matches` is not a regular expression: {exc}") from exc
     if "shape" in expect:
         from jsonschema import Draft202012Validator
@@ -153,8 +172,9 @@ def check(expect: dict, text: str, structured, is_error: bool) -> list[str]:
     for phrase in [phrases] if isinstance(phrases, str) else phrases:
         if str(phrase) not in text:
             problems.append(f"the result does not contain {str(phrase)!r}")
-    if "matches" in expect and not re.search(expect["matches"], text):
-        problems.append(f"the result does not match /{expect['matches']}/")
+    for pattern in _listed(expect.get("matches") or []):
+        if not re.search(pattern, text):
+            problems.append(f"the result does not match /{pattern}/")
     if "shape" in expect:
         problems += _shape_problems(expect["shape"], text, structured)
     return problems

@@ -63,9 +63,13 @@ def test_the_file_lives_beside_the_permissions_file(settings, tmp_path):
 def test_the_tool_level_expectation_applies_to_every_probe_and_is_kept_for_live_sampling(tmp_path):
     path = write(tmp_path, {"tools": [{"tool": "lookup", "server": "http://a/mcp/", "expect": {"matches": "status"},
                                        "probes": [{"name": "p", "arguments": {"query": "x"}, "expect": {"contains": "x"}},
-                                                  {"name": "q", "arguments": {"query": "y"}}]}]})
+                                                  {"name": "q", "arguments": {"query": "y"}},
+                                                  {"name": "r", "arguments": {}, "expect": {"matches": "T-1"}},
+                                                  {"name": "s", "arguments": {}, "expect": {"error": True}}]}]})
     contract = load_contracts(path, TOOLS)[("http://a/mcp/", "lookup")]
     assert contract.expect == {"matches": "status"}
-    assert [p.expect for p in contract.probes] == [{"matches": "status", "contains": "x"}, {"matches": "status"}]
+    assert [p.expect for p in contract.probes] == [{"matches": "status", "contains": "x"}, {"matches": "status"},
+                                                   {"matches": ["status", "T-1"]}, {"error": True}]
+    assert check(contract.probes[2].expect, "T-1", None, False) == ["the result does not match /status/"]
     with pytest.raises(ConfigError, match="unknown expectations"):
         load_contracts(write(tmp_path, {"tools": [{"tool": "lookup", "expect": {"smells": 1}}]}), TOOLS)
