@@ -187,3 +187,14 @@ def test_a_probe_aware_server_is_caught_by_live_sampling(make_client, indexed, s
     (tool,) = check_tools(settings, registry).tools
     assert tool.contract == "held" and tool.red and server.calls == calls + 1  # the check does not call it either
     registry.dispose()
+
+
+def test_a_service_without_a_guard_calls_no_tool(indexed, embedder, server):
+    """Every path that answers goes through the guard; one built without it fails closed instead of calling blind."""
+    from ragops.answer.pipeline import AnswerService
+
+    tools = [ToolConfig(url=server.url, tool="lookup", timeout_s=5.0)]
+    pin_tools(indexed, tools)
+    service = AnswerService(indexed, embedder=embedder, tools=tools)
+    result = anyio.run(service.ask, QUESTION["question"], "u1")
+    assert result.fallback == "tool_failed" and "no guard" in result.answer and server.calls == 0

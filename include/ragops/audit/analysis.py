@@ -179,6 +179,9 @@ def tool_findings(registry: Registry, period_start: datetime, period_end: dateti
             failed = [p for p in c.probes if not p.get("ok")]
             findings.append(Finding("tool_contract_failing", "high", f"{tool} fails its contract: " + "; ".join(
                 f"{p['name']}: {', '.join(p['problems'])}" for p in failed)[:500], "", evidence))
+        elif c.contract == "held" and c.state == "unchanged":  # held for its contract, so the check did not call it
+            findings.append(Finding("tool_held", "high", f"{tool} is held and was not called: {c.detail}"[:500], "",
+                                    evidence))
     for r in reviews:
         findings.append(Finding("tool_approved", "info", f"{r.actor} {'approved a change of' if r.action == 'approve' else 'pinned'} "
                                 f"{r.tool} on {r.ts:%Y-%m-%d}", "", {"server_url": r.server_url} | dict(r.detail)))

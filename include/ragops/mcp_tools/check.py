@@ -15,7 +15,8 @@ from sqlalchemy import func, select
 
 from ragops.errors import RagopsError
 from ragops.mcp_client import ToolConfig
-from ragops.mcp_tools.contracts import Contract, ProbeResult, contracts_path, draw, load_contracts, median_latency, run_probe
+from ragops.mcp_tools.contracts import (Contract, ProbeResult, contracts_path, draw, load_contracts, median_latency,
+                                       run_probe)
 from ragops.mcp_tools.holds import held_reason
 from ragops.mcp_tools.listing import list_definitions
 from ragops.mcp_tools.pins import ToolState, assess, current_pins
@@ -164,7 +165,8 @@ def fail_on_problems(report: ToolsReport) -> None:
 
 def _why(check: ToolCheck) -> str:
     if check.state.state == "changed":
-        return "changed (" + "; ".join(check.state.summary) + "): review with `ragops tools diff`, then approve"
+        return ("changed (" + "; ".join(check.state.summary) + "): review with `ragops tools diff`, then approve the "
+                "fingerprint it shows")
     if check.state.state in ("missing", "unpinned", "duplicate", "down"):
         return f"{check.state.state}: {check.state.detail}"
     if check.held:
