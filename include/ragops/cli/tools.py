@@ -33,6 +33,8 @@ def diff(args):
     out = diff_tool(settings, _registry(settings), args.tool, actor(), args.server)
     lines = [f"{out['tool']} @ {out['server_url']}: {out['state']} {out['detail']}".rstrip()] + out["summary"]
     lines += [f"  {d['kind']:8} {d['path']}: {json.dumps(d['was'])} -> {json.dumps(d['now'])}" for d in out["diff"]]
+    if out["state"] == "unpinned":  # nothing to compare with: the whole definition is what is reviewed
+        lines.append(json.dumps(out["definition"], indent=2, sort_keys=True))
     if out["fingerprint"]:  # what an approval must name, so that it pins this definition and no other
         lines += [f"fingerprint {out['fingerprint']}",
                   f"to approve exactly this: ragops tools approve {out['tool']} --fingerprint {out['fingerprint']}"]

@@ -62,12 +62,14 @@ def pin_tools(settings, registry: Registry, names: list[str], actor: str) -> dic
 
 
 def diff_tool(settings, registry: Registry, name: str, actor: str, server: str | None = None) -> dict:
+    """What approving would pin: the change from the pin (or, for a tool never pinned, the whole definition) and its
+    fingerprint, which `approve_tool` must be given."""
     config, state = select_tool(settings, registry, name, server)
-    if state.state in ("down", "unpinned"):
+    if state.state == "down":
         raise ToolReviewError(f"{name}: {state.state}: {state.detail}")
     record_review(registry, config, "diff", actor, {"state": state.state, "fingerprint": state.fingerprint,
                                                     "changes": len(state.changes)})
-    return state.to_dict()
+    return state.to_dict() | {"definition": state.definition}
 
 
 def approve_tool(settings, registry: Registry, name: str, actor: str, fingerprint: str | None,

@@ -101,3 +101,10 @@ def test_a_tool_held_for_its_contract_is_not_probed_again_until_approved(tool_se
     approve_tool(tool_settings, registry, "lookup", "bob", fingerprint=held.state.fingerprint)
     (again,) = check_tools(tool_settings, registry).tools
     assert again.contract == "passed" and not again.red and tool_server.calls == 2
+
+
+def test_a_tool_never_pinned_can_be_reviewed_whole_and_approved_by_fingerprint(tool_settings, registry, tool_server):
+    shown = diff_tool(tool_settings, registry, "lookup", "bob")
+    assert shown["state"] == "unpinned" and shown["definition"]["description"] == "Look up a ticket by its id."
+    approved = approve_tool(tool_settings, registry, "lookup", "bob", fingerprint=shown["fingerprint"])
+    assert approved["approved"] and current_pins(registry)[(tool_server.url, "lookup")].action == "pin"
