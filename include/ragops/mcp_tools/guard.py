@@ -59,8 +59,16 @@ class ToolGuard:
         if config.key not in self.held:
             self.held[config.key] = reason
             self.on_held(config.tool, True)
-        await anyio.to_thread.run_sync(record_violation, self._registry(), config,
-                                       self.fingerprints.get(config.key, ""), problems, result.latency_ms)
+        fingerprint = self.fingerprints.get(config.key, "")
+
+        def record():  # off the event loop, as in refresh
+            record_violation(self._registry(), config, fingerprint, problems, result.latency_ms)
+
+        try:
+            await anyio.to_thread.run_sync(record)
+        except Exception:  # noqa: BLE001 - the hold is in force here already; a registry blip must not fail the answer
+            log.exception("recording the contract violation of MCP tool %s failed; it stays held in this replica",
+                          config.tool)
         return reason
 
     async def refresh(self) -> dict[tuple[str, str], str]:
