@@ -3,16 +3,18 @@
 
 Connected MCP tools can change behind our back. Every week this DAG lists each tool in `RAGOPS_MCP_TOOLS` as its
 server declares it, compares the definition (name, description, input and output schema, annotations) with the
-pin a person approved (`ragops tools pin` / `ragops tools approve`), and runs the tool's contract probes from
-`mcp-tool-contracts.yaml` beside the permissions file (`RAGOPS_MCP_TOOL_CONTRACTS`): each probe must succeed within
-the tool's timeout and its result must show the expected phrase or shape. Latency is compared with the tool's
+pin a person approved (`ragops tools pin` / `ragops tools approve --fingerprint`), and runs contract probes drawn
+at random from the tool's set in `mcp-tool-contracts.yaml` beside the permissions file (`RAGOPS_MCP_TOOL_CONTRACTS`),
+each after a random pause (`RAGOPS_MCP_TOOL_PROBE_SPACING_S`): each probe must succeed within the tool's timeout and
+its result must show the expected phrase or shape. A held tool (changed, listed twice, unapproved, or failing its
+contract since its last approval) is reported as held and never called. Latency is compared with the tool's
 recent history. Results go to the registry, where the serving app, the monthly permission audit and the RAG Ops
 page read them. The DAG never pins a tool: approval is a person's step.
 
 **When**: weekly (Monday 04:30 UTC) and on demand.
 
-**Slack**: one report: tools unchanged, changed (with the diff), failing their contract, down, not approved, and
-slower than usual. A changed, unapproved, down or failing tool turns the run red.
+**Slack**: one report: tools unchanged, changed (with the diff), failing their contract, down, not approved, listed
+twice, held, and slower than usual. Any of those but slower turns the run red.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@ until then the page shows it with `page.generic_card`."""
 
 from __future__ import annotations
 
+import json
+
 from ragops_ops_charts import HIT, RECALL, sparkline, trend_chart
 from ragops_ops_page import e, evidence, figure, moment, pct, state
 
@@ -136,13 +138,29 @@ def tools_card(s: dict, now: str) -> str:
     rows = []
     for t in s["tools"]:
         latency = "-" if t["latency_ms"] is None else f'{t["latency_ms"]:.0f} ms'
-        changed = "; ".join(t["diff"]) or t["detail"]
+        what = "; ".join(map(_change, t["diff"])) or t["detail"]
+        what = "; ".join([what, *t.get("problems", [])]) if what else "; ".join(t.get("problems", []))
         server = t["server"].split("://", 1)[-1]  # shown as text: the page links nowhere outside the Airflow UI
-        rows.append(f'<tr><td>{e(t["tool"])}</td><td>{state("up" if t["state"] == "unchanged" else "down")} '
-                    f'{e(t["state"])}</td><td>{e(t["contract"])}</td><td>{e(latency)}</td>'
-                    f'<td>{moment(t["at"], now, short=True)}</td><td>{e(server)}<br>{e(changed)}</td></tr>')
+        checked = moment(t["at"], now, short=True) if t["at"] else "never"
+        rows.append(f'<tr><td>{e(t["tool"])}</td><td><span class="state state-{_tone(t)}">{e(t["state"])}</span></td>'
+                    f'<td>{e(t["contract"])}</td><td>{e(latency)}</td><td>{checked}</td><td>{e(server)}<br>{e(what)}</td></tr>')
     return ("<table><tr><th>tool</th><th>definition</th><th>contract</th><th>probe median</th><th>checked</th>"
-            f"<th>server and what changed</th></tr>{''.join(rows)}</table>")
+            f"<th>server and what changed or failed</th></tr>{''.join(rows)}</table>")
+
+
+def _tone(tool: dict) -> str:
+    """Only a tool that matches its pin and keeps its contract looks well; one never checked is a warning."""
+    if tool["state"] == "unchanged" and tool["contract"] in ("passed", "none"):
+        return "up"
+    return "paused" if tool["at"] is None else "down"
+
+
+def _change(change) -> str:
+    """One diff entry as text: a {path, kind, was, now} change, or the plain text older checks stored."""
+    if not isinstance(change, dict):
+        return str(change)
+    return (f'{change.get("path")} {change.get("kind")}: {json.dumps(change.get("was"), ensure_ascii=False)[:80]} → '
+            f'{json.dumps(change.get("now"), ensure_ascii=False)[:80]}')
 
 
 RENDERERS = {"index": index_card, "release": release_card, "evaluation": evaluation_card, "slo": slo_card,

@@ -251,11 +251,12 @@ def _tool_guard(settings: Settings, service: AnswerService | None, tools: list[T
     if not tools:
         return None
     from ragops.mcp_tools.guard import ToolGuard
+    from ragops.mcp_tools.sampling import LiveSampler
 
     guard = ToolGuard(registry, tools, settings.mcp_tool_check_interval_s,
                       on_held=lambda tool, held: metrics.tool_held.labels(tool).set(int(held)),
                       on_blocked=lambda tool: metrics.tool_held_calls.labels(tool).inc(),
-                      retry_s=settings.registry_retry_s)
+                      retry_s=settings.registry_retry_s, sampler=LiveSampler.from_settings(settings, tools))
     if service is not None:
         service.tool_guard = guard
     return guard

@@ -138,6 +138,10 @@ class Settings(BaseSettings):
                                                 "owner alone (0600)")
     audit_anchor_file: Path | None = Field(default=None, description="the append-only file of signed chain heads; "
                                            "default: audit-anchors.jsonl under RAGOPS_HOME")
+    mcp_tool_probes_per_check: int = Field(default=3, ge=1, description="probes drawn at random from a tool's set per check")
+    mcp_tool_probe_spacing_s: float = Field(default=30.0, ge=0, description="the longest random pause before each probe")
+    mcp_tool_sample_rate: float = Field(default=0.05, ge=0, le=1, description="share of real tool calls whose output "
+                                        "is checked against the tool's contract")
 
     @field_validator("store")
     @classmethod

@@ -55,6 +55,10 @@ class AnswerResult:
                 "release": self.release, "latency_ms": round(self.latency_ms, 2)}
 
 
+# Fail closed: a service built without a guard (ragops.mcp_tools.guard) has nothing that vouches for its tools.
+UNGUARDED = "no guard compares the tool with its approved pin here, so it is not called"
+
+
 class AnswerService:
     """Holds the loaded model, one pinned retriever per index version and a short-lived copy of the rollout."""
 
@@ -197,10 +201,13 @@ class AnswerService:
         return searched, [r.text for r in tool_results if not isinstance(r, BaseException)], failed
 
     async def _call_tool(self, config: ToolConfig, question: str):
-        reason = self.tool_guard.blocked(config) if self.tool_guard is not None else None
+        reason = self.tool_guard.blocked(config) if self.tool_guard is not None else UNGUARDED
         if reason:  # a held tool is never called: its server may have changed what it does
             raise ToolFailed(config.tool, reason)
-        return await call_tool(config, question)
+        result = await call_tool(config, question)
+        if self.tool_guard is not None and (reason := await self.tool_guard.observe(config, result)):
+            raise ToolFailed(config.tool, reason)  # a sampled result that broke the contract is not used
+        return result
 
     def _search(self, version: int | None, question: str, k: int, config: dict) -> Retrieved:
         return self.retriever(version).retrieve(question, k, config=config, policy=AbstentionPolicy.from_config(config))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from ragops.errors import ToolFailed
 from ragops.mcp_client import ToolConfig, invoke, result_is_error, result_text
@@ -15,6 +16,7 @@ class ToolResult:
     tool: str
     text: str
     latency_ms: float
+    structured: Any = None  # the structured content, which a sampled call's contract may check
 
 
 async def call_tool(config: ToolConfig, question: str) -> ToolResult:
@@ -24,4 +26,5 @@ async def call_tool(config: ToolConfig, question: str) -> ToolResult:
     text = result_text(result)
     if result_is_error(result):
         raise ToolFailed(config.tool, text[:200] or "the tool returned an error")
-    return ToolResult(config.tool, text, (time.perf_counter() - started) * 1000)
+    return ToolResult(config.tool, text, (time.perf_counter() - started) * 1000,
+                      getattr(result, "structured_content", None))

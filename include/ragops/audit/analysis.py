@@ -153,6 +153,7 @@ TOOL_FINDINGS = {  # the newest contract check of each connected tool in the per
     "changed": ("tool_changed", "high", "{tool} changed its definition and is held until approved: {detail}"),
     "missing": ("tool_missing", "high", "{tool} is no longer offered by {server}"),
     "unpinned": ("tool_unpinned", "medium", "{tool} was never approved (`ragops tools pin`), so it is held"),
+    "duplicate": ("tool_duplicate", "high", "{tool} is listed more than once by {server}, so it is held: {detail}"),
     "down": ("tool_down", "medium", "{tool}'s server was down at the last check: {detail}"),
 }
 
@@ -178,6 +179,9 @@ def tool_findings(registry: Registry, period_start: datetime, period_end: dateti
             failed = [p for p in c.probes if not p.get("ok")]
             findings.append(Finding("tool_contract_failing", "high", f"{tool} fails its contract: " + "; ".join(
                 f"{p['name']}: {', '.join(p['problems'])}" for p in failed)[:500], "", evidence))
+        elif c.contract == "held" and c.state == "unchanged":  # held for its contract, so the check did not call it
+            findings.append(Finding("tool_held", "high", f"{tool} is held and was not called: {c.detail}"[:500], "",
+                                    evidence))
     for r in reviews:
         findings.append(Finding("tool_approved", "info", f"{r.actor} {'approved a change of' if r.action == 'approve' else 'pinned'} "
                                 f"{r.tool} on {r.ts:%Y-%m-%d}", "", {"server_url": r.server_url} | dict(r.detail)))

@@ -24,8 +24,10 @@ def ask(args):
     async def answer():
         if service.tools:  # the same pins hold here as in the app: a changed tool is not called
             from ragops.mcp_tools.guard import ToolGuard
+            from ragops.mcp_tools.sampling import LiveSampler
 
-            service.tool_guard = ToolGuard(service.registry, service.tools)
+            service.tool_guard = ToolGuard(service.registry, service.tools,
+                                           sampler=LiveSampler.from_settings(settings, service.tools))
             await service.tool_guard.start()
         return await service.ask(args.question, user_key=user, k=args.k)
 

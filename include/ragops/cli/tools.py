@@ -33,6 +33,11 @@ def diff(args):
     out = diff_tool(settings, _registry(settings), args.tool, actor(), args.server)
     lines = [f"{out['tool']} @ {out['server_url']}: {out['state']} {out['detail']}".rstrip()] + out["summary"]
     lines += [f"  {d['kind']:8} {d['path']}: {json.dumps(d['was'])} -> {json.dumps(d['now'])}" for d in out["diff"]]
+    if out["state"] == "unpinned":  # nothing to compare with: the whole definition is what is reviewed
+        lines.append(json.dumps(out["definition"], indent=2, sort_keys=True))
+    if out["fingerprint"]:  # what an approval must name, so that it pins this definition and no other
+        lines += [f"fingerprint {out['fingerprint']}",
+                  f"to approve exactly this: ragops tools approve {out['tool']} --fingerprint {out['fingerprint']}"]
     return out, "\n".join(lines), 0
 
 
@@ -40,7 +45,7 @@ def approve(args):
     from ragops.mcp_tools.review import approve_tool
 
     settings = Settings()
-    out = approve_tool(settings, _registry(settings), args.tool, actor(), args.server)
+    out = approve_tool(settings, _registry(settings), args.tool, actor(), args.fingerprint, args.server)
     human = (f"approved {out['tool']} ({out['fingerprint'][:12]}) as {out['actor']}" if out["approved"]
              else f"{out['tool']}: {out['why']}")
     return out, human, 0
@@ -71,11 +76,13 @@ def add_parsers(sub, common) -> None:
     a.add_argument("tool", nargs="*", help="only these tools (default: every connected tool)")
     a.set_defaults(handler=pin)
     for name, handler, text in (("diff", diff, "show how a tool's live definition differs from its pin"),
-                                ("approve", approve, "re-pin a changed tool's live definition")):
+                                ("approve", approve, "pin the definition that diff showed under --fingerprint")):
         a = actions.add_parser(name, parents=[common], help=text)
         a.add_argument("tool")
         a.add_argument("--server", help="the server URL, when several connected servers offer the tool")
         a.set_defaults(handler=handler)
+    a.add_argument("--fingerprint", help="the fingerprint `ragops tools diff` showed: only that definition is pinned "
+                                         "(required; checked by approve itself, so that its refusal is JSON)")
     a = actions.add_parser("check", parents=[common], help="compare every tool with its pin and run its contract probes")
     a.add_argument("--no-report", action="store_true", help="do not post the report to Slack / the outbox")
     a.set_defaults(handler=check)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import anyio
 
@@ -14,25 +14,35 @@ MAX_PAGES = 20  # a server that paginates forever is a broken server, not a reas
 
 @dataclass
 class Listed:
-    """One configured tool as its server lists it: a canonical definition, or why there is none."""
+    """One configured tool as its server lists it: every definition listed under its name, or why there is none."""
 
-    definition: dict | None = None
+    definitions: list[dict] = field(default_factory=list)  # more than one is drift: the client picks one, we cannot
     down: str | None = None  # the server could not be listed (refused, timed out, protocol error)
 
     @property
+    def definition(self) -> dict | None:
+        return self.definitions[0] if len(self.definitions) == 1 else None
+
+    @property
     def missing(self) -> bool:
-        return self.down is None and self.definition is None
+        return self.down is None and not self.definitions
+
+    @property
+    def duplicated(self) -> bool:
+        return len(self.definitions) > 1
 
 
-async def list_server(url: str, token: str | None, timeout_s: float) -> dict[str, dict]:
-    """{tool name: canonical definition} of every tool the server lists (all pages, never a cached listing)."""
-    found: dict[str, dict] = {}
+async def list_server(url: str, token: str | None, timeout_s: float) -> dict[str, list[dict]]:
+    """{tool name: canonical definitions} of every tool the server lists (all pages, never a cached listing); a name
+    listed twice keeps both, in the order listed."""
+    found: dict[str, list[dict]] = {}
     with anyio.fail_after(timeout_s):
         async with open_session(url, token) as client:
             cursor = None
             for _ in range(MAX_PAGES):
                 page = await client.list_tools(cursor=cursor, cache_mode="refresh")
-                found.update({tool.name: canonical(tool) for tool in page.tools})
+                for tool in page.tools:
+                    found.setdefault(tool.name, []).append(canonical(tool))
                 cursor = page.next_cursor
                 if cursor is None:
                     break
@@ -56,7 +66,7 @@ async def list_definitions(configs: list[ToolConfig]) -> dict[tuple[str, str], L
         except Exception as exc:  # noqa: BLE001 - refused, TLS, HTTP and protocol errors all mean "down"
             out.update({c.key: Listed(down=f"{type(exc).__name__}: {str(exc)[:200]}") for c in group})
             return
-        out.update({c.key: Listed(definition=listed.get(c.tool)) for c in group})
+        out.update({c.key: Listed(definitions=listed.get(c.tool, [])) for c in group})
 
     async with anyio.create_task_group() as tg:
         for (url, token), group in servers.items():

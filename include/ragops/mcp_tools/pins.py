@@ -13,7 +13,7 @@ from ragops.mcp_tools.listing import Listed
 from ragops.registry import Registry
 from ragops.registry.models import McpToolPin, McpToolReview
 
-HELD_STATES = ("changed", "missing", "unpinned")
+HELD_STATES = ("changed", "missing", "unpinned", "duplicate")
 
 
 @dataclass
@@ -31,7 +31,7 @@ class Pin:
 class ToolState:
     server_url: str
     tool: str
-    state: str  # unchanged|changed|missing|unpinned|down
+    state: str  # unchanged|changed|missing|unpinned|duplicate|down
     fingerprint: str = ""
     changes: list[Change] = field(default_factory=list)
     detail: str = ""
@@ -78,10 +78,16 @@ def record_review(registry: Registry, config: ToolConfig, action: str, actor: st
 
 
 def assess(config: ToolConfig, listed: Listed, pin: Pin | None) -> ToolState:
-    """Where a tool stands: a server that is down is `down` (not changed); a tool it no longer lists is `missing`."""
+    """Where a tool stands: a server that is down is `down` (not changed); a tool it no longer lists is `missing`; a
+    name it lists more than once is `duplicate`, whatever the copies are, since which one a client keeps is not ours
+    to know."""
     url, tool = config.key
     if listed.down is not None:
         return ToolState(url, tool, "down", detail=listed.down)
+    if listed.duplicated:
+        prints = ", ".join(fingerprint(d)[:12] for d in listed.definitions)
+        return ToolState(url, tool, "duplicate", detail=f"the server lists {tool!r} {len(listed.definitions)} times "
+                                                         f"(fingerprints {prints}): drift, never pinned")
     if listed.definition is None:
         return ToolState(url, tool, "missing", detail=f"the server no longer lists {tool!r}")
     now = fingerprint(listed.definition)

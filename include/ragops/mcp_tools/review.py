@@ -6,7 +6,8 @@ import anyio
 
 from ragops.errors import RagopsError
 from ragops.mcp_client import ToolConfig
-from ragops.mcp_tools.check import connected_tools
+from ragops.mcp_tools.check import connected_tools, latest_checks
+from ragops.mcp_tools.holds import held_reason
 from ragops.mcp_tools.listing import list_definitions
 from ragops.mcp_tools.pins import ToolState, assess, current_pins, record_pin, record_review
 from ragops.registry import Registry
@@ -35,6 +36,10 @@ def select_tool(settings, registry: Registry, name: str, server: str | None = No
     return chosen[0]
 
 
+REFUSED = {"down": "the server is down",
+           "duplicate": "the server lists it more than once; its owner must fix the server before anything is pinned"}
+
+
 def pin_tools(settings, registry: Registry, names: list[str], actor: str) -> dict:
     """Record the first approval of every connected tool not pinned yet; a changed tool must go through approve."""
     states = [(c, st) for c, st in tool_states(settings, registry) if not names or c.tool in names]
@@ -51,28 +56,42 @@ def pin_tools(settings, registry: Registry, names: list[str], actor: str) -> dic
         elif state.state == "unchanged":
             out["unchanged"].append(entry)
         else:
-            out["refused"].append(entry | {"why": "review it with `ragops tools diff`, then `ragops tools approve`"
-                                           if state.state in ("changed", "missing") else "the server is down"})
+            out["refused"].append(entry | {"why": REFUSED.get(state.state, "review it with `ragops tools diff`, then "
+                                                                         "`ragops tools approve --fingerprint`")})
     return out
 
 
 def diff_tool(settings, registry: Registry, name: str, actor: str, server: str | None = None) -> dict:
+    """What approving would pin: the change from the pin (or, for a tool never pinned, the whole definition) and its
+    fingerprint, which `approve_tool` must be given."""
     config, state = select_tool(settings, registry, name, server)
-    if state.state in ("down", "unpinned"):
+    if state.state == "down":
         raise ToolReviewError(f"{name}: {state.state}: {state.detail}")
     record_review(registry, config, "diff", actor, {"state": state.state, "fingerprint": state.fingerprint,
                                                     "changes": len(state.changes)})
-    return state.to_dict()
+    return state.to_dict() | {"definition": state.definition}
 
 
-def approve_tool(settings, registry: Registry, name: str, actor: str, server: str | None = None) -> dict:
-    """Re-pin the tool's live definition; who approved it, and when, is recorded."""
+def approve_tool(settings, registry: Registry, name: str, actor: str, fingerprint: str | None,
+                 server: str | None = None) -> dict:
+    """Pin the definition the reviewer saw: `fingerprint` is the one `ragops tools diff` printed, and the server must
+    list exactly that definition now, else nothing is pinned. Approving also releases a tool held for its contract.
+    Who approved it, and when, is recorded."""
+    if not fingerprint:
+        raise ToolReviewError(f"{name}: approving needs --fingerprint F, the fingerprint `ragops tools diff {name}` "
+                              "showed for the definition you reviewed")
     config, state = select_tool(settings, registry, name, server)
     if state.state == "down":
         raise ToolReviewError(f"{name}: the server is down ({state.detail}); nothing to approve")
     if state.state == "missing":
         raise ToolReviewError(f"{name}: the server no longer lists this tool; remove it from RAGOPS_MCP_TOOLS")
-    if state.state == "unchanged":
+    if state.state == "duplicate":
+        raise ToolReviewError(f"{name}: {state.detail}; nothing can be approved until its owner fixes the server")
+    if state.fingerprint != fingerprint.strip().lower():
+        raise ToolReviewError(f"{name}: the server now lists the definition {state.fingerprint}, not the {fingerprint} "
+                              f"you reviewed; nothing was pinned. Review it again with `ragops tools diff {name}`")
+    pins = current_pins(registry)
+    if state.state == "unchanged" and not held_reason(state, latest_checks(registry).get(config.key), pins.get(config.key)):
         return state.to_dict() | {"approved": False, "why": "the live definition matches its pin"}
-    pin = record_pin(registry, config, state.definition, "approve" if state.state == "changed" else "pin", actor)
+    pin = record_pin(registry, config, state.definition, "pin" if state.state == "unpinned" else "approve", actor)
     return state.to_dict() | {"approved": True, "fingerprint": pin.fingerprint, "actor": actor}

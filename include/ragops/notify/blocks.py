@@ -229,6 +229,7 @@ def tool_contracts_report(report: dict) -> Message:
     red = [t for t in tools if t["red"]]
     headline = (f"MCP tool contracts: {len(tools)} tools, {counts['unchanged']} unchanged, {counts['changed']} changed, "
                 f"{counts['failing']} failing, {counts['down']} down, {counts['unpinned']} not approved, "
+                f"{counts['duplicate']} listed twice, {counts['held']} held, not called, "
                 f"{counts['slower']} slower than usual")
     blocks = [{"type": "header", "text": {"type": "plain_text", "text": "MCP tool contracts"}},
               {"type": "section", "text": {"type": "mrkdwn", "text": headline}}]
@@ -238,8 +239,10 @@ def tool_contracts_report(report: dict) -> Message:
         if t["state"] == "changed":
             lines.append(f":warning: {name} *changed*, held until approved: " + "; ".join(map(str, t["summary"])))
             lines += [f"    `{d['path']}`: {_clip(d['was'])} → {_clip(d['now'])}" for d in t["diff"][:5]]
-        elif t["state"] in ("down", "missing", "unpinned"):
+        elif t["state"] in ("down", "missing", "unpinned", "duplicate"):
             lines.append(f":red_circle: {name} *{t['state']}*: {t['detail']}")
+        elif t.get("held"):
+            lines.append(f":no_entry: {name} *held*, not probed: {t['held_reason']}")
         if t["contract"] == "failed" and t["state"] != "down":
             failed = [p for p in t["probes"] if not p["ok"]]
             lines.append(f":x: {name} fails its contract: " + "; ".join(
@@ -253,7 +256,8 @@ def tool_contracts_report(report: dict) -> Message:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:2900]}})
     if red:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": (
-            "*What to do:* `ragops tools diff TOOL` to see a change, `ragops tools approve TOOL` to accept it; "
+            "*What to do:* `ragops tools diff TOOL` to see a change and its fingerprint, `ragops tools approve TOOL "
+            "--fingerprint F` to accept exactly that; "
             "a failing or down tool needs its owner.")}]})
     return _safe(Message(headline, blocks, kind="alert" if red else "report"))
 

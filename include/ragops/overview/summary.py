@@ -92,15 +92,29 @@ def audit_section(settings: Settings, registry: Registry, now: datetime) -> dict
 
 
 def tools_section(settings: Settings, registry: Registry, now: datetime) -> dict:
-    """The newest contract check of each connected MCP tool (issue 13), worst first; empty until the DAG has run."""
-    from ragops.mcp_tools.check import latest_checks
+    """The newest contract check of each connected MCP tool (issues 13 and 21), worst first, and each connected tool
+    that was never checked; empty until a tool is connected or the DAG has run."""
+    from ragops.mcp_tools.check import connected_tools, latest_checks
 
-    order = {"changed": 0, "unpinned": 1, "missing": 2, "down": 3, "unchanged": 4}
-    checks = sorted(latest_checks(registry).values(),
-                    key=lambda c: (order.get(c.state, 5), c.contract != "failed", c.tool, c.server_url))
-    return {"tools": [{"tool": c.tool, "server": c.server_url, "state": c.state, "contract": c.contract,
-                       "latency_ms": c.latency_ms, "at": iso(c.ts), "diff": list(c.diff or [])[:10],
-                       "detail": (c.detail or "")[:300]} for c in checks]}
+    order = {"changed": 0, "duplicate": 1, "missing": 2, "unpinned": 3, "down": 4, NEVER: 5, "unchanged": 6}
+    checks = latest_checks(registry)
+    tools = [{"tool": c.tool, "server": c.server_url, "state": c.state, "contract": c.contract,
+              "latency_ms": c.latency_ms, "at": iso(c.ts), "diff": list(c.diff or [])[:10],
+              "detail": (c.detail or "")[:300], "problems": _problems(c.probes)} for c in checks.values()]
+    tools += [{"tool": t.tool, "server": t.url, "state": NEVER, "contract": "none", "latency_ms": None, "at": None,
+               "diff": [], "detail": "connected, but no contract check has run since", "problems": []}
+              for t in connected_tools(settings) if t.key not in checks]
+    return {"tools": sorted(tools, key=lambda t: (order.get(t["state"], 7), t["contract"] not in ("failed", "held"),
+                                                  t["tool"], t["server"]))}
+
+
+NEVER = "never checked"
+
+
+def _problems(probes: list | None) -> list[str]:
+    """What the failed probes (or sampled real calls) of a check broke, bounded for the page."""
+    failed = [p for p in probes or [] if not p.get("ok")]
+    return [f"{p.get('name')}: {', '.join(map(str, p.get('problems') or []))}"[:300] for p in failed[:5]]
 
 
 Builder = Callable[[Settings, Registry, datetime], dict]

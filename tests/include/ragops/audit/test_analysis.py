@@ -98,6 +98,10 @@ def test_tool_contract_checks_and_approvals_become_findings(settings, registry):
             McpToolCheck(ts=day, run="r1", server_url="http://u/mcp/", tool="weather", state="down", contract="failed",
                          detail="ConnectError"),
             McpToolCheck(ts=END + timedelta(days=1), run="later", server_url="http://v/mcp/", tool="late", state="changed"),
+            McpToolCheck(ts=day, run="r1", server_url="http://w/mcp/", tool="twice", state="duplicate", contract="held",
+                         detail="the server lists 'twice' 2 times"),
+            McpToolCheck(ts=day, run="r1", server_url="http://x/mcp/", tool="liar", state="unchanged", contract="held",
+                         detail="the tool failed its contract checks"),
             McpToolReview(ts=day, server_url="http://t/mcp/", tool="lookup", action="approve", actor="cli:bob", detail={}),
             McpToolReview(ts=day, server_url="http://t/mcp/", tool="lookup", action="diff", actor="cli:eve", detail={}),
         ])
@@ -105,5 +109,5 @@ def test_tool_contract_checks_and_approvals_become_findings(settings, registry):
     report = run_audit(settings, START, END, registry=registry, permissions=Permissions.parse(CLEAN))
     kinds = {(f.kind, f.severity) for f in report.findings}
     assert kinds == {("tool_changed", "high"), ("tool_contract_failing", "high"), ("tool_down", "medium"),
-                     ("tool_approved", "info")}
+                     ("tool_approved", "info"), ("tool_duplicate", "high"), ("tool_held", "high")}
     assert any("cli:bob approved a change of lookup" in f.message for f in report.findings)

@@ -33,7 +33,7 @@ def contracts(tmp_path):
 @pytest.fixture
 def tool_settings(settings, tool_server, contracts):
     return settings.model_copy(update={"mcp_tools": [{"url": tool_server.url, "tool": "lookup", "timeout_s": 10.0}],
-                                       "mcp_tool_contracts": contracts})
+                                       "mcp_tool_contracts": contracts, "mcp_tool_probe_spacing_s": 0.0})
 
 
 @pytest.fixture

@@ -68,12 +68,13 @@ def test_approval_restores_the_tool_and_records_who(tool_settings, registry, too
     pin_tools(tool_settings, registry, [], "ann")
     tool_server.define(lookup_same, "lookup", "Look up a ticket by its id (v2).")
     assert check_tools(tool_settings, registry).tools[0].state.state == "changed"
-    approved = approve_tool(tool_settings, registry, "lookup", "cli:bob")
+    shown = diff_tool(tool_settings, registry, "lookup", "cli:bob")
+    approved = approve_tool(tool_settings, registry, "lookup", "cli:bob", shown["fingerprint"])
     assert approved["approved"] and approved["actor"] == "cli:bob"
     assert check_tools(tool_settings, registry).tools[0].state.state == "unchanged"
     with registry.session() as s:
         actions = [(r.action, r.actor) for r in s.query(McpToolReview).order_by(McpToolReview.id)]
-    assert actions == [("pin", "ann"), ("approve", "cli:bob")]
+    assert actions == [("pin", "ann"), ("diff", "cli:bob"), ("approve", "cli:bob")]
 
 
 async def _sleepy(query: str) -> str:
@@ -143,3 +144,23 @@ def test_a_tool_slower_than_its_history_is_reported(tool_settings, registry, too
     (tool,) = check_tools(tool_settings, registry).tools
     assert tool.contract == "passed" and not tool.red
     assert tool.slower and "against 5 ms over the last 4 checks" in tool.slower
+
+
+def test_probes_are_drawn_from_the_set_at_random_and_spaced_in_time(tool_settings, registry, contracts):
+    import random
+
+    contracts.write_text(yaml.safe_dump({"tools": [{"tool": "lookup", "expect": {"contains": ["status"]}, "probes": [
+        {"name": f"T-{i}", "arguments": {"query": f"T-{i}"}, "expect": {"contains": [f"T-{i}"]}} for i in range(5)]}]}))
+    settings = tool_settings.model_copy(update={"mcp_tool_probes_per_check": 2, "mcp_tool_probe_spacing_s": 60.0})
+    pin_tools(settings, registry, [], "ann")
+    pauses, drawn = [], []
+
+    async def sleep(seconds):  # the injected clock: records the pauses instead of taking them
+        pauses.append(seconds)
+
+    for seed in range(6):
+        (tool,) = check_tools(settings, registry, rng=random.Random(seed), sleep=sleep).tools
+        assert tool.contract == "passed" and len(tool.probes) == 2
+        drawn.append(tuple(p.name for p in tool.probes))
+    assert len(set(drawn)) > 2 and len({name for pair in drawn for name in pair}) > 3  # not the same probes each time
+    assert len(pauses) == 12 and all(0 <= p <= 60 for p in pauses) and len(set(pauses)) == 12  # a random pause each

@@ -19,8 +19,9 @@ def write(tmp_path, data) -> object:
 def test_probes_attach_to_their_tool_and_server(tmp_path):
     path = write(tmp_path, {"tools": [{"tool": "lookup", "server": "http://b/mcp/",
                                        "probes": [{"name": "p", "arguments": {"query": "x"}, "expect": {"contains": "x"}}]}]})
-    probes = load_contracts(path, TOOLS)
-    assert list(probes) == [("http://b/mcp/", "lookup")] and probes[("http://b/mcp/", "lookup")][0].arguments == {"query": "x"}
+    contracts = load_contracts(path, TOOLS)
+    assert list(contracts) == [("http://b/mcp/", "lookup")]
+    assert contracts[("http://b/mcp/", "lookup")].probes[0].arguments == {"query": "x"}
     assert load_contracts(tmp_path / "absent.yaml", TOOLS) == {}
 
 
@@ -57,3 +58,18 @@ def test_the_file_lives_beside_the_permissions_file(settings, tmp_path):
     assert contracts_path(beside) == tmp_path / "config" / "mcp-tool-contracts.yaml"
     explicit = beside.model_copy(update={"mcp_tool_contracts": tmp_path / "c.yaml"})
     assert contracts_path(explicit) == tmp_path / "c.yaml"
+
+
+def test_the_tool_level_expectation_applies_to_every_probe_and_is_kept_for_live_sampling(tmp_path):
+    path = write(tmp_path, {"tools": [{"tool": "lookup", "server": "http://a/mcp/", "expect": {"matches": "status"},
+                                       "probes": [{"name": "p", "arguments": {"query": "x"}, "expect": {"contains": "x"}},
+                                                  {"name": "q", "arguments": {"query": "y"}},
+                                                  {"name": "r", "arguments": {}, "expect": {"matches": "T-1"}},
+                                                  {"name": "s", "arguments": {}, "expect": {"error": True}}]}]})
+    contract = load_contracts(path, TOOLS)[("http://a/mcp/", "lookup")]
+    assert contract.expect == {"matches": "status"}
+    assert [p.expect for p in contract.probes] == [{"matches": "status", "contains": "x"}, {"matches": "status"},
+                                                   {"matches": ["status", "T-1"]}, {"error": True}]
+    assert check(contract.probes[2].expect, "T-1", None, False) == ["the result does not match /status/"]
+    with pytest.raises(ConfigError, match="unknown expectations"):
+        load_contracts(write(tmp_path, {"tools": [{"tool": "lookup", "expect": {"smells": 1}}]}), TOOLS)

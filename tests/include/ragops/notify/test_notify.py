@@ -180,10 +180,12 @@ def test_every_builder_escapes_user_controlled_strings():
     tool = {"tool": HOSTILE, "server_url": f"http://x/{HOSTILE}", "detail": HOSTILE, "contract": "failed",
             "probes": [{"name": HOSTILE, "ok": False, "problems": [HOSTILE]}], "latency_ms": None, "slower": HOSTILE,
             "red": True}
-    counts = {"unchanged": 0, "changed": 1, "missing": 0, "unpinned": 1, "down": 0, "failing": 2, "slower": 1}
+    counts = {"unchanged": 0, "changed": 1, "missing": 0, "unpinned": 1, "duplicate": 1, "down": 0, "failing": 2,
+              "held": 1, "slower": 1}
     message = blocks.tool_contracts_report({"counts": counts, "tools": [
         tool | {"state": "changed", "summary": [HOSTILE], "diff": [{"path": HOSTILE, "was": HOSTILE, "now": {"x": HOSTILE}}]},
-        tool | {"state": "unpinned"}]})
+        tool | {"state": "unpinned"}, tool | {"state": "duplicate"},
+        tool | {"state": "unchanged", "held": True, "held_reason": HOSTILE}]})
     _assert_inert(message)
     assert "&amp;amp;" not in str(message.blocks)  # escaped once, by the one escape helper
 
