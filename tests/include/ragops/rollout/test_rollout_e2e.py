@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import select
 
 from ragops.answer.pipeline import AnswerService
@@ -50,7 +51,7 @@ def platform(settings, embedder, tmp_path):
     desk, _ = issue(tmp_path / "keys.yaml", "support-desk")
     probe, _ = issue(tmp_path / "keys.yaml", "ragops-probe")
     cfg = settings.model_copy(update={"source": corpus.as_uri(), "api_keys": tmp_path / "keys.yaml",
-                                      "probe_api_key": probe} | LENIENT)
+                                      "probe_api_key": SecretStr(probe)} | LENIENT)
     Refresher(cfg, embedder=embedder).run()
     service = InjectedLatency(cfg, embedder=embedder, rollout_ttl_s=0)  # the router re-reads the state every request
     service.latency_ms = {"stable": 25.0, "canary": 25.0}
