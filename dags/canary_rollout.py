@@ -12,7 +12,8 @@ confidence; promotes once the data rule out a regression larger than allowed (`R
 100% the candidate becomes the stable release. See docs/releases.md.
 
 **Params** (manual runs): `action` = gate | start | pause | resume | abort | rollback, `release` (for start),
-`probe_requests` (when holding for lack of evidence, send this many test-set questions to each variant).
+`probe_requests` (when holding for lack of evidence, send this many test-set questions to each variant, with
+the probe key in `RAGOPS_PROBE_API_KEY`; only that key's requests count as probes).
 
 **Slack**: every decision with what it ruled out.
 """

@@ -1,8 +1,8 @@
 """The serving app: `create_app(settings)` builds it; `ragops serve` runs it under uvicorn.
 
 Around the routes, from the outside in: trusted-proxy address rewriting (only for RAGOPS_TRUSTED_PROXIES), the
-request body limit, then FastAPI. A request is identified (API key or address), rate-limited, answered, and leaves
-exactly one request event, whatever its outcome.
+request body limit, then FastAPI. A request is identified (API key, else address and session), rate-limited, answered,
+and leaves exactly one request event, whatever its outcome.
 """
 
 from __future__ import annotations
@@ -31,12 +31,13 @@ from ragops.mcp_client import ToolConfig
 from ragops.monitoring.events import EventWriter, request_event
 from ragops.registry import Registry
 from serving.backend import Backend, Readiness
-from serving.callers import Callers, InvalidApiKey
+from serving.callers import Caller, Callers, InvalidApiKey
 from serving.guards import BodyLimit, McpPath, RequestIds
 from serving.mcp_server import LogMissingToken, build_mcp_server
 from serving.metrics import CONTENT_TYPE_LATEST, Metrics
 from serving.ratelimit import RateLimiter
 from serving.schemas import AskResponse, ErrorBody, Query, Readiness as ReadinessBody, SearchResponse
+from serving.sessions import HEADER as SESSION_HEADER
 from serving.status import StatusCollector
 
 log = logging.getLogger(__name__)
@@ -103,15 +104,17 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
 
     def record(request_id_: str, endpoint: str, status: int, latency_ms: float, *, variant: str = "stable",
                release_id: int | None = None, fallback: str | None = None, error: str | None = None,
-               chunk_ids: list[str] | None = None, user: str = "") -> None:
+               chunk_ids: list[str] | None = None, caller: Caller | None = None) -> None:
         metrics.requests.labels(endpoint, str(status)).inc()
         metrics.latency.labels(endpoint, variant).observe(latency_ms / 1000)
         if fallback:
             metrics.fallbacks.labels(fallback).inc()
         if settings.request_events:
-            events.record("request", **request_event(request_id_, endpoint, user, status, latency_ms,
-                                                     variant=variant, release_id=release_id, fallback=fallback,
-                                                     error=error, chunk_ids=chunk_ids))
+            events.record("request", **request_event(request_id_, endpoint, caller.user if caller else "", status,
+                                                     latency_ms, variant=variant, release_id=release_id,
+                                                     fallback=fallback, error=error, chunk_ids=chunk_ids,
+                                                     verified=bool(caller and caller.verified),
+                                                     synthetic=bool(caller and caller.synthetic)))
 
     def recorded(request: Request, status: int, **kw) -> None:
         if request.url.path in ENDPOINTS:
@@ -135,8 +138,10 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
     @app.exception_handler(StoreUnavailable)
     async def store_unavailable(request: Request, exc: StoreUnavailable):
         log.error("request %s: %s", request.state.request_id, exc)
-        recorded(request, 503, fallback="store_unavailable", user=getattr(request.state, "user", ""))
-        return error(request, 503, "store_unavailable", fallbacks.STORE_UNAVAILABLE.message, fallback="store_unavailable")
+        caller = request.state.caller
+        recorded(request, 503, fallback="store_unavailable", caller=caller)
+        return error(request, 503, "store_unavailable", fallbacks.STORE_UNAVAILABLE.message,
+                     headers=_session_header(caller), fallback="store_unavailable")
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
@@ -150,28 +155,29 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
         return error(request, 500, "internal_error", "the request failed unexpectedly; it was logged under this request id")
 
     async def answer(request: Request, body: Query, endpoint: str, operation) -> Response:
-        caller = callers.identify(request)
-        user = body.user_id or caller.bucket  # user_id keeps canary routing sticky; it never picks a bucket
-        request.state.user = user
+        caller = callers.identify(request, body.user_id)  # the body's user_id never picks the variant on its own
+        request.state.caller = caller
         decision = await limiter.hit(caller.bucket, caller.limit)
         if decision is not None and not decision.allowed:
             metrics.rate_limited.labels(decision.scope).inc()
-            recorded(request, 429, fallback="rate_limited", user=user)
+            recorded(request, 429, fallback="rate_limited", caller=caller)
             message = fallbacks.RATE_LIMITED.message.format(retry_after=decision.retry_after)
-            return error(request, 429, "rate_limited", message, headers=decision.headers(), fallback="rate_limited")
+            return error(request, 429, "rate_limited", message, headers=decision.headers() | _session_header(caller),
+                         fallback="rate_limited")
         svc = await backend.ready_service()
         try:  # refresh the routing cache off the event loop, within the store's deadline
             with anyio.fail_after(settings.store_timeout_s):
                 await anyio.to_thread.run_sync(svc.rollout, abandon_on_cancel=True)
         except TimeoutError:
             raise StoreUnavailable(f"the registry did not answer within {settings.store_timeout_s:g} s") from None
-        result, payload = await operation(svc, body.question, user, body.k)
+        result, payload = await operation(svc, body.question, caller.route, body.k)
         record(request.state.request_id, endpoint, result.status, result.latency_ms, variant=result.variant,
-               release_id=result.release_id, fallback=result.fallback, chunk_ids=result.chunk_ids, user=user)
+               release_id=result.release_id, fallback=result.fallback, chunk_ids=result.chunk_ids, caller=caller)
         payload = payload | {"request_id": request.state.request_id}
         if result.status >= 400:
             payload["error"] = {"code": result.fallback, "message": result.answer}
-        return JSONResponse(payload, status_code=result.status, headers=decision.headers() if decision else {})
+        headers = (decision.headers() if decision else {}) | _session_header(caller)
+        return JSONResponse(payload, status_code=result.status, headers=headers)
 
     async def ask_op(svc: AnswerService, question: str, user: str, k: int | None):
         result = await svc.ask(question, user_key=user, k=k)
@@ -260,6 +266,11 @@ def _tool_guard(settings: Settings, service: AnswerService | None, tools: list[T
     if service is not None:
         service.tool_guard = guard
     return guard
+
+
+def _session_header(caller: Caller | None) -> dict:
+    """The session issued to a caller without a key: sent back, it keeps the caller in its variant."""
+    return {SESSION_HEADER: caller.session} if caller is not None and caller.session else {}
 
 
 def _elapsed(request: Request) -> float:

@@ -1,4 +1,5 @@
-"""Who is calling: a verified API key, or else the client address. A body's `user_id` is never an identity.
+"""Who is calling: a verified API key, or else the client address. A body's `user_id` is never an identity: it only
+sub-keys routing within a verified key. Callers without a key are routed by a session the server issued (sessions.py).
 
 The address is the socket's peer, or, when that peer is one of RAGOPS_TRUSTED_PROXIES, the nearest untrusted
 address of X-Forwarded-For (uvicorn's ProxyHeadersMiddleware does that rewrite; nothing else believes the header).
@@ -15,6 +16,8 @@ from starlette.requests import Request
 from ragops.audit.apikeys import ApiKeys
 from ragops.config import Settings
 from ragops.errors import RagopsError
+from ragops.releases import routing_key
+from serving.sessions import HEADER, Sessions
 
 REQUEST_ID = re.compile(r"[\x21-\x7e]{1,200}")  # visible ASCII; stored bounded to its column (ragops.registry.bounds)
 
@@ -28,6 +31,19 @@ class Caller:
     bucket: str  # the rate-limit bucket: key:<name> or addr:<address>
     limit: str  # that bucket's limit
     key: str | None = None  # the API key's name when one was presented and verified
+    route: str = ""  # what the router hashes into a variant (ragops.releases.routing_key)
+    synthetic: bool = False  # the platform's probe credential (RAGOPS_PROBE_KEY) sent it
+    session: str | None = None  # a session token issued with this response
+
+    @property
+    def verified(self) -> bool:
+        return self.key is not None
+
+    @property
+    def user(self) -> str:
+        """Who the request events (and so the canary gate) count: the routed user behind a verified key, else the
+        address, because anyone can start as many sessions as they like."""
+        return self.route if self.verified else self.bucket
 
 
 class Callers:
@@ -35,15 +51,25 @@ class Callers:
         self.keys = ApiKeys.load(settings.api_keys)
         self.key_limit = settings.rate_limit
         self.address_limit = settings.rate_limit_address
+        self.probe_key = settings.probe_key
+        self.sessions = Sessions(settings)
 
-    def identify(self, request: Request) -> Caller:
+    def identify(self, request: Request, user_id: str | None = None) -> Caller:
+        """A verified key routes by itself, sub-keyed by the `user_id` of the user it fronts; a caller without a key
+        by the session it was issued, else (issuing one) by its address. Its own `user_id` is ignored."""
         presented = presented_key(request)
         if presented is not None:
             key = self.keys.verify(presented)
             if key is None:
                 raise InvalidApiKey("the API key is not valid (unknown or revoked); send a valid key or none")
-            return Caller(f"key:{key.name}", key.rate_limit or self.key_limit, key.name)
-        return Caller(f"addr:{request.client.host if request.client else 'unknown'}", self.address_limit)
+            bucket = f"key:{key.name}"
+            return Caller(bucket, key.rate_limit or self.key_limit, key.name, routing_key(bucket, user_id),
+                          synthetic=key.name == self.probe_key)
+        bucket = f"addr:{request.client.host if request.client else 'unknown'}"
+        session = self.sessions.verify(request.headers.get(HEADER))
+        if session is not None:
+            return Caller(bucket, self.address_limit, route=f"session:{session}")
+        return Caller(bucket, self.address_limit, route=bucket, session=self.sessions.issue())
 
 
 def presented_key(request: Request) -> str | None:

@@ -26,7 +26,7 @@ class RequestIds:
         header = dict(scope.get("headers") or []).get(b"x-request-id")
         rid = request_id(header.decode("latin-1") if header else None)
         state = scope.setdefault("state", {})
-        state.update(request_id=rid, started=time.perf_counter(), user="")
+        state.update(request_id=rid, started=time.perf_counter(), caller=None)  # serving.callers.Caller, once identified
 
         async def with_id(message):
             if message["type"] == "http.response.start":

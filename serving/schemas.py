@@ -10,7 +10,9 @@ class Query(BaseModel):
 
     question: str = Field(min_length=1, max_length=2000, description="the user's question")
     user_id: str | None = Field(default=None, max_length=128,
-                                description="stable id that keeps canary routing sticky (never a rate-limit identity)")
+                                description="with an API key: the id of the end user the key acts for, which keeps "
+                                            "that user's canary routing sticky; ignored without a key (never a "
+                                            "rate-limit identity)")
     k: int | None = Field(default=None, ge=1, le=20, description="number of passages to retrieve")
 
 

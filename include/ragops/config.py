@@ -111,6 +111,12 @@ class Settings(BaseSettings):
     rollout_fallback_mde: float = 0.05
     rollout_latency_ratio: float = 1.2
     rollout_latency_margin_ms: float = 100.0
+    # Callers without an API key can be anyone, as often as they like: by default the gate does not count them.
+    rollout_anonymous: Literal["exclude", "address"] = Field(
+        default="exclude", description="how the canary gate counts requests without an API key: exclude (none of "
+        "them) | address (each client address one user, its first RAGOPS_ROLLOUT_ANONYMOUS_CAP requests only)")
+    rollout_anonymous_cap: int = Field(default=5, ge=1, description="requests per client address the gate counts "
+                                       "under RAGOPS_ROLLOUT_ANONYMOUS=address")
 
     redis_url: str | None = None
     rate_limit_enabled: bool = True
@@ -119,7 +125,14 @@ class Settings(BaseSettings):
     rate_limit_address: str = "30/minute"  # per client address, for requests without a key
     rate_limit_global: str = "30/second"  # the whole service: below the 35 req/s capacity bench/load.py measured
     api_keys: Path | None = Field(default=None, description="the API keys file (`ragops keys issue` writes it)")
-    api_key: SecretStr | None = Field(default=None, description="the key ragops' own callers (probes, eval --url) send")
+    api_key: SecretStr | None = Field(default=None, description="the key ragops' own callers (eval --url) send")
+    probe_key: str = Field(default="ragops-probe", description="the name of the API key whose requests are the "
+                           "platform's probe traffic: the only requests the gate treats as synthetic")
+    probe_api_key: SecretStr | None = Field(default=None, description="that key's secret, sent by the gate's probes "
+                                            "(`--probe-requests`); unset: no probes are sent")
+    session_secret: SecretStr | None = Field(default=None, description="signs the X-Ragops-Session tokens issued to "
+                                             "callers without a key; the same on every replica. Unset: a random "
+                                             "secret per process, so sessions end with it")
     trusted_proxies: list[str] = Field(default_factory=list, description="addresses/CIDRs whose X-Forwarded-For is believed")
     max_body_bytes: int = 64 * 1024
     store_timeout_s: float = 10.0  # an index search or registry statement past this gives store_unavailable

@@ -1,8 +1,8 @@
 """Two `ragops serve` replicas (real subprocesses on free ports) sharing the PostgreSQL registry and the Redis limiter.
 
 Callers are told apart by their source address: each check sends from an address of its own in 127.0.0.0/8 (all of it
-is loopback on Linux), so its limiter bucket is fresh on every run. Requests carry no API key, and the rate-limit
-burst no user id, so the caller is the client address whether or not a body user_id chooses a bucket.
+is loopback on Linux), so its limiter bucket is fresh on every run. The rate-limit burst carries no API key, so the
+caller is the client address; the routing check sends a support desk's key with the ids of the users it fronts.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ class Replicas:
     urls: list[str]
     registry_url: str
     settings: object
+    desk_key: str  # the API key of "support-desk", which fronts end users by user_id
 
     def client(self, url: str, address: str) -> httpx.Client:
         return httpx.Client(base_url=url, timeout=60, transport=httpx.HTTPTransport(local_address=address))
@@ -80,11 +81,15 @@ def replicas(request, pg_base, redis_base, tmp_path_factory, embedder):
     logs = root / "logs"
     logs.mkdir()
     attach_logs(request.node, [logs])
+    from ragops.audit.apikeys import issue
+
+    desk_key, _ = issue(root / "keys.yaml", "support-desk", rate_limit="100000/hour")  # limits are checked keyless
     with throwaway_database(pg_base, "ragops_replicas") as registry_url:
         settings = Settings(home=root / "home", source=(root / "corpus").as_uri(), database_url=registry_url,
                             store="lance", rollout_stages=[50.0, 100.0])
         Refresher(settings, embedder=embedder).run()
         env = clean_env(RAGOPS_HOME=str(settings.home), RAGOPS_SOURCE=settings.source, RAGOPS_DATABASE_URL=registry_url,
+                        RAGOPS_API_KEYS=str(root / "keys.yaml"),
                         RAGOPS_STORE="lance", RAGOPS_REDIS_URL=redis_base, RAGOPS_RATE_LIMIT=f"{LIMIT}/hour", RAGOPS_RATE_LIMIT_ADDRESS=f"{LIMIT}/hour",
                         RAGOPS_RATE_LIMIT_GLOBAL="100000/hour")
         services, urls = [], []
@@ -97,7 +102,7 @@ def replicas(request, pg_base, redis_base, tmp_path_factory, embedder):
             for service, url in zip(services, urls):
                 wait_for(f"{service.name} to answer /readyz", lambda: _ready(url), 300, interval=1.0,
                          alive=service.check_alive)
-            yield Replicas(urls, registry_url, settings)
+            yield Replicas(urls, registry_url, settings, desk_key)
         finally:
             for service in services:
                 service.stop()
@@ -106,19 +111,19 @@ def replicas(request, pg_base, redis_base, tmp_path_factory, embedder):
 def test_one_user_gets_the_same_variant_from_both_replicas(replicas):
     from ragops.registry import Registry
     from ragops.registry.db import live_index_version
-    from ragops.releases import bucket, create_release
+    from ragops.releases import bucket, create_release, routing_key
     from ragops.rollout.machine import Rollout
     from ragops.rollout.probe import canary_users
 
     prefix = f"replica-user-{uuid.uuid4().hex[:8]}"
-    canary = canary_users(50.0, 3, prefix=prefix)
-    stable = [u for u in (f"{prefix}-s{i}" for i in range(200)) if bucket(u) >= 5000][:3]
+    canary = canary_users(50.0, 3, prefix=prefix, key="support-desk")
+    stable = [u for u in (f"{prefix}-s{i}" for i in range(200)) if bucket(routing_key("key:support-desk", u)) >= 5000][:3]
     address = fresh_address()
     clients = [replicas.client(url, address) for url in replicas.urls]
 
     def variants(user: str) -> list[tuple[str, str]]:
-        replies = [c.post("/v1/search", json={"question": "how do replicas share limits?", "user_id": user})
-                   for c in clients]
+        replies = [c.post("/v1/search", json={"question": "how do replicas share limits?", "user_id": user},
+                          headers={"X-API-Key": replicas.desk_key}) for c in clients]
         assert all(r.status_code == 200 for r in replies), [r.text for r in replies]
         return [(r.json()["variant"], r.json()["request_id"]) for r in replies]
 

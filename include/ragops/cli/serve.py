@@ -35,7 +35,8 @@ def ask(args):
     events = EventWriter(service.registry, spool=settings.event_spool_path)
     events.record("request", **request_event(os.urandom(8).hex(), "cli.ask", user, result.status, result.latency_ms,
                                              variant=result.variant, release_id=result.release_id,
-                                             fallback=result.fallback, chunk_ids=result.chunk_ids))
+                                             fallback=result.fallback, chunk_ids=result.chunk_ids,
+                                             verified=True))  # whoever runs the CLI holds the registry's credentials
     events.close()
     payload = result.to_dict()
     human = result.answer + "".join(f"\n  [{c['n']}] {c['doc_uri']}" for c in result.citations)

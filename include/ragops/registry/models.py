@@ -173,6 +173,8 @@ class RequestEvent(Base):
     error: Mapped[str | None] = mapped_column(String(256), nullable=True)
     chunk_ids: Mapped[list] = mapped_column(JSON, default=list)
     synthetic: Mapped[bool] = mapped_column(Boolean, default=False)  # probe traffic, a stratum of its own in the gate
+    # the caller proved who it is (an API key); RAGOPS_ROLLOUT_ANONYMOUS says what the gate makes of the others
+    verified: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class McpAccessLog(Base):

@@ -38,6 +38,13 @@ class Rollout:
         return "stable", self.stable
 
 
+def routing_key(identity: str, user_id: str | None = None) -> str:
+    """The key a caller is routed by: its verified identity (`key:<name>`, `session:<id>` or
+    `addr:<address>`), sub-keyed by the `user_id` it names only when the identity is an API key that fronts many users.
+    Anyone else's `user_id` would let the caller pick its variant."""
+    return f"{identity}\0{user_id}" if user_id and identity.startswith("key:") else identity
+
+
 def bucket(user_key: str) -> int:
     return int.from_bytes(hashlib.sha256(user_key.encode()).digest()[:8], "big") % 10_000
 

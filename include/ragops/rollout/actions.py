@@ -28,7 +28,10 @@ def act(settings: Settings, action: str, *, actor: str, release: str | None = No
     if decision.decision == "hold" and probe_requests and decision.evidence.get("needs_traffic"):
         from ragops.rollout.probe import send_probes
 
-        key = settings.api_key.get_secret_value() if settings.api_key else None
-        sent = send_probes(settings.public_url, decision.to_percent, probe_requests, api_key=key)
+        if settings.probe_api_key is None:  # without the probe credential, probes would count as real users
+            raise RolloutError("probes need the probe key's secret in RAGOPS_PROBE_API_KEY (issue it with "
+                               f"`ragops keys issue {settings.probe_key}`); the gate's decision is recorded")
+        sent = send_probes(settings.public_url, decision.to_percent, probe_requests,
+                           settings.probe_api_key.get_secret_value(), key=settings.probe_key)
         return decision.to_dict() | {"probes": sent}
     return decision.to_dict()

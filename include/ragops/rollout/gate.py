@@ -22,6 +22,7 @@ clustered by question, and they never count toward `min_users` or `min_requests`
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -78,10 +79,14 @@ class Analysis:
     evidence: dict
 
 
-def samples_from_events(events: list[dict]) -> tuple[Sample, Sample]:
+def samples_from_events(events: list[dict], anonymous: str = "exclude", per_address: int = 5) -> tuple[Sample, Sample]:
     """(stable, canary) from request events (dicts with variant, user_hash, status, fallback, latency_ms, synthetic,
-    and `stratum`: the stage in force when the request was served, any sortable label)."""
-    served = [e for e in events if e["status"] != 429]
+    `verified`, and `stratum`: the stage in force when the request was served, any sortable label), oldest first.
+
+    Events of callers without an API key (`verified` false) count as `anonymous` says: `exclude`, not at all, or
+    `address`, each address (their user_hash) one user with its first `per_address` requests. Events without
+    `verified` (simulations) count as verified."""
+    served = _counted([e for e in events if e["status"] != 429], anonymous, per_address)
     strata = np.unique([e.get("stratum") or 0 for e in served], return_inverse=True)[1] if served else np.zeros(0, int)
     _, codes = np.unique(np.array([e.get("user_hash") or "" for e in served], dtype=object).astype(str),
                          return_inverse=True)
@@ -97,6 +102,22 @@ def samples_from_events(events: list[dict]) -> tuple[Sample, Sample]:
                       strata[m])
 
     return take("stable"), take("canary")
+
+
+def _counted(events: list[dict], anonymous: str, per_address: int) -> list[dict]:
+    """The events the gate may count: anyone can send anonymous requests, as many as the address limit allows, and
+    choose their questions, so anonymous traffic weighs at most `per_address` requests per address, or nothing."""
+    if anonymous not in ("exclude", "address"):
+        raise ValueError(f"RAGOPS_ROLLOUT_ANONYMOUS must be exclude or address, not {anonymous!r}")
+    seen: Counter = Counter()
+    counted = []
+    for e in events:
+        if not e.get("verified", True):
+            seen[e.get("user_hash")] += 1
+            if anonymous == "exclude" or seen[e.get("user_hash")] > per_address:
+                continue
+        counted.append(e)
+    return counted
 
 
 def summary(sample: Sample) -> dict:

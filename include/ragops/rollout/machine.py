@@ -126,7 +126,8 @@ class Rollout:
                             .order_by(EvalRun.id.desc()).limit(1)).first()
             evaluation = {"run_id": run.id, "regressed": run.status == "regressed",
                           "baseline_run_id": (run.comparison or {}).get("baseline_run_id")} if run else None
-        stable, canary = samples_from_events(self._events(since, now + timedelta(seconds=1)))
+        stable, canary = samples_from_events(self._events(since, now + timedelta(seconds=1)),
+                                             self.settings.rollout_anonymous, self.settings.rollout_anonymous_cap)
         analysis = analyze(stable, canary, evaluation, self.policy)
         verdict, reasons, evidence = analysis.verdict, analysis.reasons, analysis.evidence
         window = timedelta(minutes=self.settings.rollout_min_window_minutes)
@@ -205,18 +206,20 @@ class Rollout:
             return previous.id if previous else None
 
     def _events(self, start: datetime, end: datetime) -> list[dict]:
-        """Request events with `stratum`: the stage in force when each was served (the gate compares within stages)."""
+        """Request events, oldest first, with `stratum`: the stage in force when each was served (the gate compares
+        within stages)."""
         columns = (RequestEvent.variant, RequestEvent.user_hash, RequestEvent.status, RequestEvent.fallback,
-                   RequestEvent.latency_ms, RequestEvent.synthetic, RequestEvent.ts)
+                   RequestEvent.latency_ms, RequestEvent.synthetic, RequestEvent.verified, RequestEvent.ts)
         with self.registry.session() as s:
             rows = s.execute(select(*columns).where(RequestEvent.ts >= start, RequestEvent.ts < end,
-                                                    RequestEvent.variant.in_(("stable", "canary")))).all()
+                                                    RequestEvent.variant.in_(("stable", "canary")))
+                             .order_by(RequestEvent.ts, RequestEvent.id)).all()
             changes = s.scalars(select(RolloutDecision.ts).where(RolloutDecision.ts >= start, RolloutDecision.ts < end,
                                                                  RolloutDecision.decision == "promote")
                                 .order_by(RolloutDecision.ts)).all()
         changes = [_aware(t) for t in changes]
-        names = ("variant", "user_hash", "status", "fallback", "latency_ms", "synthetic")
-        return [dict(zip(names, r[:6]), stratum=bisect_right(changes, _aware(r[6]))) for r in rows]
+        names = ("variant", "user_hash", "status", "fallback", "latency_ms", "synthetic", "verified")
+        return [dict(zip(names, r[:7]), stratum=bisect_right(changes, _aware(r[7]))) for r in rows]
 
     def _set_status(self, status: str, decision: str, actor: str, expect: tuple, restart_window: bool = False) -> Decision:
         with self.registry.session() as s:

@@ -1,15 +1,18 @@
 """The request event: one builder for the serving app and `ragops ask`, marking the gate's probe traffic."""
 
-from ragops.monitoring.events import PROBE_PREFIX, request_event
+from ragops.monitoring.events import request_event
 from ragops.notify.blocks import rollout_decision
 from ragops.releases import hash_user
 
 
-def test_the_request_event_hashes_the_user_and_marks_probes():
+def test_the_request_event_hashes_the_user_and_marks_probes_only_as_told():
     row = request_event("r1", "/v1/ask", "ann", 200, 12.5, variant="canary", release_id=3, chunk_ids=["c1"])
     assert row["user_hash"] == hash_user("ann") and "ann" not in str(row)
-    assert row["synthetic"] is False and row["variant"] == "canary" and row["chunk_ids"] == ["c1"]
-    assert request_event("r2", "/v1/ask", f"{PROBE_PREFIX}ab-1", 200, 9.0)["synthetic"] is True
+    assert row["synthetic"] is False and row["verified"] is False
+    assert row["variant"] == "canary" and row["chunk_ids"] == ["c1"]
+    assert request_event("r2", "/v1/ask", "ragops-probe:ab-1", 200, 9.0)["synthetic"] is False  # a name proves nothing
+    probe = request_event("r3", "/v1/ask", "key:ragops-probe\0q1", 200, 9.0, verified=True, synthetic=True)
+    assert probe["synthetic"] is True and probe["verified"] is True
 
 
 def test_a_decision_posts_what_was_ruled_out():

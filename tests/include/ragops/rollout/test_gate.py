@@ -226,9 +226,33 @@ def test_probes_alone_never_promote():
 
 
 def test_probe_users_are_one_per_question_and_side():
+    """Probe users are users the probe key fronts: they land where the router puts that key and user id."""
     from ragops.rollout.probe import probe_user
-    from ragops.releases import bucket
+    from ragops.releases import bucket, routing_key
+
+    def routed(user):
+        return bucket(routing_key("key:ragops-probe", user))
+
     a, b = probe_user("What is a canary?", 10, True), probe_user("What is a canary?", 10, True)
-    assert a == b and a.startswith("ragops-probe:") and bucket(a) < 10 * 100
-    assert probe_user("What is a canary?", 10, False) != a and bucket(probe_user("What is a canary?", 10, False)) >= 1000
+    assert a == b and routed(a) < 10 * 100
+    assert probe_user("What is a canary?", 10, False) != a and routed(probe_user("What is a canary?", 10, False)) >= 1000
     assert probe_user("Another question?", 10, True) != a
+    other = probe_user("What is a canary?", 10, True, key="other-probe")  # RAGOPS_PROBE_KEY may name another key
+    assert bucket(routing_key("key:other-probe", other)) < 10 * 100
+
+
+def test_anonymous_events_count_as_the_policy_says():
+    """Verified callers always count; anonymous ones not at all by default, or one user per address, capped."""
+    def event(user, verified, fallback=None):
+        return {"variant": "canary", "user_hash": user, "status": 200, "fallback": fallback, "latency_ms": 10.0,
+                "verified": verified}
+
+    events = [event("key-user", True)] + [event("addr-a", False, "no_results") for _ in range(40)] + [
+        event("addr-b", False) for _ in range(2)]
+    _, canary = samples_from_events(events)
+    assert len(canary) == 1 and not canary.fallbacks.any()  # exclude: the 42 anonymous requests weigh nothing
+    _, capped = samples_from_events(events, "address", per_address=5)
+    assert len(capped) == 1 + 5 + 2 and len(set(capped.users)) == 3  # each address one user, its first 5 requests
+    assert capped.fallbacks.sum() == 5
+    with pytest.raises(ValueError, match="exclude or address"):
+        samples_from_events(events, "everyone")

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import select
 
 from ragops.answer.pipeline import AnswerService
@@ -38,18 +39,23 @@ class InjectedLatency(AnswerService):
 
 @pytest.fixture
 def platform(settings, embedder, tmp_path):
-    """A copy of the docs corpus indexed, and the real app routing users."""
+    """A copy of the docs corpus indexed, and the real app routing users. Users come through the API key of a
+    support desk that fronts them (the gate counts only verified callers by default); the client sends that key."""
     from fastapi.testclient import TestClient
 
+    from ragops.audit.apikeys import issue
     from serving.app import create_app
 
     corpus = tmp_path / "docs"
     shutil.copytree(DOCS, corpus)
-    cfg = settings.model_copy(update={"source": corpus.as_uri()} | LENIENT)
+    desk, _ = issue(tmp_path / "keys.yaml", "support-desk")
+    probe, _ = issue(tmp_path / "keys.yaml", "ragops-probe")
+    cfg = settings.model_copy(update={"source": corpus.as_uri(), "api_keys": tmp_path / "keys.yaml",
+                                      "probe_api_key": SecretStr(probe)} | LENIENT)
     Refresher(cfg, embedder=embedder).run()
     service = InjectedLatency(cfg, embedder=embedder, rollout_ttl_s=0)  # the router re-reads the state every request
     service.latency_ms = {"stable": 25.0, "canary": 25.0}
-    client = TestClient(create_app(cfg, service=service))
+    client = TestClient(create_app(cfg, service=service), headers={"X-API-Key": desk})
     client.__enter__()
     yield cfg, client, service
     client.__exit__(None, None, None)
@@ -62,7 +68,8 @@ def good_candidate(cfg, service):
 def traffic(client, percent, canary=110, stable=30):
     """Users in the canary share and outside it ask real questions; returns the variants they were served."""
     seen = {}
-    users = canary_users(percent, canary, prefix=f"c{percent}") + [f"s{percent}-{i}" for i in range(stable)]
+    users = (canary_users(percent, canary, prefix=f"c{percent}", key="support-desk")
+             + [f"s{percent}-{i}" for i in range(stable)])
     for user in users:
         reply = client.post("/v1/ask", json={"question": "What happens when a refresh would delete many documents?",
                                               "user_id": user})
@@ -151,7 +158,8 @@ def test_low_traffic_holds_and_probes_alone_never_promote(platform):
     assert machine.status()["percent"] == 10
     from ragops.rollout.probe import send_probes
 
-    sent = send_probes("", 10, 110, client=client)  # test-set questions to each variant, one user per question
+    probe_key = cfg.probe_api_key.get_secret_value()  # test-set questions to each variant, one user per question
+    sent = send_probes("", 10, 110, probe_key, client=client)
     assert sent == {"sent": 220, "statuses": {200: 220}}
     client.app.state.events.flush()
     held = machine.step()
