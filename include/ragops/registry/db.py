@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+import fcntl
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import create_engine, event, select
-from sqlalchemy.engine import Engine
+from sqlalchemy import create_engine, event, func, select
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DatabaseError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -15,6 +16,7 @@ from ragops.errors import FirstRefreshPending, StoreUnavailable
 from ragops.logs import quiet_libraries
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+MIGRATION_LOCK_ID = 0x7261676F70  # the PostgreSQL advisory lock key that serialises migrations ("ragop")
 
 
 class Registry:
@@ -45,13 +47,31 @@ class Registry:
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
         try:
-            with self.engine.begin() as connection:
+            with self._migrating() as connection:
                 cfg.attributes["connection"] = connection
                 command.upgrade(cfg, "head")
         except DBAPIError as exc:
             if not unreadable(exc):
                 raise
             raise StoreUnavailable(f"the registry at {self.safe_url} cannot be read: {exc.orig}") from exc
+
+    @contextmanager
+    def _migrating(self) -> Iterator[Connection]:
+        """A transaction that no other process migrates alongside, held until it commits.
+
+        Two first refreshes on an empty database would otherwise both create the tables, and the loser fail with
+        "table documents already exists" (or a duplicate alembic_version row) and raise a false alert; the waiter
+        finds the schema at head and changes nothing. PostgreSQL takes a transaction-scoped advisory lock, SQLite
+        an flock on a file beside the database.
+        """
+        with ExitStack() as stack:
+            database = self.engine.url.database
+            if self.engine.dialect.name == "sqlite" and database and database != ":memory:":
+                fcntl.flock(stack.enter_context(open(f"{database}.migrate.lock", "a")), fcntl.LOCK_EX)
+            connection = stack.enter_context(self.engine.begin())
+            if connection.dialect.name == "postgresql":
+                connection.execute(select(func.pg_advisory_xact_lock(MIGRATION_LOCK_ID)))
+            yield connection
 
     @property
     def safe_url(self) -> str:
