@@ -9,10 +9,12 @@ from typing import Iterator
 
 from sqlalchemy import create_engine, event, func, select
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DatabaseError, DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import (ArgumentError, DatabaseError, DBAPIError, InterfaceError, NoSuchModuleError,
+                            OperationalError)
 from sqlalchemy.orm import Session, sessionmaker
 
-from ragops.errors import FirstRefreshPending, StoreUnavailable
+from ragops.config import mask_url
+from ragops.errors import ConfigError, FirstRefreshPending, StoreUnavailable
 from ragops.logs import quiet_libraries
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -31,7 +33,11 @@ class Registry:
             connect_args["connect_timeout"] = 10
             if statement_timeout_s:
                 connect_args["options"] = f"-c statement_timeout={int(statement_timeout_s * 1000)}"
-        self.engine: Engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+        try:
+            self.engine: Engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+        except (ArgumentError, NoSuchModuleError, ValueError) as exc:  # ValueError: a port that is not a number
+            raise ConfigError(f"the registry URL {mask_url(url)} cannot be used ({exc}); set RAGOPS_DATABASE_URL to "
+                              "postgresql+psycopg://user:password@host:5432/name, or unset it for SQLite") from exc
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -75,7 +81,7 @@ class Registry:
 
     @property
     def safe_url(self) -> str:
-        return self.engine.url.render_as_string(hide_password=True)
+        return mask_url(self.url)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
