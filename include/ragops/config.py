@@ -15,6 +15,7 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 MASK = "***"
 # query or fragment parameters that carry a credential (token, api_key, access_token, X-Amz-Signature, sig, ...)
 _SECRET_PARAM = re.compile(r"token|key|pass|pwd|secret|signature|^sig$|auth|credential|session", re.IGNORECASE)
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
 
 
 class Settings(BaseSettings):
@@ -203,6 +204,11 @@ def mask_url(url: str) -> str:
     query = f"?{_mask_params(parts.query)}" if parts.query else ""
     fragment = f"#{_mask_params(parts.fragment)}" if parts.fragment else ""
     return f"{scheme}{authority}{parts.path}{query}{fragment}"
+
+
+def mask_urls(text: str) -> str:
+    """`text` (an exception's message, say) with every URL in it masked as `mask_url` does."""
+    return _URL_IN_TEXT.sub(lambda match: mask_url(match.group()), text)
 
 
 def _mask_params(params: str) -> str:
