@@ -170,20 +170,21 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
                 await anyio.to_thread.run_sync(svc.rollout, abandon_on_cancel=True)
         except TimeoutError:
             raise StoreUnavailable(f"the registry did not answer within {settings.store_timeout_s:g} s") from None
-        result, payload = await operation(svc, body.question, caller.route, body.k)
+        result, payload = await operation(svc, body.question, caller.route, body.k, request.state.request_id)
         record(request.state.request_id, endpoint, result.status, result.latency_ms, variant=result.variant,
-               release_id=result.release_id, fallback=result.fallback, chunk_ids=result.chunk_ids, caller=caller)
+               release_id=result.release_id, fallback=result.fallback, error=result.error, chunk_ids=result.chunk_ids,
+               caller=caller)
         payload = payload | {"request_id": request.state.request_id}
         if result.status >= 400:
             payload["error"] = {"code": result.fallback, "message": result.answer}
         headers = (decision.headers() if decision else {}) | _session_header(caller)
         return JSONResponse(payload, status_code=result.status, headers=headers)
 
-    async def ask_op(svc: AnswerService, question: str, user: str, k: int | None):
-        result = await svc.ask(question, user_key=user, k=k)
+    async def ask_op(svc: AnswerService, question: str, user: str, k: int | None, request_id: str):
+        result = await svc.ask(question, user_key=user, k=k, reference=request_id)
         return result, result.to_dict()
 
-    async def search_op(svc: AnswerService, question: str, user: str, k: int | None):
+    async def search_op(svc: AnswerService, question: str, user: str, k: int | None, _request_id: str):
         result: AnswerResult = await svc.search(question, user_key=user, k=k)
         return result, {"results": [h.to_dict() for h in result.hits] if not result.fallback else [],
                         "fallback": result.fallback, "message": result.answer or None, "variant": result.variant,

@@ -7,6 +7,7 @@ RAGOPS_REGISTRY_RETRY_S). Readiness means search can be served; a language model
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Callable
@@ -16,8 +17,10 @@ import httpx
 from sqlalchemy import text
 
 from ragops.answer.pipeline import AnswerService
-from ragops.config import Settings
+from ragops.config import Settings, mask_urls
 from ragops.errors import StoreUnavailable
+
+log = logging.getLogger(__name__)
 
 
 class Backend:
@@ -54,11 +57,15 @@ class Backend:
 
 class Readiness:
     """/readyz: registry and index must serve a real search; the LLM is reported, and only degrades. Cached for
-    `ttl_s`, so a flood of probes costs one search a second."""
+    `ttl_s`, so a flood of probes costs one search a second.
+
+    /readyz answers anyone, so its body is the verdict and the names of the failing checks only; what failed (file
+    paths, a library's source location, the database's host and port) goes to the log, once per change."""
 
     def __init__(self, backend: Backend, settings: Settings, ttl_s: float = 1.0):
         self.backend, self.settings, self.ttl_s = backend, settings, ttl_s
         self._cached: tuple[float, dict] | None = None
+        self._logged: dict[str, str] = {}
 
     async def __call__(self) -> dict:
         cached = self._cached
@@ -69,8 +76,21 @@ class Readiness:
                 result = await anyio.to_thread.run_sync(self.check, abandon_on_cancel=True)
         except TimeoutError:
             result = _verdict({"registry": {"ok": False, "error": "the readiness checks did not finish in time"}})
-        self._cached = (time.monotonic(), result)
-        return result
+        self._log(result)
+        body = {key: result[key] for key in ("ready", "not_ready", "degraded")}
+        self._cached = (time.monotonic(), body)
+        return body
+
+    def _log(self, verdict: dict) -> None:
+        failing = {name: mask_urls(str(check.get("error") or check)) for name, check in verdict["checks"].items()
+                   if not check["ok"]}
+        for name, detail in failing.items():
+            if self._logged.get(name) != detail:
+                state = "not ready" if name in verdict["not_ready"] else "degraded"
+                log.warning("readiness: %s %s: %s", name, state, detail)
+        if self._logged and not failing:
+            log.info("readiness: every check passes again")
+        self._logged = failing
 
     def forget(self) -> None:
         self._cached = None

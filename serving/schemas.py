@@ -64,7 +64,8 @@ class ErrorBody(BaseModel):
 
 
 class Readiness(BaseModel):
+    """Codes only: /readyz answers anyone, so what failed is in the service's log, not here."""
+
     ready: bool = Field(description="search can be served (registry and index)")
-    checks: dict[str, dict]
-    not_ready: list[str]
+    not_ready: list[str] = Field(description="the required checks that fail: registry, index")
     degraded: list[str] = Field(description="optional dependencies that are down (the LLM): answers fall back")

@@ -45,7 +45,8 @@ def gather(report) -> None:
 
 
 def write() -> None:
-    """Rewrite docs/reliability.md, only after a run of the whole matrix."""
+    """Rewrite the matrix of docs/reliability.md, only after a run of the whole matrix; the sections after it (written
+    by hand: the attacks tried and their outcomes) are kept."""
     cells = list(_cells.values())
     every_file = {p.name for p in TESTS.glob("test_*.py")} <= _files
     if not cells or not every_file or any(c.passed is None and not c.observed.startswith("skipped") for c in cells):
@@ -60,4 +61,10 @@ def write() -> None:
     for c in cells:
         verdict = "pass" if c.passed else "skipped" if c.passed is None else "**FAIL**"
         lines.append(f"| {c.dependency} | {c.fault} | {c.observed.replace('|', '/')} | {verdict} |")
-    DOC.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    DOC.write_text("\n".join(lines) + "\n" + _sections_after_the_matrix(), encoding="utf-8")
+
+
+def _sections_after_the_matrix() -> str:
+    text = DOC.read_text(encoding="utf-8") if DOC.exists() else ""
+    start = text.find("\n## ")
+    return "" if start < 0 else text[start:]

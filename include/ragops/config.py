@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+MASK = "***"
+# query or fragment parameters that carry a credential (token, api_key, access_token, X-Amz-Signature, sig, ...)
+_SECRET_PARAM = re.compile(r"token|key|pass|pwd|secret|signature|^sig$|auth|credential|session", re.IGNORECASE)
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
 
 
 class Settings(BaseSettings):
@@ -201,3 +207,42 @@ class Settings(BaseSettings):
     def ensure_home(self) -> Path:
         self.home.mkdir(parents=True, exist_ok=True)
         return self.home
+
+
+def mask_url(url: str) -> str:
+    """`url` as it may be shown or stored: a userinfo password and every credential-like query or fragment parameter
+    replaced by ***; user, host, port and path stay, so the operator still sees which service is meant.
+
+    Configured URLs (MCP tools, the registry, model endpoints) can carry credentials; this is the one place that
+    takes them out. Malformed input is masked as far as it can be read, never passed through whole.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unbalanced [ in the host: nothing in it can be trusted to be harmless
+        return MASK
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        user, has_password, _ = userinfo.partition(":")
+        netloc = f"{user}:{MASK}@{host}" if has_password else f"{userinfo}@{host}"
+    elif "@" in url:  # no authority (no "//"): e.g. user:password@host, which reads as a scheme and a path
+        return f"{MASK}@{url.rpartition('@')[2]}"
+    # spelled out, not urlunsplit, which drops an empty authority: sqlite:////abs/path must stay as it was
+    scheme = f"{parts.scheme}:" if parts.scheme else ""
+    authority = f"//{netloc}" if url[len(scheme):].startswith("//") else ""
+    query = f"?{_mask_params(parts.query)}" if parts.query else ""
+    fragment = f"#{_mask_params(parts.fragment)}" if parts.fragment else ""
+    return f"{scheme}{authority}{parts.path}{query}{fragment}"
+
+
+def mask_urls(text: str) -> str:
+    """`text` (an exception's message, say) with every URL in it masked as `mask_url` does."""
+    return _URL_IN_TEXT.sub(lambda match: mask_url(match.group()), text)
+
+
+def _mask_params(params: str) -> str:
+    def one(param: str) -> str:
+        name, has_value, _ = param.partition("=")
+        return f"{name}={MASK}" if has_value and _SECRET_PARAM.search(unquote(name)) else param
+
+    return "&".join(one(param) for param in params.split("&")) if params else params

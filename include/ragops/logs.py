@@ -13,6 +13,8 @@ CHATTY = {
     "great_expectations.data_context.types.base": logging.WARNING,  # set to INFO by GX itself as it loads
     "alembic.runtime.migration": logging.WARNING,  # "Context impl SQLiteImpl." each time the registry is opened
     "absl": logging.WARNING,  # rouge_score's "Using default tokenizer." once per evaluated question
+    "httpx": logging.WARNING,  # "HTTP Request: POST <URL>" per call to a model endpoint, credentials included
+    "httpx2": logging.WARNING,  # the MCP client's "HTTP Request: POST <URL>" per call, with any credentials in the URL
 }
 
 

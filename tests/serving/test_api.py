@@ -47,7 +47,7 @@ def test_health_readiness_and_metrics(make_client):
     client = make_client()
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["checks"]["index"]["chunks"] > 0
+    assert ready.status_code == 200 and ready.json() == {"ready": True, "not_ready": [], "degraded": []}
     client.post("/v1/search", json={"question": "guards"})
     text = client.get("/metrics").text
     assert 'ragops_requests_total{endpoint="/v1/search",status="200"} 1.0' in text

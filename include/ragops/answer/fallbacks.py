@@ -14,7 +14,10 @@ class Fallback:
 
 NO_RESULTS = Fallback("no_results", 200, "No matching information was found in the knowledge base for your question. "
                       "Try rephrasing it or using other keywords.")
-TOOL_FAILED = Fallback("tool_failed", 200, "{detail}. Please try again shortly.")
+# The tool's own error text is never shown: it may carry internals (hosts, paths, a server's stack); the request id
+# is the reference under which the cause is logged and stored with the request event.
+TOOL_FAILED = Fallback("tool_failed", 200, "The assistant could not use the tool {tool!r} right now (reference "
+                       "{reference}). Please try again shortly.")
 LLM_UNAVAILABLE = Fallback("llm_unavailable", 503, "The assistant's language model is down for maintenance right now, "
                            "so no answer could be written. Please try again later.")
 RATE_LIMITED = Fallback("rate_limited", 429, "Too many requests. Please wait {retry_after} seconds and try again.")

@@ -8,6 +8,7 @@ import time
 import anyio
 from typing import Callable, Protocol
 
+from ragops.config import mask_urls
 from ragops.errors import LLMUnavailable
 
 
@@ -85,7 +86,8 @@ class OpenAIChatModel:
             raise LLMUnavailable(f"the language model did not answer within {self.deadline_s:g} s") from None
         except (openai.APIError, ValueError, TypeError, AttributeError, IndexError) as exc:
             self.breaker.failure()
-            raise LLMUnavailable(f"the language model call failed: {type(exc).__name__}: {str(exc)[:200]}") from exc
+            raise LLMUnavailable(f"the language model call failed: {type(exc).__name__}: {mask_urls(str(exc))[:200]}") \
+                from exc
         except LLMUnavailable:
             self.breaker.failure()
             raise

@@ -87,7 +87,8 @@ def load_contracts(path: Path | None, configs: list[ToolConfig]) -> dict[tuple[s
         where = f"{path}: tools[{i}]"
         if not isinstance(entry, dict) or not isinstance(entry.get("tool"), str):
             raise ConfigError(f"{where} needs a `tool` name")
-        matching = [c for c in configs if c.tool == entry["tool"] and entry.get("server") in (None, c.url)]
+        server = entry.get("server")  # as configured, or as shown (credentials masked)
+        matching = [c for c in configs if c.tool == entry["tool"] and server in (None, c.url, c.connect_url)]
         if not matching:
             raise ConfigError(f"{where}: {entry['tool']!r} is not a connected tool (RAGOPS_MCP_TOOLS)")
         expect = _expect(entry.get("expect") or {}, where)

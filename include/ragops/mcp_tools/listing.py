@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from ragops.mcp_client import ToolConfig, open_session
+from ragops.mcp_client import ToolConfig, failure, open_session
 from ragops.mcp_tools.definitions import canonical
 
 MAX_PAGES = 20  # a server that paginates forever is a broken server, not a reason to hang
@@ -53,7 +53,7 @@ async def list_definitions(configs: list[ToolConfig]) -> dict[tuple[str, str], L
     """Each configured tool's live definition; servers are listed concurrently, once each."""
     servers: dict[tuple[str, str | None], list[ToolConfig]] = {}
     for config in configs:
-        servers.setdefault((config.url, config.token), []).append(config)
+        servers.setdefault((config.connect_url, config.token), []).append(config)
     out: dict[tuple[str, str], Listed] = {}
 
     async def one(url: str, token: str | None, group: list[ToolConfig]) -> None:
@@ -64,7 +64,7 @@ async def list_definitions(configs: list[ToolConfig]) -> dict[tuple[str, str], L
             out.update({c.key: Listed(down=reason) for c in group})
             return
         except Exception as exc:  # noqa: BLE001 - refused, TLS, HTTP and protocol errors all mean "down"
-            out.update({c.key: Listed(down=f"{type(exc).__name__}: {str(exc)[:200]}") for c in group})
+            out.update({c.key: Listed(down=failure(exc)) for c in group})
             return
         out.update({c.key: Listed(definitions=listed.get(c.tool, [])) for c in group})
 

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import numpy as np
 
+from ragops.config import mask_url
 from ragops.errors import EmbeddingModelError
 
 PROTOCOLS = ("openai", "tei")
@@ -35,7 +36,7 @@ PROTOCOLS = ("openai", "tei")
 _REMOTE_NAME = re.compile(r"^(?P<model>.*)@(?P<protocol>openai|tei)\+(?P<base>https?://\S+)$")
 
 
-def _without_userinfo(url: str, replacement: str | None) -> str:
+def _without_userinfo(url: str) -> str:
     parts = urlsplit(url)
     if parts.username is None and parts.password is None:
         return url
@@ -43,19 +44,13 @@ def _without_userinfo(url: str, replacement: str | None) -> str:
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
     netloc = host + (f":{parts.port}" if parts.port else "")
-    if replacement is not None:
-        netloc = f"{replacement}@{netloc}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-def mask_url(url: str) -> str:
-    """The URL as errors and logs show it: any user or password replaced by `***`."""
-    return _without_userinfo(url, "***")
-
-
 def endpoint_identity(url: str) -> str:
-    """The endpoint as it is recorded in model names: no credentials, no trailing slash."""
-    return _without_userinfo(url.strip(), None).rstrip("/")
+    """The endpoint as it is recorded in model names: no user, no credentials (masked parameters), no trailing
+    slash."""
+    return _without_userinfo(mask_url(url.strip())).rstrip("/")
 
 
 def remote_name(model: str, protocol: str, base_url: str) -> str:

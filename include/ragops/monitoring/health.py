@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import httpx
 from sqlalchemy import text
 
-from ragops.config import Settings
+from ragops.config import Settings, mask_urls
 from ragops.registry import Registry
 from ragops.registry.db import live_index_version
 from ragops.registry.models import ComponentState, HealthCheck
@@ -66,7 +66,7 @@ def _timed(component: str, check) -> Probe:
     try:
         ok, detail = check()
     except Exception as exc:  # noqa: BLE001 - a probe reports any failure as "down", with its text
-        ok, detail = False, f"{type(exc).__name__}: {str(exc)[:300]}"
+        ok, detail = False, f"{type(exc).__name__}: {mask_urls(str(exc))[:300]}"
     return Probe(component, ok, round((time.perf_counter() - started) * 1000, 2), detail)
 
 

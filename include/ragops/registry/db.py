@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+import fcntl
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import create_engine, event, select
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DatabaseError, DBAPIError, InterfaceError, OperationalError
+from sqlalchemy import create_engine, event, func, select
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import (ArgumentError, DatabaseError, DBAPIError, InterfaceError, NoSuchModuleError,
+                            OperationalError)
 from sqlalchemy.orm import Session, sessionmaker
 
-from ragops.errors import FirstRefreshPending, StoreUnavailable
+from ragops.config import mask_url
+from ragops.errors import ConfigError, FirstRefreshPending, StoreUnavailable
 from ragops.logs import quiet_libraries
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+MIGRATION_LOCK_ID = 0x7261676F70  # the PostgreSQL advisory lock key that serialises migrations ("ragop")
 
 
 class Registry:
@@ -29,7 +33,11 @@ class Registry:
             connect_args["connect_timeout"] = 10
             if statement_timeout_s:
                 connect_args["options"] = f"-c statement_timeout={int(statement_timeout_s * 1000)}"
-        self.engine: Engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+        try:
+            self.engine: Engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+        except (ArgumentError, NoSuchModuleError, ValueError) as exc:  # ValueError: a port that is not a number
+            raise ConfigError(f"the registry URL {mask_url(url)} cannot be used ({exc}); set RAGOPS_DATABASE_URL to "
+                              "postgresql+psycopg://user:password@host:5432/name, or unset it for SQLite") from exc
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -45,7 +53,7 @@ class Registry:
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
         try:
-            with self.engine.begin() as connection:
+            with self._migrating() as connection:
                 cfg.attributes["connection"] = connection
                 command.upgrade(cfg, "head")
         except DBAPIError as exc:
@@ -53,9 +61,27 @@ class Registry:
                 raise
             raise StoreUnavailable(f"the registry at {self.safe_url} cannot be read: {exc.orig}") from exc
 
+    @contextmanager
+    def _migrating(self) -> Iterator[Connection]:
+        """A transaction that no other process migrates alongside, held until it commits.
+
+        Two first refreshes on an empty database would otherwise both create the tables, and the loser fail with
+        "table documents already exists" (or a duplicate alembic_version row) and raise a false alert; the waiter
+        finds the schema at head and changes nothing. PostgreSQL takes a transaction-scoped advisory lock, SQLite
+        an flock on a file beside the database.
+        """
+        with ExitStack() as stack:
+            database = self.engine.url.database
+            if self.engine.dialect.name == "sqlite" and database and database != ":memory:":
+                fcntl.flock(stack.enter_context(open(f"{database}.migrate.lock", "a")), fcntl.LOCK_EX)
+            connection = stack.enter_context(self.engine.begin())
+            if connection.dialect.name == "postgresql":
+                connection.execute(select(func.pg_advisory_xact_lock(MIGRATION_LOCK_ID)))
+            yield connection
+
     @property
     def safe_url(self) -> str:
-        return self.engine.url.render_as_string(hide_password=True)
+        return mask_url(self.url)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

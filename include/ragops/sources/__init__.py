@@ -1,9 +1,9 @@
 """List and read documents through fsspec; the URI scheme decides the filesystem (file, s3, gs, http...).
 
 A source is confined to its root. Only regular files whose real path lies inside the root are read; symlinks that
-leave it, FIFOs, devices, sockets and anything over the size limit are *refused*: listed with a reason and an empty
-content, never opened for reading. Sizes are checked before reading, and every read is bounded by the limit, so
-memory does not grow with the size of any one file.
+leave it, hard links (a local file with more than one name), FIFOs, devices, sockets and anything over the size
+limit are *refused*: listed with a reason and an empty content, never read. Sizes are checked before reading,
+and every read is bounded by the limit, so memory does not grow with the size of any one file.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 A document is read only when its real path is inside the real root and it is a regular file: stat first, then an
 open that follows no final symlink and never blocks (a FIFO or a device would), then the opened file is checked
 again (type, identity, real path) so a file swapped for a link in between is refused too.
+
+A hard link is a regular file whose other names may lie anywhere on the same filesystem, and nothing short of
+walking that filesystem can prove them inside the root; so every regular file with more than one name is refused.
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ class LocalFiles:
             raise self._refusal(exc) from None
         if not stat.S_ISREG(before.st_mode):
             raise Refused(f"not a regular file ({_kind(before.st_mode)})")
+        _refuse_hard_link(before)
         if before.st_size > self.max_bytes:
             raise over_limit(before.st_size, self.max_bytes)
         try:
@@ -74,6 +78,7 @@ class LocalFiles:
             opened = os.fstat(fd)
             if (opened.st_dev, opened.st_ino) != (before.st_dev, before.st_ino) or not stat.S_ISREG(opened.st_mode):
                 raise Refused("the file changed while it was checked")
+            _refuse_hard_link(opened)  # a link made between the stat and the open
             fd_path = f"/proc/self/fd/{fd}"
             if os.path.exists(fd_path) and not inside(os.readlink(fd_path), self.real_root):
                 raise Refused("a link to a path outside the source root")
@@ -96,6 +101,11 @@ class LocalFiles:
         if exc.errno == errno.ENOENT:
             return Refused("a broken link, or the file vanished while the source was read")
         return SourceUnavailable(f"cannot read {exc.filename}: {exc.strerror}")
+
+
+def _refuse_hard_link(st: os.stat_result) -> None:
+    if st.st_nlink > 1:
+        raise Refused(f"a hard link ({st.st_nlink} names for one file, which may lie outside the source root)")
 
 
 def _read_at_most(fd: int, limit: int) -> bytes:

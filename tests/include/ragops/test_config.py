@@ -47,3 +47,22 @@ def test_blank_slack_token_from_code_selects_the_outbox(tmp_path):
     from ragops.notify import OutboxNotifier, build_notifier
 
     assert isinstance(build_notifier(Settings(home=tmp_path, slack_token="  ")), OutboxNotifier)
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("http://svc:hunter2@tools.internal/mcp/", "http://svc:***@tools.internal/mcp/"),
+    ("https://h/v1?token=hunter2&q=a&api_key=hunter2#access_token=hunter2",
+     "https://h/v1?token=***&q=a&api_key=***#access_token=***"),
+    ("https://s3/b/k?X-Amz-Signature=hunter2&X-Amz-Credential=hunter2&sig=hunter2&secret=hunter2&password=hunter2",
+     "https://s3/b/k?X-Amz-Signature=***&X-Amz-Credential=***&sig=***&secret=***&password=***"),
+    ("postgresql+psycopg://svc:hunter2@db:port/r", "postgresql+psycopg://svc:***@db:port/r"),
+    ("svc:hunter2@db", "***@db"),  # no '//': not a URL, still masked
+    ("http://[::1/hunter2", "***"),
+    ("sqlite:////srv/ragops/registry.sqlite", "sqlite:////srv/ragops/registry.sqlite"),
+    ("http://gpu-1:8080", "http://gpu-1:8080"),
+])
+def test_mask_url_hides_passwords_and_credential_parameters_and_keeps_the_rest(url, shown):
+    from ragops.config import mask_url
+
+    assert mask_url(url) == shown
+    assert "hunter2" not in mask_url(url)

@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 
 from pydantic import ValidationError
 
+from ragops.config import mask_url
 from ragops.errors import StoreUnavailable
 from ragops.index.weaviate.schema import check_collection, check_prefix, live_alias, parse, physical, require_aliases
 
@@ -39,18 +40,18 @@ def connect_url(url: str, grpc_port: int = 50051, api_key: str | None = None):
     import weaviate
     from weaviate.classes.init import Auth
 
-    parsed = urlparse(url)
+    parsed, shown = urlparse(url), mask_url(url)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise StoreUnavailable(f"RAGOPS_WEAVIATE_URL must look like http://host:8080, not {url!r}")
+        raise StoreUnavailable(f"RAGOPS_WEAVIATE_URL must look like http://host:8080, not {shown!r}")
     secure = parsed.scheme == "https"
     try:
-        with weaviate_errors(f"cannot reach Weaviate at {url}"):
+        with weaviate_errors(f"cannot reach Weaviate at {shown}"):
             return weaviate.connect_to_custom(
                 http_host=parsed.hostname, http_port=parsed.port or (443 if secure else 8080), http_secure=secure,
                 grpc_host=parsed.hostname, grpc_port=grpc_port, grpc_secure=secure,
                 auth_credentials=Auth.api_key(api_key) if api_key else None)
     except ValidationError as exc:  # the client validates the parameters before connecting
-        raise StoreUnavailable(f"invalid Weaviate connection settings for {url} (gRPC port {grpc_port}): "
+        raise StoreUnavailable(f"invalid Weaviate connection settings for {shown} (gRPC port {grpc_port}): "
                                f"{exc.errors()[0]['msg']}") from exc
 
 

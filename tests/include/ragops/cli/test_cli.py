@@ -119,6 +119,22 @@ def test_an_unreadable_registry_gives_json_and_an_alert(settings, corpus, ragops
     assert _outbox(settings)[-1]["kind"] == "alert"
 
 
+@pytest.mark.parametrize(("url", "code"), [
+    ("postgres://svc:hunter2@db:5432/ragops", "config_error"),  # SQLAlchemy spells it postgresql://
+    ("postgresql+psycopg://svc:hunter2@db:port/r", "config_error"),
+    ("svc:hunter2@garbage", "config_error"),
+    ("postgresql+psycopg://svc@127.0.0.1:9/r?password=hunter2", "store_unavailable"),  # well formed, nobody there
+])
+@pytest.mark.parametrize("command", [("refresh",), ("audit", "verify")])
+def test_a_malformed_database_url_gives_the_json_error_with_the_url_masked(settings, corpus, ragops, url, code,
+                                                                           command):
+    proc = ragops(settings, *command, "--json", env={"RAGOPS_DATABASE_URL": url}, check=False)
+    assert proc.returncode == 1
+    error = json.loads(proc.stdout)["error"]
+    assert error["code"] == code and "registry" in error["message"]
+    assert "Traceback" not in proc.stderr and "hunter2" not in proc.stdout + proc.stderr
+
+
 def test_doctor_json_contract(indexed, corpus, ragops):
     healthy = json.loads(ragops(indexed, "doctor", "--json").stdout)
     assert healthy["ok"] is True and healthy["documents"] == {"registry": 6, "index": 6}

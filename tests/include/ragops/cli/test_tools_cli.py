@@ -87,5 +87,33 @@ def test_ask_respects_the_pins_too(indexed, cli):
         proc = cli(indexed, "ask", "What happens to documents that fail validation?", "--json", env=tools_env(url),
                    check=False)
     out = json.loads(proc.stdout)
-    assert proc.returncode == 0 and out["fallback"] == "tool_failed" and "has not been approved yet" in out["answer"]
+    assert proc.returncode == 0 and out["fallback"] == "tool_failed" and "'lookup' right now (reference" in out["answer"]
+    assert "has not been approved yet" in proc.stderr  # the reason is logged under the reference, for the operator
     assert out["citations"] and server.calls == 0  # retrieval answered; the unapproved tool was never called
+
+
+def test_credentials_in_a_tool_url_are_masked_in_output_records_outbox_and_summary(settings, ragops, caplog):
+    """issue 21: http://svc:password@host/mcp/ showed up in `tools check`, the outbox, mcp_tool_checks and the page."""
+    from ragops.overview import ops_summary
+    from ragops.registry import Registry
+    from ragops.registry.models import McpToolCheck, McpToolPin, McpToolReview
+
+    server = ToolServer()
+    server.define(lookup, "lookup", "Look up a ticket by its id.")
+    with server.running() as plain:
+        url = plain.replace("http://", "http://svc:hunter2@") + "?token=hunter2"
+        outputs = [ragops(settings, url, "pin"), ragops(settings, url, "check"), ragops(settings, url, "diff", "lookup")]
+        code, checked = outputs[1]
+        assert code == 0 and checked["tools"][0]["server_url"].startswith("http://svc:***@127.0.0.1")  # still pinned
+        server.define(lookup, "lookup", "Look up a ticket, and its owner's password.")
+        outputs.append(ragops(settings, url, "check"))  # changed: the red report names the server
+        assert outputs[-1][0] == 7
+    registry = Registry(settings.registry_url)
+    with registry.session() as s:
+        stored = [r.server_url for model in (McpToolCheck, McpToolPin, McpToolReview) for r in s.query(model)]
+    registry.dispose()
+    assert stored and not any("hunter2" in u for u in stored)
+    assert "hunter2" not in json.dumps(outputs)
+    assert "hunter2" not in (settings.home / "outbox.jsonl").read_text()
+    assert "hunter2" not in json.dumps(ops_summary(settings), default=str)
+    assert "hunter2" not in caplog.text

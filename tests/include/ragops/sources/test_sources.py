@@ -68,6 +68,17 @@ def test_symlinks_out_of_the_root_are_refused_and_never_read(corpus, secret):
     assert all("outdir" not in d.uri for d in docs.values())  # a linked folder is never walked
 
 
+def test_hard_links_are_refused_wherever_their_other_name_is(corpus, secret):
+    """A hard link's other names cannot be proven inside the root, so any regular file with more than one is refused."""
+    os.link(secret, corpus / "passwd.md")
+    os.link(corpus / "guide" / "install.md", corpus / "twin.md")
+    docs = _by_name(Source(corpus.as_uri()))
+    for name in ("passwd.md", "twin.md", "install.md"):
+        assert docs[name].content == b"" and "hard link" in docs[name].refused
+    assert not any(SECRET.encode() in d.content for d in docs.values())
+    assert docs["notes.txt"].refused is None
+
+
 def test_symlinks_inside_the_root_are_read(corpus):
     (corpus / "alias.md").symlink_to(corpus / "guide" / "install.md")
     docs = _by_name(Source(corpus.as_uri()))

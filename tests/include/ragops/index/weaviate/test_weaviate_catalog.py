@@ -56,10 +56,17 @@ def test_clashing_ports_are_a_clear_configuration_error():
         connect_url("http://weaviate:8080", 8080)
 
 
-@pytest.mark.parametrize("url", ["weaviate:8080", "ftp://host", "http://"])
+@pytest.mark.parametrize("url", ["weaviate:8080", "ftp://host", "http://", "ftp://svc:hunter2@host"])
 def test_a_malformed_url_is_refused_before_connecting(url):
-    with pytest.raises(StoreUnavailable, match="RAGOPS_WEAVIATE_URL"):
+    with pytest.raises(StoreUnavailable, match="RAGOPS_WEAVIATE_URL") as refused:
         connect_url(url)
+    assert "hunter2" not in str(refused.value)
+
+
+def test_the_url_in_an_error_is_masked():
+    with pytest.raises(StoreUnavailable, match=r"svc:\*\*\*@weaviate") as refused:
+        connect_url("http://svc:hunter2@weaviate:8080", 8080)
+    assert "hunter2" not in str(refused.value)
 
 
 def test_promotion_and_rollback_move_the_alias(client_double):
