@@ -7,7 +7,7 @@ import anyio
 import pytest
 from pydantic import Field
 
-from support import ToolServer, pin_tools
+from support import ToolServer, events, pin_tools
 from ragops.mcp_client import ToolConfig
 
 QUESTION = {"question": "What blocks a mass delete?"}
@@ -182,8 +182,11 @@ def test_a_probe_aware_server_is_caught_by_live_sampling(make_client, indexed, s
 
     body = client.post("/v1/ask", json=QUESTION).json()
     assert server.calls == calls + 1  # the real call was made, and its output sampled
-    assert body["fallback"] == "tool_failed" and "broke its contract" in body["answer"]
+    assert body["fallback"] == "tool_failed" and f"reference {body['request_id']}" in body["answer"]
     assert "attacker" not in body["answer"] and body["citations"]  # the lie reached no one
+    client.app.state.events.flush()
+    (event,) = [e for e in events(settings) if e.request_id == body["request_id"]]
+    assert "broke its contract" in event.error  # the cause is kept for operators, not shown to the user
     newest = latest_checks(registry)[(server.url, "lookup")]
     assert newest.contract == "failed" and newest.probes[0]["name"] == "live sample"
     assert "does not match" in newest.probes[0]["problems"][0]
@@ -205,4 +208,5 @@ def test_a_service_without_a_guard_calls_no_tool(indexed, embedder, server):
     pin_tools(indexed, tools)
     service = AnswerService(indexed, embedder=embedder, tools=tools)
     result = anyio.run(service.ask, QUESTION["question"], "u1")
-    assert result.fallback == "tool_failed" and "no guard" in result.answer and server.calls == 0
+    assert result.fallback == "tool_failed" and "no guard" in result.error and server.calls == 0
+    assert "no guard" not in result.answer  # the user sees the generic message only
