@@ -186,7 +186,7 @@ def rollout_decision(decision: dict) -> Message:
             "p95 ms (canary / stable / limit)": f"{c['p95_ms']} / {s['p95_ms']} / {limit}",
             f"Error difference, {evidence.get('confidence', '95%')}": bounds("error_rate"),
             "Fallback difference": bounds("fallback_rate"),
-            "Canary requests over the latency limit, beyond 5%": bounds("latency")}))
+            "Canary share over its latency limit, beyond stable's over its p95": bounds("latency")}))
     kind = "alert" if decision["decision"] in ("rollback", "abort") else "report"
     return _safe(Message(text, blocks, kind=kind))
 
