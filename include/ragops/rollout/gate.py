@@ -6,7 +6,7 @@ Five metrics, each an always-valid comparison by user (rollout/sequential.py):
 - fallback rate (answers that fell back, e.g. `no_results`), canary against stable, per request and per user;
 - latency: within each stratum, stable's own p95 t and the canary's limit max(ratio x t, t + margin); the share of
   canary requests above the limit against the share of stable requests above t (5% by construction, but estimated:
-  its uncertainty is counted; a request exactly at a threshold counts half), a two-sample comparison like the rates, i.e. "is the canary's p95 above the
+  its uncertainty is counted; requests tied at t count in part, so that ties cannot move stable's share), a two-sample comparison like the rates, i.e. "is the canary's p95 above the
   limit?". The margin is a small fraction of the service's own p95 objective (`RAGOPS_SLO_P95_LATENCY_MS`), so a fast
   service's 2x slowdown fails while a few milliseconds of jitter never do, and a slow service is held to the ratio.
 
@@ -128,10 +128,12 @@ def _codes(sample: Sample, n_stages: int) -> np.ndarray:
     return sample.stratum.astype(int) + n_stages * sample.synthetic
 
 
-def _exceeds(latency_ms: np.ndarray, threshold: float) -> np.ndarray:
-    """1 above the threshold, 1/2 at it (mid-rank): with many requests tied at stable's p95 (a cache, a timer's
-    resolution) stable's share stays near 5%, where "above" would give 0 and "at or above" up to 100%."""
-    return (latency_ms > threshold) + 0.5 * (latency_ms == threshold)
+def _over_p95(latency_ms: np.ndarray, p95: float, share: float) -> np.ndarray:
+    """Stable's requests above its p95; those exactly at it count in part, so that the share is `share` even when many
+    requests tie there (a cache, a timer's resolution), where "above" alone would give 0 and "at or above" up to 1."""
+    above, tied = latency_ms > p95, latency_ms == p95
+    part = (share * len(latency_ms) - above.sum()) / tied.sum() if tied.any() else 0.0
+    return above + min(max(part, 0.0), 1.0) * tied
 
 
 def _latency_flags(stable: Sample, canary: Sample, k_s: np.ndarray, k_c: np.ndarray, n_stages: int,
@@ -147,7 +149,8 @@ def _latency_flags(stable: Sample, canary: Sample, k_s: np.ndarray, k_c: np.ndar
             continue
         p95 = float(np.percentile(stable.latency_ms[in_s], 100 * (1 - policy.latency_share)))
         limit = max(policy.latency_ratio * p95, p95 + policy.latency_margin_ms)
-        slow_s[in_s], slow_c[in_c] = _exceeds(stable.latency_ms[in_s], p95), _exceeds(canary.latency_ms[in_c], limit)
+        slow_s[in_s] = _over_p95(stable.latency_ms[in_s], p95, policy.latency_share)
+        slow_c[in_c] = canary.latency_ms[in_c] > limit
         thresholds.append({"stratum": k % n_stages + 1, "probes": k >= n_stages, "stable_p95_ms": round(p95, 2),
                            "limit_ms": round(limit, 2)})
     return slow_s, slow_c, thresholds
