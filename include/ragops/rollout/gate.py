@@ -209,6 +209,7 @@ def analyze(stable: Sample, canary: Sample, evaluation: dict | None, policy: Gat
     if users < policy.min_users:
         holds.append(f"only {users} canary users so far{not_probes}; {policy.min_users} are needed")
     evidence["needs_traffic"] = bool(holds)  # probe traffic can help only with these
+    evidence["counted"] = {"users": users, "requests": requests}  # toward the minimum (rollout/traffic.py)
     if evaluation is None:
         holds.append("the candidate has no evaluation run yet")
     if holds:
