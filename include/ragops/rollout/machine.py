@@ -141,7 +141,7 @@ class Rollout:
         if verdict == "rollback":
             return self._rollback(actor, "; ".join(reasons), evidence=evidence)
         low = None
-        if verdict == "hold" and now - started >= window:  # a rate needs the bake time to be measured
+        if verdict == "hold":
             counted = evidence["counted"]
             seen = Seen(counted["users"], counted["requests"], self.policy.min_users, self.policy.min_requests)
             ceiling = self.stages[stage + 1] if stage + 1 < len(self.stages) else percent

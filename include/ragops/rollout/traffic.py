@@ -1,7 +1,7 @@
 """Low traffic, handled openly: a gate that holds for want of users must say whether it can ever stop holding.
 
-At the current canary share, the real users and requests seen so far are projected to the stage's horizon (a linear
-projection of the canary's arrival rate since the rollout began). When the gate's minimum cannot be reached in time,
+From a quarter of the stage's horizon on, the real canary users and requests seen so far are projected to the
+horizon (a linear projection of the canary's arrival rate since the rollout began). When the gate's minimum cannot be reached in time,
 the policy of docs/releases.md applies, in this order:
 
 1. `raise_share`: the canary's share rises to `RAGOPS_ROLLOUT_LOW_TRAFFIC_MAX_PERCENT` (25%), never beyond the next
@@ -56,10 +56,10 @@ def low_traffic(seen: Seen, percent: float, ceiling: float, rollout_started: dat
                 now: datetime, policy: TrafficPolicy) -> dict | None:
     """None while the minimum is met or on course within the horizon; else the projection and the action.
 
-    `ceiling` is the highest share a raise may reach (the next stage's). Projecting a rate needs time to measure it,
-    so the caller asks only once the stage's bake time has passed."""
+    `ceiling` is the highest share a raise may reach (the next stage's). A rate needs time to be measured (a quiet
+    night is not a quiet service), so nothing is judged before a quarter of the stage's horizon has passed."""
     elapsed = (now - rollout_started).total_seconds()
-    if not seen.short() or elapsed <= 0:
+    if not seen.short() or now - stage_started < timedelta(hours=policy.horizon_hours / 4):
         return None
 
     def projected(hours: float) -> tuple[float, float]:

@@ -18,6 +18,12 @@ def test_on_course_or_met_is_not_low_traffic():
     assert low_traffic(Seen(25, 75, 20, 50), 10, 25, T0, T0, at(30), POLICY) is None
 
 
+def test_nothing_is_judged_before_a_quarter_of_the_horizon():
+    # No canary user in the first hour (a quiet night): too early to call; by 6 hours none is still none.
+    assert low_traffic(Seen(0, 0, 20, 50), 10, 25, T0, T0, at(1), POLICY) is None
+    assert low_traffic(Seen(0, 0, 20, 50), 10, 25, T0, T0, at(6), POLICY)["action"] == "raise_share"
+
+
 def test_out_of_reach_raises_the_share_within_its_bound():
     low = low_traffic(Seen(10, 30, 20, 50), 10, 50, T0, T0, at(24), POLICY)
     assert low["action"] == "raise_share" and low["to_percent"] == 25  # the bound, not the next stage's 50%
