@@ -1,8 +1,8 @@
 """Gauges for /metrics that come from the registry and the readiness checks, never read on the request path.
 
-A background thread reads the pipelines' freshness, the quarantine, a rollout short of traffic and the readiness checks every
-`RAGOPS_STATUS_METRICS_INTERVAL_S`; a scrape renders the last reading. When a read fails or hangs, the last good
-values stay, `ragops_registry_up` drops to 0, and readiness that is more than three intervals old counts as not ready.
+A background thread reads the pipelines' freshness, the quarantine, a rollout short of traffic and the readiness
+checks every `RAGOPS_STATUS_METRICS_INTERVAL_S`; a scrape renders the last reading. When a read fails or hangs, the
+last good values stay, `ragops_registry_up` drops to 0, and readiness more than three intervals old counts as not ready.
 Readiness is /readyz's verdict: registry and index decide it; a down LLM only shows in `ragops_ready_check{check="llm"}`
 (the service is degraded, not unready).
 
@@ -108,8 +108,8 @@ class StatusCollector:
                                     "Documents left in quarantine by the last successful refresh",
                                     value=float(freshness.quarantined))
         low = GaugeMetricFamily("ragops_rollout_low_traffic", "1 while the running rollout cannot reach the gate's "
-                                "minimum of users or requests in time, by the action taken (raise_share, extend_horizon, "
-                                "ask_a_person)", labels=["release", "action"])
+                                "minimum of users or requests in time, by the action taken (raise_share, "
+                                "extend_horizon, ask_a_person)", labels=["release", "action"])
         if self._low_traffic:
             low.add_metric([self._low_traffic["release"], self._low_traffic["action"]], 1.0)
         yield low

@@ -110,8 +110,8 @@ class Settings(BaseSettings):
     rollout_error_mde: float = 0.02
     rollout_fallback_mde: float = 0.05
     rollout_latency_ratio: float = 1.2
-    # The canary's latency limit is max(ratio x stable's p95, stable's p95 + this fraction of RAGOPS_SLO_P95_LATENCY_MS):
-    # 1% of the default 1,500 ms objective is 15 ms, so a few ms of jitter pass and a 25 ms service made 2x slower fails.
+    # The canary's latency limit is max(ratio x stable's p95, stable's p95 + this fraction of the p95 objective): 1% of
+    # the default 1,500 ms is 15 ms, so a few ms of jitter pass and a 25 ms service made 2x slower fails.
     rollout_latency_margin_slo_fraction: float = Field(default=0.01, ge=0, le=1)
     # Low traffic (docs/releases.md): a stage that cannot reach the minimum of users within its horizon raises the
     # canary's share up to this bound (never past the next stage), then extends the horizon, then asks a person.

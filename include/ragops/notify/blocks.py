@@ -162,7 +162,8 @@ def health_transition(component: str, ok: bool, detail: str, since: str | None) 
 
 def rollout_decision(decision: dict) -> Message:
     icon = {"rollback": ":rewind:", "abort": ":no_entry:", "complete": ":tada:", "promote": ":arrow_up:",
-            "raise": ":arrow_upper_right:", "hold": ":hourglass:", "start": ":rocket:"}.get(decision["decision"], ":gear:")
+            "raise": ":arrow_upper_right:", "hold": ":hourglass:", "start": ":rocket:"}.get(decision["decision"],
+                                                                                          ":gear:")
     text = (f"Rollout {decision['decision']}: {decision['candidate'] or 'no candidate'} "
             f"{decision['from_percent']:g}% → {decision['to_percent']:g}%: {decision['reason']}")
     blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": f"{icon} *{text}*"[:2900]}}]

@@ -5,16 +5,17 @@ Five metrics, each an always-valid comparison by user (rollout/sequential.py):
   weighted equally, so that a regression confined to a minority of light users shows);
 - fallback rate (answers that fell back, e.g. `no_results`), canary against stable, per request and per user;
 - latency: within each stratum, stable's own p95 t and the canary's limit max(ratio x t, t + margin); the share of
-  canary requests above the limit against the share of stable requests above t (5% by construction, but estimated:
-  its uncertainty is counted; requests tied at t count in part, so that ties cannot move stable's share), a two-sample comparison like the rates, i.e. "is the canary's p95 above the
-  limit?". The margin is a small fraction of the service's own p95 objective (`RAGOPS_SLO_P95_LATENCY_MS`), so a fast
-  service's 2x slowdown fails while a few milliseconds of jitter never do, and a slow service is held to the ratio.
+  canary requests above the limit against the share of stable requests above t (5% by construction, but estimated,
+  so its uncertainty is counted; requests tied at t count in part, so that ties cannot move that share), a
+  two-sample comparison like the rates, i.e. "is the canary's p95 above the limit?". The margin is a small fraction
+  of the service's own p95 objective (`RAGOPS_SLO_P95_LATENCY_MS`), so a fast service's 2x slowdown fails while a
+  few milliseconds of jitter never do, and a slow service is held to the ratio.
 
 Verdicts: `rollback` as soon as any metric is worse with confidence (the chance of ever rolling back an equal candidate
 over the whole rollout is at most `false_rollback`, split over the five metrics); `promote` only once every metric
 rules out a regression larger than its allowed size (the chance of promoting a candidate that is worse by more is at
 most `false_promotion`); `hold` in between. Evidence accumulates over the whole rollout, but rates are compared
-within strata, the rollout stage each request was served in (and probes apart from real users), and then combined:
+within strata, the rollout stage (or raised share) each request was served in (and probes apart), and then combined:
 the canary's share grows from stage to stage, so pooling would put most of an incident shared by both variants into
 the canary's average (Simpson's paradox). A user seen in several stages is one cluster across them.
 

@@ -1,8 +1,8 @@
 """Low traffic, handled openly: a gate that holds for want of users must say whether it can ever stop holding.
 
 From a quarter of the stage's horizon on, the real canary users and requests seen so far are projected to the
-horizon (a linear projection of the canary's arrival rate since the rollout began). When the gate's minimum cannot be reached in time,
-the policy of docs/releases.md applies, in this order:
+horizon (a linear projection of the canary's arrival rate since the rollout began). When the gate's minimum cannot
+be reached in time, the policy of docs/releases.md applies, in this order:
 
 1. `raise_share`: the canary's share rises to `RAGOPS_ROLLOUT_LOW_TRAFFIC_MAX_PERCENT` (25%), never beyond the next
    stage, before the stage's normal step; the stage's clock (horizon and bake time) starts again at the new share;

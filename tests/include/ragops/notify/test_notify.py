@@ -223,6 +223,7 @@ def test_a_rollout_short_of_traffic_says_so_and_asking_a_person_is_an_alert():
     fields = json.dumps(raised.blocks)
     assert "share raised to 25%" in fields and "10 (30)" in fields and "20 users, 50 requests" in fields
     assert raised.kind == "report" and ":arrow_upper_right:" in fields
-    asked = rollout_decision(decision | {"decision": "hold", "evidence": {"low_traffic": low | {"action": "ask_a_person"}}})
+    asked = rollout_decision(decision | {"decision": "hold",
+                                         "evidence": {"low_traffic": low | {"action": "ask_a_person"}}})
     assert "needs a person" in json.dumps(asked.blocks) and asked.kind == "alert"
     assert rollout_decision(decision | {"decision": "hold", "evidence": {}}).kind == "report"

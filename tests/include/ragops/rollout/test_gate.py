@@ -90,8 +90,8 @@ def test_a_fast_service_made_twice_as_slow_is_rolled_back():
     result = analyze(stable, canary, PASSED, GatePolicy())
     assert result.verdict == "rollback" and result.reasons[0].startswith("latency:"), result.reasons
     assert "+15 ms over stable's p95" in result.reasons[0]
-    assert GatePolicy(latency_margin_ms=100.0).latency_margin_ms == 100.0 and analyze(
-        stable, canary, PASSED, GatePolicy(latency_margin_ms=100.0)).evidence["metrics"]["latency"]["verdict"] != "worse"
+    old_floor = analyze(stable, canary, PASSED, GatePolicy(latency_margin_ms=100.0))
+    assert old_floor.evidence["metrics"]["latency"]["verdict"] != "worse"  # the constant +100 ms let it through
 
 
 def test_latencies_tied_at_the_p95_count_in_part():
