@@ -48,12 +48,25 @@ def release_card(s: dict, now: str) -> str:
                                                  for p in s["stages"]) + "</div>"
     if not s["decisions"]:
         return body + '<p class="empty">No gate decision yet: start a canary with canary_rollout (action start).</p>'
+    body += low_traffic_line(s)
     rows = "".join(
         f'<tr><td>{moment(d["at"], now, short=True)}</td><td>{state(d["decision"])}</td><td>{e(d["candidate"] or "")}</td>'
         f'<td>{d["from_percent"]:g}% → {d["to_percent"]:g}%</td><td>{e(d["reason"])}{evidence(d["evidence"])}</td>'
         f'<td>{e(d["actor"])}</td></tr>' for d in s["decisions"])
     return body + ("<table><tr><th>when</th><th>decision</th><th>candidate</th><th>share</th>"
                    f"<th>reason and evidence</th><th>by</th></tr>{rows}</table>")
+
+
+def low_traffic_line(s: dict) -> str:
+    """The newest decision of a running rollout that could not reach the gate's minimum in time, said plainly."""
+    low = (s["decisions"][0].get("evidence") or {}).get("low_traffic") if s["candidate"] else None
+    if not low:
+        return ""
+    action = {"raise_share": f"the canary's share was raised to {low.get('to_percent', 0):g}%",
+              "extend_horizon": "the horizon was extended", "ask_a_person": "it needs a person"}[low["action"]]
+    return (f'<p class="{"bad" if low["action"] == "ask_a_person" else "warn"}">Low traffic: {low["users"]} real '
+            f'canary users so far, about {low["projected_users"]:g} projected by {e(low["horizon"][:16])} where '
+            f'{low["min_users"]} are needed; {action}.</p>')
 
 
 def evaluation_card(s: dict, now: str) -> str:

@@ -1,8 +1,8 @@
 """Gauges for /metrics that come from the registry and the readiness checks, never read on the request path.
 
-A background thread reads the pipelines' freshness, the quarantine and the readiness checks every
-`RAGOPS_STATUS_METRICS_INTERVAL_S`; a scrape renders the last reading. When a read fails or hangs, the last good
-values stay, `ragops_registry_up` drops to 0, and readiness that is more than three intervals old counts as not ready.
+A background thread reads the pipelines' freshness, the quarantine, a rollout short of traffic and the readiness
+checks every `RAGOPS_STATUS_METRICS_INTERVAL_S`; a scrape renders the last reading. When a read fails or hangs, the
+last good values stay, `ragops_registry_up` drops to 0, and readiness more than three intervals old counts as not ready.
 Readiness is /readyz's verdict: registry and index decide it; a down LLM only shows in `ragops_ready_check{check="llm"}`
 (the service is degraded, not unready).
 
@@ -25,6 +25,7 @@ from ragops.config import Settings
 from ragops.errors import RagopsError
 from ragops.monitoring.freshness import PIPELINES, Freshness, read_freshness, windows_s
 from ragops.registry import Registry
+from ragops.rollout.traffic import current_low_traffic
 
 log = logging.getLogger(__name__)
 STALE_AFTER_INTERVALS = 3
@@ -42,6 +43,7 @@ class StatusCollector:
         self.interval_s = settings.status_metrics_interval_s
         self.clock = clock
         self._freshness: Freshness | None = None
+        self._low_traffic: dict | None = None
         self._read_at: float | None = None  # clock() of the last good registry read
         self._ready = False
         self._checks: dict[str, bool] = {}
@@ -74,7 +76,9 @@ class StatusCollector:
         self._checks = {name: bool(check.get("ok")) for name, check in verdict.get("checks", {}).items()}
         self._checked_at = self.clock()
         try:
-            self._freshness = read_freshness(self.registry())
+            registry = self.registry()
+            self._freshness = read_freshness(registry)
+            self._low_traffic = current_low_traffic(registry)
         except (SQLAlchemyError, RagopsError) as exc:
             if not self._failing:  # once per outage, not once per interval
                 log.warning("reading freshness from the registry failed; /metrics keeps the last values: %s", exc)
@@ -103,6 +107,12 @@ class StatusCollector:
             yield GaugeMetricFamily("ragops_quarantined_documents",
                                     "Documents left in quarantine by the last successful refresh",
                                     value=float(freshness.quarantined))
+        low = GaugeMetricFamily("ragops_rollout_low_traffic", "1 while the running rollout cannot reach the gate's "
+                                "minimum of users or requests in time, by the action taken (raise_share, "
+                                "extend_horizon, ask_a_person)", labels=["release", "action"])
+        if self._low_traffic:
+            low.add_metric([self._low_traffic["release"], self._low_traffic["action"]], 1.0)
+        yield low
         windows = GaugeMetricFamily("ragops_freshness_window_seconds",
                                     "The configured window within which each pipeline must succeed",
                                     labels=["pipeline"])

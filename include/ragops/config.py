@@ -116,13 +116,20 @@ class Settings(BaseSettings):
     rollout_error_mde: float = 0.02
     rollout_fallback_mde: float = 0.05
     rollout_latency_ratio: float = 1.2
-    rollout_latency_margin_ms: float = 100.0
     # Callers without an API key can be anyone, as often as they like: by default the gate does not count them.
     rollout_anonymous: Literal["exclude", "address"] = Field(
         default="exclude", description="how the canary gate counts requests without an API key: exclude (none of "
         "them) | address (each client address one user, its first RAGOPS_ROLLOUT_ANONYMOUS_CAP requests only)")
     rollout_anonymous_cap: int = Field(default=5, ge=1, description="requests per client address the gate counts "
                                        "under RAGOPS_ROLLOUT_ANONYMOUS=address")
+    # The canary's latency limit is max(ratio x stable's p95, stable's p95 + this fraction of the p95 objective): 1% of
+    # the default 1,500 ms is 15 ms, so a few ms of jitter pass and a 25 ms service made 2x slower fails.
+    rollout_latency_margin_slo_fraction: float = Field(default=0.01, ge=0, le=1)
+    # Low traffic (docs/releases.md): a stage that cannot reach the minimum of users within its horizon raises the
+    # canary's share up to this bound (never past the next stage), then extends the horizon, then asks a person.
+    rollout_stage_horizon_hours: float = Field(default=24.0, gt=0)
+    rollout_low_traffic_max_percent: float = Field(default=25.0, ge=0, le=100)
+    rollout_low_traffic_extension: float = Field(default=2.0, ge=1)
 
     redis_url: str | None = None
     rate_limit_enabled: bool = True

@@ -111,3 +111,20 @@ def test_sparkline_leaves_gaps_for_hours_without_requests():
 
     svg = sparkline([1.0, 2.0, None, None, 3.0, None, 4.0, 5.0], limit=4.5)
     assert svg.count("<polyline") == 2 and svg.count("<circle") == 1 and "stroke-dasharray" in svg
+
+
+def test_a_rollout_short_of_traffic_says_so_and_what_it_does(summary):
+    import copy
+
+    data = copy.deepcopy(summary)
+    release = data["sections"]["release"]
+    assert release["candidate"]  # the populated registry has a canary running
+    low = {"action": "ask_a_person", "users": 10, "requests": 30, "min_users": 20, "min_requests": 50,
+           "percent": 25.0, "horizon": "2026-01-07T08:15:00+00:00", "projected_users": 10.0, "projected_requests": 30.0}
+    release["decisions"][0]["evidence"] = {"low_traffic": low}
+    html = _page(data)
+    assert ('<p class="bad">Low traffic: 10 real canary users so far, about 10 projected by 2026-01-07T08:15 where 20 '
+            'are needed; it needs a person.</p>') in html
+    low |= {"action": "raise_share", "to_percent": 25.0}
+    assert '<p class="warn">Low traffic' in _page(data) and "share was raised to 25%" in _page(data)
+    assert "Low traffic" not in _page(summary)  # the populated decision had traffic enough

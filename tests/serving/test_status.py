@@ -184,3 +184,26 @@ def test_the_thread_reads_on_start_and_stops(settings):
         time.sleep(0.01)
     collector.stop()
     assert calls and not collector._thread.is_alive()
+
+
+def test_a_rollout_short_of_traffic_is_a_gauge_until_the_gate_says_otherwise(settings):
+    from ragops.registry.models import RolloutDecision, RolloutState
+    from ragops.releases import create_release, ensure_default_release
+
+    registry = Registry(settings.registry_url)
+    ensure_default_release(registry)
+    release = create_release(registry, "cand", None, {}, "test")
+    collector = StatusCollector(settings, lambda: registry, lambda: _verdict())
+    collector.refresh()
+    assert not any(name == "ragops_rollout_low_traffic" for name, _ in _render(collector))  # no rollout
+    with registry.session() as s:
+        state = s.get(RolloutState, 1)
+        state.candidate_release_id, state.candidate_percent, state.status = release.id, 25.0, "running"
+        s.add(RolloutDecision(candidate_release_id=release.id, decision="hold", reason="low traffic",
+                              evidence={"low_traffic": {"action": "ask_a_person", "users": 10}}))
+    collector.refresh()
+    assert _value(_render(collector), "ragops_rollout_low_traffic", release="cand", action="ask_a_person") == 1
+    with registry.session() as s:
+        s.add(RolloutDecision(candidate_release_id=release.id, decision="hold", reason="bounds", evidence={}))
+    collector.refresh()
+    assert not any(name == "ragops_rollout_low_traffic" for name, _ in _render(collector))

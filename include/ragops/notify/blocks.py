@@ -162,7 +162,8 @@ def health_transition(component: str, ok: bool, detail: str, since: str | None) 
 
 def rollout_decision(decision: dict) -> Message:
     icon = {"rollback": ":rewind:", "abort": ":no_entry:", "complete": ":tada:", "promote": ":arrow_up:",
-            "hold": ":hourglass:", "start": ":rocket:"}.get(decision["decision"], ":gear:")
+            "raise": ":arrow_upper_right:", "hold": ":hourglass:", "start": ":rocket:"}.get(decision["decision"],
+                                                                                          ":gear:")
     text = (f"Rollout {decision['decision']}: {decision['candidate'] or 'no candidate'} "
             f"{decision['from_percent']:g}% → {decision['to_percent']:g}%: {decision['reason']}")
     blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": f"{icon} *{text}*"[:2900]}}]
@@ -186,8 +187,17 @@ def rollout_decision(decision: dict) -> Message:
             "p95 ms (canary / stable / limit)": f"{c['p95_ms']} / {s['p95_ms']} / {limit}",
             f"Error difference, {evidence.get('confidence', '95%')}": bounds("error_rate"),
             "Fallback difference": bounds("fallback_rate"),
-            "Canary requests over the latency limit, beyond 5%": bounds("latency")}))
-    kind = "alert" if decision["decision"] in ("rollback", "abort") else "report"
+            "Canary share over its latency limit, beyond stable's over its p95": bounds("latency")}))
+    low = evidence.get("low_traffic")
+    if low:
+        blocks.append(_fields({
+            "Low traffic": {"raise_share": f"share raised to {low.get('to_percent', 0):g}%",
+                            "extend_horizon": "horizon extended", "ask_a_person": "needs a person"}[low["action"]],
+            "Canary users (requests) so far": f"{low['users']} ({low['requests']})",
+            "Needed": f"{low['min_users']} users, {low['min_requests']} requests",
+            "Projected by the horizon": f"{low['projected_users']:g} users by {low['horizon'][:16]}"}))
+    asked = (low or {}).get("action") == "ask_a_person"
+    kind = "alert" if decision["decision"] in ("rollback", "abort") or asked else "report"
     return _safe(Message(text, blocks, kind=kind))
 
 

@@ -270,7 +270,7 @@ class RolloutDecision(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     candidate_release_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    decision: Mapped[str] = mapped_column(String(32))  # start|promote|hold|rollback|pause|resume|abort|complete
+    decision: Mapped[str] = mapped_column(String(32))  # start|promote|raise|hold|rollback|pause|resume|abort|complete
     from_percent: Mapped[float] = mapped_column(Float, default=0.0)
     to_percent: Mapped[float] = mapped_column(Float, default=0.0)
     reason: Mapped[str] = mapped_column(Text, default="")

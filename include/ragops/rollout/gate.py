@@ -4,15 +4,18 @@ Five metrics, each an always-valid comparison by user (rollout/sequential.py):
 - error rate (5xx responses), canary against stable, per request and per user (each user's own rate, every user
   weighted equally, so that a regression confined to a minority of light users shows);
 - fallback rate (answers that fell back, e.g. `no_results`), canary against stable, per request and per user;
-- latency: the share of canary requests slower than the limit max(ratio x stable p95, stable p95 + margin) against
-  5%, i.e. "is the canary's p95 above the limit?". A canary fails only when it is slower by more than both the ratio
-  and the absolute margin, so tens of milliseconds of jitter never fail it.
+- latency: within each stratum, stable's own p95 t and the canary's limit max(ratio x t, t + margin); the share of
+  canary requests above the limit against the share of stable requests above t (5% by construction, but estimated,
+  so its uncertainty is counted; requests tied at t count in part, so that ties cannot move that share), a
+  two-sample comparison like the rates, i.e. "is the canary's p95 above the limit?". The margin is a small fraction
+  of the service's own p95 objective (`RAGOPS_SLO_P95_LATENCY_MS`), so a fast service's 2x slowdown fails while a
+  few milliseconds of jitter never do, and a slow service is held to the ratio.
 
 Verdicts: `rollback` as soon as any metric is worse with confidence (the chance of ever rolling back an equal candidate
-over the whole rollout is at most `false_rollback`, split over the three metrics); `promote` only once every metric
+over the whole rollout is at most `false_rollback`, split over the five metrics); `promote` only once every metric
 rules out a regression larger than its allowed size (the chance of promoting a candidate that is worse by more is at
 most `false_promotion`); `hold` in between. Evidence accumulates over the whole rollout, but rates are compared
-within strata, the rollout stage each request was served in (and probes apart from real users), and then combined:
+within strata, the rollout stage (or raised share) each request was served in (and probes apart), and then combined:
 the canary's share grows from stage to stage, so pooling would put most of an incident shared by both variants into
 the canary's average (Simpson's paradox). A user seen in several stages is one cluster across them.
 
@@ -27,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ragops.rollout.sequential import Clustered, Comparison, Counts, compare_clustered, compare_tail
+from ragops.rollout.sequential import Clustered, Comparison, compare_clustered
 
 METRICS = ("error_rate", "fallback_rate", "latency", "error_rate_per_user", "fallback_rate_per_user")
 
@@ -39,16 +42,19 @@ class GatePolicy:
     error_mde: float = 0.02  # the regression that must be ruled out before promoting (+2 points)
     fallback_mde: float = 0.05
     latency_ratio: float = 1.2  # slower than both 1.2x stable's p95 ...
-    latency_margin_ms: float = 100.0  # ... and stable's p95 + 100 ms
+    latency_margin_ms: float = 15.0  # ... and stable's p95 + this floor (from_settings: a fraction of the p95 SLO)
     latency_share: float = 0.05  # i.e. the p95
     min_users: int = 20  # distinct canary users before a promotion
     min_requests: int = 50  # canary requests before a promotion
 
     @classmethod
     def from_settings(cls, settings) -> GatePolicy:
+        """The latency floor scales with the service's own objective: what counts as jitter for a 1.5 s service is a
+        regression for a 25 ms one, and a constant would be wrong for one of them."""
+        floor = settings.rollout_latency_margin_slo_fraction * settings.slo_p95_latency_ms
         return cls(settings.rollout_false_rollback, settings.rollout_false_promotion, settings.rollout_error_mde,
-                   settings.rollout_fallback_mde, settings.rollout_latency_ratio, settings.rollout_latency_margin_ms,
-                   0.05, settings.rollout_min_users, settings.rollout_min_requests)
+                   settings.rollout_fallback_mde, settings.rollout_latency_ratio, floor, 0.05,
+                   settings.rollout_min_users, settings.rollout_min_requests)
 
 
 @dataclass
@@ -139,28 +145,53 @@ def _real_users(sample: Sample) -> int:
     return int(np.count_nonzero(np.bincount(real))) if len(real) else 0
 
 
-def _strata(sample: Sample) -> list[np.ndarray]:
-    return [sample.synthetic == flag for flag in (False, True)]
-
-
 def _codes(sample: Sample, n_stages: int) -> np.ndarray:
     """One stratum per stage for real users and one per stage for probes."""
     return sample.stratum.astype(int) + n_stages * sample.synthetic
 
 
-def compare(stable: Sample, canary: Sample, policy: GatePolicy) -> tuple[list[Comparison], dict]:
-    """The five comparisons, and the latency limit of each stratum (real users, probes)."""
+def _over_p95(latency_ms: np.ndarray, p95: float, share: float) -> np.ndarray:
+    """Stable's requests above its p95; those exactly at it count in part, so that the share is `share` even when many
+    requests tie there (a cache, a timer's resolution), where "above" alone would give 0 and "at or above" up to 1."""
+    above, tied = latency_ms > p95, latency_ms == p95
+    part = (share * len(latency_ms) - above.sum()) / tied.sum() if tied.any() else 0.0
+    return above + min(max(part, 0.0), 1.0) * tied
+
+
+def _latency_flags(stable: Sample, canary: Sample, k_s: np.ndarray, k_c: np.ndarray, n_stages: int,
+                   policy: GatePolicy) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """(stable's slow, canary's slow, the thresholds): in each stratum with served requests in both variants, a stable
+    request is slow above stable's own p95 there, a canary request above the limit over that p95."""
+    slow_s, slow_c = np.zeros(len(stable)), np.zeros(len(canary))
+    served_s, served_c = ~stable.errors, ~canary.errors
+    thresholds = []
+    for k in range(2 * n_stages):
+        in_s, in_c = served_s & (k_s == k), served_c & (k_c == k)
+        if not (in_s.any() and in_c.any()):
+            continue
+        p95 = float(np.percentile(stable.latency_ms[in_s], 100 * (1 - policy.latency_share)))
+        limit = max(policy.latency_ratio * p95, p95 + policy.latency_margin_ms)
+        slow_s[in_s] = _over_p95(stable.latency_ms[in_s], p95, policy.latency_share)
+        slow_c[in_c] = canary.latency_ms[in_c] > limit
+        thresholds.append({"stratum": k % n_stages + 1, "probes": k >= n_stages, "stable_p95_ms": round(p95, 2),
+                           "limit_ms": round(limit, 2)})
+    return slow_s, slow_c, thresholds
+
+
+def compare(stable: Sample, canary: Sample, policy: GatePolicy) -> tuple[list[Comparison], list[dict]]:
+    """The five comparisons, and the latency thresholds of each stratum (stage, real users or probes)."""
     alpha_rb = policy.false_rollback / len(METRICS)
     a = {"alpha_rollback": alpha_rb, "alpha_promote": policy.false_promotion}
     stages = int(max(stable.stratum.max(initial=0), canary.stratum.max(initial=0))) + 1
     k_c, k_s = _codes(canary, stages), _codes(stable, stages)
     served_c, served_s = ~canary.errors, ~stable.errors
 
-    def rates(name: str, bad_c, bad_s, mask_c, mask_s, allowed: float, per_user: bool) -> Comparison:
+    def rates(name: str, bad_c, bad_s, mask_c, mask_s, allowed: float, per_user: bool,
+              tau: float | None = None) -> Comparison:
         return compare_clustered(
             name, Clustered.of(canary.users[mask_c], k_c[mask_c], bad_c[mask_c], 2 * stages, per_user),
             Clustered.of(stable.users[mask_s], k_s[mask_s], bad_s[mask_s], 2 * stages, per_user),
-            allowed=allowed, tau=allowed, **a)
+            allowed=allowed, tau=tau or allowed, **a)
 
     every_c, every_s = np.ones(len(canary), bool), np.ones(len(stable), bool)
     errors, user_errors = (rates(name, canary.errors, stable.errors, every_c, every_s, policy.error_mde, per_user)
@@ -168,30 +199,20 @@ def compare(stable: Sample, canary: Sample, policy: GatePolicy) -> tuple[list[Co
     fallbacks, user_fallbacks = (rates(name, canary.fallbacks, stable.fallbacks, served_c, served_s, policy.fallback_mde,
                                        per_user)
                                  for name, per_user in (("fallback_rate", False), ("fallback_rate_per_user", True)))
-    cs, ss = _strata(canary), _strata(stable)
-    overall = stable.latency_ms[served_s]
-    limits, tails = {}, []
-    for name, c, s in zip(("users", "probes"), cs, ss):
-        mask = c & served_c
-        if not mask.any():
-            continue
-        reference = stable.latency_ms[s & served_s]
-        reference = reference if len(reference) >= 20 else overall
-        if len(reference) == 0:
-            continue
-        p = float(np.percentile(reference, 100 * (1 - policy.latency_share)))
-        limits[name] = round(max(policy.latency_ratio * p, p + policy.latency_margin_ms), 2)
-        tails.append(Counts.of(canary.users[mask], canary.latency_ms[mask] > limits[name]))
-    latency = compare_tail("latency", tails, policy.latency_share, tau=policy.latency_share, **a)
-    return [errors, fallbacks, latency, user_errors, user_fallbacks], limits
+    slow_s, slow_c, thresholds = _latency_flags(stable, canary, k_s, k_c, stages, policy)
+    # allowed 0: a promotion rules out that the canary's share over its limit exceeds stable's over its own p95
+    latency = rates("latency", slow_c, slow_s, served_c, served_s, 0.0, False, tau=policy.latency_share)
+    return [errors, fallbacks, latency, user_errors, user_fallbacks], thresholds
 
 
 def analyze(stable: Sample, canary: Sample, evaluation: dict | None, policy: GatePolicy,
             detail: bool = True) -> Analysis:
     """The verdict and its reasons; `detail` adds the per-variant summaries to the evidence (skipped by bench/)."""
-    comparisons, limits = compare(stable, canary, policy)
+    comparisons, thresholds = compare(stable, canary, policy)
+    limits = _newest_limits(thresholds)
     confidence = f"{1 - policy.false_promotion:.0%}"
     evidence = {"metrics": {c.metric: c.to_dict() for c in comparisons}, "latency_limit_ms": limits,
+                "latency_thresholds": thresholds,
                 "evaluation": evaluation, "policy": asdict(policy), "confidence": confidence}
     if detail:
         evidence |= {"stable": summary(stable), "canary": summary(canary)}
@@ -210,11 +231,17 @@ def analyze(stable: Sample, canary: Sample, evaluation: dict | None, policy: Gat
     if users < policy.min_users:
         holds.append(f"only {users} canary users so far{not_probes}; {policy.min_users} are needed")
     evidence["needs_traffic"] = bool(holds)  # probe traffic can help only with these
+    evidence["counted"] = {"users": users, "requests": requests}  # toward the minimum (rollout/traffic.py)
     if evaluation is None:
         holds.append("the candidate has no evaluation run yet")
     if holds:
         return Analysis("hold", holds, evidence)
     return Analysis("promote", bounds + [f"evaluation run {evaluation.get('run_id')} passed"], evidence)
+
+
+def _newest_limits(thresholds: list[dict]) -> dict:
+    """The limit of the newest stratum, for real users and for probes: what the reasons and Slack quote."""
+    return {("probes" if t["probes"] else "users"): t["limit_ms"] for t in thresholds}
 
 
 def _points(x: float) -> str:
@@ -224,9 +251,10 @@ def _points(x: float) -> str:
 def _worse(c: Comparison, policy: GatePolicy, limits: dict) -> str:
     if c.metric == "latency":
         limit = limits.get("users", next(iter(limits.values()), 0))
-        return (f"latency: {c.canary:.1%} of canary requests are slower than {limit:g} ms (max of "
-                f"{policy.latency_ratio:g}x and +{policy.latency_margin_ms:g} ms over stable's p95), at least "
-                f"{(c.at_least + policy.latency_share):.1%} where 5% is allowed")
+        return (f"latency: {c.canary:.1%} of canary requests above their limit ({limit:g} ms in the newest stage: "
+                f"max of {policy.latency_ratio:g}x and +{policy.latency_margin_ms:g} ms over stable's p95) against "
+                f"{c.stable:.1%} of stable's above its own p95: at least {_points(c.at_least)} more "
+                f"(always-valid, {1 - policy.false_rollback / len(METRICS):.2%})")
     name = c.metric.replace("_", " ")
     return (f"{name} {c.canary:.2%} on the canary vs {c.stable:.2%} on stable: at least {_points(c.at_least)} worse "
             f"(always-valid, {1 - policy.false_rollback / len(METRICS):.2%})")
@@ -236,11 +264,11 @@ def _bound(c: Comparison, confidence: str, limits: dict) -> str:
     if c.metric == "latency":
         limit = limits.get("users", next(iter(limits.values()), None))
         if c.at_most is None or limit is None:
-            return "latency: no bound yet on the canary's slow requests"
-        share = c.at_most + c.stable
+            return "latency: no bound yet on the canary's share of slow requests against stable's"
         verb = "rules out" if c.verdict == "within" else "does not yet rule out"
-        return (f"latency: at most {share:.1%} of canary requests slower than {limit:g} ms at {confidence} "
-                f"({verb} a p95 above the limit)")
+        return (f"latency: the canary's share above its limit ({limit:g} ms in the newest stage) at most "
+                f"{_points(c.at_most)} over stable's share above its p95, at {confidence} ({verb} a canary p95 "
+                "above the limit)")
     name = c.metric.replace("_", " ")
     if c.at_most is None:
         return f"{name}: no bound yet ({c.canary_requests} canary requests); {_points(c.allowed)} must be ruled out"

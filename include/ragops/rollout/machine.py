@@ -4,8 +4,10 @@ Every decision is recorded in rollout_decisions with its evidence and posted to 
 the rollout_state row, so it follows each decision within its refresh interval (5 s). The gate reads every request
 since the rollout started (a canary user stays in the canary from stage to stage), each labelled with the stage it
 was served in, read from the promotions in rollout_decisions, and compares stage by stage; each stage must also last at
-least `RAGOPS_ROLLOUT_MIN_WINDOW_MINUTES` (its bake time). Promotion and a rollback after it move the live pointer
-between collections (ingest/collections.py), which re-reads only the documents that changed meanwhile.
+least `RAGOPS_ROLLOUT_MIN_WINDOW_MINUTES` (its bake time). A stage that cannot gather the gate's minimum of users in
+time raises the canary's share (a new stratum, like a promotion), extends its horizon or asks a person
+(rollout/traffic.py), and says so. Promotion and a rollback after it move the live pointer between collections
+(ingest/collections.py), which re-reads only the documents that changed meanwhile.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from ragops.registry import Registry
 from ragops.registry.models import EvalRun, IndexVersion, Release, RequestEvent, RolloutDecision, RolloutState
 from ragops.releases import ensure_default_release, find_release
 from ragops.rollout.gate import GatePolicy, analyze, samples_from_events
+from ragops.rollout.traffic import Seen, TrafficPolicy, describe, low_traffic
 
 
 class RolloutError(RagopsError):
@@ -61,6 +64,7 @@ class Rollout:
         self.embedder = embedder  # reused by the catch-up refresh of a collection switch, when its model matches
         self.stages = [float(p) for p in settings.rollout_stages]
         self.policy = GatePolicy.from_settings(settings)
+        self.traffic = TrafficPolicy.from_settings(settings)
         ensure_default_release(self.registry)
 
     # -- reading ------------------------------------------------------------------------------------
@@ -137,6 +141,17 @@ class Rollout:
             verdict, reasons = "hold", reasons + [f"the stage's bake time of {window} has not passed (since {started:%H:%M})"]
         if verdict == "rollback":
             return self._rollback(actor, "; ".join(reasons), evidence=evidence)
+        low = None
+        if verdict == "hold":
+            counted = evidence["counted"]
+            seen = Seen(counted["users"], counted["requests"], self.policy.min_users, self.policy.min_requests)
+            ceiling = self.stages[stage + 1] if stage + 1 < len(self.stages) else percent
+            low = low_traffic(seen, percent, ceiling, since, started, now, self.traffic)
+        evidence["low_traffic"] = low
+        if low and low["action"] == "raise_share":
+            return self._raise_share(percent, low, evidence, actor, now)
+        if low:
+            reasons = reasons + [describe(low)]
         if verdict == "hold":
             return self._record("hold", percent, percent, "; ".join(reasons), evidence, actor)
         if stage + 1 < len(self.stages):
@@ -150,6 +165,14 @@ class Rollout:
         return self._complete(percent, "; ".join(reasons), evidence, actor)
 
     # -- transitions --------------------------------------------------------------------------------
+    def _raise_share(self, percent: float, low: dict, evidence: dict, actor: str, now: datetime) -> Decision:
+        """A larger share within the same stage: a new stratum for the gate, and the stage's clock starts again."""
+        with self.registry.session() as s:
+            state = s.get(RolloutState, 1)
+            state.candidate_percent, state.stage_started_at = low["to_percent"], now
+            state.updated_by, state.updated_at = actor, _now()
+        return self._record("raise", percent, low["to_percent"], describe(low), evidence, actor)
+
     def _complete(self, percent: float, reason: str, evidence: dict, actor: str) -> Decision:
         with self.registry.session() as s:
             state = s.get(RolloutState, 1)
@@ -206,8 +229,8 @@ class Rollout:
             return previous.id if previous else None
 
     def _events(self, start: datetime, end: datetime) -> list[dict]:
-        """Request events, oldest first, with `stratum`: the stage in force when each was served (the gate compares
-        within stages)."""
+        """Request events, oldest first, with `stratum`: the share in force when each was served (the gate compares
+        within strata)."""
         columns = (RequestEvent.variant, RequestEvent.user_hash, RequestEvent.status, RequestEvent.fallback,
                    RequestEvent.latency_ms, RequestEvent.synthetic, RequestEvent.verified, RequestEvent.ts)
         with self.registry.session() as s:
@@ -215,7 +238,7 @@ class Rollout:
                                                     RequestEvent.variant.in_(("stable", "canary")))
                              .order_by(RequestEvent.ts, RequestEvent.id)).all()
             changes = s.scalars(select(RolloutDecision.ts).where(RolloutDecision.ts >= start, RolloutDecision.ts < end,
-                                                                 RolloutDecision.decision == "promote")
+                                                                 RolloutDecision.decision.in_(("promote", "raise")))
                                 .order_by(RolloutDecision.ts)).all()
         changes = [_aware(t) for t in changes]
         names = ("variant", "user_hash", "status", "fallback", "latency_ms", "synthetic", "verified")

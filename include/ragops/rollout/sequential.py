@@ -1,6 +1,6 @@
 """Always-valid comparisons of a canary with stable, by user, for a gate that looks again and again.
 
-Every metric is a share of "bad" requests: an error, a fallback, a response slower than the latency limit. Requests
+Every metric is a share of "bad" requests: an error, a fallback, a response above a latency threshold. Requests
 are grouped by user (sticky routing puts each user's requests in one variant), and the variance of a share is the
 cluster-robust one over users, never below the binomial variance: one heavy user counts as one user, not as a
 thousand independent requests, so no single user can fail or pass a stage alone.
@@ -75,7 +75,7 @@ class Comparison:
     metric: str
     canary: float
     stable: float
-    difference: float  # canary - stable (for latency: the share of canary requests over the limit, minus 5%)
+    difference: float  # canary - stable (latency: the canary's share above its limit - stable's above its p95)
     at_least: float  # always-valid lower bound of the difference, at the rollback level
     at_most: float | None  # smallest regression the data rule out at the promotion level (None: none yet)
     allowed: float  # the largest regression that may pass (the minimum detectable effect)
@@ -227,26 +227,6 @@ def compare_rates(metric: str, strata: list[tuple[Counts, Counts]], *, allowed: 
 
     verdict = "worse" if at_least > margin else "within" if excess(allowed) > 0 else "unsure"
     return Comparison(metric, canary.rate, stable.rate, diff, at_least, _smallest_ruled_out(excess, diff), allowed,
-                      int(canary.requests), canary.users, verdict)
-
-
-def compare_tail(metric: str, strata: list[Counts], share: float, *, alpha_rollback: float, alpha_promote: float,
-                 tau: float) -> Comparison:
-    """Do more than `share` of canary requests exceed the latency limit (roll back), or is that ruled out (promote)?"""
-    canary = _total(strata)
-    weights = [(c.requests / canary.requests, c) for c in strata if c.requests] if canary.requests else []
-    if not weights:
-        return Comparison(metric, 0.0, share, 0.0, -math.inf, None, 0.0, 0, 0, "unsure")
-    diff = canary.rate - share
-    v_null = sum(w * w * c.variance(c.rate, share) for w, c in weights)
-    at_least = diff - boundary(v_null, alpha_rollback, tau)
-
-    def excess(u: float) -> float:
-        p0 = min(max(share + u, 0.0), 1.0)
-        return (u - diff) - boundary(sum(w * w * c.variance(p0, p0) for w, c in weights), alpha_promote, tau)
-
-    verdict = "worse" if at_least > 0 else "within" if excess(0.0) > 0 else "unsure"
-    return Comparison(metric, canary.rate, share, diff, at_least, _smallest_ruled_out(excess, diff), 0.0,
                       int(canary.requests), canary.users, verdict)
 
 

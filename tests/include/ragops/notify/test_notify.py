@@ -211,3 +211,21 @@ def test_an_evaluation_report_names_a_cumulative_decline_and_its_reference():
                                   "testset": "/x/t.jsonl", "run_id": 7, "duration_s": 1.0}, {"hit_rate": 0.9167})
     text = str(message.blocks)
     assert "declined since reference run 1" in text and "1.000 → 0.833" in text and "2 questions lost" in text
+
+
+def test_a_rollout_short_of_traffic_says_so_and_asking_a_person_is_an_alert():
+    from ragops.notify.blocks import rollout_decision
+
+    low = {"action": "raise_share", "to_percent": 25.0, "users": 10, "requests": 30, "min_users": 20,
+           "min_requests": 50, "percent": 10.0, "horizon": "2026-01-06T08:00:00+00:00", "projected_users": 10.0,
+           "projected_requests": 30.0}
+    decision = {"decision": "raise", "candidate": "cand", "from_percent": 10.0, "to_percent": 25.0,
+                "reason": "low traffic", "evidence": {"low_traffic": low}}
+    raised = rollout_decision(decision)
+    fields = json.dumps(raised.blocks)
+    assert "share raised to 25%" in fields and "10 (30)" in fields and "20 users, 50 requests" in fields
+    assert raised.kind == "report" and ":arrow_upper_right:" in fields
+    asked = rollout_decision(decision | {"decision": "hold",
+                                         "evidence": {"low_traffic": low | {"action": "ask_a_person"}}})
+    assert "needs a person" in json.dumps(asked.blocks) and asked.kind == "alert"
+    assert rollout_decision(decision | {"decision": "hold", "evidence": {}}).kind == "report"

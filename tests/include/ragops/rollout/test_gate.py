@@ -57,15 +57,56 @@ def test_a_promotion_states_what_the_data_ruled_out():
     assert result.evidence["metrics"]["error_rate"]["verdict"] == "within"
 
 
-def test_twenty_ms_of_jitter_on_fast_requests_never_fails_the_latency_check():
-    # test_rollout_e2e.py:144 failed on a busy machine with "canary p95 50.26 ms is 1.78x stable's 28.31 ms".
+def test_a_few_ms_of_jitter_on_fast_requests_never_fails_the_latency_check():
+    # test_rollout_e2e.py:144 once failed a canary that a busy machine had made 20 ms slower; a few ms of jitter are
+    # below the floor (1% of the 1,500 ms p95 objective) and pass, with stable's p95 itself estimated.
     rng = np.random.default_rng(1)
     stable = spread(rng, 2000, 3, 0.0, latency=lambda n: 20 + rng.exponential(4, n))
-    canary = spread(rng, 700, 3, 0.0, offset=10_000, latency=lambda n: 40 + rng.exponential(5, n))
+    canary = spread(rng, 700, 3, 0.0, offset=10_000, latency=lambda n: 25 + rng.exponential(5, n))
     result = analyze(stable, canary, PASSED, GatePolicy())
-    assert result.evidence["canary"]["p95_ms"] / result.evidence["stable"]["p95_ms"] > 1.5
+    assert result.evidence["canary"]["p95_ms"] / result.evidence["stable"]["p95_ms"] > 1.2  # beyond the ratio alone
     assert result.evidence["metrics"]["latency"]["verdict"] == "within"
     assert result.verdict == "promote", result.reasons
+
+
+def test_equal_latencies_never_roll_back_and_promote():
+    rng = np.random.default_rng(4)
+    fast = lambda n: 25 * np.exp(rng.normal(0, 0.4, n))  # noqa: E731
+    stable, canary = staged(rng, (0.01,) * 3, (0.01,) * 3, per_stage=6000)
+    stable.latency_ms, canary.latency_ms = fast(len(stable)), fast(len(canary))
+    result = analyze(stable, canary, PASSED, GatePolicy())
+    latency = result.evidence["metrics"]["latency"]
+    assert latency["verdict"] == "within" and result.verdict == "promote", result.reasons
+    assert latency["stable"] == pytest.approx(0.05, abs=0.005)  # stable's own share above its p95, estimated
+    assert [t["stratum"] for t in result.evidence["latency_thresholds"]] == [1, 2, 3]
+
+
+def test_a_fast_service_made_twice_as_slow_is_rolled_back():
+    # 25 ms made 50 ms: the old limit (1.2x and +100 ms over stable's p95) passed it 99.5% of the time (issue 20).
+    rng = np.random.default_rng(5)
+    fast = lambda n: 25 * np.exp(rng.normal(0, 0.4, n))  # noqa: E731
+    stable, canary = staged(rng, (0.01,) * 3, (0.01,) * 3, per_stage=2000)
+    stable.latency_ms, canary.latency_ms = fast(len(stable)), 2 * fast(len(canary))
+    result = analyze(stable, canary, PASSED, GatePolicy())
+    assert result.verdict == "rollback" and result.reasons[0].startswith("latency:"), result.reasons
+    assert "+15 ms over stable's p95" in result.reasons[0]
+    old_floor = analyze(stable, canary, PASSED, GatePolicy(latency_margin_ms=100.0))
+    assert old_floor.evidence["metrics"]["latency"]["verdict"] != "worse"  # the constant +100 ms let it through
+
+
+def test_latencies_tied_at_the_p95_count_in_part():
+    # Every stable request at 25 ms (a fixed injected latency, a timer's resolution): stable's share above its p95
+    # is 0 and at or above it 100%; ties counted in part keep it at 5%, and a canary far slower still fails.
+    stable = sample(1500, 2, latency=25.0)
+    assert analyze(stable, sample(400, 2, latency=900.0, offset=5000), PASSED, GatePolicy()).verdict == "rollback"
+    close = analyze(stable, sample(400, 2, latency=30.0, offset=5000), PASSED, GatePolicy())
+    assert close.evidence["metrics"]["latency"]["stable"] == pytest.approx(0.05) and close.verdict == "promote"
+
+
+def test_the_latency_floor_comes_from_the_slo(settings):
+    assert GatePolicy.from_settings(settings).latency_margin_ms == pytest.approx(0.01 * settings.slo_p95_latency_ms)
+    slow_service = settings.model_copy(update={"slo_p95_latency_ms": 4000.0})
+    assert GatePolicy.from_settings(slow_service).latency_margin_ms == pytest.approx(40.0)
 
 
 def test_a_canary_half_again_as_slow_as_a_slow_service_is_rolled_back():
@@ -75,7 +116,7 @@ def test_a_canary_half_again_as_slow_as_a_slow_service_is_rolled_back():
     canary = spread(rng, 500, 3, 0.0, offset=10_000, latency=lambda n: 1.5 * slow(n))
     result = analyze(stable, canary, PASSED, GatePolicy())
     assert result.verdict == "rollback" and result.reasons[0].startswith("latency:")
-    assert "slower than" in result.reasons[0]
+    assert "of canary requests above their limit" in result.reasons[0]
 
 
 def test_one_unlucky_heavy_user_cannot_fail_a_stage_alone():

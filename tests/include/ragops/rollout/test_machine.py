@@ -1,10 +1,14 @@
 """The rollout state machine without traffic or a model: what the gate reads from the registry."""
 
+import json
+from datetime import datetime, timedelta, timezone
+
 from ragops.evaluation.testset import load_testset
 from ragops.registry import Registry
-from ragops.registry.models import EvalRun
+from ragops.registry.models import EvalRun, RequestEvent, RolloutState
 from ragops.releases import create_release
 from ragops.rollout.machine import Rollout
+from ragops.rollout.traffic import current_low_traffic
 
 
 def _run(release: str, testset_hash: str, status: str) -> EvalRun:
@@ -39,3 +43,46 @@ def test_a_run_only_on_another_test_set_is_no_evaluation(settings):
         s.add(_run("cand", "0" * 64, "ok"))
     decision = rollout.step()
     assert decision.decision == "hold" and decision.evidence["evaluation"] is None
+
+
+def _served(registry, users: list[str], variant: str, start: datetime, per_user: int = 3) -> None:
+    """`per_user` fine requests of each user, a minute apart from `start`."""
+    with registry.session() as s:
+        s.add_all(RequestEvent(ts=start + timedelta(minutes=i * per_user + j), request_id=f"{u}-{j}", endpoint="ask",
+                               user_hash=u, variant=variant, latency_ms=25.0, status=200)
+                  for i, u in enumerate(users) for j in range(per_user))
+
+
+def test_100_users_in_all_at_10_percent_do_not_hang_silently(settings):
+    """min_users 20 at a 10% share of 100 users: 10 canary users, whose arrivals stop after the first hour."""
+    registry = Registry(settings.registry_url)
+    rollout = Rollout(settings, registry)  # no Slack token: the messages land in the outbox
+    create_release(registry, "cand", None, {}, "test")
+    rollout.start("cand", "test")
+    t0 = datetime.now(timezone.utc) - timedelta(days=5)
+    with registry.session() as s:
+        state = s.get(RolloutState, 1)
+        state.started_at = state.stage_started_at = t0
+        s.add(_run("cand", load_testset(settings.eval_testset).sha256, "ok"))
+    _served(registry, [f"c{i}" for i in range(10)], "canary", t0)
+    _served(registry, [f"s{i}" for i in range(90)], "stable", t0)
+
+    early = rollout.step(now=t0 + timedelta(hours=2))  # 10 users in 2 hours: on course for 120 by the horizon
+    assert early.decision == "hold" and early.evidence["low_traffic"] is None
+
+    raised = rollout.step(now=t0 + timedelta(hours=24, minutes=15))  # none came since: out of reach at 10%
+    assert raised.decision == "raise" and (raised.from_percent, raised.to_percent) == (10.0, 25.0)
+    assert raised.evidence["low_traffic"]["action"] == "raise_share" and "rises to 25%" in raised.reason
+    assert rollout.status()["percent"] == 25.0 and rollout.status()["stage"] == 0  # the stage's normal step is next
+    assert current_low_traffic(registry)["release"] == "cand"
+
+    asked = rollout.step(now=t0 + timedelta(hours=24 + 48, minutes=30))  # still 10, at the bound, past 2x the horizon
+    assert asked.decision == "hold" and asked.evidence["low_traffic"]["action"] == "ask_a_person"
+    assert "needs a person" in asked.reason and rollout.status()["percent"] == 25.0
+    sent = [json.loads(line) for line in settings.outbox_path.read_text().splitlines()]
+    assert "needs a person" in json.dumps(sent[-1]) and sent[-1]["kind"] == "alert"
+
+    _served(registry, [f"c{i}" for i in range(10, 25)], "canary", t0 + timedelta(hours=73))  # the 25% share's users
+    met = rollout.step(now=t0 + timedelta(hours=75))
+    assert met.evidence["low_traffic"] is None and met.evidence["counted"]["users"] == 25
+    assert current_low_traffic(registry) is None
