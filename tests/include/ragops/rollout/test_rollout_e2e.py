@@ -75,7 +75,8 @@ def traffic(client, percent, canary=110, stable=30, background=2000):
 
     with client.app.state.service.registry.session() as s:
         s.add_all(RequestEvent(request_id=f"bg-{percent}-{i}", endpoint="ask", user_hash=f"bg-{percent}-{i}",
-                               variant="stable", latency_ms=25.0, status=200) for i in range(background))
+                               variant="stable", latency_ms=25.0, status=200, verified=True)
+                   for i in range(background))
     seen = {}
     users = (canary_users(percent, canary, prefix=f"c{percent}", key="support-desk")
              + [f"s{percent}-{i}" for i in range(stable)])
