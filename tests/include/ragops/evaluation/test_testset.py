@@ -5,7 +5,10 @@ from ragops.evaluation.testset import BUNDLED, InvalidTestset, load_testset
 
 def test_bundled_testset_is_valid_and_points_at_real_docs():
     testset = load_testset()
-    assert testset.path == str(BUNDLED) and len(testset.items) >= 10 and len(testset.sha256) == 64
+    assert testset.path == str(BUNDLED) and len(testset.sha256) == 64
+    # bench/testset_power.py: 64 questions give a 20% drop in hit rate 80% power even when the lost hits are
+    # reshuffled at random (docs/evaluation.md)
+    assert len(testset.items) >= 64
     docs = BUNDLED.parents[4] / "docs"
     for item in testset.items:
         texts = [" ".join((docs / doc_id).read_text().split()) for doc_id in item.reference_doc_ids]
