@@ -5,12 +5,15 @@ from ragops.evaluation.testset import BUNDLED, InvalidTestset, load_testset
 
 def test_bundled_testset_is_valid_and_points_at_real_docs():
     testset = load_testset()
-    assert testset.path == str(BUNDLED) and len(testset.items) >= 10 and len(testset.sha256) == 64
+    assert testset.path == str(BUNDLED) and len(testset.sha256) == 64
+    # bench/testset_power.py: 64 questions give a 20% drop in hit rate 80% power even when the lost hits are
+    # reshuffled at random (docs/evaluation.md)
+    assert len(testset.items) >= 64
     docs = BUNDLED.parents[4] / "docs"
     for item in testset.items:
-        for doc_id in item.reference_doc_ids:
-            text = " ".join((docs / doc_id).read_text().split())
-            assert any(" ".join(c.split())[:60] in text for c in item.reference_contexts), item.id
+        texts = [" ".join((docs / doc_id).read_text().split()) for doc_id in item.reference_doc_ids]
+        for context in item.reference_contexts:  # verbatim but for wrapping; a sentence cut at a comma ends in "."
+            assert any(" ".join(context.split()).rstrip(".") in text for text in texts), (item.id, context)
 
 
 @pytest.mark.parametrize("line,match", [
