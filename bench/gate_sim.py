@@ -15,7 +15,7 @@ Each row is judged against issue 20's targets (`target()`): a harmless candidate
 most 1% of rollouts; a harmful one at or above the minimum effect rolled back in at least 95% at medium and high
 traffic; elsewhere a harmful one promoted in at most 5%, with the share left undecided reported.
 
-Usage: python bench/gate_sim.py [--rollouts 200] [--seed 7] [--traffic low,medium,high] [--scenario equal,...]
+Usage: python bench/gate_sim.py [--rollouts 200] [--rollouts-low 20] [--seed 7] [--traffic low,medium,high] [--scenario equal,...]
        [--gates ragops,previous,flagger] [--markdown]   (one JSON document, or with --markdown the tables of
        docs/benchmarks.md "Release gates"; progress on stderr)
 """
@@ -128,19 +128,23 @@ def target(scenario: str, traffic: str, summary: dict, policy: GatePolicy) -> di
             "met": summary["promoted"] <= policy.false_promotion}
 
 
-def run(rollouts: int, seed: int, traffics: list[str], scenarios: list[str], gates: list[str]) -> dict:
-    """Every selected cell; a cell's figures depend only on the seed and its own scenario and traffic level."""
+def run(rollouts: int, seed: int, traffics: list[str], scenarios: list[str], gates: list[str],
+        rollouts_low: int | None = None) -> dict:
+    """Every selected cell; a cell's figures depend only on the seed and its own scenario and traffic level.
+    `rollouts_low` caps the rollouts at low traffic, where each undecided one costs three days of looks."""
     policy, results, started = GatePolicy(), {}, time.perf_counter()
     for scenario in scenarios:
-        for traffic in traffics:
+        for traffic in [t for t in traffics if SCENARIOS[scenario].only is None or t in SCENARIOS[scenario].only]:
+            n = rollouts_low if rollouts_low and TRAFFIC[traffic].level == "low" else rollouts
             for gate in gates:
                 rng = np.random.default_rng([seed, list(SCENARIOS).index(scenario), list(TRAFFIC).index(traffic)])
-                runs = [simulate(rng, traffic, scenario, gate, policy) for _ in range(rollouts)]
+                runs = [simulate(rng, traffic, scenario, gate, policy) for _ in range(n)]
                 row = summarize(runs)
                 row |= target(scenario, traffic, row, policy)
                 results.setdefault(scenario, {}).setdefault(traffic, {})[gate] = row
                 print(f"{scenario} {traffic} {gate}: {row}", file=sys.stderr, flush=True)
-    return {"seed": seed, "rollouts_per_cell": rollouts, "policy": policy.__dict__,
+    return {"seed": seed, "rollouts_per_cell": rollouts, "rollouts_per_low_traffic_cell": rollouts_low or rollouts,
+            "policy": policy.__dict__,
             "traffic": {k: TRAFFIC[k].__dict__ for k in traffics},
             "scenarios": {k: {"label": SCENARIOS[k].label, "harm": SCENARIOS[k].harm,
                               "at_minimum": SCENARIOS[k].at_minimum} for k in scenarios},
@@ -177,6 +181,7 @@ def _names(value: str, known: dict | tuple) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rollouts", type=int, default=200)
+    parser.add_argument("--rollouts-low", type=int, help="rollouts per cell at low traffic (default: --rollouts)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--traffic", type=lambda v: _names(v, TRAFFIC), default=list(TRAFFIC),
                         help=f"comma-separated, of {', '.join(TRAFFIC)}")
@@ -185,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--gates", type=lambda v: _names(v, GATES), default=list(GATES))
     parser.add_argument("--markdown", action="store_true", help="print the table of docs/benchmarks.md, not JSON")
     args = parser.parse_args(argv)
-    doc = run(args.rollouts, args.seed, args.traffic, args.scenario, args.gates)
+    doc = run(args.rollouts, args.seed, args.traffic, args.scenario, args.gates, args.rollouts_low)
     print(markdown(doc) if args.markdown else json.dumps(doc, indent=1))
 
 

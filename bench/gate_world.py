@@ -36,7 +36,6 @@ class Traffic:
 
 
 TRAFFIC = {
-    "very_low": Traffic(2.0, 100),  # 100 users in all: about 10 in the canary at 10%
     "low": Traffic(5.0, 400),
     "low_with_probes": Traffic(5.0, 400, probes=50),
     "medium": Traffic(20.0, 1500, level="medium"),
@@ -62,6 +61,7 @@ class Scenario:
     heavy_tails: bool = False  # a latency multiplier per user and a Pareto tail on 5% of requests
     users: int | None = None  # overrides the traffic level's number of users
     probes: int | None = None  # overrides the traffic level's probe requests per look
+    only: tuple[str, ...] | None = None  # the traffic levels it runs at (None: every one selected)
 
 
 def _times(k: float) -> Callable:
@@ -87,9 +87,11 @@ SCENARIOS = {
                                             profile="slow", slow=_times(1.5), heavy_tails=True),
     "latency_2x": Scenario("25 ms service made 2x slower", "p95 x2 (issue 20: must be caught)", slow=_times(2.0)),
     "latency_3x": Scenario("25 ms service made 3x slower", "p95 x3", slow=_times(3.0)),
+    "hundred_users": Scenario("equal, 100 users in all (about 10 in the canary at 10%)", users=100, only=("low",)),
     "five_users_and_probes": Scenario("5 real canary users at +6 points of errors, 100 unaffected probes a look",
                                       "+6 points of errors on 5 real users (below min_users: must not promote)",
-                                      at_minimum=False, errors=0.06, users=50, probes=100, probes_hit=False),
+                                      at_minimum=False, errors=0.06, users=50, probes=100, probes_hit=False,
+                                      only=("low",)),
 }
 
 
