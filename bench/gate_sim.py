@@ -132,16 +132,17 @@ def run(rollouts: int, seed: int, traffics: list[str], scenarios: list[str], gat
         rollouts_low: int | None = None) -> dict:
     """Every selected cell; a cell's figures depend only on the seed and its own scenario and traffic level.
     `rollouts_low` caps the rollouts at low traffic, where each undecided one costs three days of looks."""
-    policy, results, started = GatePolicy(), {}, time.perf_counter()
-    for scenario in scenarios:
-        for traffic in [t for t in traffics if SCENARIOS[scenario].only is None or t in SCENARIOS[scenario].only]:
-            n = rollouts_low if rollouts_low and TRAFFIC[traffic].level == "low" else rollouts
+    policy, started = GatePolicy(), time.perf_counter()
+    results = {scenario: {} for scenario in scenarios}  # rows by scenario; computed traffic level by level
+    for traffic in traffics:
+        n = rollouts_low if rollouts_low and TRAFFIC[traffic].level == "low" else rollouts
+        for scenario in [s for s in scenarios if SCENARIOS[s].only is None or traffic in SCENARIOS[s].only]:
             for gate in gates:
                 rng = np.random.default_rng([seed, list(SCENARIOS).index(scenario), list(TRAFFIC).index(traffic)])
                 runs = [simulate(rng, traffic, scenario, gate, policy) for _ in range(n)]
                 row = summarize(runs)
                 row |= target(scenario, traffic, row, policy)
-                results.setdefault(scenario, {}).setdefault(traffic, {})[gate] = row
+                results[scenario].setdefault(traffic, {})[gate] = row
                 print(f"{scenario} {traffic} {gate}: {row}", file=sys.stderr, flush=True)
     return {"seed": seed, "rollouts_per_cell": rollouts, "rollouts_per_low_traffic_cell": rollouts_low or rollouts,
             "policy": policy.__dict__,
