@@ -15,9 +15,9 @@ Each row is judged against issue 20's targets (`target()`): a harmless candidate
 most 1% of rollouts; a harmful one at or above the minimum effect rolled back in at least 95% at medium and high
 traffic; elsewhere a harmful one promoted in at most 5%, with the share left undecided reported.
 
-Usage: python bench/gate_sim.py [--rollouts 200] [--rollouts-low 20] [--seed 7] [--traffic low,medium,high] [--scenario equal,...]
-       [--gates ragops,previous,flagger] [--markdown]   (one JSON document, or with --markdown the tables of
-       docs/benchmarks.md "Release gates"; progress on stderr)
+Usage: python bench/gate_sim.py [--rollouts 200] [--rollouts-low 20] [--seed 7] [--traffic low,medium,high]
+       [--scenario equal,...] [--gates ragops,previous,flagger] [--markdown]
+       (one JSON document, or with --markdown the table of docs/benchmarks.md "Release gates"; progress on stderr)
 """
 
 from __future__ import annotations

@@ -80,7 +80,8 @@ SCENARIOS = {
     "fallbacks_plus_5_points": Scenario("+5 points of fallbacks only", "+5 points of fallbacks, errors unchanged "
                                         "(allowed: +5, any excess is a regression)", fallbacks=0.05),
     "lightest_users": Scenario("the lightest 10% of users +20 points of errors", "+20 points of errors for the "
-                               "lightest 10% of users (+2 points per user)", errors=0.20, lightest=0.10, probes_hit=False),
+                               "lightest 10% of users (+2 points per user)", errors=0.20, lightest=0.10,
+                               probes_hit=False),
     "latency_plus_50_percent": Scenario("+50% latency (800 ms service)", "p95 x1.5", profile="slow",
                                         slow=_times(1.5)),
     "heavy_tails_plus_50_percent": Scenario("+50% latency (800 ms service), heavy tails", "p95 x1.5",
@@ -115,7 +116,7 @@ class World:
         self.incident_from = None
 
     def _cycle(self) -> float:
-        """-1..1 over the day (0 without a daily cycle): scales traffic by 1 + 0.8 x and stable's errors by 1 + 0.5 x."""
+        """-1..1 over the day (0 without a daily cycle): traffic scales by 1 + 0.8 x, stable's errors by 1 + 0.5 x."""
         return float(np.sin(2 * np.pi * self.minute / 1440)) if self.s.daily else 0.0
 
     def _shared_errors(self, stage: int) -> tuple[float, float]:
@@ -126,6 +127,8 @@ class World:
         return BASE_ERRORS * (1 + 0.5 * self._cycle()), self.s.incident if in_incident else 0.0
 
     def _latency(self, n: int, users: np.ndarray | None) -> np.ndarray:
+        """Log-normal latencies; with heavy tails, real users' (not probes', `users` None) scaled by their own
+        multiplier, and 5% of them by a Pareto factor."""
         rng = self.rng
         latency = self.median * np.exp(rng.normal(0, self.sigma, n))
         if self.s.heavy_tails and users is not None:
