@@ -15,7 +15,7 @@ Each row is judged against issue 20's targets (`target()`): a harmless candidate
 most 1% of rollouts; a harmful one at or above the minimum effect rolled back in at least 95% at medium and high
 traffic; elsewhere a harmful one promoted in at most 5%, with the share left undecided reported.
 
-Usage: python bench/gate_sim.py [--rollouts 200] [--rollouts-low 20] [--seed 7] [--traffic low,medium,high]
+Usage: python bench/gate_sim.py [--rollouts 40] [--rollouts-low 8] [--seed 7] [--traffic high,medium,low]
        [--scenario equal,...] [--gates ragops,previous,flagger] [--markdown]
        (one JSON document, or with --markdown the table of docs/benchmarks.md "Release gates"; progress on stderr)
 """
@@ -181,10 +181,12 @@ def _names(value: str, known: dict | tuple) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rollouts", type=int, default=200)
-    parser.add_argument("--rollouts-low", type=int, help="rollouts per cell at low traffic (default: --rollouts)")
+    # the defaults are docs/benchmarks.md's run (small cells, for two busy cores); use more rollouts on a quiet machine
+    parser.add_argument("--rollouts", type=int, default=40)
+    parser.add_argument("--rollouts-low", type=int, default=8, help="rollouts per cell at low traffic, where an "
+                        "undecided rollout costs three days of looks (0: as --rollouts)")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--traffic", type=lambda v: _names(v, TRAFFIC), default=list(TRAFFIC),
+    parser.add_argument("--traffic", type=lambda v: _names(v, TRAFFIC), default=["high", "medium", "low"],
                         help=f"comma-separated, of {', '.join(TRAFFIC)}")
     parser.add_argument("--scenario", type=lambda v: _names(v, SCENARIOS), default=list(SCENARIOS),
                         help=f"comma-separated, of {', '.join(SCENARIOS)}")
