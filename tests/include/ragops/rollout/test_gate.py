@@ -162,20 +162,26 @@ def test_a_regressed_evaluation_rolls_back_and_a_missing_one_holds():
     assert held.verdict == "hold" and "no evaluation run" in held.reasons[-1]
 
 
-def test_repeated_looks_at_an_equal_candidate_rarely_roll_back():
-    """40 looks each at 200 equal rollouts: the bound holds over all looks, not per look (bench/gate_sim.py: more)."""
+def test_repeated_looks_at_an_equal_candidate_roll_back_at_most_the_documented_1_percent():
+    """600 equal rollouts, each looked at every 15 minutes until the gate decides (up to 40 looks): the bound holds
+    over all looks of a rollout, not per look (bench/gate_sim.py: whole rollouts in harder worlds)."""
     rng = np.random.default_rng(11)
-    rolled_back = 0
-    for _ in range(200):
-        users_s, users_c = rng.integers(0, 3000, 40 * 90), rng.integers(3000, 3300, 40 * 10)
-        err_s, err_c = rng.random(len(users_s)) < 0.02, rng.random(len(users_c)) < 0.02
+    rolled_back = looks = 0
+    for _ in range(600):
+        users_s, users_c = rng.integers(0, 30_000, 40 * 900), rng.integers(30_000, 33_000, 40 * 100)
+        err_s, err_c = rng.random(len(users_s)) < 0.01, rng.random(len(users_c)) < 0.01
         for look in range(1, 41):
-            s = Sample(users_s[:look * 90], err_s[:look * 90], np.zeros(look * 90, bool), np.full(look * 90, 25.0))
-            c = Sample(users_c[:look * 10], err_c[:look * 10], np.zeros(look * 10, bool), np.full(look * 10, 25.0))
-            if analyze(s, c, PASSED, GatePolicy(), detail=False).verdict == "rollback":
-                rolled_back += 1
+            s = Sample(users_s[:look * 900], err_s[:look * 900], np.zeros(look * 900, bool), np.full(look * 900, 25.0))
+            c = Sample(users_c[:look * 100], err_c[:look * 100], np.zeros(look * 100, bool), np.full(look * 100, 25.0))
+            verdict = analyze(s, c, PASSED, GatePolicy(), detail=False).verdict
+            if verdict != "hold":
                 break
-    assert rolled_back <= 4  # 2% of 200; the configured bound over the whole rollout is 1%
+        rolled_back += verdict == "rollback"
+        looks += look
+    assert looks > 600 * 5  # the looks are repeated: about 8 per rollout before a promotion
+    # GatePolicy.false_rollback is 1%: at most 6 of 600. The count is binomial; were the true rate 2% (the bound this
+    # test used to allow), 6 or fewer of 600 would happen with probability 0.044, so the assertion can fail.
+    assert rolled_back <= 600 * GatePolicy().false_rollback
 
 
 def test_events_become_samples_by_user():

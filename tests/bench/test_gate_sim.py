@@ -1,0 +1,44 @@
+"""bench/gate_sim.py on a tiny configuration: the JSON document's shape, and a blatant regression caught."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+ROW = {"rolled_back", "promoted", "undecided", "rollouts", "undecided_rollouts", "rolled_back_at",
+       "median_requests_to_decision", "median_hours_to_decision", "target", "met"}
+
+
+def gate_sim(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "bench" / "gate_sim.py"), *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_a_blatant_regression_is_rolled_back_and_every_row_says_whether_its_target_is_met():
+    done = gate_sim("--rollouts", "3", "--traffic", "high", "--scenario", "equal,errors_plus_3_points", "--seed", "3")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert list(doc["results"]) == ["equal", "errors_plus_3_points"]
+    assert doc["scenarios"]["equal"]["harm"] is None and doc["scenarios"]["errors_plus_3_points"]["harm"]
+    for by_traffic in doc["results"].values():
+        assert list(by_traffic) == ["high"] and list(by_traffic["high"]) == ["ragops", "previous", "flagger"]
+        for row in by_traffic["high"].values():
+            assert set(row) == ROW and row["rollouts"] == 3
+            assert row["rolled_back"] + row["promoted"] + row["undecided"] == 1.0
+    caught = doc["results"]["errors_plus_3_points"]["high"]["ragops"]
+    assert caught["rolled_back"] == 1.0 and caught["met"] is True and caught["target"] == "rolled back >= 95%"
+    assert doc["results"]["equal"]["high"]["ragops"]["target"] == "rolled back <= 1%"
+
+
+def test_markdown_prints_the_documented_table_and_unknown_names_are_refused():
+    done = gate_sim("--rollouts", "1", "--traffic", "high", "--scenario", "latency_plus_50_percent", "--gates",
+                    "previous,flagger", "--markdown")
+    assert done.returncode == 0, done.stderr
+    header, rule, *rows = done.stdout.strip().splitlines()
+    assert header.startswith("| candidate | harmful? | traffic | gate |") and rule.count("|---") == 10
+    assert [row.split(" | ")[3] for row in rows] == ["previous", "flagger"]
+    refused = gate_sim("--scenario", "equal,no_such_world")
+    assert refused.returncode == 2 and "no_such_world" in refused.stderr
