@@ -40,6 +40,7 @@ BAKE_LOOKS = 2  # each stage lasts at least 30 minutes
 HORIZON_LOOKS = 3 * 24 * 4  # three days
 PASSED = {"run_id": 0, "regressed": False}
 FLAGGER_THRESHOLD = 5
+FLAGGER_MARGIN_MS = 100.0  # its p99 check: max(1.2x, +100 ms) over stable's, fixed (not the ragops gate's SLO floor)
 GATES = ("ragops", "previous", "flagger")
 FIELDS = ("users", "errors", "fallbacks", "latency_ms", "synthetic", "stratum")
 
@@ -97,7 +98,7 @@ def _flagger(s: Sample, c: Sample, policy: GatePolicy) -> str:
     s99 = np.percentile(s.latency_ms, 99)
     if c.errors.mean() > s.errors.mean() + policy.error_mde or c.fallbacks.mean() > s.fallbacks.mean() + policy.fallback_mde:
         return "hold"
-    if np.percentile(c.latency_ms, 99) > max(policy.latency_ratio * s99, s99 + policy.latency_margin_ms):
+    if np.percentile(c.latency_ms, 99) > max(policy.latency_ratio * s99, s99 + FLAGGER_MARGIN_MS):
         return "hold"
     return "promote"
 
