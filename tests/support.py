@@ -315,3 +315,16 @@ def populate_registry(settings, embedder, now) -> dict:
                          state="changed", contract="none", diff=["description: now says <b>tool</b>"]),
         ])
     return {"refresh": refresh, "candidate": build, "release": candidate.name, "audit": audit, "registry": registry}
+
+
+class Peer:
+    """Sets the connecting address from a test-only header, so one client (one event loop) can be many peers."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        peer = dict(scope.get("headers") or []).get(b"x-test-peer")
+        if scope["type"] == "http" and peer:
+            scope = dict(scope, client=(peer.decode(), 40000))
+        await self.app(scope, receive, send)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from support import events
+from support import Peer, events
 from ragops.answer import fallbacks
 from ragops.answer.pipeline import AnswerService
 from ragops.audit.apikeys import issue
@@ -38,19 +38,6 @@ class WeakCandidate(AnswerService):
         return result
 
 
-class _Peer:
-    """Sets the connecting address from a test-only header, so one client can be many peers."""
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        peer = dict(scope.get("headers") or []).get(b"x-test-peer")
-        if scope["type"] == "http" and peer:
-            scope = dict(scope, client=(peer.decode(), 40000))
-        await self.app(scope, receive, send)
-
-
 @pytest.fixture
 def platform(indexed, embedder, tmp_path):
     """(settings, client, desk key, probe key): the real app over the indexed corpus, a twin of stable rolled out at
@@ -65,7 +52,7 @@ def platform(indexed, embedder, tmp_path):
 
     def make(service_class=AnswerService):
         service = service_class(cfg, embedder=embedder, rollout_ttl_s=0)  # the router follows each decision at once
-        clients.append(TestClient(_Peer(create_app(cfg, service=service))))
+        clients.append(TestClient(Peer(create_app(cfg, service=service))))
         return clients[-1].__enter__()
 
     yield cfg, desk, probe, make

@@ -9,7 +9,7 @@ import uuid
 import pytest
 from fastapi.testclient import TestClient
 
-from support import events
+from support import Peer, events
 from serving.ratelimit import RateLimiter
 
 
@@ -22,19 +22,6 @@ def limiter_factory(request):
         return RateLimiter(per_caller, global_limit, url, prefix=f"ragops-test-{uuid.uuid4().hex[:8]}")
 
     return make
-
-
-class _Peer:
-    """Sets the connecting address from a test-only header, so one client (one event loop) can be many peers."""
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        peer = dict(scope.get("headers") or []).get(b"x-test-peer")
-        if scope["type"] == "http" and peer:
-            scope = dict(scope, client=(peer.decode(), 40000))
-        await self.app(scope, receive, send)
 
 
 class _At:
@@ -59,7 +46,7 @@ def app_for(indexed, embedder):
     def make(limiter=None, **overrides):
         cfg = indexed.model_copy(update=overrides)
         app = create_app(cfg, service=AnswerService(cfg, embedder=embedder), limiter=limiter)
-        client = TestClient(_Peer(app))
+        client = TestClient(Peer(app))
         client.__enter__()
         clients.append(client)
         return app, lambda address="203.0.113.7": _At(client, address)

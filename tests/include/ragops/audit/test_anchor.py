@@ -17,7 +17,6 @@ from ragops.audit import chain
 from ragops.audit.anchor import Anchor, AuditLogTampered, publish, read_anchors, signing_key, verify_anchored
 from ragops.config import Settings
 from ragops.errors import ConfigError
-from ragops.registry import Registry
 from ragops.registry.models import AuditChainHead, McpAccessLog
 
 KEY = b"k" * 32
@@ -27,14 +26,6 @@ def _row(i, **kw):
     return dict(ts=datetime.now(timezone.utc), client="reader", tool="search_knowledge_base",
                 decision="denied" if i % 3 == 0 else "allowed", reason="granted", latency_ms=1.25 + i, status="ok",
                 request_id=str(i), args_hash="a" * 32) | kw
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def registry(request, tmp_path):
-    url = f"sqlite:///{tmp_path / 'r.sqlite'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    registry = Registry(url)
-    yield registry
-    registry.dispose()
 
 
 @pytest.fixture

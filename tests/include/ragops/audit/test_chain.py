@@ -17,14 +17,6 @@ def _row(i, **kw):
                 reason="granted", latency_ms=1.25 + i, status="ok", request_id=str(i), args_hash="a" * 32) | kw
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def registry(request, tmp_path):
-    url = f"sqlite:///{tmp_path / 'r.sqlite'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    registry = Registry(url)
-    yield registry
-    registry.dispose()
-
-
 def test_concurrent_writers_extend_one_chain(registry):
     """Four writers (as four replicas would, each with its own engine) append at once; the chain stays whole."""
     def writer(n):
