@@ -187,6 +187,8 @@ def rollout_decision(decision: dict) -> Message:
             "p95 ms (canary / stable / limit)": f"{c['p95_ms']} / {s['p95_ms']} / {limit}",
             f"Error difference, {evidence.get('confidence', '95%')}": bounds("error_rate"),
             "Fallback difference": bounds("fallback_rate"),
+            "Error difference per user (each user weighted equally)": bounds("error_rate_per_user"),
+            "Fallback difference per user": bounds("fallback_rate_per_user"),
             "Canary share over its latency limit, beyond stable's over its p95": bounds("latency")}))
     low = evidence.get("low_traffic")
     if low:

@@ -229,3 +229,26 @@ def test_a_rollout_short_of_traffic_says_so_and_asking_a_person_is_an_alert():
                                          "evidence": {"low_traffic": low | {"action": "ask_a_person"}}})
     assert "needs a person" in json.dumps(asked.blocks) and asked.kind == "alert"
     assert rollout_decision(decision | {"decision": "hold", "evidence": {}}).kind == "report"
+
+
+def test_a_rollout_decision_shows_the_per_user_comparisons_beside_the_per_request_ones():
+    """A regression confined to some users shows per user first: Slack must carry what the gate decided on."""
+    import numpy as np
+
+    from ragops.notify.blocks import rollout_decision
+    from ragops.rollout.gate import GatePolicy, Sample, analyze
+
+    rng = np.random.default_rng(20)
+
+    def sample(first: int, users: int, per_user: int, error_users: int) -> Sample:
+        ids = np.repeat(np.arange(first, first + users), per_user)  # user codes, distinct across the variants
+        errors = ids < first + error_users  # the first `error_users` users fail every request
+        return Sample(ids, errors, np.zeros(len(ids), bool), rng.lognormal(3.2, 0.3, len(ids)))
+
+    analysis = analyze(sample(0, 400, 5, 4), sample(400, 40, 5, 4), {"run_id": 1, "regressed": False}, GatePolicy())
+    fields = json.dumps(rollout_decision({"decision": analysis.verdict, "candidate": "cand", "from_percent": 10.0,
+                                          "to_percent": 10.0, "reason": "; ".join(analysis.reasons),
+                                          "evidence": analysis.evidence}).blocks)
+    per_user = analysis.evidence["metrics"]["error_rate_per_user"]
+    assert "Error difference per user" in fields and "Fallback difference per user" in fields
+    assert f"({per_user['verdict']})" in fields.split("Error difference per user")[1][:120]
