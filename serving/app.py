@@ -34,6 +34,7 @@ from serving.backend import Backend, Readiness
 from serving.callers import Caller, Callers, InvalidApiKey
 from serving.guards import BodyLimit, McpPath, RequestIds
 from serving.mcp_server import LogMissingToken, build_mcp_server
+from serving.refusals import RefusalLog
 from serving.metrics import CONTENT_TYPE_LATEST, Metrics
 from serving.ratelimit import RateLimiter
 from serving.schemas import AskResponse, ErrorBody, Query, Readiness as ReadinessBody, SearchResponse
@@ -69,7 +70,11 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
     # The registry-backed gauges of /metrics (freshness, quarantine, readiness), read in the background.
     status = StatusCollector(settings, lambda: backend.get().registry, readiness.check)
     metrics.add_collector(status)
-    mcp = build_mcp_server(backend.get, permissions, events, metrics, base_url=base_url)
+    refusals = RefusalLog(events, settings.mcp_refusal_log_window_s)
+    mcp = build_mcp_server(backend.get, permissions, events, metrics, base_url=base_url, limiter=limiter,
+                           limits=(settings.rate_limit_mcp or settings.rate_limit,
+                                   settings.rate_limit_mcp_address or settings.rate_limit_address),
+                           refusals=refusals)
     # Stateless JSON responses: any serving replica or worker can answer any MCP request. DNS-rebinding protection
     # is on when the public URL is a loopback address, as the SDK decides from `host`.
     mcp_app = mcp.streamable_http_app(streamable_http_path="/", stateless_http=True, json_response=True,
@@ -92,6 +97,7 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
                 background.cancel_scope.cancel()
         finally:
             status.stop()
+        refusals.flush()  # the counts of the last window's repeated refusals
         events.close()  # drain queued events: a clean shutdown loses none (the spool keeps what the registry cannot)
         close_backends()  # the process's index client (Weaviate)
 
@@ -101,6 +107,7 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
     app.state.service, app.state.backend, app.state.events = service, backend, events
     app.state.metrics, app.state.limiter, app.state.permissions = metrics, limiter, permissions
     app.state.readiness, app.state.status, app.state.tool_guard = readiness, status, guard
+    app.state.refusals = refusals
 
     def record(request_id_: str, endpoint: str, status: int, latency_ms: float, *, variant: str = "stable",
                release_id: int | None = None, fallback: str | None = None, error: str | None = None,
@@ -216,7 +223,7 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
     async def prometheus():
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    app.mount("/mcp", LogMissingToken(mcp_app, events, metrics))
+    app.mount("/mcp", LogMissingToken(mcp_app, refusals, metrics))
 
     def refused(scope: dict, rid: str) -> None:
         if scope["path"] in ENDPOINTS:

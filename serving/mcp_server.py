@@ -4,6 +4,11 @@ Every `tools/call` passes through `GatedServer.call_tool`: unknown tools, invali
 are logged like granted calls. A tool's `collection` argument names what it reads: `live` (the stable release, the
 default), `candidate` (the release being rolled out) or a release by name; the grant's `collections` list these
 names, and the read goes to exactly that release's index version.
+
+MCP runs under the limits of HTTP: each tool call counts against its client's bucket (RAGOPS_RATE_LIMIT_MCP, default
+RAGOPS_RATE_LIMIT) and against its address's bucket, the one /v1 uses (RAGOPS_RATE_LIMIT_MCP_ADDRESS, default
+RAGOPS_RATE_LIMIT_ADDRESS), then the global one; a refusal is a tool error "rate limited, retry after N s". Arguments
+have /v1's bounds and are refused before any work. Refusals a flood repeats are logged aggregated (refusals.py).
 """
 
 from __future__ import annotations
@@ -12,61 +17,67 @@ import contextvars
 import hashlib
 import json
 import time
-from typing import Any, Callable
+from typing import Annotated, Any, Callable
 
 import anyio
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from ragops.answer.pipeline import AnswerService
 from ragops.audit.permissions import ClientGrant, Permissions
 from ragops.errors import StoreUnavailable
 from ragops.monitoring.events import EventWriter
 from ragops.releases import ReleaseError, release_for_view
+from serving.ratelimit import RateLimiter
+from serving.refusals import RefusalLog
+from serving.schemas import K_MAX, NAME_MAX, QUESTION_MAX, URI_MAX
 
 INSTRUCTIONS = ("Search the ragops knowledge base and read its documents. Results cite the document URI of each passage. "
                 "`collection` is `live` (default), `candidate` or a release name, as your grant allows.")
 TOOLS = ("search_knowledge_base", "get_document")
 _client: contextvars.ContextVar[str] = contextvars.ContextVar("mcp_client", default="stdio")
+_address: contextvars.ContextVar[str] = contextvars.ContextVar("mcp_address", default="unknown")
+Collection = Annotated[str, Field(min_length=1, max_length=NAME_MAX)]
 
 
 class PermissionsVerifier:
     """The SDK's bearer-auth hook: unknown, revoked or expired tokens get 401 and a line in the access log."""
 
-    def __init__(self, permissions: Permissions, events: EventWriter | None, metrics=None):
+    def __init__(self, permissions: Permissions, refusals: RefusalLog, metrics=None):
         self.permissions = permissions
-        self.events = events
+        self.refusals = refusals
         self.metrics = metrics
 
     async def verify_token(self, token: str) -> AccessToken | None:
         grant = self.permissions.by_token(token)
         reason = ("unknown token" if grant is None else "client is revoked" if grant.revoked
                   else "token expired" if grant.expired() else None)
+        self.refusals.tick()
         if reason:
             if self.metrics is not None:
                 self.metrics.mcp_calls.labels(grant.name if grant else "unknown", "-", "denied").inc()
-            if self.events:
-                self.events.record("mcp", client=grant.name if grant else "unknown", tool="-", decision="denied",
-                                   reason=reason, latency_ms=0.0, status="unauthenticated", request_id="", args_hash="")
+            self.refusals.record(grant.name if grant else "unknown", "-", _address.get(), reason, "unauthenticated")
             return None
         expires = int(grant.expires.timestamp()) if grant.expires else None
         return AccessToken(token=token, client_id=grant.name, scopes=list(grant.tools), expires_at=expires)
 
 
 class LogMissingToken:
-    """ASGI wrapper: a request that reaches /mcp with no bearer token at all is refused (401) and logged too."""
+    """ASGI wrapper: a request that reaches /mcp with no bearer token at all is refused (401) and logged too. It
+    also notes the client's address, which the token verifier is not given."""
 
-    def __init__(self, app, events: EventWriter | None, metrics=None):
+    def __init__(self, app, refusals: RefusalLog, metrics=None):
         self.app = app
-        self.events = events
+        self.refusals = refusals
         self.metrics = metrics
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or (self.events is None and self.metrics is None):
+        if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        _address.set(scope["client"][0] if scope.get("client") else "unknown")
         headers = dict(scope.get("headers") or [])
         has_token = headers.get(b"authorization", b"").startswith(b"Bearer ")
 
@@ -74,10 +85,7 @@ class LogMissingToken:
             if message["type"] == "http.response.start" and message["status"] == 401 and not has_token:
                 if self.metrics is not None:
                     self.metrics.mcp_calls.labels("anonymous", "-", "denied").inc()
-                if self.events is not None:
-                    self.events.record("mcp", client="anonymous", tool="-", decision="denied",
-                                       reason="no bearer token", latency_ms=0.0, status="unauthenticated",
-                                       request_id="", args_hash="")
+                self.refusals.record("anonymous", "-", _address.get(), "no bearer token", "unauthenticated")
             await send(message)
 
         await self.app(scope, receive, watch)
@@ -85,6 +93,16 @@ class LogMissingToken:
 
 def _args_hash(arguments: Any) -> str:
     return hashlib.sha256(json.dumps(arguments, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def _request_address(context: Context | None) -> str:
+    """The caller's address, as /v1 sees it (after the trusted-proxy rewrite)."""
+    try:
+        request = context.request_context.request if context else None
+    except ValueError:  # no request in flight
+        return _address.get()
+    client = getattr(request, "client", None)
+    return client.host if client else _address.get()
 
 
 def _failure(exc: Exception) -> str:
@@ -98,9 +116,11 @@ class GatedServer(MCPServer):
     """An MCPServer whose every tool call is authorised against the grant and written to the access log."""
 
     def __init__(self, *args, permissions: Permissions, events: EventWriter | None, metrics=None, http: bool = True,
-                 **kwargs):
+                 limiter: RateLimiter | None = None, limits: tuple[str, str] = ("", ""),
+                 refusals: RefusalLog | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.permissions, self.events, self.metrics, self.http = permissions, events, metrics, http
+        self.limiter, self.limits, self.refusals = limiter, limits, refusals
 
     def _grant(self, context: Context | None) -> tuple[str, ClientGrant | None]:
         if not self.http:
@@ -118,6 +138,7 @@ class GatedServer(MCPServer):
         client, grant = self._grant(context)
         collection = arguments.get("collection", "live") if isinstance(arguments, dict) else "live"
         if self.http:
+            await self._admit(context, client, name)
             allowed, reason = grant.allows(name, str(collection)) if grant else (False, "no client for this token")
             if not allowed:
                 self._log(context, client, name, "denied", reason, started, "denied", arguments)
@@ -132,6 +153,25 @@ class GatedServer(MCPServer):
             _client.reset(token)
         self._log(context, client, name, "allowed", "granted", started, "ok", arguments)
         return result
+
+    async def _admit(self, context: Context | None, client: str, tool: str) -> None:
+        """Count the call against the client's bucket, then its address's (shared with /v1), then the global one."""
+        if self.limiter is None:
+            return
+        address = _request_address(context)
+        decision = await self.limiter.hit_each([(f"mcp:{client}", self.limits[0] or None),
+                                                (f"addr:{address}", self.limits[1] or None)])
+        if decision is None or decision.allowed:
+            return
+        scope = ("mcp_global" if decision.scope == "global"
+                 else "mcp_token" if decision.bucket.startswith("mcp:") else "mcp_address")
+        if self.metrics is not None:
+            self.metrics.rate_limited.labels(scope).inc()
+            self.metrics.mcp_calls.labels(client, tool if tool in TOOLS else "unknown", "denied").inc()
+        if self.refusals is not None:
+            self.refusals.record(client, tool if tool in TOOLS else "unknown", address, f"rate limited ({scope})",
+                                 "rate_limited")
+        raise ToolError(f"rate limited, retry after {decision.retry_after} s")
 
     def _log(self, context, client, tool, decision, reason, started, status, arguments) -> None:
         if self.metrics is not None:  # a caller-chosen tool name must not mint new metric series
@@ -150,17 +190,21 @@ class GatedServer(MCPServer):
 
 def build_mcp_server(service: AnswerService | Callable[[], AnswerService], permissions: Permissions,
                      events: EventWriter | None, metrics=None, *, base_url: str = "http://127.0.0.1:8000",
-                     http: bool = True) -> MCPServer:
+                     http: bool = True, limiter: RateLimiter | None = None, limits: tuple[str, str] = ("", ""),
+                     refusals: RefusalLog | None = None) -> MCPServer:
     """`http=False` builds the stdio server: a local process that its user started, so no token is asked.
 
-    `service` may be a callable that returns the answer service or raises StoreUnavailable (registry still away)."""
+    `service` may be a callable that returns the answer service or raises StoreUnavailable (registry still away).
+    `limits` are the per-client and per-address limits (empty: the limiter's per-caller one)."""
     current = service if callable(service) and not isinstance(service, AnswerService) else (lambda: service)
     # Opaque tokens from the permissions file carry no audience, so there is no resource claim to check.
     auth = AuthSettings(issuer_url=base_url, resource_server_url=f"{base_url}/mcp",
                         validate_token_resource=False) if http else None
-    verifier = PermissionsVerifier(permissions, events, metrics) if http else None
+    refusals = refusals or RefusalLog(events)
+    verifier = PermissionsVerifier(permissions, refusals, metrics) if http else None
     server = GatedServer("ragops", instructions=INSTRUCTIONS, token_verifier=verifier, auth=auth,
-                         permissions=permissions, events=events, metrics=metrics, http=http)
+                         permissions=permissions, events=events, metrics=metrics, http=http, limiter=limiter,
+                         limits=limits, refusals=refusals)
 
     def view(collection: str):
         svc = current()
@@ -175,9 +219,9 @@ def build_mcp_server(service: AnswerService | Callable[[], AnswerService], permi
 
     @server.tool(description="Search the knowledge base. Returns the best passages with their document URI and score. "
                              "`collection`: live (default), candidate or a release name.")
-    async def search_knowledge_base(query: str, k: int = 5, collection: str = "live") -> list[dict]:
-        if not 1 <= k <= 20:
-            raise ToolError("k must be between 1 and 20")
+    async def search_knowledge_base(query: Annotated[str, Field(min_length=1, max_length=QUESTION_MAX)],
+                                    k: Annotated[int, Field(ge=1, le=K_MAX)] = 5,
+                                    collection: Collection = "live") -> list[dict]:
         svc, release = await routed(collection)
         result = await svc.search(query, user_key=f"mcp:{_client.get()}", k=k, release=release)
         if result.fallback == "store_unavailable":
@@ -186,7 +230,8 @@ def build_mcp_server(service: AnswerService | Callable[[], AnswerService], permi
 
     @server.tool(description="Read a whole document of the knowledge base by its URI, in reading order. "
                              "`collection`: live (default), candidate or a release name.")
-    async def get_document(uri: str, collection: str = "live") -> dict:
+    async def get_document(uri: Annotated[str, Field(min_length=1, max_length=URI_MAX)],
+                           collection: Collection = "live") -> dict:
         svc, release = await routed(collection)
         try:
             _, _, version = svc.route(f"mcp:{_client.get()}", release)

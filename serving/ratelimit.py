@@ -26,6 +26,7 @@ class Decision:
     remaining: int
     reset_at: float
     scope: str  # caller | global
+    bucket: str = ""  # the caller bucket counted (or, refused with scope caller, the one that refused)
 
     @property
     def retry_after(self) -> int:
@@ -62,15 +63,22 @@ class RateLimiter:
     async def hit(self, caller: str, limit: str | None = None) -> Decision | None:
         """Count one request of `caller` (under `limit`, default the per-caller one); None when limits are disabled
         or the store is down (fail open, logged)."""
+        return await self.hit_each([(caller, limit)])
+
+    async def hit_each(self, buckets: list[tuple[str, str | None]]) -> Decision | None:
+        """Count one request against each `(caller, limit)` bucket in turn, then the global limit. The first bucket
+        that refuses decides: the buckets before it have counted the request, the global limit has not."""
         if not self.enabled:
             return None
-        own = self._limit(limit)
         try:
-            if not await self.limiter.hit(own, "caller", caller):
-                return await self._decision(own, ("caller", caller), False, "caller")
+            for caller, limit in buckets:
+                own = self._limit(limit)
+                if not await self.limiter.hit(own, "caller", caller):
+                    return await self._decision(own, ("caller", caller), False, "caller")
             if not await self.limiter.hit(self.global_limit, "global"):
                 return await self._decision(self.global_limit, ("global",), False, "global")
-            return await self._decision(own, ("caller", caller), True, "caller")
+            caller, limit = buckets[0]
+            return await self._decision(self._limit(limit), ("caller", caller), True, "caller")
         except (ConnectionError, OSError, TimeoutError) as exc:
             log.error("rate-limit store unavailable, letting the request through: %s", exc)
             return None
@@ -82,7 +90,7 @@ class RateLimiter:
 
     async def _decision(self, item, ids: tuple, allowed: bool, scope: str) -> Decision:
         stats = await self.limiter.get_window_stats(item, *ids)
-        return Decision(allowed, item.amount, stats.remaining, stats.reset_time, scope)
+        return Decision(allowed, item.amount, stats.remaining, stats.reset_time, scope, ids[-1] if scope == "caller" else "")
 
     async def reset(self) -> None:
         await self.storage.reset()

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# Input bounds, shared with the MCP tools (serving/mcp_server.py) so both doors cost the same at most.
+QUESTION_MAX = 2000
+K_MAX = 20
+NAME_MAX = 128  # user ids, collection and release names
+URI_MAX = 2048
+
 
 class Query(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    question: str = Field(min_length=1, max_length=2000, description="the user's question")
-    user_id: str | None = Field(default=None, max_length=128,
+    question: str = Field(min_length=1, max_length=QUESTION_MAX, description="the user's question")
+    user_id: str | None = Field(default=None, max_length=NAME_MAX,
                                 description="with an API key: the id of the end user the key acts for, which keeps "
                                             "that user's canary routing sticky; ignored without a key (never a "
                                             "rate-limit identity)")
-    k: int | None = Field(default=None, ge=1, le=20, description="number of passages to retrieve")
+    k: int | None = Field(default=None, ge=1, le=K_MAX, description="number of passages to retrieve")
 
 
 class Citation(BaseModel):

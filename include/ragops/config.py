@@ -137,6 +137,10 @@ class Settings(BaseSettings):
     rate_limit: str = "120/minute"  # per verified API key (a key's entry may set its own)
     rate_limit_address: str = "30/minute"  # per client address, for requests without a key
     rate_limit_global: str = "30/second"  # the whole service: below the 35 req/s capacity bench/load.py measured
+    rate_limit_mcp: str | None = None  # per MCP client (token); unset: RAGOPS_RATE_LIMIT
+    rate_limit_mcp_address: str | None = None  # per address for MCP calls, the bucket /v1 uses; unset: the same limit
+    mcp_refusal_log_window_s: float = Field(default=60.0, gt=0, description="repeats of one failed authentication or "
+                                            "rate-limit refusal within this window share one access-log summary row")
     api_keys: Path | None = Field(default=None, description="the API keys file (`ragops keys issue` writes it)")
     api_key: SecretStr | None = Field(default=None, description="the key ragops' own callers (eval --url) send")
     probe_key: str = Field(default="ragops-probe", description="the name of the API key whose requests are the "

@@ -250,3 +250,109 @@ async def test_with_the_audit_key_every_logged_call_carries_its_mac(indexed, emb
     with registry.session() as s:
         assert verify_anchored(s, key, []).macs_from == 1
     registry.dispose()
+
+
+@pytest.fixture
+def limited_mcp(indexed, embedder, tmp_path):
+    """An app whose MCP clients may make 3 calls a minute each, and each address 5 (the /v1 address limit)."""
+    permissions = tmp_path / "mcp-permissions.yaml"
+    permissions.write_text(json.dumps({"clients": [
+        {"name": "reader", "token_sha256": hash_token("reader-token"), "tools": ["search_knowledge_base", "get_document"]},
+        {"name": "doc-only", "token_sha256": hash_token("doc-token"), "tools": ["get_document"]},
+    ]}))
+    from ragops.answer.pipeline import AnswerService
+    from serving.app import create_app
+
+    settings = indexed.model_copy(update={"mcp_permissions": permissions, "rate_limit_mcp": "3/minute",
+                                          "rate_limit_address": "5/minute"})
+    service = AnswerService(settings, embedder=embedder)
+    searches = []
+    search = service.search
+
+    async def counted(*args, **kwargs):
+        searches.append(args)
+        return await search(*args, **kwargs)
+
+    service.search = counted
+    app = create_app(settings, service=service)
+    with live_server(app) as url:
+        yield url, app, settings, searches
+
+
+def _rate_limited(metrics_text: str) -> dict[str, float]:
+    return {dict(labels)["scope"]: value for (name, labels), value in samples(metrics_text).items()
+            if name == "ragops_rate_limited_total"}
+
+
+@pytest.mark.anyio
+async def test_mcp_calls_count_against_the_token_and_the_address_like_v1(limited_mcp):
+    """Finding 2: MCP calls had no rate limit. A token's 4th call in the minute is refused, then the address's 6th,
+    and the address bucket is the one /v1 counts: its next /v1 request gets 429."""
+    base, app, settings, searches = limited_mcp
+    url = base + "/mcp"
+    for _ in range(3):
+        _, ok = await _call(url, "reader-token", "search_knowledge_base", {"query": "mass delete guard", "k": 2})
+        assert not ok.is_error
+    _, refused = await _call(url, "reader-token", "search_knowledge_base", {"query": "mass delete guard"})
+    assert refused.is_error and "rate limited, retry after" in _text(refused) and len(searches) == 3
+    retry_after = int(_text(refused).split("retry after ")[1].split(" s")[0])
+    assert 1 <= retry_after <= 60
+
+    doc_uri = (corpus_dir(settings) / "notes.txt").as_uri()
+    outcomes = [(await _call(url, "doc-token", "get_document", {"uri": doc_uri}))[1].is_error for _ in range(3)]
+    assert outcomes == [False, False, True]  # the address has spent 5: 3 searches, 2 reads (the refused call none)
+    async with httpx.AsyncClient() as http:
+        v1 = await http.post(base + "/v1/search", json={"question": "guards"})
+        metrics = (await http.get(base + "/metrics")).text
+    assert v1.status_code == 429
+    assert _rate_limited(metrics) == {"mcp_token": 1, "mcp_address": 1, "caller": 1}
+
+    assert app.state.events.flush()
+    rows = [(r.client, r.tool, r.status, r.reason) for r in _log_rows(settings)]
+    assert ("reader", "search_knowledge_base", "rate_limited", "rate limited (mcp_token) from 127.0.0.1") in rows
+    assert ("doc-only", "get_document", "rate_limited", "rate limited (mcp_address) from 127.0.0.1") in rows
+
+
+@pytest.mark.anyio
+async def test_mcp_arguments_have_the_bounds_of_v1_and_are_refused_before_any_work(limited_mcp):
+    base, app, settings, searches = limited_mcp
+    url = base + "/mcp"
+    app.state.limiter.enabled = False
+    cases = [({"query": "q" * 2001}, "query"), ({"query": ""}, "query"), ({"query": "guards", "k": 21}, "k"),
+             ({"query": "guards", "k": 0}, "k"), ({"query": "guards", "collection": "c" * 129}, "collection")]
+    for arguments, field in cases:
+        _, result = await _call(url, "reader-token", "search_knowledge_base", arguments)
+        assert result.is_error and field in _text(result), arguments
+    _, long_uri = await _call(url, "reader-token", "get_document", {"uri": "file:///" + "u" * 2048})
+    assert long_uri.is_error and "uri" in _text(long_uri)
+    assert searches == []  # refused before the search ran
+    _, at_bound = await _call(url, "reader-token", "search_knowledge_base", {"query": "guard " * 333 + "gu", "k": 20})
+    assert not at_bound.is_error and len(searches) == 1  # exactly 2,000 characters, as /v1 accepts
+
+
+@pytest.mark.anyio
+async def test_a_flood_of_failed_authentications_writes_a_row_per_kind_and_a_count(mcp_url):
+    """Finding 2: 200 wrong-token calls wrote 200 access-log rows. Now each kind of failure gets its first row at once
+    and its repeats one summary row with their count; the metric still counts every one."""
+    url, app, settings = mcp_url
+    async with httpx.AsyncClient() as http:
+        for i in range(30):
+            reply = await http.post(url, json={"jsonrpc": "2.0", "id": i, "method": "tools/list"},
+                                    headers={"Authorization": f"Bearer wrong-{i}", "Accept": "application/json"})
+            assert reply.status_code == 401
+        for i in range(4):
+            reply = await http.post(url, json={"jsonrpc": "2.0", "id": i, "method": "tools/list"},
+                                    headers={"Accept": "application/json"})
+            assert reply.status_code == 401
+    assert app.state.events.flush()
+    first = [(r.client, r.reason) for r in _log_rows(settings) if r.status == "unauthenticated"]
+    assert first == [("unknown", "unknown token from 127.0.0.1"), ("anonymous", "no bearer token from 127.0.0.1")]
+
+    app.state.refusals.flush()  # the window's end
+    assert app.state.events.flush()
+    rows = [(r.client, r.reason) for r in _log_rows(settings) if r.status == "unauthenticated"]
+    assert len(rows) == 4 and rows[:2] == first
+    assert "unknown token from 127.0.0.1: 29 more in the 60 s from" in rows[2][1] + rows[3][1]
+    assert "no bearer token from 127.0.0.1: 3 more in the 60 s from" in rows[2][1] + rows[3][1]
+    metrics = samples(httpx.get(url.removesuffix("/mcp") + "/metrics").text)
+    assert metrics[("ragops_mcp_calls_total", (("client", "unknown"), ("decision", "denied"), ("tool", "-")))] == 30
