@@ -151,3 +151,18 @@ def test_global_limit(make_client, limiter_factory):
 def test_store_outage_fails_open():
     limiter = RateLimiter("1/minute", "10/minute", "redis://127.0.0.1:1/0")
     assert asyncio.run(limiter.hit("anyone")) is None  # logged, request let through rather than refused
+
+
+def test_hit_each_counts_every_bucket_and_the_first_refusal_decides(limiter_factory):
+    """MCP calls count against their token's and their address's buckets (serving/mcp_server.py)."""
+    limiter = limiter_factory("5/minute", "100/minute")
+
+    async def run():
+        calls = [await limiter.hit_each([("mcp:a", "2/minute"), ("addr:x", "3/minute")]) for _ in range(3)]
+        other = [await limiter.hit_each([("mcp:b", "2/minute"), ("addr:x", "3/minute")]) for _ in range(2)]
+        return calls, other
+
+    calls, other = asyncio.run(run())
+    assert [d.allowed for d in calls] == [True, True, False] and calls[2].bucket == "mcp:a"
+    assert calls[0].bucket == "mcp:a" and calls[0].scope == "caller"
+    assert [d.allowed for d in other] == [True, False] and other[1].bucket == "addr:x"  # a's refused call spent none
