@@ -21,6 +21,7 @@ TokenCounter = Callable[[Sequence[str]], list[int]]
 HEADING_SHARE = 4  # the heading line takes at most 1/4 of the window's tokens and of a chunk's characters
 # Prose averages 4-5 characters a token; a chunk allowed 16 a token holds any real text its token budget allows.
 CHARS_PER_TOKEN = 16
+CHECK_EVERY_PARAGRAPHS = 64  # a look at the parse budget's clock is cheap, but not free
 
 # Audited for backtracking (issue 8): both match in time linear in the text. A paragraph break can only start at a
 # newline and one match consumes its whole run of whitespace; a sentence break is one fixed-width look-behind and
@@ -66,7 +67,8 @@ class _Fit:
         the heading apart, so a piece a little over it may still fit the window beside the heading."""
         if len(piece) > self.chars:
             return False
-        return tokens <= self.tokens or self.count([f"{self.heading}\n\n{piece}" if self.heading else piece])[0] <= self.window
+        alone = f"{self.heading}\n\n{piece}" if self.heading else piece
+        return tokens <= self.tokens or self.count([alone])[0] <= self.window
 
 
 def _heading_lines(doc: ParsedDocument, window: int, max_chars: int, count: TokenCounter) -> list[tuple[str, int]]:
@@ -144,8 +146,8 @@ def chunk_document(doc: ParsedDocument, doc_uri: str, max_tokens: int, count: To
     """Chunk a parsed document; `count` returns the token length of each text (batched).
 
     Chunks are packed to `max_tokens`; none exceeds `window` (the model's, default `max_tokens`) tokens or
-    `window * CHARS_PER_TOKEN` characters, heading included. `budget` is the document's parse budget, checked per
-    paragraph: parsing and chunking share one deadline.
+    `window * CHARS_PER_TOKEN` characters, heading included. `budget` is the document's parse budget, checked as
+    paragraphs are packed: parsing and chunking share one deadline.
     """
     window = window or max_tokens
     max_chars = window * CHARS_PER_TOKEN
@@ -158,13 +160,15 @@ def chunk_document(doc: ParsedDocument, doc_uri: str, max_tokens: int, count: To
     headings = _heading_lines(doc, window, max_chars, count)
 
     texts: list[tuple[str, str]] = []
+    packed = 0
     for (heading, h_size), ps, ps_sizes in zip(headings, paragraphs, para_sizes):
         tokens = min(max(16, max_tokens - h_size - 2), window - h_size - 2)  # the heading takes at most 1/4 of window
         fit = _Fit(max(1, tokens), max(1, max_chars - len(heading) - 2), count, heading, window)
         current: list[str] = []
         current_tokens = current_chars = 0
         for paragraph, size in zip(ps, ps_sizes):
-            if budget is not None:
+            packed += 1
+            if budget is not None and packed % CHECK_EVERY_PARAGRAPHS == 0:
                 budget.check()
             pieces = [(paragraph, size)]
             if not fit.holds(size, len(paragraph)):
@@ -182,6 +186,8 @@ def chunk_document(doc: ParsedDocument, doc_uri: str, max_tokens: int, count: To
 
     bodies = [f"{heading}\n\n{body}" if heading else body for heading, body in texts]
     token_counts = count(bodies) if bodies else []
+    if budget is not None:
+        budget.check()
     seen: dict[str, int] = {}
     chunks = []
     for ordinal, ((heading, _), body, n_tokens) in enumerate(zip(texts, bodies, token_counts)):

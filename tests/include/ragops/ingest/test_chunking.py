@@ -62,7 +62,8 @@ def test_a_long_heading_is_capped_to_a_quarter_of_the_window(embedder):
 
 def test_a_line_without_spaces_is_split_by_characters(embedder):
     line = "x" * 1_000_000  # one unknown token to the tokenizer, however long
-    chunks = chunk_document(parse(f"# Title\n\n{line}", "file:///l.md"), "file:///l.md", 128, embedder.count_tokens, 256)
+    doc = parse(f"# Title\n\n{line}", "file:///l.md")
+    chunks = chunk_document(doc, "file:///l.md", 128, embedder.count_tokens, 256)
     assert all(len(c.text) <= 256 * CHARS_PER_TOKEN and c.n_tokens <= 256 for c in chunks)
     assert "".join(_body(c) for c in chunks) == line
 
@@ -76,7 +77,7 @@ def test_chunking_spends_the_document_parse_budget():
             return self.now
 
     words = lambda texts: [len(t.split()) + 1 for t in texts]  # noqa: E731
-    doc = parse("# T\n\n" + "\n\n".join(f"p{i}" for i in range(20)), "file:///b.md")
+    doc = parse("# T\n\n" + "\n\n".join(f"p{i}" for i in range(500)), "file:///b.md")
     with pytest.raises(ParseBudgetExceeded, match="parse took too long"):
         chunk_document(doc, "file:///b.md", 128, words, budget=ParseBudget(5, SteppingClock()))
-    assert len(chunk_document(doc, "file:///b.md", 128, words, budget=ParseBudget(50, SteppingClock()))) == 1
+    assert len(chunk_document(doc, "file:///b.md", 128, words, budget=ParseBudget(50, SteppingClock()))) > 1
