@@ -1,7 +1,8 @@
 """Structure-aware chunking: pack a section's paragraphs up to the embedding model's token limit.
 
 Each chunk carries its heading path as a first line, so a chunk read alone still says where it is. That line is
-capped at a quarter of the chunk's tokens and characters, so a long heading costs once, not once per chunk (issue 22).
+capped at a quarter of the model's window and of a chunk's characters, so a long heading adds a bounded prefix to
+each chunk, not its whole self (issue 22: quadratic cost).
 No chunk exceeds the token window or a character bound, whatever the input: a 1 MB line without spaces is one
 unknown token to a WordPiece tokenizer, so tokens alone do not bound a chunk's size.
 Ids are content hashes: an edited paragraph changes only the chunks that contain it.
@@ -118,7 +119,7 @@ def _split_oversized_words(piece: str, tokens: int, fit: _Fit) -> list[str]:
     """Cut at words in proportion to the overshoot, then cut again any piece that still does not fit."""
     words = piece.split()
     if len(words) < 2:
-        return _split_chars(piece, fit)
+        return [piece] if fit.alone(piece, tokens) else _split_chars(piece, fit)
     ratio = min(fit.tokens / max(tokens, 1), fit.chars / max(len(piece), 1))
     per_piece = max(1, int(len(words) * ratio * 0.9))
     pieces = [" ".join(words[i : i + per_piece]) for i in range(0, len(words), per_piece)]
