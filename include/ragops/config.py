@@ -70,7 +70,8 @@ class Settings(BaseSettings):
     max_document_bytes: int = 5_000_000
     mass_delete_ratio: float = 0.2
     source_timeout_s: float = Field(default=30.0, description="total timeout of one request to an http(s) source")
-    parse_budget_s: float = Field(default=30.0, description="CPU seconds one document may take to parse")
+    parse_budget_s: float = Field(default=30.0, description="CPU seconds one document may take to parse and "
+                                   "chunk")
     lock_ttl_s: float = Field(default=300.0, description="a lease not renewed for this long is taken over")
     lock_heartbeat_s: float = Field(default=60.0, description="how often a lease holder renews its lease")
     refresh_stale_after_s: float = Field(default=21600.0, description="a stepwise (DAG) refresh run idle this long "

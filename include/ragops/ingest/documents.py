@@ -28,8 +28,8 @@ def process_documents(settings: Settings, embedder: Embedder, listed: dict[str, 
                       parse_clock: Callable[[], float] | None = None) -> tuple[dict[str, list], dict[str, str], dict[str, str]]:
     """Decode, parse, chunk and validate documents: (chunks by uri, titles by uri, quarantine reasons by uri).
 
-    Refused documents (outside the root, not regular files, too large) and documents over their parse budget are
-    quarantined with that reason and never parsed further.
+    Refused documents (outside the root, not regular files, too large) and documents over their parse budget (which
+    covers parsing and chunking) are quarantined with that reason and never processed further.
     """
     # never above the model's window: longer texts would be silently truncated when embedded
     max_tokens = min(settings.chunk_max_tokens or embedder.max_tokens, embedder.max_tokens)
@@ -44,13 +44,13 @@ def process_documents(settings: Settings, embedder: Embedder, listed: dict[str, 
         chunks, text_chars = [], 0
         if text is not None and not binary and doc.size_bytes <= settings.max_document_bytes:
             budget = ParseBudget(settings.parse_budget_s, *([parse_clock] if parse_clock else []))
-            try:
+            try:  # one budget for parsing and chunking: a heading or a line that chunks slowly is quarantined too
                 parsed = parse(text, uri, budget)
+                chunks = chunk_document(parsed, uri, max_tokens, embedder.count_tokens, embedder.max_tokens, budget)
             except ParseBudgetExceeded as exc:
                 refused[uri] = str(exc)
                 continue
             text_chars, titles[uri] = parsed.text_chars, parsed.title[:TITLE_CHARS]
-            chunks = chunk_document(parsed, uri, max_tokens, embedder.count_tokens) if text_chars else []
         chunks_by_doc[uri] = chunks
         facts.append(DocumentFacts(uri, doc.size_bytes, text is not None, binary, text_chars, len(chunks)))
     return chunks_by_doc, titles, validate_documents(facts, settings.max_document_bytes) | refused

@@ -34,7 +34,7 @@ class ParsedDocument:
 
 
 class ParseBudget:
-    """CPU seconds one document may take to parse; the parsers call `check()` as they go.
+    """CPU seconds one document may take to parse and chunk; the parsers and the chunker call `check()` as they go.
 
     CPU time of the parsing thread, not wall time, so a busy machine does not quarantine good documents; the clock
     is injectable so tests can exhaust the budget deterministically.

@@ -1,5 +1,8 @@
-from ragops.ingest.chunking import chunk_document
-from ragops.ingest.parsing import parse
+import pytest
+
+from ragops.errors import ParseBudgetExceeded
+from ragops.ingest.chunking import CHARS_PER_TOKEN, chunk_document
+from ragops.ingest.parsing import ParseBudget, parse
 
 
 def _doc(paragraphs):
@@ -38,3 +41,43 @@ def test_repeated_content_gets_distinct_ids(embedder):
     chunks = chunk_document(doc, "file:///d.md", 128, embedder.count_tokens)
     assert len(chunks) == 2 and chunks[0].chunk_hash == chunks[1].chunk_hash
     assert chunks[0].chunk_id != chunks[1].chunk_id
+
+
+# -- linear cost on hostile input (issue 22, finding 1) -----------------------------------------------------------
+
+def _body(chunk):
+    return chunk.text[len(chunk.heading) + 2:] if chunk.heading else chunk.text
+
+
+def test_a_long_heading_is_capped_to_a_quarter_of_the_window(embedder):
+    heading = " ".join(f"word{i}" for i in range(5_000))
+    doc = parse(f"# {heading}\n\n" + "\n\n".join(f"Paragraph {i} " + "text " * 40 for i in range(30)), "file:///h.md")
+    chunks = chunk_document(doc, "file:///h.md", 128, embedder.count_tokens, 256)
+    assert len(chunks) >= 10
+    assert all(c.n_tokens <= 256 for c in chunks)
+    assert all(embedder.count_tokens([c.heading])[0] <= 256 // 4 for c in chunks)
+    assert chunks[0].heading.startswith("word0 word1 word2") and heading.startswith(chunks[0].heading)
+    assert all(c.text.startswith(chunks[0].heading + "\n\n") for c in chunks)  # the same prefix on every chunk
+
+
+def test_a_line_without_spaces_is_split_by_characters(embedder):
+    line = "x" * 1_000_000  # one unknown token to the tokenizer, however long
+    doc = parse(f"# Title\n\n{line}", "file:///l.md")
+    chunks = chunk_document(doc, "file:///l.md", 128, embedder.count_tokens, 256)
+    assert all(len(c.text) <= 256 * CHARS_PER_TOKEN and c.n_tokens <= 256 for c in chunks)
+    assert "".join(_body(c) for c in chunks) == line
+
+
+def test_chunking_spends_the_document_parse_budget():
+    class SteppingClock:  # one second per look at the clock
+        now = 0.0
+
+        def __call__(self):
+            self.now += 1.0
+            return self.now
+
+    words = lambda texts: [len(t.split()) + 1 for t in texts]  # noqa: E731
+    doc = parse("# T\n\n" + "\n\n".join(f"p{i}" for i in range(500)), "file:///b.md")
+    with pytest.raises(ParseBudgetExceeded, match="parse took too long"):
+        chunk_document(doc, "file:///b.md", 128, words, budget=ParseBudget(5, SteppingClock()))
+    assert len(chunk_document(doc, "file:///b.md", 128, words, budget=ParseBudget(50, SteppingClock()))) > 1

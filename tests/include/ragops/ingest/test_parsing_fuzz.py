@@ -11,7 +11,7 @@ import time
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from ragops.ingest.chunking import chunk_document
+from ragops.ingest.chunking import CHARS_PER_TOKEN, HEADING_SHARE, chunk_document
 from ragops.ingest.markup import tokens
 from ragops.ingest.parsing import parse
 
@@ -52,6 +52,53 @@ def test_chunking_is_bounded_on_pumped_input(prefix, pump, tail, size):
     words = lambda texts: [len(t.split()) + 1 for t in texts]  # noqa: E731 - a stand-in tokenizer, linear
     spent = _cpu_seconds(lambda: chunk_document(doc, "doc.md", 256, words))
     assert spent < CEILING_S
+
+
+class CountingTokenizer:
+    """A linear stand-in tokenizer that records how many characters chunking made it read.
+
+    `dense` counts every non-space character as a token (a long word costs many tokens); otherwise one per word.
+    Both count one extra token per text, as a real tokenizer counts its special tokens."""
+
+    def __init__(self, dense: bool):
+        self.dense, self.chars = dense, 0
+
+    def __call__(self, texts):
+        self.chars += sum(len(t) for t in texts)
+        return [(len(t) - sum(map(str.isspace, t)) if self.dense else len(t.split())) + 1 for t in texts]
+
+
+def _words_in_order(texts) -> str:
+    return "".join("".join(t.split()) for t in texts)
+
+
+WINDOW = 64
+long_heading = st.integers(0, 20_000).map(lambda n: "# " + " ".join(["heading"] * n) + "\n\n")
+paragraphs = st.lists(st.sampled_from(FRAGMENTS) | st.text(max_size=3) | st.sampled_from(["x" * 5_000, "word " * 300]),
+                      max_size=60).map("".join)
+
+
+@FUZZ
+@given(heading=long_heading, body=paragraphs, sections=st.integers(1, 50), dense=st.booleans(),
+       max_tokens=st.integers(8, WINDOW))
+def test_chunks_stay_in_the_window_keep_the_words_and_cost_linear(heading, body, sections, dense, max_tokens):
+    """Properties of chunking on hostile input: every chunk within the token window and the character bound; the
+    chunks' bodies hold the sections' words in order; and the tokenizer reads, and the chunks hold, characters in
+    proportion to the input (a heading line is bounded, so it adds at most a constant per section and per chunk)."""
+    text = heading + "\n\n".join(f"## s{i}\n\n{body}" for i in range(sections))
+    doc = parse(text, "doc.md")
+    count = CountingTokenizer(dense)
+    chunks = chunk_document(doc, "doc.md", max_tokens, count, WINDOW)
+    read = count.chars
+    max_chars = WINDOW * CHARS_PER_TOKEN
+    assert all(c.n_tokens <= WINDOW and len(c.text) <= max_chars for c in chunks)
+    assert all(count([c.heading])[0] <= WINDOW // HEADING_SHARE for c in chunks)
+    bodies = [c.text[len(c.heading) + 2:] if c.heading else c.text for c in chunks]
+    assert _words_in_order(bodies) == _words_in_order(s.text for s in doc.sections)
+    heading_line = max_chars // HEADING_SHARE + 2
+    assert sum(len(c.text) for c in chunks) <= len(text) + len(chunks) * heading_line
+    assert len(chunks) <= len(text)
+    assert read <= 8 * (len(text) + (len(doc.sections) + len(chunks)) * heading_line)  # measured: under 4
 
 
 @settings(max_examples=300, deadline=None, database=None)

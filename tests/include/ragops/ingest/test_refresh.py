@@ -282,6 +282,23 @@ def test_a_document_over_its_parse_budget_is_quarantined(settings, corpus, embed
     assert report.documents["added"] == 6
 
 
+def test_the_parse_budget_covers_chunking(settings, corpus, embedder):
+    """A document that parses within its budget but chunks slowly (issue 22: a long heading, many paragraphs) is
+    quarantined like one that parses slowly, and the refresh goes on."""
+    class SteppingClock:
+        now = 0.0
+
+        def __call__(self):
+            self.now += 1.0
+            return self.now
+
+    (corpus / "chunky.md").write_text("# Chunky\n\n" + "\n\n".join(f"paragraph {i}" for i in range(400)))
+    budgeted = settings.model_copy(update={"parse_budget_s": 5})
+    report = Refresher(budgeted, embedder=embedder, parse_clock=SteppingClock()).run()
+    assert report.quarantine == [{"uri": (corpus / "chunky.md").as_uri(), "reason": "parse took too long (over its budget of 5 s)"}]
+    assert report.documents["added"] == 6
+
+
 def test_hostile_titles_and_names_fit_the_registry_on_postgres(postgres_url, settings, corpus, embedder):
     pg = settings.model_copy(update={"database_url": postgres_url})
     (corpus / "long.md").write_text("# " + "T" * 2000 + "\n\nA heading longer than any title column.")
