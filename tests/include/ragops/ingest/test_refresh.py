@@ -101,7 +101,8 @@ def test_corrupt_files_are_quarantined_and_last_good_version_stays(refresher, se
     report = refresher.run()
     reasons = {q["uri"].rsplit("/", 1)[-1]: q["reason"] for q in report.quarantine}
     assert set(reasons) == {"notes.txt", "empty.md", "latin.md"}
-    assert "binary" in reasons["notes.txt"] and "UTF-8" in reasons["latin.md"] and "size" in reasons["empty.md"]
+    assert "binary" in reasons["notes.txt"] and "UTF-8" in reasons["latin.md"]
+    assert reasons["empty.md"].startswith("empty (0 bytes)")  # not "or over the size limit" (issue 22)
     assert report.documents["added"] == 1 and report.documents["quarantined"] == 3
     assert [row for row in _index_state(settings) if row[1] == good_uri] == before
     with refresher.registry.session() as s:
