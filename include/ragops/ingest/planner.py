@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from sqlalchemy import select
 
@@ -44,30 +45,50 @@ def plan_refresh(listed: dict[str, str], indexed: dict[str, str], *, full: bool 
     return plan
 
 
-def check_guards(plan: RefreshPlan, *, n_listed: int, n_current: int, n_after: int, baseline: int, ratio: float,
-                 allow_mass_delete: bool) -> bool:
+class ChunkTally(NamedTuple):
+    """The index's chunks now, after the plan, and the most held since the last override (the content memory)."""
+
+    current: int
+    after: int
+    baseline: int
+
+
+def check_guards(plan: RefreshPlan, *, n_listed: int, n_current: int, n_after: int, baseline: int, chunks: ChunkTally,
+                 ratio: float, allow_mass_delete: bool) -> bool:
     """Refuse a plan that would empty or gut the index unless the operator allowed it; True when it needed the override.
 
     `baseline` is the guard's memory: the most documents indexed since the last override. The documents left after
     this plan are compared with it, not with the count before this run, so several small deletions that add up past
-    the ratio are refused like one large one.
+    the ratio are refused like one large one. `chunks` applies the same rule to content, so documents blanked in
+    place ("This page moved.") are refused like deleted ones.
     """
     problems = []
     if n_listed == 0:
         problems.append(f"the source lists no documents; refusing to delete all {n_current} indexed documents")
-    elif baseline and baseline - n_after > ratio * baseline:
+    elif _shrinks(baseline, n_after, ratio):
         problems.append(
             f"the plan would delete {len(plan.deleted)} of {n_current} indexed documents, leaving {n_after}: "
             f"{baseline - n_after} fewer than the {baseline} the index held since the last override "
             f"(more than {ratio:.0%})")
+    elif _shrinks(chunks.baseline, chunks.after, ratio):
+        problems.append(
+            f"the plan would cut the index from {chunks.current} to {chunks.after} chunks ({n_current} documents before, "
+            f"{n_after} after, {len(plan.changed)} changed, {len(plan.deleted)} deleted): "
+            f"{chunks.baseline - chunks.after} fewer than the {chunks.baseline} chunks the index held since the last "
+            f"override (more than {ratio:.0%} of its content lost)")
     if problems and not allow_mass_delete:
         raise RefreshBlocked(f"{problems[0]}; the index was not touched: re-run with --allow-mass-delete "
                              "(DAG Param allow_mass_delete=true) if this is intended")
     return bool(problems)
 
 
+def _shrinks(baseline: int, after: int, ratio: float) -> bool:
+    return bool(baseline) and baseline - after > ratio * baseline
+
+
 def guard_baseline(stored: int | None, n_current: int) -> int:
-    """The baseline in force: the stored one (set at the last commit), never below what the index holds now."""
+    """A baseline in force (documents or chunks): the stored one (set at the last commit), never below what the index
+    holds now."""
     return max(stored or 0, n_current)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -23,7 +24,8 @@ from ragops.ingest import runs
 from ragops.ingest.crash_points import pause_point
 from ragops.ingest.documents import process_documents
 from ragops.ingest.embedding import EmbeddingCache, Embedder, check_dimensions
-from ragops.ingest.planner import check_guards, guard_baseline, indexed_fingerprints, known_bad, next_baseline, plan_refresh
+from ragops.ingest.planner import (ChunkTally, check_guards, guard_baseline, indexed_fingerprints, known_bad,
+                                   next_baseline, plan_refresh)
 from ragops.registry import Lease, Registry, registry_lock
 from ragops.registry.db import live_index_version, require_first_refresh
 from ragops.registry.lease import lease_settings
@@ -112,7 +114,8 @@ class Refresher:
         listed = {d.uri: d for d in source.documents()}
         indexed = indexed_fingerprints(self.registry)
         with _store_errors("list its documents"):
-            in_index = {r["doc_uri"] for r in self.store.rows(["doc_uri"])}
+            chunks_in_index = Counter(r["doc_uri"] for r in self.store.rows(["doc_uri"]))
+        in_index = set(chunks_in_index)
         # Reconcile before planning: the index may hold documents the registry lost (ghosts), and the registry may
         # name documents the index lost. Ghosts gone from the source are deleted; lost ones are processed again.
         ghosts = sorted(in_index - set(indexed) - set(listed))
@@ -126,13 +129,18 @@ class Refresher:
         good = [u for u in plan.to_process if u not in reasons]
         n_current = len(set(indexed) | in_index)
         n_after = len(((set(indexed) | in_index) - set(plan.deleted)) | set(good))
+        staged = [c for u in good for c in chunks_by_doc[u]]
+        replaced = set(plan.deleted) | set(good)
+        kept = sum(n for u, n in chunks_in_index.items() if u not in replaced)
         with self.registry.session() as s:
             live = live_index_version(s)
             baseline = guard_baseline(live.doc_baseline or live.n_documents if live else 0, n_current)
+            chunks = ChunkTally(chunks_in_index.total(), kept + len(staged),
+                                guard_baseline(live.chunk_baseline or live.n_chunks if live else 0, chunks_in_index.total()))
         overridden = check_guards(plan, n_listed=len(listed), n_current=n_current, n_after=n_after, baseline=baseline,
-                                  ratio=self.settings.mass_delete_ratio, allow_mass_delete=allow_mass_delete)
+                                  chunks=chunks, ratio=self.settings.mass_delete_ratio,
+                                  allow_mass_delete=allow_mass_delete)
 
-        staged = [c for u in good for c in chunks_by_doc[u]]
         to_embed = self.cache.missing([c.chunk_hash for c in staged])
         dim = self._collection_dim() if staged else None
         batch_of = {h: i // self.settings.dag_batch_chunks for i, h in enumerate(to_embed)}
@@ -152,7 +160,8 @@ class Refresher:
                 "deleted": plan.deleted, "unchanged": len(plan.unchanged), "quarantined": quarantined,
                 "fingerprints": {u: listed[u].fingerprint for u in good}, "sizes": {u: listed[u].size_bytes for u in good},
                 "to_embed": len(to_embed), "reconciled": {"ghosts": ghosts, "lost": lost},
-                "guard": {"baseline": baseline, "after": n_after, "overridden": overridden},
+                "guard": {"baseline": baseline, "after": n_after, "chunk_baseline": chunks.baseline,
+                          "chunks_after": chunks.after, "overridden": overridden},
                 "collection": self.store.collection, "dim": dim,
             }
         for q in quarantined:
@@ -274,12 +283,13 @@ class Refresher:
             s.flush()
             n_docs = s.query(Document).count()
             n_chunks = s.query(ChunkRow).count()
-            guard = plan.get("guard") or {"baseline": n_docs, "overridden": False}
+            guard = {"baseline": n_docs, "chunk_baseline": n_chunks, "overridden": False} | (plan.get("guard") or {})
             s.execute(update(IndexVersion).where(IndexVersion.status == "live").values(status="retired"))
             version = IndexVersion(store=self.settings.store, collection=self.store.collection, store_version=store_version,
                                    embedding_model=self.embedder.model_name, n_documents=n_docs, n_chunks=n_chunks,
                                    status="live", refresh_run_id=run_id,
-                                   doc_baseline=next_baseline(guard["baseline"], n_docs, guard["overridden"]))
+                                   doc_baseline=next_baseline(guard["baseline"], n_docs, guard["overridden"]),
+                                   chunk_baseline=next_baseline(guard["chunk_baseline"], n_chunks, guard["overridden"]))
             s.add(version)
             s.flush()
             return version.id

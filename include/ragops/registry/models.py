@@ -101,6 +101,8 @@ class IndexVersion(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # The shrinkage guard's memory: the most documents indexed since the last override (deletions never lower it).
     doc_baseline: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Its content memory: the most chunks indexed since the last override, so blanking documents is caught too.
+    chunk_baseline: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class Quarantine(Base):

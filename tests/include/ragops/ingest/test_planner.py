@@ -1,13 +1,14 @@
 import pytest
 
 from ragops.errors import RefreshBlocked
-from ragops.ingest.planner import check_guards, guard_baseline, next_baseline, plan_refresh
+from ragops.ingest.planner import ChunkTally, check_guards, guard_baseline, next_baseline, plan_refresh
 
 
-def _guard(plan, n_listed, n_current, ratio, allow, *, baseline=None, n_after=None):
+def _guard(plan, n_listed, n_current, ratio, allow, *, baseline=None, n_after=None, chunks=None):
     n_after = n_current - len(plan.deleted) + len(plan.added) if n_after is None else n_after
+    chunks = chunks or ChunkTally(n_current, n_after, guard_baseline(baseline, n_current))  # one chunk a document
     return check_guards(plan, n_listed=n_listed, n_current=n_current, n_after=n_after,
-                        baseline=guard_baseline(baseline, n_current), ratio=ratio, allow_mass_delete=allow)
+                        baseline=guard_baseline(baseline, n_current), chunks=chunks, ratio=ratio, allow_mass_delete=allow)
 
 
 def test_plan_classifies_every_document():
@@ -54,3 +55,25 @@ def test_additions_raise_the_baseline_and_replacements_count_as_kept():
     assert guard_baseline(28, 35) == 35  # the index holds more than remembered (an older registry)
     plan = plan_refresh({str(i): "x" for i in range(10, 40)}, {str(i): "x" for i in range(30)})  # 10 out, 10 in
     assert _guard(plan, 30, 30, 0.2, False, baseline=30) is False
+
+
+# -- the guard counts content too (issue 22, finding 4) ----------------------------------------------------------
+
+def test_blanking_documents_is_refused_like_deleting_them():
+    """12 of 16 documents rewritten to "This page moved.": no document deleted, 197 of 214 chunks gone."""
+    indexed = {str(i): "x" for i in range(16)}
+    plan = plan_refresh({u: "moved" if int(u) < 12 else "x" for u in indexed}, indexed)
+    blanked = ChunkTally(214, 17, guard_baseline(214, 214))
+    with pytest.raises(RefreshBlocked, match="from 214 to 17 chunks .16 documents before, 16 after, 12 changed") as err:
+        _guard(plan, 16, 16, 0.2, False, chunks=blanked)
+    assert "197 fewer than the 214 chunks" in str(err.value) and "--allow-mass-delete" in str(err.value)
+    assert _guard(plan, 16, 16, 0.2, True, chunks=blanked) is True  # the same override
+    assert next_baseline(214, 17, overridden=True) == 17
+
+
+def test_content_shrinking_a_little_passes_and_cannot_ratchet():
+    indexed = {str(i): "x" for i in range(16)}
+    plan = plan_refresh({**indexed, "0": "edited"}, indexed)
+    assert _guard(plan, 16, 16, 0.2, False, chunks=ChunkTally(214, 180, 214)) is False  # 34 of 214: 16%
+    with pytest.raises(RefreshBlocked, match="from 180 to 170 chunks"):  # 44 of the remembered 214: 21%
+        _guard(plan, 16, 16, 0.2, False, chunks=ChunkTally(180, 170, guard_baseline(214, 180)))

@@ -7,7 +7,7 @@ from ragops.errors import RefreshBlocked, RefreshConflict, SourceUnavailable
 from ragops.index import open_store
 from ragops.ingest.refresh import Refresher, detect_changes
 from ragops.registry import registry_lock
-from ragops.registry.models import Chunk, Quarantine, RefreshRun
+from ragops.registry.models import Chunk, IndexVersion, Quarantine, RefreshRun
 
 
 @pytest.fixture
@@ -101,7 +101,8 @@ def test_corrupt_files_are_quarantined_and_last_good_version_stays(refresher, se
     report = refresher.run()
     reasons = {q["uri"].rsplit("/", 1)[-1]: q["reason"] for q in report.quarantine}
     assert set(reasons) == {"notes.txt", "empty.md", "latin.md"}
-    assert "binary" in reasons["notes.txt"] and "UTF-8" in reasons["latin.md"] and "size" in reasons["empty.md"]
+    assert "binary" in reasons["notes.txt"] and "UTF-8" in reasons["latin.md"]
+    assert reasons["empty.md"].startswith("empty (0 bytes)")  # not "or over the size limit" (issue 22)
     assert report.documents["added"] == 1 and report.documents["quarantined"] == 3
     assert [row for row in _index_state(settings) if row[1] == good_uri] == before
     with refresher.registry.session() as s:
@@ -215,6 +216,51 @@ def test_small_deletions_that_add_up_are_refused(refresher, settings, corpus):
     for i in range(4, 6):
         (corpus / f"extra{i}.md").unlink()
     assert refresher.run().documents["deleted"] == 2  # the override reset the baseline to 11
+
+
+# -- the guard counts lost content (issue 22, finding 4) -------------------------------------------------------------
+
+def _long(n_paragraphs: int) -> str:
+    return "# Guide\n\n" + "\n\n".join(f"Paragraph {i}. " + "content " * 90 for i in range(n_paragraphs))
+
+
+def test_blanking_most_documents_is_refused(refresher, settings, corpus):
+    """12 of 16 documents rewritten to "This page moved.": no document is deleted, but nearly all chunks would be."""
+    for i in range(10):
+        (corpus / f"extra{i}.md").write_text(_long(20))
+    refresher.run()  # 16 documents
+    before = _index_state(settings)
+    blanked = [corpus / f"extra{i}.md" for i in range(10)] + [corpus / "notes.txt", corpus / "page.html"]
+    lost = {p.as_uri() for p in blanked}
+    after = len([r for r in before if r[1] not in lost]) + len(blanked)
+    for path in blanked:
+        path.write_text("This page moved.")
+    with pytest.raises(RefreshBlocked) as err:
+        refresher.run()
+    assert (f"from {len(before)} to {after} chunks (16 documents before, 16 after, 12 changed, 0 deleted)"
+            in str(err.value)) and "--allow-mass-delete" in str(err.value)
+    assert len(before) - after > 0.8 * len(before)  # the scenario: most of the content would go
+    assert _index_state(settings) == before
+    with refresher.registry.session() as s:
+        assert s.scalars(select(RefreshRun.status).order_by(RefreshRun.id.desc())).first() == "blocked"
+    report = refresher.run(allow_mass_delete=True)
+    assert report.documents["changed"] == 12 and len(_index_state(settings)) == after
+    with refresher.registry.session() as s:
+        assert s.scalars(select(IndexVersion.chunk_baseline).where(IndexVersion.status == "live")).one() == after
+
+
+def test_content_shrinking_a_little_passes_but_adds_up(refresher, settings, corpus):
+    for i in range(4):
+        (corpus / f"extra{i}.md").write_text(_long(10))
+    refresher.run()
+    n = len(_index_state(settings))
+    (corpus / "extra0.md").write_text(_long(4))  # an edit that drops 6 chunks
+    assert refresher.run().documents["changed"] == 1
+    assert len(_index_state(settings)) == n - 6 and 6 <= 0.2 * n
+    for i in (1, 2):
+        (corpus / f"extra{i}.md").write_text(_long(5))  # 10 more: 16 since the baseline of n
+    with pytest.raises(RefreshBlocked, match=f"fewer than the {n} chunks"):
+        refresher.run()
 
 
 # -- the index reconciles with the registry (finding 7) ----------------------------------------------------------

@@ -12,7 +12,8 @@ def test_each_failure_gets_a_reason():
     ]
     reasons = validate_documents(facts, max_bytes=5000)
     assert "ok" not in reasons
-    assert "size limit" in reasons["empty"] and "size limit" in reasons["huge"]
+    assert reasons["empty"].startswith("empty (0 bytes)") and "size limit" not in reasons["empty"]  # issue 22
+    assert reasons["huge"] == "over the size limit of 5000 bytes"
     assert "binary" in reasons["binary"]
     assert "UTF-8" in reasons["latin1"]
     assert reasons["blank"].startswith("no text after parsing")
