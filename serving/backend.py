@@ -16,7 +16,6 @@ from typing import Callable
 
 import anyio
 import httpx
-from sqlalchemy import text
 
 from ragops.answer.pipeline import AnswerService
 from ragops.config import Settings, mask_urls
@@ -134,10 +133,9 @@ class Readiness:
             raise StoreUnavailable(f"the {name} check did not finish within {timeout_s:g} s") from None
 
     def _registry(self) -> AnswerService:
-        """The service, once its registry has read a table: `SELECT 1` passes on a truncated SQLite file."""
+        """The service, once its registry has read a table (`SELECT 1` passed on a truncated SQLite file)."""
         service = self.backend.get()
-        with service.registry.session() as s:
-            s.execute(text("SELECT version_num FROM alembic_version")).all()
+        service.registry.probe()
         return service
 
     async def _llm(self) -> dict:
