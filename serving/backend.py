@@ -7,14 +7,15 @@ RAGOPS_REGISTRY_RETRY_S). Readiness means search can be served; a language model
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
+from concurrent.futures import Future
 from typing import Callable
 
 import anyio
 import httpx
-from sqlalchemy import text
 
 from ragops.answer.pipeline import AnswerService
 from ragops.config import Settings, mask_urls
@@ -59,6 +60,10 @@ class Readiness:
     """/readyz: registry and index must serve a real search; the LLM is reported, and only degrades. Cached for
     `ttl_s`, so a flood of probes costs one search a second.
 
+    Each check has its own total deadline, `RAGOPS_READY_CHECK_TIMEOUT_S`, so a slow dependency fails its own check
+    and no other: the LLM is asked asynchronously and cancelled at its deadline (a reply that drips a byte a second
+    never trips a per-read timeout), and the registry and index run on one bounded thread each (`_Worker`).
+
     /readyz answers anyone, so its body is the verdict and the names of the failing checks only; what failed (file
     paths, a library's source location, the database's host and port) goes to the log, once per change."""
 
@@ -66,16 +71,13 @@ class Readiness:
         self.backend, self.settings, self.ttl_s = backend, settings, ttl_s
         self._cached: tuple[float, dict] | None = None
         self._logged: dict[str, str] = {}
+        self._workers = {name: _Worker(name) for name in ("registry", "index")}
 
     async def __call__(self) -> dict:
         cached = self._cached
         if cached and time.monotonic() - cached[0] < self.ttl_s:
             return cached[1]
-        try:
-            with anyio.fail_after(self.settings.store_timeout_s + 5):
-                result = await anyio.to_thread.run_sync(self.check, abandon_on_cancel=True)
-        except TimeoutError:
-            result = _verdict({"registry": {"ok": False, "error": "the readiness checks did not finish in time"}})
+        result = await self.checks()
         self._log(result)
         body = {key: result[key] for key in ("ready", "not_ready", "degraded")}
         self._cached = (time.monotonic(), body)
@@ -97,36 +99,99 @@ class Readiness:
 
     def check(self) -> dict:
         """The checks now, uncached and blocking (call off the event loop); the /metrics status thread reads them so."""
-        checks: dict[str, dict] = {}
-        try:
-            service = self.backend.get()
-            with service.registry.session() as s:
-                s.execute(text("SELECT 1"))
-            checks["registry"] = {"ok": True}
-        except StoreUnavailable as exc:
-            checks["registry"] = {"ok": False, "error": str(exc)[:300]}
-            checks["index"] = {"ok": False, "error": "not checked: the registry is unavailable"}
-            return _verdict(checks | self._llm())
-        try:
-            _, release, version = service.route("readyz")
-            retriever = service.retriever(version)
-            hits = retriever.search("readiness probe", 1)  # the real search path reads the data files
-            checks["index"] = {"ok": bool(hits), "index_version": version, "release": release.name,
-                               "chunks": retriever.store.count()}
-            if not hits:
-                checks["index"]["error"] = "the index is empty"
-        except StoreUnavailable as exc:
-            checks["index"] = {"ok": False, "error": str(exc)[:300]}
-        return _verdict(checks | self._llm())
+        return anyio.run(self.checks)
 
-    def _llm(self) -> dict:
+    async def checks(self) -> dict:
+        """The checks now, uncached: the LLM alongside the registry and then the index, each within its deadline."""
+        llm: dict = {}
+
+        async def ask_llm() -> None:
+            llm.update(await self._llm())
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(ask_llm)
+            stores = await self._stores()
+        return _verdict(stores | llm)
+
+    async def _stores(self) -> dict:
+        try:
+            service = await self._bounded("registry", self._registry)
+        except StoreUnavailable as exc:
+            return {"registry": {"ok": False, "error": str(exc)[:300]},
+                    "index": {"ok": False, "error": "not checked: the registry is unavailable"}}
+        try:
+            index = await self._bounded("index", lambda: _index(service))
+        except StoreUnavailable as exc:
+            index = {"ok": False, "error": str(exc)[:300]}
+        return {"registry": {"ok": True}, "index": index}
+
+    async def _bounded(self, name: str, check: Callable):
+        timeout_s = self.settings.ready_check_timeout_s
+        try:
+            return await self._workers[name].run(check, timeout_s)
+        except TimeoutError:
+            raise StoreUnavailable(f"the {name} check did not finish within {timeout_s:g} s") from None
+
+    def _registry(self) -> AnswerService:
+        """The service, once its registry has read a table (`SELECT 1` passed on a truncated SQLite file)."""
+        service = self.backend.get()
+        service.registry.probe()
+        return service
+
+    async def _llm(self) -> dict:
         if not self.settings.llm_base_url:
             return {}
+        timeout_s = self.settings.ready_check_timeout_s
         try:
-            reply = httpx.get(self.settings.llm_base_url.rstrip("/") + "/models", timeout=2.0)
+            with anyio.fail_after(timeout_s):  # the whole exchange, body included; httpx's timeouts are per read
+                async with httpx.AsyncClient(timeout=timeout_s) as client:
+                    reply = await client.get(self.settings.llm_base_url.rstrip("/") + "/models")
             return {"llm": {"ok": reply.status_code < 500, "status": reply.status_code}}
+        except TimeoutError:
+            return {"llm": {"ok": False, "error": f"no complete answer within {timeout_s:g} s"}}
         except httpx.HTTPError as exc:
             return {"llm": {"ok": False, "error": f"{type(exc).__name__}: {str(exc)[:200]}"}}
+
+
+class _Worker:
+    """One check's thread. A blocking database or file read cannot be interrupted, so a run that overruns its
+    deadline keeps its thread until the read returns (the registry's statement timeout and the store's timeout end
+    it), and probes meanwhile wait on that same run instead of starting another: a stuck dependency holds one
+    thread, not one per probe. A daemon thread, so a stuck read never holds up the process's exit."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self._lock = threading.Lock()
+        self._running: Future | None = None
+
+    async def run(self, check: Callable, timeout_s: float):
+        with self._lock:
+            if self._running is None or self._running.done():
+                self._running = Future()
+                threading.Thread(target=_settle, args=(self._running, check), name=f"ragops-ready-{self.name}",
+                                 daemon=True).start()
+            running = self._running
+        with anyio.fail_after(timeout_s):
+            # shielded: a probe that gives up must not cancel the run that other probes wait on
+            return await asyncio.shield(asyncio.wrap_future(running))
+
+
+def _settle(future: Future, check: Callable) -> None:
+    try:
+        future.set_result(check())
+    except BaseException as exc:  # noqa: BLE001 - handed to whoever awaits the run, which re-raises it
+        future.set_exception(exc)
+
+
+def _index(service: AnswerService) -> dict:
+    """The live index, by a real search: it reads the data files."""
+    _, release, version = service.route("readyz")
+    retriever = service.retriever(version)
+    hits = retriever.search("readiness probe", 1)
+    index = {"ok": bool(hits), "index_version": version, "release": release.name, "chunks": retriever.store.count()}
+    if not hits:
+        index["error"] = "the index is empty"
+    return index
 
 
 def _verdict(checks: dict) -> dict:

@@ -19,11 +19,12 @@ DAGS = REPO / "dags"
 class FakeLLM:
     """Speaks the OpenAI chat-completions protocol; `mode` injects outages: ok, slow, error, malformed, empty, and
     hang (no answer until `released` is set, which close() does); `decline` answers that the passages do not hold
-    the answer."""
+    the answer; `drip` answers GET /models with its headers and then one byte a second, never finishing."""
 
     def __init__(self):
         self.mode = "ok"
         self.calls = 0
+        self.gets = 0  # GET requests (/models)
         self.last_prompt = ""
         self.last_system = ""
         self.reply = "Refreshes that delete too much are blocked by a guard [1]."
@@ -42,7 +43,25 @@ class FakeLLM:
                 self.wfile.write(body)
 
             def do_GET(self):
+                fake.gets += 1
+                if fake.mode == "drip":
+                    return self._drip()
                 self._send(200, json.dumps({"object": "list", "data": [{"id": "test-model", "object": "model"}]}).encode())
+
+            def _drip(self):
+                """Headers at once, then a byte a second until released or the client leaves."""
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "100000")
+                self.end_headers()
+                try:
+                    while True:
+                        self.wfile.write(b" ")
+                        self.wfile.flush()
+                        if fake.released.wait(1.0):
+                            return
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up
 
             def do_POST(self):
                 payload = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")

@@ -155,6 +155,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = 64 * 1024
     store_timeout_s: float = 10.0  # an index search or registry statement past this gives store_unavailable
     registry_retry_s: float = 5.0  # how often the app retries a registry that was down when it started
+    ready_check_timeout_s: float = Field(default=10.0, gt=0, description="the total deadline of each /readyz check "
+                                         "(registry, index, llm): past it that check fails, and only that one")
     mcp_permissions: Path | None = None
     public_url: str = Field(default="http://127.0.0.1:8000", description="where clients reach the serving app")
     mcp_tools: list[dict] = Field(default_factory=list, description='JSON: [{"url", "tool", "token", "timeout_s"}]')

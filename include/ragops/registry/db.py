@@ -7,11 +7,12 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import create_engine, event, func, select
+from sqlalchemy import create_engine, event, func, select, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import (ArgumentError, DatabaseError, DBAPIError, InterfaceError, NoSuchModuleError,
                             OperationalError)
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 from ragops.config import mask_url
 from ragops.errors import ConfigError, FirstRefreshPending, StoreUnavailable
@@ -38,8 +39,13 @@ class Registry:
         except (ArgumentError, NoSuchModuleError, ValueError) as exc:  # ValueError: a port that is not a number
             raise ConfigError(f"the registry URL {mask_url(url)} cannot be used ({exc}); set RAGOPS_DATABASE_URL to "
                               "postgresql+psycopg://user:password@host:5432/name, or unset it for SQLite") from exc
+        # A pooled SQLite connection answers from its page cache, so a file cut short after it was opened still reads
+        # as fine through it: probe() opens a connection of its own there.
+        self._probe_engine = self.engine
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
+            self._probe_engine = create_engine(url, poolclass=NullPool)
+            event.listen(self._probe_engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         if migrate:
             self.migrate()
@@ -97,6 +103,16 @@ class Registry:
             except BaseException:
                 s.rollback()
                 raise
+
+    def probe(self) -> None:
+        """Read a table, as readiness does (`SELECT 1` reads none); StoreUnavailable when the registry cannot."""
+        try:
+            with self._probe_engine.connect() as connection:
+                connection.execute(text("SELECT version_num FROM alembic_version")).all()
+        except DBAPIError as exc:
+            if not unreadable(exc):
+                raise
+            raise StoreUnavailable(f"the registry cannot be read: {str(exc.orig)[:300]}") from exc
 
     def dispose(self) -> None:
         self.engine.dispose()
