@@ -202,6 +202,7 @@ async def test_grants_choose_the_collection_read(indexed, embedder, tmp_path, ro
         _, found = await _call(url, "cand", "search_knowledge_base", {"query": "zebra quartz", "collection": "candidate"})
         assert not found.is_error and "secret.md" in _text(found) and "notes.txt" not in _text(found)
         for arguments in ({"query": "outbox"}, {"query": "outbox", "collection": "live"},
+                          {"query": "outbox", "collection": ""},
                           {"query": "outbox", "collection": rollout_with_candidate.replace("reindex", "live")}):
             _, denied = await _call(url, "cand", "search_knowledge_base", arguments)
             assert denied.is_error and "permission denied" in _text(denied)

@@ -37,13 +37,14 @@ class ClientGrant:
         return self.expires is not None and (now or datetime.now(timezone.utc)) >= self.expires
 
     def allows(self, tool: str, collection: str | None = None) -> tuple[bool, str]:
+        """`None` means the tool reads no collection; any string, even "", is a name the grant must list."""
         if self.revoked:
             return False, "client is revoked"
         if self.expired():
             return False, f"token expired {self.expires:%Y-%m-%d}"
         if "*" not in self.tools and tool not in self.tools:
             return False, f"tool {tool!r} is not granted to {self.name}"
-        if collection and "*" not in self.collections and collection not in self.collections:
+        if collection is not None and "*" not in self.collections and collection not in self.collections:
             return False, f"collection {collection!r} is not granted to {self.name}"
         return True, "granted"
 
