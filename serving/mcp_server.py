@@ -26,6 +26,7 @@ from ragops.audit.permissions import ClientGrant, Permissions
 from ragops.errors import StoreUnavailable
 from ragops.monitoring.events import EventWriter
 from ragops.releases import ReleaseError, release_for_view
+from serving.callers import bearer_token
 
 INSTRUCTIONS = ("Search the ragops knowledge base and read its documents. Results cite the document URI of each passage. "
                 "`collection` is `live` (default), `candidate` or a release name, as your grant allows.")
@@ -68,7 +69,7 @@ class LogMissingToken:
         if scope["type"] != "http" or (self.events is None and self.metrics is None):
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers") or [])
-        has_token = headers.get(b"authorization", b"").startswith(b"Bearer ")
+        has_token = bearer_token(headers.get(b"authorization", b"").decode("latin-1")) is not None
 
         async def watch(message):
             if message["type"] == "http.response.start" and message["status"] == 401 and not has_token:
@@ -110,7 +111,8 @@ class GatedServer(MCPServer):
             header = (context.headers or {}).get("authorization", "") if context else ""
         except ValueError:  # no request in flight
             pass
-        grant = self.permissions.by_token(header.removeprefix("Bearer ").strip()) if header else None
+        token = bearer_token(header)
+        grant = self.permissions.by_token(token) if token else None
         return (grant.name if grant else "unknown"), grant
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Context | None = None):
