@@ -75,9 +75,16 @@ class Callers:
 def presented_key(request: Request) -> str | None:
     auth = request.headers.get("authorization")
     if auth is not None:
-        scheme, _, value = auth.partition(" ")
-        return value.strip() if scheme.lower() == "bearer" else auth
+        token = bearer_token(auth)
+        return auth if token is None else token
     return request.headers.get("x-api-key")
+
+
+def bearer_token(header: str | None) -> str | None:
+    """The credential of an `Authorization: Bearer` header, else None. The scheme is case-insensitive (RFC 7235),
+    so `bearer` must name the same client for /v1 and for MCP alike."""
+    scheme, _, value = (header or "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else None
 
 
 def request_id(header: str | None) -> str:

@@ -75,13 +75,16 @@ class BodyLimit:
         rid = request_id(headers.get(b"x-request-id", b"").decode("latin-1") or None)
         if self.on_refused is not None:
             self.on_refused(scope, rid)
-        body = json.dumps({"error": {"code": "payload_too_large",
-                                     "message": f"the request body is over the limit of {self.max_bytes} bytes"},
-                           "request_id": rid}).encode()
+        body = error_body("payload_too_large", f"the request body is over the limit of {self.max_bytes} bytes", rid)
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                                 (b"x-request-id", rid.encode()), (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})
+
+
+def error_body(code: str, message: str, rid: str) -> bytes:
+    """The API's JSON error envelope (serving.schemas.ErrorBody), for refusals made below the app."""
+    return json.dumps({"error": {"code": code, "message": message}, "request_id": rid}).encode()
 
 
 class McpPath:

@@ -31,6 +31,7 @@ from ragops.audit.permissions import ClientGrant, Permissions
 from ragops.errors import StoreUnavailable
 from ragops.monitoring.events import EventWriter
 from ragops.releases import ReleaseError, release_for_view
+from serving.callers import bearer_token
 from serving.ratelimit import RateLimiter
 from serving.refusals import RefusalLog
 from serving.schemas import K_MAX, NAME_MAX, QUESTION_MAX, URI_MAX
@@ -79,7 +80,7 @@ class LogMissingToken:
             return await self.app(scope, receive, send)
         _address.set(scope["client"][0] if scope.get("client") else "unknown")
         headers = dict(scope.get("headers") or [])
-        has_token = headers.get(b"authorization", b"").startswith(b"Bearer ")
+        has_token = bearer_token(headers.get(b"authorization", b"").decode("latin-1")) is not None
 
         async def watch(message):
             if message["type"] == "http.response.start" and message["status"] == 401 and not has_token:
@@ -130,7 +131,8 @@ class GatedServer(MCPServer):
             header = (context.headers or {}).get("authorization", "") if context else ""
         except ValueError:  # no request in flight
             pass
-        grant = self.permissions.by_token(header.removeprefix("Bearer ").strip()) if header else None
+        token = bearer_token(header)
+        grant = self.permissions.by_token(token) if token else None
         return (grant.name if grant else "unknown"), grant
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Context | None = None):

@@ -135,8 +135,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_server(app):
-    """Run an ASGI app under uvicorn in a thread on 127.0.0.1 and a free port; yields the base URL."""
+def live_server(app, **config):
+    """Run an ASGI app under uvicorn (with these extra Config options) in a thread on 127.0.0.1 and a free port;
+    yields the base URL."""
     import uvicorn
 
     sock = socket.socket()
@@ -144,7 +145,7 @@ def live_server(app):
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
-                                           timeout_graceful_shutdown=2))
+                                           timeout_graceful_shutdown=2, **config))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.time() + 60

@@ -28,12 +28,12 @@ def mcp_url(indexed, embedder, tmp_path):
         yield url + "/mcp", app, settings
 
 
-async def _call(url, token, tool, arguments):
+async def _call(url, token, tool, arguments, scheme="Bearer"):
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
     from mcp.shared._httpx_utils import create_mcp_http_client
 
-    http = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
+    http = create_mcp_http_client(headers={"Authorization": f"{scheme} {token}"})
     async with http, Client(streamable_http_client(url, http_client=http)) as client:
         tools = [t.name for t in (await client.list_tools()).tools]
         return tools, await client.call_tool(tool, arguments)
@@ -53,13 +53,17 @@ async def test_mcp_access_control_and_access_log(mcp_url):
     doc_uri = (corpus_dir(settings) / "notes.txt").as_uri()
     _, document = await _call(url, "reader-token", "get_document", {"uri": doc_uri})
     assert not document.is_error and "outbox" in _text(document)
+    _, lower = await _call(url, "reader-token", "get_document", {"uri": doc_uri}, scheme="bearer")  # RFC 7235
+    assert not lower.is_error and "outbox" in _text(lower)
 
     async with httpx.AsyncClient() as http:
         anonymous = await http.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
                                     headers={"Accept": "application/json, text/event-stream"})
         wrong = await http.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
                                 headers={"Authorization": "Bearer not-a-token", "Accept": "application/json"})
-    assert anonymous.status_code == 401 and wrong.status_code == 401
+        wrong_lower = await http.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                                      headers={"Authorization": "bearer not-a-token", "Accept": "application/json"})
+    assert anonymous.status_code == wrong.status_code == wrong_lower.status_code == 401
 
     _, denied = await _call(url, "doc-token", "search_knowledge_base", {"query": "guards"})
     assert denied.is_error and "permission denied" in _text(denied) and "not granted" in _text(denied)
@@ -79,9 +83,9 @@ async def test_mcp_access_control_and_access_log(mcp_url):
     metrics = samples(httpx.get(url.removesuffix("/mcp") + "/metrics").text)  # by client and decision, bounded names
     calls = {dict(labels)["client"] + " " + dict(labels)["tool"] + " " + dict(labels)["decision"]: value
              for (name, labels), value in metrics.items() if name == "ragops_mcp_calls_total"}
-    assert calls["reader search_knowledge_base allowed"] == 1 and calls["reader get_document allowed"] == 1
+    assert calls["reader search_knowledge_base allowed"] == 1 and calls["reader get_document allowed"] == 2
     assert calls["doc-only search_knowledge_base denied"] == 1
-    assert calls["unknown - denied"] == 1 and calls["anonymous - denied"] == 1
+    assert calls["unknown - denied"] == 2 and calls["anonymous - denied"] == 1  # a lower-case scheme is a token
 
 
 @pytest.fixture
@@ -202,6 +206,7 @@ async def test_grants_choose_the_collection_read(indexed, embedder, tmp_path, ro
         _, found = await _call(url, "cand", "search_knowledge_base", {"query": "zebra quartz", "collection": "candidate"})
         assert not found.is_error and "secret.md" in _text(found) and "notes.txt" not in _text(found)
         for arguments in ({"query": "outbox"}, {"query": "outbox", "collection": "live"},
+                          {"query": "outbox", "collection": ""},
                           {"query": "outbox", "collection": rollout_with_candidate.replace("reindex", "live")}):
             _, denied = await _call(url, "cand", "search_knowledge_base", arguments)
             assert denied.is_error and "permission denied" in _text(denied)

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
 
-from ragops.audit.permissions import Permissions
+from ragops.audit.permissions import ClientGrant, Permissions
 from ragops.errors import RagopsError
 from ragops.registry import Registry
 from ragops.registry.models import AuditFinding, AuditRun, McpAccessLog
@@ -122,11 +122,26 @@ def usage_findings(permissions: Permissions, rows: list[McpAccessLog]) -> list[F
                                 name, {"calls": calls[name], "allowed": allowed}))
     for c in permissions.clients:
         if c.revoked and calls[c.name]:
-            allowed = sum(1 for r in rows if r.client == c.name and r.decision == "allowed")
-            findings.append(Finding("calls_from_revoked_client", "critical" if allowed else "high",
-                                    f"revoked client {c.name} made {calls[c.name]} calls ({allowed} allowed)", c.name,
-                                    {"calls": calls[c.name], "allowed": allowed}))
+            findings.append(_revoked_client_finding(c, [r for r in rows if r.client == c.name]))
     return findings
+
+
+def _revoked_client_finding(grant: ClientGrant, rows: list[McpAccessLog]) -> Finding:
+    """Only calls made after the revocation are a breach; a grant revoked before `revoked_at` was recorded has no
+    cut-off, so all its calls count."""
+    late = [r for r in rows if grant.revoked_at is None or _utc(r.ts) >= grant.revoked_at]
+    if not late:
+        return Finding("calls_before_revocation", "info", f"{grant.name} made {len(rows)} calls, all before its "
+                       f"revocation at {grant.revoked_at:%Y-%m-%d %H:%M}", grant.name, {"calls": len(rows)})
+    allowed = sum(1 for r in late if r.decision == "allowed")
+    return Finding("calls_from_revoked_client", "critical" if allowed else "high",
+                   f"revoked client {grant.name} made {len(late)} calls after its revocation ({allowed} allowed)",
+                   grant.name, {"calls": len(late), "allowed": allowed, "before_revocation": len(rows) - len(late)})
+
+
+def _utc(ts: datetime) -> datetime:
+    """SQLite hands back naive datetimes that were written as UTC."""
+    return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
 
 
 def drift_findings(previous: dict | None, current: dict) -> list[Finding]:

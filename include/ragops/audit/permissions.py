@@ -7,6 +7,7 @@
         collections: [chunks]                          # "*" grants every collection
         expires: 2027-01-31                            # optional
         revoked: false                                 # optional
+        revoked_at: 2026-11-20T09:30:00+00:00          # set by `ragops token revoke`; the audit's cut-off
 """
 
 from __future__ import annotations
@@ -32,18 +33,20 @@ class ClientGrant:
     collections: tuple[str, ...] = ("*",)
     expires: datetime | None = None
     revoked: bool = False
+    revoked_at: datetime | None = None
 
     def expired(self, now: datetime | None = None) -> bool:
         return self.expires is not None and (now or datetime.now(timezone.utc)) >= self.expires
 
     def allows(self, tool: str, collection: str | None = None) -> tuple[bool, str]:
+        """`None` means the tool reads no collection; any string, even "", is a name the grant must list."""
         if self.revoked:
             return False, "client is revoked"
         if self.expired():
             return False, f"token expired {self.expires:%Y-%m-%d}"
         if "*" not in self.tools and tool not in self.tools:
             return False, f"tool {tool!r} is not granted to {self.name}"
-        if collection and "*" not in self.collections and collection not in self.collections:
+        if collection is not None and "*" not in self.collections and collection not in self.collections:
             return False, f"collection {collection!r} is not granted to {self.name}"
         return True, "granted"
 
@@ -81,7 +84,8 @@ class Permissions:
             if len(digest) != 64:
                 raise ConfigError(f"MCP permissions client {name!r}: token_sha256 must be a sha256 hex digest")
             clients.append(ClientGrant(name, digest, tools, tuple(str(c) for c in raw.get("collections") or ["*"]),
-                                       _moment(raw.get("expires")), bool(raw.get("revoked", False))))
+                                       _moment(raw.get("expires")), bool(raw.get("revoked", False)),
+                                       _moment(raw.get("revoked_at"))))
         names = [c.name for c in clients]
         if len(names) != len(set(names)):
             raise ConfigError("MCP permissions: client names must be unique")

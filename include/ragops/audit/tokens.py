@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
@@ -93,6 +93,7 @@ def revoke_token(path: Path, client: str) -> dict:
         if not found:
             raise ConfigError(f"no client {client!r} in {path}")
         found[0]["revoked"] = True
+        found[0].setdefault("revoked_at", datetime.now(timezone.utc).isoformat(timespec="seconds"))
     return {"client": client, "revoked": True, "path": str(path)}
 
 

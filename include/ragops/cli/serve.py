@@ -57,7 +57,8 @@ def serve(args):
 
         app = importlib.import_module("serving.app").create_app(settings.model_copy(update={"public_url": public_url}))
         # proxy_headers off: uvicorn would believe X-Forwarded-For from loopback; the app trusts RAGOPS_TRUSTED_PROXIES
-        uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False, proxy_headers=False)
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False, proxy_headers=False,
+                    http=importlib.import_module("serving.protocol").HTTP_PROTOCOL)  # unparsable requests get JSON
         return None
     metrics_dir = settings.home / "prometheus"
     metrics_dir.mkdir(parents=True, exist_ok=True)
@@ -66,7 +67,7 @@ def serve(args):
     env = dict(os.environ, RAGOPS_PUBLIC_URL=public_url, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))  # /metrics sums workers
     argv = [sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory", "--host", args.host,
             "--port", str(args.port), "--workers", str(args.workers), "--log-level", "info", "--no-access-log",
-            "--no-proxy-headers"]
+            "--no-proxy-headers", "--http", "serving.protocol:HTTP_PROTOCOL"]
     os.execve(sys.executable, argv, env)
 
 

@@ -52,6 +52,7 @@ def test_every_kind_of_finding(settings, registry):
         grant("soon", ["get_document"], expires="2026-11-10"),                            # expiring soon
         grant("idle", ["get_document"]),                                                  # never used
         grant("gone", ["get_document"], revoked=True),                                    # revoked, yet calling
+        grant("late", ["get_document"], revoked=True, revoked_at="2026-10-20T00:00:00+00:00"),  # revoked after its call
     ]}
     rows = [("bot", "search_knowledge_base", "allowed"), ("bot", "get_document", "allowed"),
             ("admin", "get_document", "allowed"), ("w1", "delete_document", "allowed"), ("w2", "delete_document", "allowed"),
@@ -59,6 +60,7 @@ def test_every_kind_of_finding(settings, registry):
     rows += [("bot", "search_knowledge_base", "denied")] * 12                               # a spike of denials
     rows += [("unknown", "-", "denied")] * 3 + [("anonymous", "-", "denied")] * 2         # unknown tokens
     rows += [("gone", "get_document", "allowed")] + [("ghost", "get_document", "allowed")]  # revoked, removed
+    rows += [("late", "get_document", "allowed")]                                          # on Oct 2, before Oct 20
     log(registry, rows)
     report = run_audit(settings, START, END, registry=registry, permissions=Permissions.parse(risky))
     kinds = {(f.kind, f.client): f.severity for f in report.findings}
@@ -70,6 +72,7 @@ def test_every_kind_of_finding(settings, registry):
     assert kinds[("denied_spike", "bot")] == "high"
     assert kinds[("unknown_client_calls", "")] == "medium"
     assert kinds[("calls_from_revoked_client", "gone")] == "critical"
+    assert kinds[("calls_before_revocation", "late")] == "info" and ("calls_from_revoked_client", "late") not in kinds
     assert kinds[("calls_from_removed_client", "ghost")] == "critical"
     assert kinds[("drift_client_added", "admin")] == "medium" and kinds[("drift_client_removed", "reader")] == "info"
     assert kinds[("drift_grant_changed", "bot")] == "medium"

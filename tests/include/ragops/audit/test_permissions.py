@@ -29,6 +29,7 @@ clients:
     assert bot.allows("search_knowledge_base", "chunks") == (True, "granted")
     assert bot.allows("get_document", "chunks")[0] is False
     assert "collection" in bot.allows("search_knowledge_base", "secret")[1]
+    assert bot.allows("search_knowledge_base", "") == (False, "collection '' is not granted to bot")  # issue 22.6
     assert "expired" in perms.by_token("t-old").allows("get_document")[1]
     assert "revoked" in perms.by_token("t-gone").allows("get_document")[1]
     assert perms.by_token("nope") is None

@@ -3,7 +3,7 @@
 import json
 import os
 import stat
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
@@ -34,6 +34,10 @@ def test_an_existing_client_is_rotated_only_on_purpose_and_revoked_clients_stay_
     permissions = Permissions.load(path)
     assert permissions.by_token(first.token) is None and permissions.by_token(second.token).tools == ("get_document",)
     revoke_token(path, "bot")
+    revoked_at = Permissions.load(path).clients[0].revoked_at  # the audit rates only calls after it as critical
+    assert revoked_at is not None and datetime.now(timezone.utc) - revoked_at < timedelta(days=1)
+    revoke_token(path, "bot")
+    assert Permissions.load(path).clients[0].revoked_at == revoked_at  # revoking again keeps the first moment
     [listed] = list_clients(path)
     assert listed["revoked"] and listed["token"].endswith("…") and second.token not in json.dumps(listed)
     with pytest.raises(ConfigError, match="no client 'ghost'"):
