@@ -137,6 +137,11 @@ class Settings(BaseSettings):
     rate_limit: str = "120/minute"  # per verified API key (a key's entry may set its own)
     rate_limit_address: str = "30/minute"  # per client address, for requests without a key
     rate_limit_global: str = "30/second"  # the whole service: below the 35 req/s capacity bench/load.py measured
+    # Admission by cost (serving/admission.py): a question of at least this many units (about chars/4 x k) is
+    # expensive; this many run at once per process, this many more wait, the rest get 429 with scope "cost".
+    expensive_cost: int = Field(default=500, ge=1)
+    expensive_concurrency: int = Field(default=1, ge=1)
+    expensive_queue: int = Field(default=2, ge=0)
     api_keys: Path | None = Field(default=None, description="the API keys file (`ragops keys issue` writes it)")
     api_key: SecretStr | None = Field(default=None, description="the key ragops' own callers (eval --url) send")
     probe_key: str = Field(default="ragops-probe", description="the name of the API key whose requests are the "
