@@ -7,10 +7,16 @@
    Reports status counts (5xx, 429s with Retry-After), the good caller's success rate, the admitted p99, the server's
    RSS (cold, after a 10 s warm-up that is not counted, during and at the end), and request events stored against
    requests answered.
+3. Cost flood (issue 22, finding 5): a fresh server with the default limits; 15 clients, each with its own key, send
+   random 2,000-character questions back to back for --cost-s seconds (waiting out each 429's Retry-After, as the
+   API asks), beside one well-behaved client asking normal questions at 4 req/s. Reports the well-behaved client's
+   p50/p99, and the flood's answers, 429 share and Retry-After values. `--only cost` runs this scenario alone;
+   `--cost-gate-off` runs it without admission by cost, for comparison.
 
 The server runs in its own process group on a free loopback port; this process is the load generator.
 
-    .venv/bin/python bench/load.py [--home H] [--flood-s 60] [--step-s 8]
+    .venv/bin/python bench/load.py [--home H] [--flood-s 60] [--step-s 8] [--cost-s 30] [--only cost]
+                                   [--cost-gate-off]
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import shutil
+import string
 import sys
 import tempfile
 import time
@@ -144,12 +152,72 @@ def flood(home: Path, qs: list[str], rate: float, seconds: float, work: Path) ->
             "events_stored": stored, "requests_answered": answered}
 
 
+def expensive_question(rng: random.Random) -> str:
+    """2,000 characters of random words: the most terms and wordpieces /v1 accepts."""
+    return "".join(rng.choices(string.ascii_lowercase + " ", k=2000))
+
+
+async def closed_loop(url: str, seconds: float, headers: dict, rng: random.Random) -> list[dict]:
+    """One client sending expensive questions back to back for `seconds`, sleeping out each 429's Retry-After."""
+    import httpx
+
+    results: list[dict] = []
+    deadline = time.perf_counter() + seconds
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            try:
+                reply = await client.post("/v1/ask", json={"question": expensive_question(rng)}, headers=headers)
+            except httpx.HTTPError as exc:
+                results.append({"status": type(exc).__name__, "ms": (time.perf_counter() - started) * 1000})
+                continue
+            retry_after = reply.headers.get("retry-after")
+            results.append({"status": reply.status_code, "ms": (time.perf_counter() - started) * 1000,
+                            "retry_after": retry_after})
+            if reply.status_code == 429:
+                await asyncio.sleep(min(float(retry_after or 1), max(0.0, deadline - time.perf_counter())))
+    return results
+
+
+def cost_flood(home: Path, qs: list[str], seconds: float, work: Path, clients: int = 15, **env: str) -> dict:
+    from ragops.audit.apikeys import issue
+
+    keys = work / "cost-keys.yaml"
+    flooders = [issue(keys, f"flood-{i}")[0] for i in range(clients)]
+    good_key, _ = issue(keys, "well-behaved")
+    server = Server(home, RAGOPS_API_KEYS=str(keys), **env)
+    server.wait()
+
+    async def both():
+        rng = random.Random(22)
+        return await asyncio.gather(
+            open_loop(server.url, 4.0, seconds, qs, headers={"X-API-Key": good_key}, user=lambda i: "good"),
+            *(closed_loop(server.url, seconds, {"X-API-Key": key}, random.Random(rng.random())) for key in flooders))
+
+    try:
+        asyncio.run(open_loop(server.url, 5, 2, qs, headers={"X-API-Key": good_key}))  # warm up, not counted
+        good, *floods = asyncio.run(both())
+    finally:
+        server.stop()
+    flood_results = [r for f in floods for r in f]
+    refused = [r for r in flood_results if r["status"] == 429]
+    return {"seconds": seconds, "flood_clients": clients, "well_behaved": summary(good),
+            "flood": summary(flood_results),
+            "flood_429_share": round(len(refused) / max(1, len(flood_results)), 4),
+            "flood_retry_after_s": sorted({r["retry_after"] for r in refused}),
+            "flood_429_with_retry_after": f"{sum(1 for r in refused if r['retry_after'])}/{len(refused)}"}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--docs", default=str(RHDH / "docs"))
     parser.add_argument("--home", help="an indexed RAGOPS_HOME to copy (else --docs is indexed first)")
     parser.add_argument("--flood-s", type=float, default=60.0)
     parser.add_argument("--step-s", type=float, default=8.0)
+    parser.add_argument("--cost-s", type=float, default=30.0)
+    parser.add_argument("--only", choices=["cost"], help="run one scenario alone")
+    parser.add_argument("--cost-gate-off", action="store_true", help="the cost flood without admission by cost, "
+                        "for comparison (RAGOPS_EXPENSIVE_COST above any question's cost)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ragops-bench-load-"))
     try:
@@ -163,9 +231,12 @@ def main() -> int:
             source = Path(args.docs) if Path(args.docs).exists() else REPO / "docs"
             Refresher(Settings(home=home, source=source.as_uri())).run()
         qs = questions(100)
-        found = capacity(home, qs, args.step_s)
-        rate = max(2 * found["capacity_rps"], 10)
-        result = {"capacity": found, "flood": flood(home, qs, rate, args.flood_s, work)}
+        off = {"RAGOPS_EXPENSIVE_COST": str(10**9)} if args.cost_gate_off else {}
+        result = {"cost_flood": cost_flood(home, qs, args.cost_s, work, **off)}
+        if args.only is None:
+            found = capacity(home, qs, args.step_s)
+            rate = max(2 * found["capacity_rps"], 10)
+            result = {"capacity": found, "flood": flood(home, qs, rate, args.flood_s, work)} | result
         print(json.dumps(result, indent=2))
     finally:
         shutil.rmtree(work, ignore_errors=True)

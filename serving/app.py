@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ragops.answer import fallbacks
 from ragops.answer.llm import build_chat_model
-from ragops.answer.pipeline import AnswerResult, AnswerService
+from ragops.answer.pipeline import DEFAULTS, AnswerResult, AnswerService
 from ragops.audit.anchor import signing_key
 from ragops.audit.permissions import Permissions, WatchedPermissions
 from ragops.config import Settings
@@ -30,13 +30,14 @@ from ragops.index import close_backends
 from ragops.mcp_client import ToolConfig
 from ragops.monitoring.events import EventWriter, request_event
 from ragops.registry import Registry
+from serving.admission import CostGate, cost
 from serving.backend import Backend, Readiness
 from serving.callers import Caller, Callers, InvalidApiKey
 from serving.guards import BodyLimit, McpPath, RequestIds
 from serving.mcp_server import LogMissingToken, build_mcp_server
 from serving.refusals import RefusalLog
 from serving.metrics import CONTENT_TYPE_LATEST, Metrics
-from serving.ratelimit import RateLimiter
+from serving.ratelimit import Decision, RateLimiter
 from serving.schemas import AskResponse, ErrorBody, Query, Readiness as ReadinessBody, SearchResponse
 from serving.sessions import HEADER as SESSION_HEADER
 from serving.status import StatusCollector
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
                          audit_key=audit_key)
     limiter = limiter or RateLimiter(settings.rate_limit, settings.rate_limit_global, settings.redis_url)
     limiter.enabled = settings.rate_limit_enabled
+    gate = CostGate(settings.expensive_cost, settings.expensive_concurrency, settings.expensive_queue)
     callers = Callers(settings)
     # re-read on change: a token issued or revoked with `ragops token` counts from the next request
     permissions = WatchedPermissions(settings.mcp_permissions) if settings.mcp_permissions else Permissions()
@@ -106,6 +108,7 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
                      description="Answers from the ragops knowledge base, with honest fallbacks. The MCP server is at /mcp.")
     app.state.service, app.state.backend, app.state.events = service, backend, events
     app.state.metrics, app.state.limiter, app.state.permissions = metrics, limiter, permissions
+    app.state.cost_gate = gate
     app.state.readiness, app.state.status, app.state.tool_guard = readiness, status, guard
     app.state.refusals = refusals
 
@@ -166,11 +169,22 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
         request.state.caller = caller
         decision = await limiter.hit(caller.bucket, caller.limit)
         if decision is not None and not decision.allowed:
-            metrics.rate_limited.labels(decision.scope).inc()
-            recorded(request, 429, fallback="rate_limited", caller=caller)
-            message = fallbacks.RATE_LIMITED.message.format(retry_after=decision.retry_after)
-            return error(request, 429, "rate_limited", message, headers=decision.headers() | _session_header(caller),
-                         fallback="rate_limited")
+            return refuse(request, caller, decision)
+        async with gate.admit(cost(body.question, body.k or DEFAULTS["k"])) as refused_by_cost:
+            if refused_by_cost is not None:
+                return refuse(request, caller, refused_by_cost)
+            return await answered(request, body, caller, decision, endpoint, operation)
+
+    def refuse(request: Request, caller: Caller, decision: Decision) -> JSONResponse:
+        """429 `rate_limited` with Retry-After, counted by the scope that refused (caller, global or cost)."""
+        metrics.rate_limited.labels(decision.scope).inc()
+        recorded(request, 429, fallback="rate_limited", caller=caller)
+        message = fallbacks.RATE_LIMITED.message.format(retry_after=decision.retry_after)
+        return error(request, 429, "rate_limited", message, headers=decision.headers() | _session_header(caller),
+                     fallback="rate_limited")
+
+    async def answered(request: Request, body: Query, caller: Caller, decision: Decision | None, endpoint: str,
+                       operation) -> Response:
         svc = await backend.ready_service()
         try:  # refresh the routing cache off the event loop, within the store's deadline
             with anyio.fail_after(settings.store_timeout_s):

@@ -23,8 +23,8 @@ class Metrics:
         self.requests = Counter("ragops_requests_total", "Requests by endpoint and HTTP status", ["endpoint", "status"],
                                 registry=self.registry)
         self.fallbacks = Counter("ragops_fallbacks_total", "Fallback answers by code", ["code"], registry=self.registry)
-        self.rate_limited = Counter("ragops_rate_limited_total", "Requests refused by the rate limiter", ["scope"],
-                                    registry=self.registry)
+        self.rate_limited = Counter("ragops_rate_limited_total", "Requests refused by the rate limiter, or by cost "
+                                    "(scope cost: serving/admission.py)", ["scope"], registry=self.registry)
         # client names come from the permissions file (plus "unknown" and "anonymous"), so the label stays bounded
         self.mcp_calls = Counter("ragops_mcp_calls_total", "MCP tool calls by client, tool and decision",
                                  ["client", "tool", "decision"], registry=self.registry)

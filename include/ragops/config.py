@@ -142,6 +142,11 @@ class Settings(BaseSettings):
     rate_limit_mcp_address: str | None = None  # per address for MCP calls, the bucket /v1 uses; unset: the same limit
     mcp_refusal_log_window_s: float = Field(default=60.0, gt=0, description="repeats of one failed authentication or "
                                             "rate-limit refusal within this window share one access-log summary row")
+    # Admission by cost (serving/admission.py): a question of at least this many units (about chars/4 x k) is
+    # expensive; this many run at once per process, this many more wait, the rest get 429 with scope "cost".
+    expensive_cost: int = Field(default=500, ge=1)
+    expensive_concurrency: int = Field(default=1, ge=1)
+    expensive_queue: int = Field(default=2, ge=0)
     api_keys: Path | None = Field(default=None, description="the API keys file (`ragops keys issue` writes it)")
     api_key: SecretStr | None = Field(default=None, description="the key ragops' own callers (eval --url) send")
     probe_key: str = Field(default="ragops-probe", description="the name of the API key whose requests are the "
