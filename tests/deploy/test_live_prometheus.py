@@ -245,6 +245,25 @@ class Traffic:
             raise AssertionError(f"the traffic loop failed: {self.error!r}") from self.error
 
 
+def _rollout_that_needs_a_person(settings) -> None:
+    """A running rollout whose gate asked a person (low traffic), in the empty app's own registry; its share is 0, so
+    that app's answers are unchanged. Its status thread exports ragops_rollout_low_traffic{action="ask_a_person"}."""
+    from ragops.registry import Registry
+    from ragops.registry.models import RolloutDecision, RolloutState
+    from ragops.releases import create_release
+    from ragops.rollout.machine import Rollout
+
+    registry = Registry(settings.registry_url)
+    create_release(registry, "cand", None, {}, "test")
+    Rollout(settings, registry).start("cand", "test")
+    with registry.session() as s:
+        state = s.get(RolloutState, 1)
+        state.candidate_percent = 0.0
+        s.add(RolloutDecision(candidate_release_id=state.candidate_release_id, decision="hold", reason="needs a person",
+                              evidence={"low_traffic": {"action": "ask_a_person", "users": 3, "requests": 9}}))
+    registry.dispose()
+
+
 def test_every_alert_and_panel_query_returns_a_series_and_alerts_reach_their_receivers(indexed_own_corpus, corpus,
                                                                                      embedder, tmp_path):
     indexed = indexed_own_corpus
@@ -267,6 +286,7 @@ def test_every_alert_and_panel_query_returns_a_series_and_alerts_reach_their_rec
         "mcp_permissions": permissions, "status_metrics_interval_s": 1.0, "rate_limit": "100000/minute",
         "rate_limit_address": "100000/minute", "rate_limit_global": "100000/minute", "slo_p95_latency_ms": 0.001,
         "freshness_refresh_hours": 0.0001})
+    _rollout_that_needs_a_person(base.model_copy(update={"home": tmp_path / "empty-home"}))
     fake_llm = FakeLLM()
     fake_llm.mode = "error"
     receiver = Receiver()
@@ -295,7 +315,7 @@ def test_every_alert_and_panel_query_returns_a_series_and_alerts_reach_their_rec
 
                 rules = httpx.get(prom + "/api/v1/rules", timeout=10).json()["data"]["groups"]
                 broken = [(r["name"], r["lastError"]) for g in rules for r in g["rules"] if r.get("health") != "ok"]
-                assert not broken and sum(len(g["rules"]) for g in rules) == 28
+                assert not broken and sum(len(g["rules"]) for g in rules) == 29
                 active = {a["labels"]["alertname"]: a for a in httpx.get(prom + "/api/v1/alerts").json()["data"]["alerts"]}
                 assert active["RagopsEvaluationOverdue"]["annotations"]["summary"] == "No evaluation has succeeded yet"
                 # The replica whose LLM is down is degraded and still ready (as /readyz): RagopsNotReady's

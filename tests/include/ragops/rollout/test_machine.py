@@ -46,10 +46,10 @@ def test_a_run_only_on_another_test_set_is_no_evaluation(settings):
 
 
 def _served(registry, users: list[str], variant: str, start: datetime, per_user: int = 3) -> None:
-    """`per_user` fine requests of each user, a minute apart from `start`."""
+    """`per_user` fine requests of each user (callers with an API key, whom the gate counts), a minute apart."""
     with registry.session() as s:
         s.add_all(RequestEvent(ts=start + timedelta(minutes=i * per_user + j), request_id=f"{u}-{j}", endpoint="ask",
-                               user_hash=u, variant=variant, latency_ms=25.0, status=200)
+                               user_hash=u, variant=variant, latency_ms=25.0, status=200, verified=True)
                   for i, u in enumerate(users) for j in range(per_user))
 
 
