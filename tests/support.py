@@ -348,3 +348,11 @@ class Peer:
         if scope["type"] == "http" and peer:
             scope = dict(scope, client=(peer.decode(), 40000))
         await self.app(scope, receive, send)
+
+
+def index_state(settings):
+    """The live index's (chunk id, document, chunk hash) rows, sorted: what a blocked refresh must leave as it was."""
+    from ragops.index import open_store
+
+    rows = open_store(settings).rows(["chunk_id", "doc_uri", "chunk_hash"])
+    return sorted((r["chunk_id"], r["doc_uri"], r["chunk_hash"]) for r in rows)

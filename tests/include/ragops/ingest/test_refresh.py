@@ -3,21 +3,12 @@
 import pytest
 from sqlalchemy import func, select
 
+from support import index_state
 from ragops.errors import RefreshBlocked, RefreshConflict, SourceUnavailable
 from ragops.index import open_store
 from ragops.ingest.refresh import Refresher, detect_changes
 from ragops.registry import registry_lock
 from ragops.registry.models import Chunk, IndexVersion, Quarantine, RefreshRun
-
-
-@pytest.fixture
-def refresher(settings, corpus, embedder):
-    return Refresher(settings, embedder=embedder)
-
-
-def _index_state(settings):
-    rows = open_store(settings).rows(["chunk_id", "doc_uri", "chunk_hash"])
-    return sorted((r["chunk_id"], r["doc_uri"], r["chunk_hash"]) for r in rows)
 
 
 def _registry_chunk_ids(registry):
@@ -29,7 +20,7 @@ def test_first_refresh_indexes_every_document(refresher, settings):
     report = refresher.run()
     assert report.documents == {"added": 6, "changed": 0, "deleted": 0, "unchanged": 0, "quarantined": 0}
     assert report.chunks["embedded"] > 0 and report.index_version == 1
-    assert {cid for cid, _, _ in _index_state(settings)} == _registry_chunk_ids(refresher.registry)
+    assert {cid for cid, _, _ in index_state(settings)} == _registry_chunk_ids(refresher.registry)
     again = refresher.run()
     assert again.documents["unchanged"] == 6 and again.chunks == {"embedded": 0, "reused": 0, "deleted": 0}
     assert again.index_version == 1 and not again.changed
@@ -39,11 +30,11 @@ def test_editing_one_paragraph_embeds_only_its_chunks(refresher, settings, corpu
     long_doc = corpus / "guide" / "long.md"
     long_doc.write_text("# Long\n\n" + "\n\n".join(f"Paragraph {i}. " + "content " * 90 for i in range(10)))
     refresher.run()
-    before = _index_state(settings)
+    before = index_state(settings)
     text = long_doc.read_text().replace("Paragraph 7. content", "Paragraph 7. edited content")
     long_doc.write_text(text)
     report = refresher.run()
-    after = _index_state(settings)
+    after = index_state(settings)
     new_chunks = set(after) - set(before)
     assert report.documents["changed"] == 1 and report.documents["unchanged"] == 6
     assert report.chunks["embedded"] == len(new_chunks) == 1
@@ -56,27 +47,13 @@ def test_deleting_a_document_removes_its_chunks(refresher, settings, corpus):
         (corpus / f"extra{i}.md").write_text(f"# Extra {i}\n\nfiller text number {i}")
     refresher.run()
     uri = (corpus / "notes.txt").as_uri()
-    assert any(d == uri for _, d, _ in _index_state(settings))
+    assert any(d == uri for _, d, _ in index_state(settings))
     (corpus / "notes.txt").unlink()
     report = refresher.run()
     assert report.documents["deleted"] == 1 and report.chunks["deleted"] >= 1
-    assert all(d != uri for _, d, _ in _index_state(settings))
+    assert all(d != uri for _, d, _ in index_state(settings))
     with refresher.registry.session() as s:
         assert s.scalar(select(func.count()).select_from(Chunk).where(Chunk.doc_uri == uri)) == 0
-
-
-def test_mass_delete_guard_leaves_the_index_untouched(refresher, settings, corpus):
-    refresher.run()
-    before = _index_state(settings)
-    for name in ("notes.txt", "page.html"):
-        (corpus / name).unlink()
-    with pytest.raises(RefreshBlocked, match="2 of 6"):
-        refresher.run()
-    assert _index_state(settings) == before
-    with refresher.registry.session() as s:
-        assert s.scalars(select(RefreshRun.status).order_by(RefreshRun.id.desc())).first() == "blocked"
-    report = refresher.run(allow_mass_delete=True)
-    assert report.documents["deleted"] == 2
 
 
 def test_empty_or_missing_source_is_refused(refresher, settings, corpus, tmp_path):
@@ -87,13 +64,13 @@ def test_empty_or_missing_source_is_refused(refresher, settings, corpus, tmp_pat
         refresher.run(empty.as_uri())
     with pytest.raises(SourceUnavailable):
         refresher.run((tmp_path / "gone").as_uri())
-    assert len(_index_state(settings)) > 0
+    assert len(index_state(settings)) > 0
 
 
 def test_corrupt_files_are_quarantined_and_last_good_version_stays(refresher, settings, corpus):
     refresher.run()
     good_uri = (corpus / "notes.txt").as_uri()
-    before = [row for row in _index_state(settings) if row[1] == good_uri]
+    before = [row for row in index_state(settings) if row[1] == good_uri]
     (corpus / "notes.txt").write_bytes(b"\xff\xfe\x00binary\x00junk")
     (corpus / "empty.md").write_text("")
     (corpus / "latin.md").write_bytes("# Caf\xe9\n\ncaf\xe9 cr\xe8me".encode("latin-1"))
@@ -104,7 +81,7 @@ def test_corrupt_files_are_quarantined_and_last_good_version_stays(refresher, se
     assert "binary" in reasons["notes.txt"] and "UTF-8" in reasons["latin.md"]
     assert reasons["empty.md"].startswith("empty (0 bytes)")  # not "or over the size limit" (issue 22)
     assert report.documents["added"] == 1 and report.documents["quarantined"] == 3
-    assert [row for row in _index_state(settings) if row[1] == good_uri] == before
+    assert [row for row in index_state(settings) if row[1] == good_uri] == before
     with refresher.registry.session() as s:
         assert s.scalar(select(func.count()).select_from(Quarantine)) == 3
     assert detect_changes(settings, refresher.registry) == {"added": 0, "changed": 0, "deleted": 0, "unchanged": 7}
@@ -140,7 +117,7 @@ def test_refresh_with_the_registry_on_postgres(postgres_url, settings, corpus, e
     second = refresher.run()
     assert first.documents["added"] == 6 and second.documents["changed"] == 1
     assert second.index_version == first.index_version + 1
-    assert {cid for cid, _, _ in _index_state(pg)} == _registry_chunk_ids(refresher.registry)
+    assert {cid for cid, _, _ in index_state(pg)} == _registry_chunk_ids(refresher.registry)
     refresher.registry.dispose()
 
 
@@ -202,76 +179,13 @@ def test_abandoned_runs_are_failed_and_their_staged_rows_removed(refresher, sett
 
 # -- the guard remembers (finding 8) ---------------------------------------------------------------------------------
 
-def test_small_deletions_that_add_up_are_refused(refresher, settings, corpus):
-    for i in range(9):
-        (corpus / f"extra{i}.md").write_text(f"# Extra {i}\n\nfiller text number {i}")
-    refresher.run()  # 15 documents
-    for i in range(3):
-        (corpus / f"extra{i}.md").unlink()
-    assert refresher.run().documents["deleted"] == 3  # 20%: allowed
-    (corpus / "extra3.md").unlink()
-    with pytest.raises(RefreshBlocked, match="fewer than the 15"):
-        refresher.run()  # one more: 4 of 15 since the baseline, refused although it is 1 of 12 in this run
-    assert refresher.run(allow_mass_delete=True).documents["deleted"] == 1
-    for i in range(4, 6):
-        (corpus / f"extra{i}.md").unlink()
-    assert refresher.run().documents["deleted"] == 2  # the override reset the baseline to 11
-
-
-# -- the guard counts lost content (issue 22, finding 4) -------------------------------------------------------------
-
-def _long(n_paragraphs: int) -> str:
-    return "# Guide\n\n" + "\n\n".join(f"Paragraph {i}. " + "content " * 90 for i in range(n_paragraphs))
-
-
-def test_blanking_most_documents_is_refused(refresher, settings, corpus):
-    """12 of 16 documents rewritten to "This page moved.": no document is deleted, but nearly all chunks would be."""
-    for i in range(10):
-        (corpus / f"extra{i}.md").write_text(_long(20))
-    refresher.run()  # 16 documents
-    before = _index_state(settings)
-    blanked = [corpus / f"extra{i}.md" for i in range(10)] + [corpus / "notes.txt", corpus / "page.html"]
-    lost = {p.as_uri() for p in blanked}
-    after = len([r for r in before if r[1] not in lost]) + len(blanked)
-    for path in blanked:
-        path.write_text("This page moved.")
-    with pytest.raises(RefreshBlocked) as err:
-        refresher.run()
-    assert (f"from {len(before)} to {after} chunks (16 documents before, 16 after, 12 changed, 0 deleted)"
-            in str(err.value)) and "--allow-mass-delete" in str(err.value)
-    assert len(before) - after > 0.8 * len(before)  # the scenario: most of the content would go
-    assert _index_state(settings) == before
-    with refresher.registry.session() as s:
-        assert s.scalars(select(RefreshRun.status).order_by(RefreshRun.id.desc())).first() == "blocked"
-    report = refresher.run(allow_mass_delete=True)
-    assert report.documents["changed"] == 12 and len(_index_state(settings)) == after
-    with refresher.registry.session() as s:
-        assert s.scalars(select(IndexVersion.chunk_baseline).where(IndexVersion.status == "live")).one() == after
-
-
-def test_content_shrinking_a_little_passes_but_adds_up(refresher, settings, corpus):
-    for i in range(4):
-        (corpus / f"extra{i}.md").write_text(_long(10))
-    refresher.run()
-    n = len(_index_state(settings))
-    (corpus / "extra0.md").write_text(_long(4))  # an edit that drops 6 chunks
-    assert refresher.run().documents["changed"] == 1
-    assert len(_index_state(settings)) == n - 6 and 6 <= 0.2 * n
-    for i in (1, 2):
-        (corpus / f"extra{i}.md").write_text(_long(5))  # 10 more: 16 since the baseline of n
-    with pytest.raises(RefreshBlocked, match=f"fewer than the {n} chunks"):
-        refresher.run()
-
-
-# -- the index reconciles with the registry (finding 7) ----------------------------------------------------------
-
 def _forget_registry(settings):
     for path in settings.home.glob("registry.sqlite*"):
         path.unlink()
 
 
 def _index_docs(settings):
-    return {d for _, d, _ in _index_state(settings)}
+    return {d for _, d, _ in index_state(settings)}
 
 
 def test_documents_the_registry_lost_are_removed_from_the_index(settings, corpus, embedder):
@@ -304,11 +218,11 @@ def test_a_lost_index_is_indexed_again(refresher, settings):
     import shutil
 
     refresher.run()
-    before = _index_state(settings)
+    before = index_state(settings)
     shutil.rmtree(settings.lance_dir)
     report = Refresher(settings, embedder=refresher.embedder).run()
     assert report.documents["changed"] == 6 and report.chunks["embedded"] == 0  # vectors come from the cache
-    assert _index_state(settings) == before
+    assert index_state(settings) == before
 
 
 # -- one document cannot hold the refresh (finding 2) -------------------------------------------------------------
@@ -391,7 +305,7 @@ def test_a_remote_model_whose_dimension_changes_fails_the_refresh_before_writing
     with first.registry.session() as s:
         assert s.scalars(select(IndexVersion.embedding_model)).all() == [f"tiny@tei+{embedding_server.url}"]
         assert set(s.scalars(select(EmbeddingCacheEntry.model))) == {f"tiny@tei+{embedding_server.url}"}
-    index_before, store_version = _index_state(cfg), open_store(cfg).version()
+    index_before, store_version = index_state(cfg), open_store(cfg).version()
 
     (corpus / "notes.txt").write_text("# Slack\n\nReports go to a new channel now.\n")
     embedding_server.dim = 16  # the same endpoint now serves a model of another dimension
@@ -405,7 +319,7 @@ def test_a_remote_model_whose_dimension_changes_fails_the_refresh_before_writing
             with pytest.raises(EmbeddingModelError, match="16-dimensional"):
                 refresher.embed_batch(prepared.run_id, prepared.batches[0])
             refresher.commit(prepared.run_id)
-    assert _index_state(cfg) == index_before and open_store(cfg).version() == store_version
+    assert index_state(cfg) == index_before and open_store(cfg).version() == store_version
     assert _vector_dims(cfg) == {32}
     with refresher.registry.session() as s:
         assert set(s.scalars(select(EmbeddingCacheEntry.dim))) == {32}  # no vector of the new size was cached
