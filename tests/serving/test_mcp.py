@@ -12,13 +12,19 @@ from ragops.registry import Registry
 from ragops.registry.models import McpAccessLog
 
 
-@pytest.fixture
-def mcp_url(indexed, embedder, tmp_path):
+def _permissions(tmp_path):
+    """Two clients: `reader` may search and read documents, `doc-only` may only read them."""
     permissions = tmp_path / "mcp-permissions.yaml"
     permissions.write_text(json.dumps({"clients": [
         {"name": "reader", "token_sha256": hash_token("reader-token"), "tools": ["search_knowledge_base", "get_document"]},
         {"name": "doc-only", "token_sha256": hash_token("doc-token"), "tools": ["get_document"]},
     ]}))
+    return permissions
+
+
+@pytest.fixture
+def mcp_url(indexed, embedder, tmp_path):
+    permissions = _permissions(tmp_path)
     from ragops.answer.pipeline import AnswerService
     from serving.app import create_app
 
@@ -260,11 +266,7 @@ async def test_with_the_audit_key_every_logged_call_carries_its_mac(indexed, emb
 @pytest.fixture
 def limited_mcp(indexed, embedder, tmp_path):
     """An app whose MCP clients may make 3 calls a minute each, and each address 5 (the /v1 address limit)."""
-    permissions = tmp_path / "mcp-permissions.yaml"
-    permissions.write_text(json.dumps({"clients": [
-        {"name": "reader", "token_sha256": hash_token("reader-token"), "tools": ["search_knowledge_base", "get_document"]},
-        {"name": "doc-only", "token_sha256": hash_token("doc-token"), "tools": ["get_document"]},
-    ]}))
+    permissions = _permissions(tmp_path)
     from ragops.answer.pipeline import AnswerService
     from serving.app import create_app
 
