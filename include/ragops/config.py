@@ -32,6 +32,21 @@ class Settings(BaseSettings):
     weaviate_url: str | None = None
     weaviate_grpc_port: int = 50051
     weaviate_api_key: SecretStr | None = None
+    # The approximate vector index (index/ann.py, docs/configuration.md#approximate-vector-index)
+    ann_min_rows: int = Field(default=20_000, ge=256, description="a collection with at least this many chunks gets "
+                              "an approximate vector index (IVF-PQ on LanceDB); below it dense search is exact")
+    ann_nprobes: int = Field(default=20, ge=1, le=4096, description="IVF partitions a LanceDB dense query searches: "
+                             "more is better recall and slower")
+    ann_refine_factor: int = Field(default=10, ge=1, le=100, description="LanceDB re-scores this many times the "
+                                   "wanted candidates with their full vectors")
+    ann_ef: int = Field(default=-1, ge=-1, le=4096, description="Weaviate's HNSW query list size; -1: dynamic (8 x "
+                        "the limit, 100 to 500)")
+    ann_min_indexed_share: float = Field(default=0.9, gt=0, le=1, description="the index is retrained when it holds "
+                                         "less than this share of the rows")
+    ann_recall_floor: float = Field(default=0.9, gt=0, le=1, description="the index is retrained when recall@10 "
+                                    "measured after a write falls below this")
+    ann_recall_sample: int = Field(default=8, ge=0, le=1000, description="queries per write that measure recall "
+                                   "against an exact scan (each costs one full scan); 0 measures none")
     embedding_model: str = DEFAULT_MODEL
     embed_batch_size: int = Field(default=16, description="texts per forward pass; on 2 CPU cores 8-32 encode "
                                   "fastest (64 pads more: 11% slower at bfloat16, 33% at float32; docs/benchmarks.md)")

@@ -32,9 +32,10 @@ def catalog_for(settings) -> IndexCatalog:
             key = ("lance", str(settings.lance_dir.resolve()))
 
             def make():
+                from ragops.index.ann import AnnPolicy
                 from ragops.index.lance import LanceCatalog
 
-                return LanceCatalog(settings.lance_dir)
+                return LanceCatalog(settings.lance_dir, AnnPolicy.from_settings(settings))
         catalog = _catalogs.get(key)
         if catalog is None:
             catalog = _catalogs[key] = make()

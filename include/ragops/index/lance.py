@@ -6,6 +6,7 @@ is the registry's live index-version row: `promote` checks the target and the ca
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from pathlib import Path
 from typing import Sequence
@@ -17,8 +18,11 @@ from lancedb.index import FTS
 
 from ragops.errors import StoreUnavailable
 from ragops.index import IndexedChunk, SearchHit, SearchMode
+from ragops.index.ann import AnnKnob, AnnPolicy
 from ragops.index.fusion import COLUMNS, depth, reciprocal_rank_fusion, to_hit
+from ragops.index.lance_ann import AnnReport, dense_query, has_vector_index, maintain
 
+log = logging.getLogger(__name__)
 # Old versions stay readable this long, so a release can pin one and a rollback can return to it.
 KEEP_VERSIONS = timedelta(days=30)
 
@@ -37,11 +41,12 @@ def _connect(directory: Path):
 class LanceCatalog:
     live_pointer = "registry"
 
-    def __init__(self, directory: Path | str):
+    def __init__(self, directory: Path | str, ann: AnnPolicy | None = None):
         self.directory = Path(directory)
+        self.ann = ann or AnnPolicy()
 
     def open(self, collection: str, version: int | None = None) -> LanceStore:
-        store = LanceStore(self.directory, collection)
+        store = LanceStore(self.directory, collection, ann=self.ann)
         if version is not None:
             store.checkout(version)
         return store
@@ -67,11 +72,14 @@ class LanceCatalog:
 
 
 class LanceStore:
-    def __init__(self, directory: Path | str, collection: str = "chunks"):
+    def __init__(self, directory: Path | str, collection: str = "chunks", *, ann: AnnPolicy | None = None):
         self.directory = Path(directory)
         self.collection = collection
+        self.ann = ann or AnnPolicy()
+        self.ann_report: AnnReport | None = None  # what the last write did to the vector index
         self.db = _connect(self.directory)
         self._table = None
+        self._indexed: tuple[int, bool] | None = None  # (table version, has a vector index)
         self._pinned: int | None = None
         self._closed = False
 
@@ -120,12 +128,19 @@ class LanceStore:
         data["vector"] = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dim)
         return pa.Table.from_pydict(data, schema=self._schema(dim))
 
-    def _after_write(self) -> int:
+    def _after_write(self, *, rebuilt: bool = False) -> int:
         table = self._tbl
-        if not any(index.index_type == "FTS" for index in table.list_indices()):
-            table.create_index("text", config=FTS(with_position=False))
+        if rebuilt or not any(index.index_type == "FTS" for index in table.list_indices()):
+            table.create_index("text", config=FTS(with_position=False), replace=True)
         else:
-            table.optimize(cleanup_older_than=KEEP_VERSIONS)  # adds the new rows to the FTS index
+            table.optimize(cleanup_older_than=KEEP_VERSIONS)  # adds the new rows to the FTS and vector indexes
+        try:
+            self.ann_report = maintain(table, self.ann, built_now=rebuilt)
+        except (OSError, RuntimeError, ValueError) as exc:  # the rows are committed; unindexed rows are searched exactly
+            log.error("the vector index of %s could not be maintained (searches stay exact on what it lacks): %s",
+                      self.collection, exc)
+            self.ann_report = AnnReport("failed", table.count_rows(), reason=str(exc)[:500])
+        self._indexed = None
         return table.version
 
     def apply(self, upserts: Sequence[IndexedChunk], replace_docs: Sequence[str], delete_docs: Sequence[str]) -> int:
@@ -150,23 +165,32 @@ class LanceStore:
     def rebuild(self, chunks: Sequence[IndexedChunk]) -> int:
         self._writable()
         self._table = self.db.create_table(self.collection, self._rows(chunks), mode="overwrite")
-        self._table.create_index("text", config=FTS(with_position=False), replace=True)
-        return self._table.version
+        return self._after_write(rebuilt=True)
 
-    def search(self, query: str, vector: np.ndarray | None, k: int, mode: SearchMode = "hybrid") -> list[SearchHit]:
+    def search(self, query: str, vector: np.ndarray | None, k: int, mode: SearchMode = "hybrid", *,
+               ann: AnnKnob | None = None) -> list[SearchHit]:
         try:
             if mode == "dense":
-                return [to_hit(r) for r in self._dense(vector, k)]
+                return [to_hit(r) for r in self._dense(vector, k, ann)]
             if mode == "bm25":
                 return [to_hit(r) for r in self._bm25(query, k)]
             # Fused here rather than by lancedb's hybrid query, which cannot project the score columns we keep, and
             # so that the Weaviate backend can fuse exactly the same way (index/fusion.py).
-            return reciprocal_rank_fusion(self._dense(vector, depth(k)), self._bm25(query, depth(k)), k)
+            return reciprocal_rank_fusion(self._dense(vector, depth(k), ann), self._bm25(query, depth(k)), k)
         except (OSError, RuntimeError, ValueError, KeyError) as exc:  # Value/KeyError: a collection of another schema
             raise StoreUnavailable(f"index search failed: {exc}") from exc
 
-    def _dense(self, vector: np.ndarray, limit: int) -> list[dict]:
-        return self._tbl.search(vector).distance_type("cosine").select(COLUMNS + ["_distance"]).limit(limit).to_list()
+    def _dense(self, vector: np.ndarray, limit: int, knob: AnnKnob | None = None) -> list[dict]:
+        query = dense_query(self._tbl, vector, limit, self.ann, knob, self._has_vector_index())
+        return query.select(COLUMNS + ["_distance"]).limit(limit).to_list()
+
+    def _has_vector_index(self) -> bool:
+        """Whether the version read has an approximate index, looked up once per version."""
+        table = self._tbl
+        version = table.version
+        if self._indexed is None or self._indexed[0] != version:
+            self._indexed = (version, has_vector_index(table))
+        return self._indexed[1]
 
     def _bm25(self, query: str, limit: int) -> list[dict]:
         return self._tbl.search(query, query_type="fts").select(COLUMNS + ["_score"]).limit(limit).to_list()
