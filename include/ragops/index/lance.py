@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import lancedb
 import numpy as np
@@ -163,8 +163,21 @@ class LanceStore:
         return self._after_write()
 
     def rebuild(self, chunks: Sequence[IndexedChunk]) -> int:
+        return self.rebuild_from([chunks])
+
+    def rebuild_from(self, batches: Iterable[Sequence[IndexedChunk]]) -> int:
+        """`rebuild` from batches, so a large collection is never held in memory whole; indexed once, at the end."""
         self._writable()
-        self._table = self.db.create_table(self.collection, self._rows(chunks), mode="overwrite")
+        self._table = None
+        for batch in batches:
+            if not batch:
+                continue
+            if self._table is None:
+                self._table = self.db.create_table(self.collection, self._rows(batch), mode="overwrite")
+            else:
+                self._table.add(self._rows(batch))
+        if self._table is None:
+            raise StoreUnavailable("cannot create an empty index collection")
         return self._after_write(rebuilt=True)
 
     def search(self, query: str, vector: np.ndarray | None, k: int, mode: SearchMode = "hybrid", *,

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from ragops.config import mask_url
 from ragops.errors import StoreUnavailable
+from ragops.index.ann import AnnPolicy
 from ragops.index.weaviate.schema import check_collection, check_prefix, live_alias, parse, physical, require_aliases
 
 log = logging.getLogger(__name__)
@@ -58,8 +59,10 @@ def connect_url(url: str, grpc_port: int = 50051, api_key: str | None = None):
 class WeaviateCatalog:
     live_pointer = "alias"
 
-    def __init__(self, connect: Callable[[], Any], prefix: str = "Ragops", keep_versions: int = KEEP_VERSIONS):
+    def __init__(self, connect: Callable[[], Any], prefix: str = "Ragops", keep_versions: int = KEEP_VERSIONS,
+                 ann: AnnPolicy | None = None):
         self._connect = connect
+        self.ann = ann or AnnPolicy()  # its ef is each new version's HNSW query list size
         self.prefix = check_prefix(prefix)
         self.alias = live_alias(prefix)
         self.keep_versions = max(2, keep_versions)

@@ -16,11 +16,12 @@ import numpy as np
 
 from ragops.errors import StoreUnavailable
 from ragops.index import IndexedChunk, SearchHit, SearchMode
+from ragops.index.ann import AnnKnob
 from ragops.index.fusion import depth, reciprocal_rank_fusion, to_hit
 from ragops.index.weaviate.batch import write_objects
 from ragops.index.weaviate.catalog import weaviate_errors
-from ragops.index.weaviate.schema import (PROPS, SEARCHED, VECTOR, check_collection, collection_config, physical,
-                                          survivors)
+from ragops.index.weaviate.schema import (PROPS, SEARCHED, VECTOR, check_collection, collection_config, hnsw_ef,
+                                          physical, survivors)
 
 log = logging.getLogger(__name__)
 QUERY_LIMIT = 10_000  # Weaviate's default QUERY_MAXIMUM_RESULTS
@@ -55,6 +56,7 @@ class WeaviateStore:
         self.collection = check_collection(collection)
         self._pinned: int | None = None
         self._closed = False
+        self._ef: dict[str, int] = {}  # the HNSW ef this store last set per Weaviate collection
         catalog.acquire()
 
     # -- which Weaviate collection ------------------------------------------------------------------------------
@@ -132,7 +134,7 @@ class WeaviateStore:
         name = physical(self.catalog.prefix, self.collection, version)
         client = self._client()
         with weaviate_errors(f"cannot create the Weaviate collection {name}"):
-            target = client.collections.create(**collection_config(name))
+            target = client.collections.create(**collection_config(name, ef=self.catalog.ann.ef))
         try:
             with weaviate_errors(f"writing {name} failed"):
                 written = write_objects(target, objects)
@@ -157,8 +159,11 @@ class WeaviateStore:
             log.error("could not delete the half-written version %d of %s: %s", version, self.collection, exc)
 
     # -- reads --------------------------------------------------------------------------------------------------
-    def search(self, query: str, vector: np.ndarray | None, k: int, mode: SearchMode = "hybrid") -> list[SearchHit]:
+    def search(self, query: str, vector: np.ndarray | None, k: int, mode: SearchMode = "hybrid", *,
+               ann: AnnKnob | None = None) -> list[SearchHit]:
         collection = self._reading()
+        if ann is not None and ann.ef is not None and mode != "bm25":
+            self._tune(collection, ann.ef)
         with weaviate_errors("Weaviate search failed"):
             if mode == "dense":
                 return [to_hit(r) for r in self._dense(collection, vector, k)]
@@ -168,6 +173,14 @@ class WeaviateStore:
             # (Weaviate's own hybrid query scales and fuses differently and reports no cosine similarity).
             return reciprocal_rank_fusion(self._dense(collection, vector, depth(k)),
                                           self._bm25(collection, query, depth(k)), k)
+
+    def _tune(self, collection, ef: int) -> None:
+        """Weaviate takes no ef per query: it is the version's HNSW setting, so set it there (for every reader)."""
+        if self._ef.get(collection.name) == ef:
+            return
+        with weaviate_errors(f"cannot set the HNSW ef of {collection.name}"):
+            collection.config.update(vector_config=hnsw_ef(ef))
+        self._ef[collection.name] = ef
 
     @staticmethod
     def _dense(collection, vector: np.ndarray, limit: int) -> list[dict]:

@@ -12,6 +12,9 @@ import pytest
 
 from ragops.errors import StoreUnavailable
 from ragops.index import IndexCatalog, IndexedChunk, IndexStore
+from ragops.index.ann import AnnKnob, AnnPolicy
+
+ANN = AnnPolicy(min_rows=2_000)  # a threshold low enough that the cases above it run in seconds
 
 A, B = "file:///docs/a/guide.md", "file:///docs/b/guide.md"  # every token shared but one
 
@@ -30,7 +33,7 @@ def catalog(request, tmp_path) -> IndexCatalog:
     if request.param == "lance":
         from ragops.index.lance import LanceCatalog
 
-        yield LanceCatalog(tmp_path / "lance")
+        yield LanceCatalog(tmp_path / "lance", ANN)
         return
     from ragops.config import Settings
 
@@ -41,7 +44,7 @@ def catalog(request, tmp_path) -> IndexCatalog:
 
     key = cfg.weaviate_api_key.get_secret_value() if cfg.weaviate_api_key else None
     cat = WeaviateCatalog(lambda: connect_url(cfg.weaviate_url, cfg.weaviate_grpc_port, key),
-                          prefix=f"Test{uuid.uuid4().hex[:12]}")
+                          prefix=f"Test{uuid.uuid4().hex[:12]}", ann=ANN)
     yield cat
     cat.acquire()
     try:
@@ -212,3 +215,61 @@ def test_closing_a_store_releases_its_connections(catalog):
     again = catalog.open("chunks")  # and a new one opens on demand
     assert again.count() == 1
     again.close()
+
+
+# -- above the approximate-index threshold ------------------------------------------------------------------------
+WORDS = [f"w{i}" for i in range(500)]
+
+
+def _clustered(n: int, dim: int, seed: int) -> np.ndarray:
+    """Unit vectors around 40 topics, as sentence embeddings cluster (uniform random vectors have no neighbours)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(40, dim))
+    v = centres[rng.integers(0, 40, n)] + rng.normal(size=(n, dim)) * 0.7
+    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _corpus(n: int, dim: int, seed: int, prefix: str = "r") -> list[IndexedChunk]:
+    rng = np.random.default_rng(seed + 1)
+    vectors = _clustered(n, dim, seed)
+    return [IndexedChunk(f"{prefix}{i}", f"file:///big/{prefix}{i // 10}.md", f"h-{prefix}{i}", i % 10, "Heading",
+                         "Title", " ".join(rng.choice(WORDS, 12)), vectors[i]) for i in range(n)]
+
+
+def _exact_top(chunks: list[IndexedChunk], query: np.ndarray, k: int) -> list[str]:
+    matrix = np.stack([c.vector for c in chunks])
+    return [chunks[i].chunk_id for i in np.argsort(-(matrix @ query), kind="stable")[:k]]
+
+
+def test_above_the_ann_threshold_dense_search_keeps_recall_and_finds_new_rows(store):
+    chunks = _corpus(3_000, 64, seed=7)  # above ANN.min_rows: the backend searches an approximate index
+    store.apply(chunks, sorted({c.doc_uri for c in chunks}), [])
+    queries = _clustered(30, 64, seed=99)
+    found = []
+    for q in queries:
+        hits = [h.chunk_id for h in store.search("", q, 10, "dense")]
+        found.append(len(set(hits) & set(_exact_top(chunks, q, 10))) / 10)
+    assert np.mean(found) >= 0.95  # recall@10 against an exact search of the same vectors
+
+    fresh = _corpus(20, 64, seed=8, prefix="new")  # written after the index was built
+    store.apply(fresh, sorted({c.doc_uri for c in fresh}), [])
+    for chunk in fresh:
+        assert store.search("", chunk.vector, 1, "dense")[0].chunk_id == chunk.chunk_id
+    assert store.count() == 3_020
+    hybrid = store.search(fresh[3].text, fresh[3].vector, 5, "hybrid")
+    assert hybrid[0].chunk_id == fresh[3].chunk_id  # first in both lists
+
+
+def test_the_recall_knob_is_accepted_and_bounded(store):
+    chunks = _corpus(2_500, 32, seed=3)
+    store.apply(chunks, sorted({c.doc_uri for c in chunks}), [])
+    q = chunks[17].vector
+    wide = store.search("", q, 10, "dense", ann=AnnKnob(nprobes=64, refine_factor=20, ef=256))
+    assert wide[0].chunk_id == chunks[17].chunk_id
+    assert [h.chunk_id for h in wide] == _exact_top(chunks, q, 10)  # searched widely enough to be exact
+    narrow = store.search("", q, 10, "dense", ann=AnnKnob(nprobes=1, refine_factor=1, ef=16))
+    assert len(narrow) == 10
+    with pytest.raises(StoreUnavailable):
+        AnnKnob(nprobes=0)
+    with pytest.raises(StoreUnavailable):
+        AnnKnob(ef=1_000_000)
