@@ -222,11 +222,18 @@ WORDS = [f"w{i}" for i in range(500)]
 
 
 def _clustered(n: int, dim: int, seed: int) -> np.ndarray:
-    """Unit vectors around 40 topics, as sentence embeddings cluster (uniform random vectors have no neighbours)."""
+    """Unit vectors as sentence embeddings lie: by topic (40), then by document (10 chunks each), then by chunk.
+
+    (Points spread evenly around a centre have no clear nearest neighbours, and no index finds them; real chunks do.)
+    """
     rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(40, dim))
-    v = centres[rng.integers(0, 40, n)] + rng.normal(size=(n, dim)) * 0.7
-    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+    def unit(v):
+        return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+    topics = unit(rng.normal(size=(40, dim)))
+    documents = unit(topics[rng.integers(0, 40, n // 10 + 1)] + 0.6 * unit(rng.normal(size=(n // 10 + 1, dim))))
+    return unit(np.repeat(documents, 10, axis=0)[:n] + 0.35 * unit(rng.normal(size=(n, dim)))).astype(np.float32)
 
 
 def _corpus(n: int, dim: int, seed: int, prefix: str = "r") -> list[IndexedChunk]:
@@ -244,7 +251,10 @@ def _exact_top(chunks: list[IndexedChunk], query: np.ndarray, k: int) -> list[st
 def test_above_the_ann_threshold_dense_search_keeps_recall_and_finds_new_rows(store):
     chunks = _corpus(3_000, 64, seed=7)  # above ANN.min_rows: the backend searches an approximate index
     store.apply(chunks, sorted({c.doc_uri for c in chunks}), [])
-    queries = _clustered(30, 64, seed=99)
+    rng = np.random.default_rng(99)  # questions near the content, none of it exactly
+    near = np.stack([chunks[i].vector for i in rng.choice(len(chunks), 30, replace=False)])
+    queries = near + 0.3 * rng.normal(size=near.shape) / np.sqrt(64)
+    queries = (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
     found = []
     for q in queries:
         hits = [h.chunk_id for h in store.search("", q, 10, "dense")]
