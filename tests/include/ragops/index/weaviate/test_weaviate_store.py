@@ -90,3 +90,21 @@ def test_weaviate_results_fuse_exactly_like_lancedb_rows():
     assert [h.chunk_id for h in hits] == ["y", "x", "z"] and hits[0].score == pytest.approx(1 / 62 + 1 / 61)
     assert hits[1].similarity == pytest.approx(0.9) and hits[2].similarity is None  # BM25-only: no similarity
     assert hits[0].heading == ""  # Weaviate's null for an empty text reads as LanceDB's ''
+
+
+def test_a_query_ef_is_set_on_the_version_read_once_not_per_query(client_double):
+    from types import SimpleNamespace
+
+    from ragops.index.ann import AnnKnob, AnnPolicy
+
+    client = client_double()
+    catalog = WeaviateCatalog(lambda: client, ann=AnnPolicy(ef=48))
+    store = catalog.open("chunks")
+    updates = []
+    collection = SimpleNamespace(name="Ragops_chunks_v1", config=SimpleNamespace(update=lambda **kw: updates.append(kw)))
+    store._tune(collection, 200)
+    store._tune(collection, 200)
+    assert len(updates) == 1 and updates[0]["vector_config"].vectorIndexConfig.ef == 200
+    store._tune(collection, AnnKnob(ef=64).ef)
+    assert len(updates) == 2
+    store.close()
