@@ -35,6 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 CHUNKS_PER_DOC = 10
 BATCH = 20_000
 K = 10
+KNOBS = [(20, 10), (20, 40), (40, 40), (80, 80)]  # (nprobes, refine_factor) also measured at concurrency 1
 log = logging.getLogger("bench.scale")
 
 
@@ -125,10 +126,10 @@ def pct(values: list[float], q: float) -> float:
     return round(float(np.percentile(values, q)), 2)
 
 
-def timed(reader, texts, vectors, mode: str, concurrency: int) -> tuple[dict, list]:
+def timed(reader, texts, vectors, mode: str, concurrency: int, ann=None) -> tuple[dict, list]:
     def one(i):
         start = time.perf_counter()
-        hits = reader.search(texts[i], vectors[i], K, mode)
+        hits = reader.search(texts[i], vectors[i], K, mode, ann=ann)
         return (time.perf_counter() - start) * 1000, [h.chunk_id for h in hits]
 
     start = time.perf_counter()
@@ -167,9 +168,25 @@ def du(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def run(chunks: int, n_queries: int, n_seeds: int, home: Path) -> dict:
+def embedded(embedder, texts: list[str], cache: Path | None) -> np.ndarray:
+    """The real embedder's vectors of `texts`, kept in `cache` (an .npz keyed by the texts) between runs."""
+    import hashlib
+
+    key = "v" + hashlib.sha256("\0".join(texts).encode()).hexdigest()[:16]
+    if cache is not None and cache.exists():
+        with np.load(cache) as held:
+            if key in held:
+                return held[key]
+    vectors = embedder.encode(texts)
+    if cache is not None:
+        held = dict(np.load(cache)) if cache.exists() else {}
+        np.savez(cache, **(held | {key: vectors}))
+    return vectors
+
+
+def run(chunks: int, n_queries: int, n_seeds: int, home: Path, cache: Path | None = None) -> dict:
     from ragops.config import Settings
-    from ragops.index.ann import AnnPolicy
+    from ragops.index.ann import AnnKnob, AnnPolicy
     from ragops.index.fusion import depth, reciprocal_rank_fusion
     from ragops.index.lance import LanceStore
     from ragops.ingest.embedding import Embedder
@@ -179,7 +196,7 @@ def run(chunks: int, n_queries: int, n_seeds: int, home: Path) -> dict:
     seeds = paragraphs(n_seeds)
     texts = questions(n_queries, paragraphs(n_seeds + n_queries)[n_seeds:])
     start = time.perf_counter()
-    seed_vectors, query_vectors = embedder.encode(seeds), embedder.encode(texts)
+    seed_vectors, query_vectors = embedded(embedder, seeds, cache), embedded(embedder, texts, cache)
     embed_s = time.perf_counter() - start
     corpus, exact = Corpus(seeds, seed_vectors, chunks), ExactTop(query_vectors, depth(K))
 
@@ -197,21 +214,25 @@ def run(chunks: int, n_queries: int, n_seeds: int, home: Path) -> dict:
     reader = LanceStore(home, "scale", ann=policy)
     reader.checkout(version)
     exact_dense = [list(exact.ids[q][:K]) for q in range(len(texts))]
+    exact_hybrid = [[h.chunk_id for h in reciprocal_rank_fusion(
+        exact.rows(q), [{"chunk_id": h.chunk_id, "doc_uri": "", "text": "", "_score": h.score}
+                        for h in reader.search(texts[q], None, depth(K), "bm25")], K)] for q in range(len(texts))]
+    truth = {"dense": exact_dense, "hybrid": exact_hybrid}
     for mode in ("dense", "bm25", "hybrid"):
         row = {}
         for concurrency in (1, 8):
             row[f"c{concurrency}"], found = timed(reader, texts, query_vectors, mode, concurrency)
-        if mode == "dense":
-            row["recall_at_10"] = recall(found, exact_dense)
-        elif mode == "hybrid":
-            truth = [[h.chunk_id for h in reciprocal_rank_fusion(
-                exact.rows(q), [{"chunk_id": h.chunk_id, "doc_uri": "", "text": "", "_score": h.score}
-                                for h in reader.search(texts[q], None, depth(K), "bm25")], K)]
-                     for q in range(len(texts))]
-            row["recall_at_10"] = recall(found, truth)
-        else:
-            row["recall_at_10"] = None  # BM25 reads no vectors: exact by construction
+        # BM25 reads no vectors: exact by construction
+        row["recall_at_10"] = recall(found, truth[mode]) if mode in truth else None
         report["modes"][mode] = row
+    report["knob_sweep"] = []
+    for nprobes, refine in KNOBS:
+        row = {"nprobes": nprobes, "refine_factor": refine}
+        for mode in ("dense", "hybrid"):
+            figures, found = timed(reader, texts, query_vectors, mode, 1, AnnKnob(nprobes, refine))
+            row[mode] = {"p50_ms": figures["p50_ms"], "p99_ms": figures["p99_ms"],
+                         "recall_at_10": recall(found, truth[mode])}
+        report["knob_sweep"].append(row)
     sample = min(20, len(texts))
     table = reader._tbl
     ms = [_seconds(lambda q=q: table.search(query_vectors[q]).distance_type("cosine").bypass_vector_index()
@@ -238,13 +259,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--seeds", type=int, default=500)
     parser.add_argument("--home", type=Path, help="where the table goes (default: a temporary folder, removed)")
+    parser.add_argument("--vectors-cache", type=Path, help="an .npz that keeps the real embeddings between runs")
     args = parser.parse_args(argv)
     if not 1_000 <= args.chunks <= 5_000_000 or not 1 <= args.queries <= 2_000 or not 10 <= args.seeds <= 5_000:
         parser.error("--chunks 1,000..5,000,000, --queries 1..2,000, --seeds 10..5,000")
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
     home = args.home or Path(tempfile.mkdtemp(prefix="ragops-scale-"))
     try:
-        print(json.dumps(run(args.chunks, args.queries, args.seeds, home), indent=2))
+        print(json.dumps(run(args.chunks, args.queries, args.seeds, home, args.vectors_cache), indent=2))
     finally:
         if args.home is None:
             shutil.rmtree(home, ignore_errors=True)
