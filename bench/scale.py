@@ -205,6 +205,7 @@ def run(chunks: int, n_queries: int, n_seeds: int, home: Path, cache: Path | Non
     start = time.perf_counter()
     version = store.rebuild_from(exact.add(b) for b in corpus.batches())
     build_s = time.perf_counter() - start
+    log.info("built %d chunks in %.0f s; searching", chunks, build_s)
     table_dir = home / "scale.lance"
     report = {"chunks": store.count(), "dim": int(seed_vectors.shape[1]), "queries": len(texts),
               "seeds_embedded": len(seeds), "real_embedding_s": round(embed_s, 1), "ann_policy": policy.__dict__,
@@ -239,6 +240,7 @@ def run(chunks: int, n_queries: int, n_seeds: int, home: Path, cache: Path | Non
                    .select(["chunk_id", "_distance"]).limit(K).to_list()) * 1000 for q in range(sample)]
     report["exact_dense_scan"] = {"queries": sample, "p50_ms": pct(ms, 50)}
 
+    log.info("searched; refreshing 0.1%% of the documents")
     docs = chunks // CHUNKS_PER_DOC
     changed = max(1, docs // 1000)
     picked = np.random.default_rng(5).choice(docs, size=changed, replace=False)

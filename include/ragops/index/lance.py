@@ -194,7 +194,7 @@ class LanceStore:
             raise StoreUnavailable(f"index search failed: {exc}") from exc
 
     def _dense(self, vector: np.ndarray, limit: int, knob: AnnKnob | None = None) -> list[dict]:
-        query = dense_query(self._tbl, vector, limit, self.ann, knob, self._has_vector_index())
+        query = dense_query(self._tbl, vector, self.ann, knob, self._has_vector_index())
         return query.select(COLUMNS + ["_distance"]).limit(limit).to_list()
 
     def _has_vector_index(self) -> bool:

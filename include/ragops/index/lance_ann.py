@@ -56,7 +56,7 @@ def build(table, rows: int) -> dict:
     return asdict(params)
 
 
-def dense_query(table, vector: np.ndarray, limit: int, policy: AnnPolicy, knob: AnnKnob | None, indexed: bool):
+def dense_query(table, vector: np.ndarray, policy: AnnPolicy, knob: AnnKnob | None, indexed: bool):
     """The dense query: exact below the threshold; through the index, refined with full vectors, above it."""
     query = table.search(vector).distance_type("cosine")
     if indexed:

@@ -3,12 +3,10 @@
 import logging
 
 import numpy as np
-import pytest
 
-from ragops.index import IndexedChunk
+from ragops.index import IndexedChunk, lance_ann
 from ragops.index.ann import AnnPolicy
 from ragops.index.lance import LanceStore
-from ragops.index import lance_ann
 from ragops.index.lance_ann import VECTOR_INDEX, has_vector_index
 
 DIM = 32
