@@ -44,7 +44,7 @@ class AnnPolicy:
 
     min_rows: int = 20_000
     nprobes: int = 20
-    refine_factor: int = 10
+    refine_factor: int = 40
     ef: int = -1
     min_indexed_share: float = 0.9
     recall_floor: float = 0.9
@@ -76,8 +76,9 @@ class IvfPqParams:
 
 def ivf_pq_params(rows: int, dim: int) -> IvfPqParams:
     """sqrt(rows)/4 partitions (250 at a million rows, of 4,000 rows each): k-means stays quick on two cores, and the
-    default 20 probes read 8% of the codes at a million rows. Sub-vectors of 8 dimensions (48 for 384-d), which with
-    the refine step keep recall@10 near exact (docs/benchmarks.md)."""
+    default 20 probes read 8% of the codes at a million rows. Sub-vectors of 8 dimensions (48 for 384-d vectors):
+    coarse codes, which the refine step (40 x the wanted candidates re-scored with full vectors by default) makes up
+    for; recall and latency per setting are in docs/benchmarks.md."""
     partitions = max(1, round(math.sqrt(rows) / 4))
     sub = max(1, dim // 8)
     while dim % sub:
