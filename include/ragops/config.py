@@ -34,10 +34,10 @@ class Settings(BaseSettings):
     weaviate_api_key: SecretStr | None = None
     # The approximate vector index (index/ann.py, docs/configuration.md#approximate-vector-index)
     ann_min_rows: int = Field(default=20_000, ge=256, description="a collection with at least this many chunks gets "
-                              "an approximate vector index (IVF-PQ on LanceDB); below it dense search is exact")
+                              "an approximate vector index (IVF-SQ on LanceDB); below it dense search is exact")
     ann_nprobes: int = Field(default=20, ge=1, le=4096, description="IVF partitions a LanceDB dense query searches: "
                              "more is better recall and slower")
-    ann_refine_factor: int = Field(default=40, ge=1, le=100, description="LanceDB re-scores this many times the "
+    ann_refine_factor: int = Field(default=10, ge=1, le=100, description="LanceDB re-scores this many times the "
                                    "wanted candidates with their full vectors")
     ann_ef: int = Field(default=-1, ge=-1, le=4096, description="Weaviate's HNSW query list size; -1: dynamic (8 x "
                         "the limit, 100 to 500)")

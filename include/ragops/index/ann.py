@@ -2,7 +2,7 @@
 parameters, how often it must be rebuilt, and the per-query knob that trades recall for speed.
 
 Below `min_rows` chunks a dense query scans every vector, exactly: that is fast enough there and needs no upkeep.
-Above it the LanceDB backend keeps an IVF-PQ index (`index/lance_ann.py`) and Weaviate its HNSW graph
+Above it the LanceDB backend keeps an IVF-SQ index (`index/lance_ann.py`) and Weaviate its HNSW graph
 (`index/weaviate/schema.py`). docs/production.md has the limits the benchmark measured.
 """
 
@@ -44,7 +44,7 @@ class AnnPolicy:
 
     min_rows: int = 20_000
     nprobes: int = 20
-    refine_factor: int = 40
+    refine_factor: int = 10
     ef: int = -1
     min_indexed_share: float = 0.9
     recall_floor: float = 0.9
@@ -69,21 +69,16 @@ class AnnPolicy:
 
 
 @dataclass(frozen=True)
-class IvfPqParams:
+class IvfParams:
     num_partitions: int
-    num_sub_vectors: int
 
 
-def ivf_pq_params(rows: int, dim: int) -> IvfPqParams:
+def ivf_params(rows: int) -> IvfParams:
     """sqrt(rows)/4 partitions (250 at a million rows, of 4,000 rows each): k-means stays quick on two cores, and the
-    default 20 probes read 8% of the codes at a million rows. Sub-vectors of 8 dimensions (48 for 384-d vectors):
-    coarse codes, which the refine step (40 x the wanted candidates re-scored with full vectors by default) makes up
-    for; recall and latency per setting are in docs/benchmarks.md."""
-    partitions = max(1, round(math.sqrt(rows) / 4))
-    sub = max(1, dim // 8)
-    while dim % sub:
-        sub -= 1
-    return IvfPqParams(partitions, sub)
+    default 20 probes read 8% of the rows at a million. Each vector is kept as 8-bit scalar codes (IVF-SQ): 48-byte
+    product-quantisation codes lost a third of the true neighbours of real questions at a million chunks, and the
+    refine step could not win them back (docs/benchmarks.md)."""
+    return IvfParams(max(1, round(math.sqrt(rows) / 4)))
 
 
 def recall_at_k(approximate: list[list[str]], exact: list[list[str]]) -> float:

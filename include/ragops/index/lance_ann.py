@@ -1,4 +1,4 @@
-"""The IVF-PQ index that a large LanceDB collection keeps on its vectors: built, kept current and rebuilt here.
+"""The IVF-SQ index that a large LanceDB collection keeps on its vectors: built, kept current and rebuilt here.
 
 After every write (`LanceStore._after_write`) `maintain` decides: below the threshold nothing (exact search); at it
 a first build; afterwards `optimize` (called by the store for the full-text index too) has already folded the new
@@ -13,9 +13,9 @@ import logging
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from lancedb.index import IvfPq
+from lancedb.index import IvfSq
 
-from ragops.index.ann import AnnKnob, AnnPolicy, ivf_pq_params, recall_at_k
+from ragops.index.ann import AnnKnob, AnnPolicy, ivf_params, recall_at_k
 
 log = logging.getLogger(__name__)
 VECTOR_INDEX = "vector_idx"  # LanceDB's name for an index on the column `vector`
@@ -49,10 +49,9 @@ def indexed_share(table, rows: int) -> float:
 
 
 def build(table, rows: int) -> dict:
-    dim = table.schema.field("vector").type.list_size
-    params = ivf_pq_params(rows, dim)
-    table.create_index("vector", config=IvfPq(distance_type="cosine", num_partitions=params.num_partitions,
-                                              num_sub_vectors=params.num_sub_vectors), replace=True)
+    params = ivf_params(rows)
+    table.create_index("vector", config=IvfSq(distance_type="cosine", num_partitions=params.num_partitions),
+                       replace=True)
     return asdict(params)
 
 

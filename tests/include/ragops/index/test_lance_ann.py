@@ -34,7 +34,7 @@ def test_the_index_is_built_at_the_threshold_and_new_rows_are_found_before_it_ab
     store = _store(tmp_path)
     store.rebuild(_chunks(2_000, 1))
     assert store.ann_report.action == "built" and has_vector_index(store._tbl)
-    assert store.ann_report.params == {"num_partitions": 11, "num_sub_vectors": 4}
+    assert store.ann_report.params == {"num_partitions": 11}
 
     fresh = _chunks(30, 2, prefix="n")
     store._tbl.add(store._rows(fresh))  # a commit the index has not absorbed yet (no optimize)
