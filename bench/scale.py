@@ -240,7 +240,7 @@ def run(chunks: int, n_queries: int, n_seeds: int, home: Path, cache: Path | Non
                    .select(["chunk_id", "_distance"]).limit(K).to_list()) * 1000 for q in range(sample)]
     report["exact_dense_scan"] = {"queries": sample, "p50_ms": pct(ms, 50)}
 
-    log.info("searched; refreshing 0.1%% of the documents")
+    log.info("searched; refreshing 0.1 percent of the documents")
     docs = chunks // CHUNKS_PER_DOC
     changed = max(1, docs // 1000)
     picked = np.random.default_rng(5).choice(docs, size=changed, replace=False)
