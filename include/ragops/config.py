@@ -132,6 +132,23 @@ class Settings(BaseSettings):
     rollout_low_traffic_max_percent: float = Field(default=25.0, ge=0, le=100)
     rollout_low_traffic_extension: float = Field(default=2.0, ge=1)
 
+    # Live quality drift (docs/monitoring.md#live-quality-signals): the last `window` hours of answers, per release and
+    # variant, against the accepted baseline, by the canary's always-valid test; a shift alerts once it has crossed
+    # the boundary at `sustain` consecutive checks.
+    quality_window_hours: float = Field(default=24.0, gt=0, le=24 * 31)
+    quality_baseline: Literal["release", "trailing"] = Field(
+        default="release", description="release: the first RAGOPS_QUALITY_BASELINE_DAYS days the stable release "
+        "served | trailing: the RAGOPS_QUALITY_BASELINE_DAYS days before the window")
+    quality_baseline_days: float = Field(default=7.0, gt=0, le=366)
+    quality_alpha: float = Field(default=0.01, gt=0, lt=1, description="chance of a false alarm per signal group, "
+                                 "split over the signals")
+    quality_tau: float = Field(default=0.05, gt=0, le=1, description="the shift size the test is tuned to (mixing scale)")
+    quality_score_quantile: float = Field(default=0.10, gt=0, lt=1, description="evidence and similarity below this "
+                                          "quantile of the baseline's count as weak")
+    quality_min_users: int = Field(default=20, ge=2)
+    quality_sustain_checks: int = Field(default=2, ge=1)
+    quality_endpoints: list[str] = Field(default_factory=lambda: ["/v1/ask", "/v1/chat"])
+
     redis_url: str | None = None
     rate_limit_enabled: bool = True
     request_events: bool = True  # one registry row per request; off only to measure its cost
