@@ -40,7 +40,11 @@ class Baseline:
 
 
 def _utc(ts: datetime) -> datetime:
-    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
+    """A plain aware UTC datetime: SQLite returns naive UTC, and Airflow's pendulum instants lose their zone in
+    arithmetic with a timedelta."""
+    if ts.tzinfo is None:
+        return datetime(*ts.timetuple()[:6], ts.microsecond, tzinfo=timezone.utc)
+    return datetime.fromtimestamp(ts.timestamp(), tz=timezone.utc)
 
 
 def baseline_window(settings: Settings, registry: Registry, start: datetime, accepted: str | None) -> Baseline | None:
@@ -62,11 +66,10 @@ def assess(settings: Settings, registry: Registry, start: datetime, end: datetim
     endpoints = settings.quality_endpoints
     current = load_answers(registry, start, end, endpoints)
     base = baseline_window(settings, registry, start, baseline_release(current))
-    if base is None:
-        return [], None
-    answers = load_answers(registry, base.start, base.end, endpoints, variant="stable")
-    if base.release is not None:
+    answers = [] if base is None else load_answers(registry, base.start, base.end, endpoints, variant="stable")
+    if base is not None and base.release is not None:
         answers = [a for a in answers if a.release == base.release]
+    # without a baseline every signal is `too_little`: recorded all the same, so that a shift of before ends
     return compare(answers, current, QualityPolicy.from_settings(settings)), base
 
 
@@ -86,7 +89,7 @@ def record(registry: Registry, start: datetime, end: datetime, results: list[Sig
         before = {(r.signal, r.release, r.variant): r.shifted for r in
                   s.execute(select(QualityCheck).where(QualityCheck.window_end == end)).scalars()}
         s.execute(delete(QualityCheck).where(QualityCheck.window_end == end))
-        for r in results:
+        for r in results + _gone(s, results, end):
             prev = _previous(s, r, end)
             streak = (prev.streak if prev else 0) + 1 if r.crossed else 0
             since = (_utc(prev.since) if prev and prev.crossed and prev.since else start) if r.crossed else None
@@ -109,6 +112,19 @@ def record(registry: Registry, start: datetime, end: datetime, results: list[Sig
     return rows
 
 
+def _gone(session, results: list[SignalResult], end: datetime) -> list[SignalResult]:
+    """The signals the previous check found shifted for a release and variant this window no longer serves (a canary
+    rolled back, a release replaced): recorded as `absent`, so their shift ends rather than stays exported forever."""
+    previous = session.execute(select(func.max(QualityCheck.window_end)).where(QualityCheck.window_end < end)).scalar()
+    if previous is None:
+        return []
+    here = {(r.signal, r.release, r.variant) for r in results}
+    shifted = session.execute(select(QualityCheck).where(QualityCheck.window_end == previous,
+                                                         QualityCheck.shifted.is_(True))).scalars()
+    return [SignalResult(q.signal, q.release, q.variant, None, None, 0.0, None, 0, 0, 0, 0, None, "absent")
+            for q in shifted if (q.signal, q.release, q.variant) not in here]
+
+
 def _share(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.1%}"
 
@@ -117,6 +133,11 @@ def message(row: dict, settings: Settings) -> Message:
     """The Slack message for a shift that started or ended."""
     label = LABELS[row["signal"]]
     where = f"release {row['release']} ({row['variant']})"
+    if row["alert"] == "ended" and row["verdict"] in ("absent", "too_little"):
+        why = "no longer serves users" if row["verdict"] == "absent" else \
+            "has too few users in the window, or no baseline, for a verdict"
+        return Message(f"Quality drift no longer measured: the {label} of {where} {why}; the shift is closed",
+                       kind="report")
     if row["alert"] == "ended":
         return Message(f"Quality recovered: the {label} of {where} is back within its baseline "
                        f"({_share(row['baseline'])} then, {_share(row['current'])} now)", kind="report")

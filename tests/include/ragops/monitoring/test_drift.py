@@ -65,6 +65,23 @@ def test_more_refusals_fire_once_it_is_sustained_and_say_since_when(settings, re
     assert not latest["downvote_share"]["shifted"]
 
 
+@pytest.mark.slow
+def test_on_postgresql_the_check_is_recorded_and_replaced_the_same_way(settings, postgres_url):
+    """Time zones, the JSON evidence and the replace-by-window-end transaction on the production registry."""
+    registry = Registry(postgres_url)
+    baseline(registry)
+    write_traffic(registry, NOW - timedelta(days=1), 26, seed=3, refused=0.30)
+    slack = Slack()
+    for _ in range(2):  # the second run of the same interval replaces the first
+        drift.check(settings, end=NOW, registry=registry, notifier=slack)
+    result = drift.check(settings, end=NOW + timedelta(hours=1), registry=registry, notifier=slack)
+    assert result["alerts"] == ["started:refusal_rate:live:stable"] and len(slack.sent) == 1
+    assert result["baseline"]["start"] == T0.isoformat()
+    latest = {r["signal"]: r for r in drift.latest(registry)}
+    assert latest["refusal_rate"]["since"] == NOW - timedelta(days=1) and len(latest) == 5
+    registry.dispose()
+
+
 def test_the_shift_ends_with_one_recovery_message(settings, registry):
     baseline(registry)
     write_traffic(registry, NOW - timedelta(days=1), 24, seed=4, down=0.45)
@@ -77,6 +94,29 @@ def test_the_shift_ends_with_one_recovery_message(settings, registry):
     result = drift.check(settings, end=later, registry=registry, notifier=slack)
     assert result["alerts"] == ["ended:downvote_share:live:stable"]
     assert slack.sent[-1].kind == "report" and "back within" in slack.sent[-1].text
+
+
+def test_a_shifted_canary_that_is_rolled_back_ends_its_shift(settings, registry):
+    baseline(registry)
+    write_traffic(registry, NOW - timedelta(days=1), 24, seed=7)
+    write_traffic(registry, NOW - timedelta(days=1), 24, seed=8, variant="canary", refused=0.35)
+    slack = Slack()
+    for hour in (0, 1):
+        drift.check(settings, end=NOW + timedelta(hours=hour), registry=registry, notifier=slack)
+    assert [m.kind for m in slack.sent] == ["alert"]
+    later = NOW + timedelta(days=2)  # the canary is gone; stable goes on as before
+    write_traffic(registry, later - timedelta(days=1), 24, seed=12)
+    result = drift.check(settings, end=later, registry=registry, notifier=slack)
+    assert result["alerts"] == ["ended:refusal_rate:live:canary"] and result["shifted"] == []
+    assert "no longer serves users" in slack.sent[-1].text
+    assert not any(r["shifted"] for r in drift.latest(registry))
+
+
+def test_without_a_baseline_every_signal_is_too_little(settings, registry):
+    write_traffic(registry, NOW - timedelta(days=1), 24, seed=13)  # the release first served inside the window
+    result = drift.check(settings, end=NOW, registry=registry, notifier=Slack())
+    assert result["baseline"] is None
+    assert {r["verdict"] for r in result["signals"]} == {"too_little"}
 
 
 def test_weaker_evidence_is_seen_against_the_baseline_quantile(settings, registry):
