@@ -88,7 +88,7 @@ def store_vote(registry: Registry, request_id: str, user_hash: str, rating: str,
             index_elements=[Feedback.request_id],
             set_={k: statement.excluded[k] for k in ("ts", "rating", "reason", "comment", "cited_followed")},
             where=Feedback.user_hash == statement.excluded.user_hash)
-        if s.execute(statement).rowcount == 0:
+        if s.execute(statement.returning(Feedback.id)).first() is None:  # the row is another caller's
             raise UnknownRequest(UNKNOWN)
     return Vote(request_id, rating, reason, row["comment"], cited_followed, row["ts"], previous is not None)
 
