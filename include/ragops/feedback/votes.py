@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
 import anyio
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ragops.errors import UnknownRequest
@@ -86,11 +86,14 @@ def store_vote(registry: Registry, request_id: str, user_hash: str, rating: str,
         statement = dialect.insert(Feedback).values(**row)
         statement = statement.on_conflict_do_update(
             index_elements=[Feedback.request_id],
-            set_={k: statement.excluded[k] for k in ("ts", "rating", "reason", "comment", "cited_followed")},
+            set_={k: statement.excluded[k] for k in ("ts", "rating", "reason", "comment")}
+            # a citation once opened stays opened: a later vote that does not say keeps it
+            | {"cited_followed": func.coalesce(statement.excluded.cited_followed, Feedback.cited_followed)},
             where=Feedback.user_hash == statement.excluded.user_hash)
         if s.execute(statement.returning(Feedback.id)).first() is None:  # the row is another caller's
             raise UnknownRequest(UNKNOWN)
-    return Vote(request_id, rating, reason, row["comment"], cited_followed, row["ts"], previous is not None)
+        stored = s.execute(select(Feedback.cited_followed).where(Feedback.request_id == request_id)).scalar_one()
+    return Vote(request_id, rating, reason, row["comment"], stored, row["ts"], previous is not None)
 
 
 async def submit_vote(registry: Registry, request_id: str, user: str, rating: str, *, reason: str | None = None,
