@@ -29,7 +29,8 @@ def add_feedback_route(app: FastAPI, settings: Settings, *, callers, limiter, ba
     problem = {"model": ErrorBody}
 
     @app.post(PATH, response_model=FeedbackResponse, summary="Vote on an answer (up or down, with a reason)",
-              responses={401: problem, 404: problem, 413: problem, 422: problem, 429: problem, 503: problem})
+              responses={400: problem, 401: problem, 404: problem, 413: problem, 422: problem, 429: problem,
+                         503: problem})
     async def feedback(body: FeedbackBody, request: Request):
         caller = callers.identify(request, body.user_id)
         request.state.caller = caller
