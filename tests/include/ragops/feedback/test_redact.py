@@ -71,3 +71,13 @@ def test_planted_secrets_never_survive(before, secret, after):
     out = Redactor()(f"{before} {secret} {after}")
     assert secret not in out
     assert Redactor()(out) == out  # redacting twice changes nothing more
+
+
+def test_configured_from_the_environment(monkeypatch):
+    monkeypatch.setenv("RAGOPS_REDACT", "off")
+    assert Settings().redact is False
+    monkeypatch.setenv("RAGOPS_REDACT", "on")
+    monkeypatch.setenv("RAGOPS_REDACT_PATTERNS", '["INC-\\\\d{5}"]')
+    monkeypatch.setenv("RAGOPS_REDACT_MIN_DIGITS", "6")
+    redact = Redactor.from_settings(Settings())
+    assert redact("INC-12345 from 654321") == "[redacted] from [number]"

@@ -55,16 +55,3 @@ def test_purge_clears_old_text_keeps_aggregates_and_is_idempotent(settings):
     assert (again.events, again.comments) == (0, 0)
     registry.dispose()
 
-
-def test_cli_purge(cli, settings):
-    settings.ensure_home()
-    registry = Registry(settings.registry_url)
-    seed(registry, 400, 2, "ancient")
-    registry.dispose()
-    import json
-
-    dry = json.loads(cli(settings, "privacy", "purge", "--dry-run", "--json").stdout)
-    assert dry["events"] == 2 and dry["dry_run"] is True
-    done = json.loads(cli(settings, "privacy", "purge", "--json",
-                          env={"RAGOPS_QUESTION_RETENTION_DAYS": "30"}).stdout)
-    assert (done["events"], done["comments"]) == (2, 2)
