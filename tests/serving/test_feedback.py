@@ -217,3 +217,35 @@ async def test_mcp_clients_rate_their_own_requests_under_their_grant(mcp_app):
     assert [tuple(r) for r in logged] == [("rater", "allowed", "ok"), ("rater", "allowed", "ok"),
                                           ("other", "allowed", "error"), ("rater", "allowed", "error"),
                                           ("reader", "denied", "denied"), ("rater", "allowed", "error")]
+
+
+def test_a_vote_that_overtakes_its_event_waits_for_it(served, monkeypatch):
+    """The event writer is held until the vote has looked once and found nothing; the vote then waits and succeeds."""
+    import threading
+
+    import ragops.feedback.votes as votes_module
+
+    post = served(feedback_wait_s=30)
+    writer = post.client.app.app.state.events
+    held, looked = threading.Event(), []
+    insert = writer._insert
+
+    def held_insert(kind, rows):
+        held.wait(30)
+        return insert(kind, rows)
+
+    owns = votes_module.owns_event
+
+    def watched(*args):
+        found = owns(*args)
+        looked.append(found)
+        held.set()  # the vote has seen the registry without its event: let the writer go on
+        return found
+
+    monkeypatch.setattr(writer, "_insert", held_insert)
+    monkeypatch.setattr(votes_module, "owns_event", watched)
+    rid = post("/v1/ask", {"question": "How are refresh guards applied?"}).json()["request_id"]
+    voted = post("/v1/feedback", {"request_id": rid, "rating": "down", "reason": "incomplete"})
+    assert voted.status_code == 200, voted.text
+    assert looked[0] is False and looked[-1] is True
+    assert [v.rating for v in votes(post.settings)] == ["down"]
