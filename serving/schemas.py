@@ -64,7 +64,7 @@ class SearchResponse(BaseModel):
 
 class ErrorDetail(BaseModel):
     code: str = Field(description="stable code: invalid_request, invalid_api_key, payload_too_large, rate_limited, "
-                                  "llm_unavailable, store_unavailable, http_error, internal_error")
+                                  "llm_unavailable, store_unavailable, unknown_request, http_error, internal_error")
     message: str
 
 
