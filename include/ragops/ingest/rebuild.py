@@ -30,7 +30,7 @@ from ragops.ingest.refresh import LOCK, Refresher
 from ragops.registry import Registry, registry_lock
 from ragops.registry.db import live_index_version
 from ragops.registry.lease import lease_settings
-from ragops.registry.models import Document, RefreshRun
+from ragops.registry.models import Document, IndexVersion, RefreshRun, Release
 
 log = logging.getLogger(__name__)
 NAMED = 20  # documents named in an error message; the counts are always whole
@@ -69,12 +69,14 @@ def rebuild_index(settings: Settings, registry: Registry, *, embedder: Embedder 
         with runs.failures_recorded(registry, prepared.run_id):
             dropped = _require_sources(registry, prepared.run_id, damaged, allow_missing)
         report = refresher.finish(prepared, lease)
+        repinned = _repin_releases(registry, damaged["collection"], report.index_version)
     where = _set_aside(settings, damaged["collection"])
     log.warning("rebuilt the unreadable index collection %r as %r (index version %s); the damaged one: %s",
                 damaged["collection"], collection, report.index_version, where)
     return {"run_id": report.run_id, "index_version": report.index_version, "collection": collection,
             "source": damaged["source"], "documents": report.documents["added"] + report.documents["changed"],
             "chunks": report.chunks, "dropped": dropped, "quarantine": report.quarantine, "damaged": damaged,
+            "releases": repinned,
             "set_aside": where, "duration_s": round(time.perf_counter() - started, 3)}
 
 
@@ -123,6 +125,16 @@ def _require_sources(registry: Registry, run_id: int, damaged: dict, allow_missi
                                "`ragops doctor --repair` again, or add --allow-mass-delete to rebuild without them. "
                                + unchanged)
     return gone + sorted(failing)
+
+
+def _repin_releases(registry: Registry, damaged: str, index_version: int) -> list[str]:
+    """Releases that pinned the damaged collection now pin the rebuilt one: the same documents, built the same way."""
+    with registry.session() as s:
+        pinned = select(IndexVersion.id).where(IndexVersion.collection == damaged)
+        names = sorted(s.scalars(select(Release.name).where(Release.index_version_id.in_(pinned))))
+        if names:
+            s.execute(update(Release).where(Release.index_version_id.in_(pinned)).values(index_version_id=index_version))
+    return names
 
 
 def _read_back(settings: Settings):

@@ -15,7 +15,7 @@ from ragops.ingest.doctor import check, repair
 from ragops.ingest.rebuild import RepairImpossible
 from ragops.ingest.refresh import Refresher
 from ragops.registry import Registry, registry_lock
-from ragops.registry.models import IndexVersion, RefreshRun
+from ragops.registry.models import IndexVersion, RefreshRun, Release
 
 Q = {"question": "What blocks a mass delete?"}
 
@@ -52,6 +52,9 @@ def test_a_truncated_index_is_rebuilt_into_a_new_collection_that_serving_switche
     from serving.app import create_app
 
     before = _contents(indexed, "chunks")
+    registry = Registry(indexed.registry_url)
+    with registry.session() as s:  # a release that pins the collection, as a promoted candidate's does
+        s.add(Release(name="pinned", index_version_id=_versions(indexed)[0][0], answer_config={}))
     service = AnswerService(indexed, embedder=embedder, rollout_ttl_s=0)  # reads the live row on every request
     with TestClient(create_app(indexed, service=service)) as client:
         assert client.post("/v1/search", json=Q).status_code == 200
@@ -76,8 +79,9 @@ def test_a_truncated_index_is_rebuilt_into_a_new_collection_that_serving_switche
     assert (_quarantined(indexed)[0] / "_versions").is_dir() and not (indexed.lance_dir / "chunks.lance").exists()
     versions = _versions(indexed)
     assert [(v[1], v[3]) for v in versions] == [("chunks", "retired"), (new, "live")]
-    registry = Registry(indexed.registry_url)
+    assert rebuilt["releases"] == ["pinned"]
     with registry.session() as s:
+        assert s.scalar(select(Release.index_version_id).where(Release.name == "pinned")) == versions[1][0]
         run = s.get(RefreshRun, rebuilt["run_id"])
         assert run.status == "succeeded" and run.plan["kind"] == "repair"
         assert run.plan["replaces"] == {"index_version": versions[0][0], "collection": "chunks"}
