@@ -64,9 +64,9 @@ class LanceCatalog:
         return None  # the registry's live row is the pointer
 
     def set_aside(self, collection: str) -> str:
-        """Move a damaged collection out of the catalogue, every file kept: `<home>/quarantine/lance/<name>-<UTC>.lance`.
+        """Move a damaged collection out of the catalogue, every file kept; returns where it went.
 
-        A rename within RAGOPS_HOME, so it is atomic and copies nothing; the path is returned for the operator.
+        To `<home>/quarantine/lance/<name>-<UTC>.lance`: a rename within RAGOPS_HOME, atomic, nothing copied.
         """
         source = self.directory / f"{collection}.lance"
         if not source.is_dir():

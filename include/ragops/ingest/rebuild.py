@@ -133,7 +133,8 @@ def _repin_releases(registry: Registry, damaged: str, index_version: int) -> lis
         pinned = select(IndexVersion.id).where(IndexVersion.collection == damaged)
         names = sorted(s.scalars(select(Release.name).where(Release.index_version_id.in_(pinned))))
         if names:
-            s.execute(update(Release).where(Release.index_version_id.in_(pinned)).values(index_version_id=index_version))
+            s.execute(update(Release).where(Release.index_version_id.in_(pinned))
+                      .values(index_version_id=index_version))
     return names
 
 

@@ -30,7 +30,8 @@ def _truncate_data(settings, collection="chunks"):
 def _versions(settings) -> list[tuple]:
     registry = Registry(settings.registry_url)
     with registry.session() as s:
-        rows = [(v.id, v.collection, v.store_version, v.status) for v in s.scalars(select(IndexVersion).order_by(IndexVersion.id))]
+        rows = [(v.id, v.collection, v.store_version, v.status)
+                for v in s.scalars(select(IndexVersion).order_by(IndexVersion.id))]
     registry.dispose()
     return rows
 
@@ -162,7 +163,8 @@ def test_a_rebuild_that_does_not_read_back_is_never_made_live(indexed, embedder,
     _truncate_data(indexed)
     before = _versions(indexed)
     real = rebuild.read_error
-    monkeypatch.setattr(rebuild, "read_error", lambda store: "cut short" if store.collection != "chunks" else real(store))
+    monkeypatch.setattr(rebuild, "read_error",  # the damaged collection reads as it does; the rebuilt one fails
+                        lambda store: "cut short" if store.collection != "chunks" else real(store))
     with pytest.raises(StoreUnavailable, match="did not read back .*cut short.* live index is unchanged"):
         repair(indexed, embedder=embedder)
     assert _versions(indexed) == before and _quarantined(indexed) == []
