@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import lancedb
 import numpy as np
@@ -207,6 +207,12 @@ class LanceStore:
         if not self.exists():
             return []
         return self._tbl.to_arrow().select(list(columns)).to_pylist()
+
+    def scan(self, columns: Sequence[str], batch_rows: int = 1024) -> Iterator[list[dict]]:
+        if not self.exists():
+            return
+        for batch in self._tbl.search().select(list(columns)).limit(None).to_batches(batch_rows):
+            yield batch.to_pylist()
 
     def drop(self) -> None:
         if self.exists():

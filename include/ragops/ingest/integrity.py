@@ -10,20 +10,18 @@ from ragops.errors import StoreUnavailable
 from ragops.index import IndexStore
 
 READ = ("chunk_id", "doc_uri", "chunk_hash", "ordinal", "heading", "title", "text", "vector")  # every stored column
+BATCH_ROWS = 1024  # rows held at once while reading through a collection
 
 
 def read_error(store: IndexStore) -> str | None:
     """Why the store's collection (its pinned version) cannot be read in full, else None: every column of every row,
-    then one dense and one BM25 query, so the vector and full-text indices are read too. One pass over the data."""
+    then one dense and one BM25 query, so the vector and full-text indices are read too. One streamed pass."""
     try:
         if not store.exists():
             return None
         probe: dict = {}
-        for column in READ:  # a column at a time: the memory held is the largest column's, not the whole table's
-            rows = store.rows([column])
-            if rows:
-                probe[column] = rows[0][column]
-            del rows
+        for batch in store.scan(READ, BATCH_ROWS):  # streamed: the memory held is one batch, not the collection
+            probe = probe or (batch[0] if batch else {})
         if probe:
             store.search("", np.asarray(probe["vector"], dtype=np.float32), 1, "dense")
             words = re.findall(r"[^\W_]+", probe["text"])[:1]  # one plain word: no query syntax to trip over
