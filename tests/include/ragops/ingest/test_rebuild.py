@@ -132,6 +132,11 @@ def test_sources_gone_say_what_is_missing_and_leave_the_live_version(indexed_own
     (corpus / "notes.txt").unlink()
     (corpus / "ops.rst").unlink()
 
+    found = cli(settings, "doctor", "--json", check=False)
+    report = json.loads(found.stdout)
+    assert found.returncode == 7 and report["error"]["code"] == "index_inconsistent"
+    assert report["unreadable"]["collection"] == "chunks" and "doctor --repair" in report["error"]["message"]
+
     done = cli(settings, "doctor", "--repair", "--json", check=False)
     error = json.loads(done.stdout)["error"]
     assert done.returncode == 8 and error["code"] == "repair_impossible"
