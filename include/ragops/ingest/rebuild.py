@@ -106,8 +106,10 @@ def _require_sources(registry: Registry, run_id: int, damaged: dict, allow_missi
         gone = sorted(plan["deleted"])  # the new collection is empty, so "deleted" is exactly what the source lacks
         failing = {q["uri"]: q["reason"] for q in plan["quarantined"] if q["uri"] in registered}
         built = plan["added"] + plan["changed"]
+        # Allowed to go without them, the commit drops the failing ones from the registry too: the index lost them.
         s.execute(update(RefreshRun).where(RefreshRun.id == run_id).values(
-            plan=plan | {"kind": "repair", "replaces": {k: damaged[k] for k in ("index_version", "collection")}}))
+            plan=plan | {"kind": "repair", "replaces": {k: damaged[k] for k in ("index_version", "collection")},
+                         "deleted": sorted(set(gone) | set(failing))}))
     problems = []
     if gone:
         problems.append(f"{len(gone)} of the {len(registered)} documents it indexes are gone from the source "

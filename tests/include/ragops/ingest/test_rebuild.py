@@ -157,11 +157,14 @@ def test_sources_gone_say_what_is_missing_and_leave_the_live_version(indexed_own
 def test_the_operator_may_rebuild_without_the_documents_the_source_lost(indexed_own_corpus, embedder):
     settings = indexed_own_corpus
     _truncate_data(settings)
-    gone = settings.home.parent / "corpus" / "notes.txt"
+    gone, empty = settings.home.parent / "corpus" / "notes.txt", settings.home.parent / "corpus" / "ops.rst"
     gone.unlink()
+    empty.write_bytes(b"")  # no longer passes validation: quarantined, and its old chunks went with the damage
     fixed = repair(settings, embedder=embedder, allow_mass_delete=True)
-    assert fixed.ok and fixed.repaired["rebuild"]["dropped"] == [gone.as_uri()]
-    assert fixed.documents == {"registry": 5, "index": 5}
+    assert fixed.ok, fixed.problems()
+    assert fixed.repaired["rebuild"]["dropped"] == [gone.as_uri(), empty.as_uri()]
+    assert fixed.documents == {"registry": 4, "index": 4}
+    assert [q["uri"] for q in fixed.repaired["rebuild"]["quarantine"]] == [empty.as_uri()]
 
 
 def test_a_rebuild_that_does_not_read_back_is_never_made_live(indexed, embedder, monkeypatch):
