@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import func, select, update
 
 from ragops.config import Settings
-from ragops.errors import RagopsError, RefreshConflict, SourceUnavailable, StoreUnavailable
+from ragops.errors import RagopsError, RefreshBlocked, RefreshConflict, SourceUnavailable, StoreUnavailable
 from ragops.index import IndexStore, open_catalog, open_store
 from ragops.ingest import runs
 from ragops.ingest.collections import _build_config
@@ -126,6 +126,12 @@ def _require_sources(registry: Registry, run_id: int, damaged: dict, allow_missi
         raise RepairImpossible("cannot rebuild the index whole: " + "; ".join(problems) + ". Restore them and run "
                                "`ragops doctor --repair` again, or add --allow-mass-delete to rebuild without them. "
                                + unchanged)
+    guard = plan.get("guard") or {}
+    if guard.get("overridden") and not allow_missing:  # whole, yet the source lost content since the last refresh
+        raise RefreshBlocked(f"cannot rebuild the index from the source as it is now: {guard['after']} documents and "
+                             f"{guard['chunks_after']} chunks against the {guard['baseline']} documents and "
+                             f"{guard['chunk_baseline']} chunks the index held, more than the shrinkage guard allows. "
+                             "Check the source, then add --allow-mass-delete to rebuild from it as it is. " + unchanged)
     return gone + sorted(failing)
 
 

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from ragops.errors import RefreshConflict, StoreUnavailable
+from ragops.errors import RefreshBlocked, RefreshConflict, StoreUnavailable
 from ragops.index import open_store
 from ragops.ingest import rebuild
 from ragops.ingest.doctor import check, repair
@@ -165,6 +165,20 @@ def test_the_operator_may_rebuild_without_the_documents_the_source_lost(indexed_
     assert fixed.repaired["rebuild"]["dropped"] == [gone.as_uri(), empty.as_uri()]
     assert fixed.documents == {"registry": 4, "index": 4}
     assert [q["uri"] for q in fixed.repaired["rebuild"]["quarantine"]] == [empty.as_uri()]
+
+
+def test_a_source_that_lost_content_since_the_last_refresh_is_held_to_the_shrinkage_guard(indexed_own_corpus, embedder):
+    settings = indexed_own_corpus
+    _truncate_data(settings)
+    before = _versions(settings)
+    corpus = settings.home.parent / "corpus"
+    for name in ("guide/refresh.md", "guide/install.md"):  # every document still there, most of their content gone
+        (corpus / name).write_text("# Moved\n\nThis page moved.\n")
+    with pytest.raises(RefreshBlocked, match=r"shrinkage guard allows.*--allow-mass-delete.*unchanged"):
+        repair(settings, embedder=embedder)
+    assert _versions(settings) == before
+    fixed = repair(settings, embedder=embedder, allow_mass_delete=True)
+    assert fixed.ok and fixed.documents == {"registry": 6, "index": 6}
 
 
 def test_a_rebuild_that_does_not_read_back_is_never_made_live(indexed, embedder, monkeypatch):
