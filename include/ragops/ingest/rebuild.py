@@ -60,7 +60,7 @@ def rebuild_index(settings: Settings, registry: Registry, *, embedder: Embedder 
         if store.exists():
             raise RefreshConflict(f"the collection {collection!r} exists already; run the repair again")
         refresher = Refresher(cfg, registry, store=store, embedder=embedder, verify=_read_back(cfg))
-        try:  # allow_mass_delete: the guard's place is taken by the stricter check below, which names each document
+        try:  # the guard is applied below, after each missing document has been named
             prepared = refresher.prepare(damaged["source"], full=True, allow_mass_delete=True, lease=lease)
         except SourceUnavailable as exc:
             raise RepairImpossible(f"cannot rebuild the index: the source {damaged['source']} cannot be read ({exc}); "
@@ -70,14 +70,13 @@ def rebuild_index(settings: Settings, registry: Registry, *, embedder: Embedder 
             dropped = _require_sources(registry, prepared.run_id, damaged, allow_missing)
         report = refresher.finish(prepared, lease)
         repinned = _repin_releases(registry, damaged["collection"], report.index_version)
-    where = _set_aside(settings, damaged["collection"])
+        where = _set_aside(settings, damaged["collection"])
     log.warning("rebuilt the unreadable index collection %r as %r (index version %s); the damaged one: %s",
                 damaged["collection"], collection, report.index_version, where)
     return {"run_id": report.run_id, "index_version": report.index_version, "collection": collection,
             "source": damaged["source"], "documents": report.documents["added"] + report.documents["changed"],
             "chunks": report.chunks, "dropped": dropped, "quarantine": report.quarantine, "damaged": damaged,
-            "releases": repinned,
-            "set_aside": where, "duration_s": round(time.perf_counter() - started, 3)}
+            "releases": repinned, "set_aside": where, "duration_s": round(time.perf_counter() - started, 3)}
 
 
 def _damaged_live(settings: Settings, registry: Registry) -> dict:
