@@ -198,12 +198,30 @@ class Settings(BaseSettings):
     mcp_tool_sample_rate: float = Field(default=0.05, ge=0, le=1, description="share of real tool calls whose output "
                                         "is checked against the tool's contract")
 
+    # Privacy of what users type (docs/privacy.md): redacted before it is stored, cleared after the retention period.
+    redact: bool = Field(default=True, description="redact e-mail addresses, secrets and long digit runs from "
+                         "questions, searched queries and feedback comments before they are stored (on|off)")
+    redact_patterns: list[str] = Field(default_factory=list, description='JSON list of extra regular expressions '
+                                       'whose matches are replaced by [redacted], e.g. ["EMP-\\\\d{6}"]')
+    redact_min_digits: int = Field(default=9, ge=4, le=64, description="a run of at least this many digits (spaces "
+                                   "and dashes between them allowed) is replaced by [number]")
+    question_retention_days: int = Field(default=90, ge=1, description="after this many days the text of questions, "
+                                         "searched queries and feedback comments is cleared; counts, ratings, "
+                                         "reasons and scores stay")
+    feedback_wait_s: float = Field(default=2.0, ge=0, le=30, description="how long a vote waits for its request "
+                                   "event to be stored (events are written in batches, maybe by another replica)")
+
     @field_validator("store")
     @classmethod
     def _known_store(cls, value: str) -> str:
         if value not in ("lance", "weaviate"):
             raise ValueError(f"RAGOPS_STORE must be 'lance' or 'weaviate', not {value!r}")
         return value
+
+    @field_validator("redact", mode="before")
+    @classmethod
+    def _on_off(cls, value):
+        return {"on": True, "off": False}.get(value.strip().lower(), value) if isinstance(value, str) else value
 
     @field_validator("embedding_precision")
     @classmethod

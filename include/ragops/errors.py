@@ -84,3 +84,10 @@ class RefreshFailed(RagopsError):
     """A refresh failed for a reason no narrower error names; the run records it and an alert goes out."""
 
     code = "refresh_failed"
+
+
+class UnknownRequest(RagopsError):
+    """A vote names a request the registry does not hold for this caller: unknown and foreign ids alike, so ids
+    cannot be probed."""
+
+    code = "unknown_request"

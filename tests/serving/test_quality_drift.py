@@ -3,7 +3,7 @@ about it, refused ones about topics it lacks), users down-vote some answers, and
 metric and the Slack outbox are read back. A steady mix raises nothing; more refusals fire the alert.
 
 Each phase's events get timestamps spread evenly over their window after the app stored them (deterministic, no
-sleeps); down-votes go straight into `feedback`, the table the feedback endpoint writes.
+sleeps); the votes go through `POST /v1/feedback`, as the asking user.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from ragops.answer.pipeline import AnswerService
 from ragops.audit.apikeys import issue
 from ragops.monitoring import drift
 from ragops.registry import Registry
-from ragops.registry.models import Feedback, RequestEvent
+from ragops.registry.models import RequestEvent
 
 ANSWERABLE = ["What blocks a mass delete?", "How do I start the platform on one machine?",
               "Where do reports go when no token is set?", "How often does the MCP permission audit run?",
@@ -54,20 +54,24 @@ def phase(client, desk, registry, start: datetime, n: int, refused: float, down:
     for i in range(n):
         missing = rng.random() < refused
         question = (MISSING if missing else ANSWERABLE)[int(rng.integers(3 if missing else 5))]
-        reply = client.post("/v1/ask", json={"question": question, "user_id": f"end-user-{rng.integers(USERS)}"},
-                            headers={"X-API-Key": desk})
+        user = f"end-user-{rng.integers(USERS)}"
+        reply = client.post("/v1/ask", json={"question": question, "user_id": user}, headers={"X-API-Key": desk})
         assert reply.status_code == 200, reply.text
         body = reply.json()
         seen[question] = body["fallback"]
-        asked.append((body["request_id"], body["fallback"], rng.random() < 0.4, rng.random() < down))
+        asked.append((body["request_id"], user, body["fallback"], rng.random() < 0.4, rng.random() < down))
     assert client.app.state.events.flush()
     step = timedelta(days=1) / n
     with registry.session() as s:
-        for i, (rid, fallback, votes, is_down) in enumerate(asked):
+        for i, (rid, *_) in enumerate(asked):
             s.execute(update(RequestEvent).where(RequestEvent.request_id == rid).values(ts=start + i * step))
-            if votes and fallback is None:
-                s.add(Feedback(ts=start + i * step, request_id=rid, user_hash="u", rating="down" if is_down else "up",
-                               cited_followed=bool(i % 4 == 0) if i % 2 == 0 else None))
+    for i, (rid, user, fallback, votes, is_down) in enumerate(asked):
+        if votes and fallback is None:
+            vote = {"request_id": rid, "user_id": user, "rating": "down" if is_down else "up"}
+            if i % 2 == 0:
+                vote["cited_followed"] = i % 4 == 0
+            reply = client.post("/v1/feedback", json=vote, headers={"X-API-Key": desk})
+            assert reply.status_code == 200, reply.text
     return seen
 
 
@@ -113,3 +117,4 @@ def test_a_steady_mix_is_quiet_and_more_refusals_fire_the_alert(platform):
     assert metrics[("ragops_quality_signal", key[:2] + (("variant", "stable"), ("window", "baseline")))] < 0.2
     down = (("release", "live"), ("signal", "downvote_share"), ("variant", "stable"))
     assert metrics[("ragops_quality_shift", down)] == 0
+    assert metrics[("ragops_quality_signal", down + (("window", "baseline"),))] == pytest.approx(0.10, abs=0.06)

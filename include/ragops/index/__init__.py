@@ -8,7 +8,7 @@ the backend as a whole: which collections exist, and where its live pointer poin
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, Sequence, runtime_checkable
+from typing import Iterator, Literal, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -69,6 +69,9 @@ class IndexStore(Protocol):
 
     def rows(self, columns: Sequence[str]) -> list[dict]:
         """Every chunk of the (pinned) version, with only `columns` (never the vectors unless asked)."""
+
+    def scan(self, columns: Sequence[str], batch_rows: int = 1024) -> Iterator[list[dict]]:
+        """The rows of `rows`, streamed in batches of at most `batch_rows`: memory bounded by one batch."""
 
     def exists(self) -> bool: ...
 

@@ -6,9 +6,10 @@ is the registry's live index-version row: `promote` checks the target and the ca
 
 from __future__ import annotations
 
-from datetime import timedelta
+import os
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import lancedb
 import numpy as np
@@ -61,6 +62,23 @@ class LanceCatalog:
 
     def live(self) -> None:
         return None  # the registry's live row is the pointer
+
+    def set_aside(self, collection: str) -> str:
+        """Move a damaged collection out of the catalogue, every file kept; returns where it went.
+
+        To `<home>/quarantine/lance/<name>-<UTC>.lance`: a rename within RAGOPS_HOME, atomic, nothing copied.
+        """
+        source = self.directory / f"{collection}.lance"
+        if not source.is_dir():
+            raise StoreUnavailable(f"the index collection {collection!r} has no directory at {source} to set aside")
+        target_dir = self.directory.parent / "quarantine" / "lance"
+        target_dir.mkdir(parents=True, exist_ok=True)
+        target = target_dir / f"{collection}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}.lance"
+        try:
+            os.rename(source, target)
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot move the index collection {collection!r} to {target}: {exc}") from exc
+        return str(target)
 
     def close(self) -> None:
         pass  # an embedded directory: no connection outlives a call
@@ -189,6 +207,12 @@ class LanceStore:
         if not self.exists():
             return []
         return self._tbl.to_arrow().select(list(columns)).to_pylist()
+
+    def scan(self, columns: Sequence[str], batch_rows: int = 1024) -> Iterator[list[dict]]:
+        if not self.exists():
+            return
+        for batch in self._tbl.search().select(list(columns)).limit(None).to_batches(batch_rows):
+            yield batch.to_pylist()
 
     def drop(self) -> None:
         if self.exists():

@@ -206,20 +206,27 @@ class WeaviateStore:
         return {r["chunk_id"] for r in self.rows(["chunk_id"])}
 
     def rows(self, columns: Sequence[str]) -> list[dict]:
+        return [row for batch in self.scan(columns) for row in batch]
+
+    def scan(self, columns: Sequence[str], batch_rows: int = 1024) -> Iterator[list[dict]]:
         if self._read_version() is None:
-            return []
+            return
         unknown = set(columns) - set(PROPS) - {"vector"}
         if unknown:
             raise StoreUnavailable(f"unknown index columns: {sorted(unknown)}")
         wanted = [c for c in columns if c != "vector"]
         with weaviate_errors("cannot read the Weaviate collection"):
-            out = []
+            batch: list[dict] = []
             for obj in self._reading().iterator(include_vector="vector" in columns, return_properties=wanted):
                 row = _props(obj, wanted)
                 if "vector" in columns:
                     row["vector"] = _vector(obj)
-                out.append(row)
-            return out
+                batch.append(row)
+                if len(batch) >= batch_rows:
+                    yield batch
+                    batch = []
+            if batch:
+                yield batch
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
     def drop(self) -> None:
