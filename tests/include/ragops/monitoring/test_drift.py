@@ -6,7 +6,6 @@ import pytest
 
 from quality_traffic import write_traffic
 from ragops.monitoring import drift
-from ragops.monitoring.quality import Answer, QualityPolicy, compare
 from ragops.registry import Registry
 
 T0 = datetime(2026, 11, 2, 0, 0, tzinfo=timezone.utc)  # the release first served here
@@ -144,22 +143,6 @@ def test_probe_traffic_never_counts(settings, registry):
     write_traffic(registry, NOW - timedelta(days=1), 24, seed=10, refused=0.9, synthetic=True, prefix="probe")
     rows = drift.check(settings, end=NOW, registry=registry, notifier=Slack())["signals"]
     assert not any(r["crossed"] for r in rows)
-
-
-def test_one_heavy_user_cannot_raise_a_shift_alone():
-    """300 refusals from one user are one cluster: the per-user variance keeps the bound wide."""
-    base = [Answer(T0, "r", "stable", f"u{i % 40}", i % 10 == 0, 1.9, 0.5) for i in range(2000)]
-    now = [Answer(T0, "r", "stable", f"u{i % 40}", i % 10 == 0, 1.9, 0.5) for i in range(400)]
-    now += [Answer(T0, "r", "stable", "heavy", True, None, None) for _ in range(300)]
-    (refusals,) = [r for r in compare(base, now, QualityPolicy()) if r.signal == "refusal_rate"]
-    assert refusals.difference > 0.3 and refusals.verdict == "steady"
-
-
-def test_too_few_users_give_no_verdict():
-    base = [Answer(T0, "r", "stable", f"u{i % 40}", i % 10 == 0, 1.9, 0.5) for i in range(2000)]
-    now = [Answer(T0, "r", "stable", f"u{i % 5}", True, None, None) for i in range(200)]
-    (refusals,) = [r for r in compare(base, now, QualityPolicy()) if r.signal == "refusal_rate"]
-    assert refusals.verdict == "too_little"
 
 
 def test_the_trailing_baseline_is_the_days_before_the_window(settings, registry):
