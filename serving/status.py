@@ -146,7 +146,8 @@ class StatusCollector:
                                   "check's window (current) and the accepted baseline (baseline): a share",
                                   labels=labels + ["window"])
         shift = GaugeMetricFamily("ragops_quality_shift", "1 while the signal has shifted from its baseline for "
-                                  "RAGOPS_QUALITY_SUSTAIN_CHECKS consecutive checks (the always-valid test)", labels=labels)
+                                  "RAGOPS_QUALITY_SUSTAIN_CHECKS consecutive checks (the always-valid test)",
+                                  labels=labels)
         size = GaugeMetricFamily("ragops_quality_shift_size", "The decline of the signal from its baseline, as a share "
                                  "(positive: worse)", labels=labels)
         since = GaugeMetricFamily("ragops_quality_shift_since_timestamp_seconds", "Unix time of the start of the "

@@ -142,7 +142,8 @@ class Settings(BaseSettings):
     quality_baseline_days: float = Field(default=7.0, gt=0, le=366)
     quality_alpha: float = Field(default=0.01, gt=0, lt=1, description="chance of a false alarm per signal group, "
                                  "split over the signals")
-    quality_tau: float = Field(default=0.05, gt=0, le=1, description="the shift size the test is tuned to (mixing scale)")
+    quality_tau: float = Field(default=0.05, gt=0, le=1,
+                               description="the shift size the test is tuned to (mixing scale)")
     quality_score_quantile: float = Field(default=0.10, gt=0, lt=1, description="evidence and similarity below this "
                                           "quantile of the baseline's count as weak")
     quality_min_users: int = Field(default=20, ge=2)

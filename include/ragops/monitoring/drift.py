@@ -101,7 +101,8 @@ def record(registry: Registry, start: datetime, end: datetime, results: list[Sig
             evidence = {"threshold": r.threshold, "verdict": r.verdict, "baseline_requests": r.baseline_requests,
                         "baseline_users": r.baseline_users,
                         "baseline_window": [base.start.isoformat(), base.end.isoformat()] if base else None,
-                        "baseline_mode": base.mode if base else None, "baseline_release": base.release if base else None}
+                        "baseline_mode": base.mode if base else None,
+                        "baseline_release": base.release if base else None}
             s.add(QualityCheck(ts=datetime.now(timezone.utc), window_start=start, window_end=end, signal=r.signal,
                                release=r.release, variant=r.variant, current=r.current, baseline=r.baseline,
                                difference=r.difference, at_least=r.at_least, requests=r.requests, users=r.users,
