@@ -32,6 +32,16 @@ class Settings(BaseSettings):
     weaviate_url: str | None = None
     weaviate_grpc_port: int = 50051
     weaviate_api_key: SecretStr | None = None
+    weaviate_prefix: str = Field(default="Ragops", pattern=r"^[A-Z][A-Za-z0-9]{0,39}$", description="the prefix of "
+                                 "every Weaviate collection and of the live alias (<prefix>_live): one per deployment "
+                                 "sharing a Weaviate, so neither prunes nor promotes the other's versions")
+    weaviate_index_wait_s: float = Field(default=600.0, gt=0, le=86400, description="how long a write waits for "
+                                         "Weaviate to index its vectors; past it the write fails (index_wait_timeout), "
+                                         "its half-built version is deleted and the refresh lease released")
+    retention_days: float = Field(default=30.0, ge=0, description="index versions made within this many days stay "
+                                  "readable (the rollback window), on every backend")
+    retention_min_versions: int = Field(default=3, ge=2, description="the newest versions of a collection always kept, "
+                                        "however old")
     embedding_model: str = DEFAULT_MODEL
     embed_batch_size: int = Field(default=16, description="texts per forward pass; on 2 CPU cores 8-32 encode "
                                   "fastest (64 pads more: 11% slower at bfloat16, 33% at float32; docs/benchmarks.md)")

@@ -10,14 +10,18 @@ from types import SimpleNamespace
 
 import pytest
 from weaviate.collections.classes.batch import BatchObject, ErrorObject
+from weaviate.collections.classes.config import ShardStatus
 from weaviate.collections.classes.internal import MetadataReturn, Object
 
 
 class FlakyCollection:
     """A collection whose batch rejects chosen objects a number of times, as a server under pressure does."""
 
-    def __init__(self, name: str = "Ragops_chunks_v2", reject: dict | None = None):
+    def __init__(self, name: str = "Ragops_chunks_v2", reject: dict | None = None, ready_after: int | None = 0):
         self.name = name
+        self.ready_after = ready_after  # polls of the shard status before it reads READY; None: never (a stuck shard)
+        self.polls = 0
+        self.config = self
         self.reject = dict(reject or {})  # uuid -> how many more times to reject it
         self.stored: dict[str, tuple] = {}
         self.failed_objects: list[ErrorObject] = []
@@ -40,8 +44,13 @@ class FlakyCollection:
         else:
             self.stored[uuid] = (properties, vector)
 
-    def wait_for_vector_indexing(self, shards=None, how_many_failures=5):
-        self.indexed = True
+    def get_shards(self):
+        """`collection.config.get_shards()`: the client's own ShardStatus, as GET /v1/schema/<name>/shards gives."""
+        self.polls += 1
+        ready = self.ready_after is not None and self.polls > self.ready_after
+        self.indexed = self.indexed or ready
+        return [ShardStatus(name="shard-0", status="READY" if ready else "INDEXING",
+                            vector_queue_size=0 if ready else len(self.stored), per_node_status=None)]
 
     def iterator(self, include_vector=False, return_metadata=None, *, return_properties=None):
         for uuid, (properties, vector) in sorted(self.stored.items()):
@@ -77,8 +86,9 @@ class AliasDouble:
 class ClientDouble:
     """The client surface the catalogue and a write use: meta, collections create/delete/list, alias, close."""
 
-    def __init__(self, version="1.32.4", reject: dict | None = None, existing=()):
+    def __init__(self, version="1.32.4", reject: dict | None = None, existing=(), ready_after: int | None = 0):
         self.version = version
+        self.ready_after = ready_after
         self.closed = False
         self.reject = reject or {}
         self.stored: dict[str, FlakyCollection] = {}
@@ -102,7 +112,7 @@ class ClientDouble:
     def create(self, name, **config):
         assert name not in self.names, "Weaviate refuses to create a collection twice"
         self.names.add(name)
-        self.stored[name] = FlakyCollection(name, self.reject)
+        self.stored[name] = FlakyCollection(name, self.reject, self.ready_after)
         return self.stored[name]
 
     def use(self, name):
