@@ -168,6 +168,9 @@ class Settings(BaseSettings):
                                              "secret per process, so sessions end with it")
     trusted_proxies: list[str] = Field(default_factory=list, description="addresses/CIDRs whose X-Forwarded-For is believed")
     max_body_bytes: int = 64 * 1024
+    event_spool: Path | None = Field(default=None, description="the file request events go to while the registry is "
+                                     "away, replayed at the next start; default: events-spool.jsonl under "
+                                     "RAGOPS_HOME. Put it on a volume that outlives the container")
     store_timeout_s: float = 10.0  # an index search or registry statement past this gives store_unavailable
     registry_retry_s: float = 5.0  # how often the app retries a registry that was down when it started
     ready_check_timeout_s: float = Field(default=10.0, gt=0, description="the total deadline of each /readyz check "
@@ -223,7 +226,7 @@ class Settings(BaseSettings):
 
     @property
     def event_spool_path(self) -> Path:
-        return self.home / "events-spool.jsonl"
+        return self.event_spool or self.home / "events-spool.jsonl"
 
     @property
     def outbox_path(self) -> Path:
