@@ -66,26 +66,12 @@ def test_an_empty_shard_list_is_not_taken_for_ready():
         wait_until_indexed(Shards([]), 1, clock=fake.clock, sleep=fake.sleep)
 
 
-@pytest.fixture(scope="module")
-def tiny_server_model(tmp_path_factory):
-    from sentence_transformers import SentenceTransformer
-
-    from model_servers import tiny_sentence_transformer
-
-    return SentenceTransformer(str(tiny_sentence_transformer(tmp_path_factory.mktemp("tiny"))), device="cpu")
-
-
 @pytest.fixture
-def weaviate_settings(settings, corpus, tiny_server_model, client_double):
-    from model_servers import ModelServer
-
-    server = ModelServer(tiny_server_model)
+def weaviate_settings(tiny_remote_settings, client_double):
     client = client_double(ready_after=None)  # its shards never become ready
     use_weaviate_client(lambda: client)
-    yield settings.model_copy(update={"embedding_endpoint": server.url, "embedding_model": "tiny", "store": "weaviate",
-                                      "weaviate_index_wait_s": 0.3}), client
+    yield tiny_remote_settings.model_copy(update={"store": "weaviate", "weaviate_index_wait_s": 0.3}), client
     close_all()
-    server.close()
 
 
 def test_a_stuck_shard_ends_the_refresh_releases_the_lease_and_the_next_refresh_runs(weaviate_settings):
