@@ -241,7 +241,7 @@ class Refresher:
             with _store_errors("promote the refresh"):
                 open_catalog(self.settings).promote(self.store.collection, store_version)
             version_id = self._record(run_id, plan, staged, store_version, lease)
-            retention.enforce_quietly(self.settings, self.registry, self.store.collection)  # under the lease
+            retention.enforce_all(self.settings, self.registry, quiet=True)  # under the lease
         with self.registry.session() as s:
             s.execute(delete(StagedChunk).where(StagedChunk.run_id == run_id))
             report = RefreshReport(

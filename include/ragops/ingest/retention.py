@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from ragops.config import Settings
 from ragops.errors import StoreUnavailable
@@ -80,13 +81,31 @@ def enforce(settings: Settings, registry: Registry, collection: str, now: dateti
     return Pruned(collection, sorted(keep), gone, marked)
 
 
-def enforce_quietly(settings: Settings, registry: Registry, collection: str) -> Pruned | None:
-    """`enforce` after a write that succeeded: a failed prune is logged and retried at the next write, never fatal."""
-    try:
-        return enforce(settings, registry, collection)
-    except StoreUnavailable as exc:
-        log.warning("could not prune old versions of %s (retried at the next write): %s", collection, exc)
-        return None
+def collections(settings: Settings, registry: Registry) -> list[str]:
+    """The collections of the configured backend that the registry has versions of (live, retired or candidates)."""
+    with registry.session() as s:
+        return sorted(set(s.scalars(select(IndexVersion.collection).where(IndexVersion.store == settings.store,
+                                                                           IndexVersion.status != PRUNED))))
+
+
+def enforce_all(settings: Settings, registry: Registry, *, quiet: bool = False) -> dict[str, list[int]]:
+    """`enforce` on every collection; what was pruned, by collection.
+
+    `quiet` (after a refresh that succeeded): a collection that cannot be pruned is logged and retried at the next
+    refresh, never fatal, and the others are still pruned.
+    """
+    pruned = {}
+    for collection in collections(settings, registry):
+        try:
+            gone = enforce(settings, registry, collection).pruned
+        except (StoreUnavailable, SQLAlchemyError) as exc:  # the refresh's version is recorded whole already
+            if not quiet:
+                raise
+            log.warning("could not prune old versions of %s (retried at the next refresh): %s", collection, exc)
+            continue
+        if gone:
+            pruned[collection] = gone
+    return pruned
 
 
 def _mark(registry: Registry, settings: Settings, collection: str, versions) -> list[int]:
@@ -165,10 +184,7 @@ def _repair_versions(settings: Settings, registry: Registry) -> VersionFindings:
     for m in before.missing:
         by_collection.setdefault(m["collection"], []).append(m["store_version"])
     marked = [i for c, versions in by_collection.items() for i in _mark(registry, settings, c, versions)]
-    with registry.session() as s:
-        collections = sorted(set(s.scalars(select(IndexVersion.collection).where(
-            IndexVersion.store == settings.store, IndexVersion.status != PRUNED))))
-    pruned = {c: p.pruned for c in collections if (p := enforce(settings, registry, c)).pruned}
+    pruned = enforce_all(settings, registry)
     after = check_versions(settings, registry)
     after.repaired = {"rows_marked": marked, "pruned": pruned, "before": len(before.missing)}
     return after

@@ -14,7 +14,7 @@ from ragops.ingest.refresh import Refresher
 from ragops.ingest.retention import check_versions, enforce, repair_versions
 from ragops.registry import Registry
 from ragops.registry.db import resolve_index_version
-from ragops.registry.models import IndexVersion, Release, RolloutState
+from ragops.registry.models import IndexVersion, RefreshRun, Release, RolloutState
 from ragops.releases.records import ReleaseError, create_release
 
 POLICY = {"retention_days": 0.0, "retention_min_versions": 2}  # no window: only the newest two and what is pinned
@@ -137,3 +137,27 @@ def test_doctor_repair_includes_the_version_repair(tiny_remote_settings, corpus)
                            n_documents=1, n_chunks=1, status="retired"))
     after = repair(tiny_remote_settings, registry=refresher.registry)
     assert after.ok and after.repaired["versions"]["before"] == 1
+
+
+def test_a_refresh_prunes_every_collection_and_a_failed_prune_never_fails_it(on_weaviate, corpus, monkeypatch):
+    cfg, client = on_weaviate
+    registry = Registry(cfg.registry_url)
+    with registry.session() as s:  # a retired blue/green collection with versions nothing reaches any more
+        for version in (1, 2, 3):
+            s.add(IndexVersion(store="weaviate", collection="blue", store_version=version, embedding_model="tiny",
+                               n_documents=1, n_chunks=1, status="retired"))
+    client.names |= {"Ragops_blue_v1", "Ragops_blue_v2", "Ragops_blue_v3"}
+    _refresh(cfg, corpus, 1)
+    assert "Ragops_blue_v1" in client.deleted and open_catalog(cfg).versions("blue") == [2, 3]
+
+    def refuse(name):
+        from weaviate.exceptions import WeaviateBaseError
+
+        raise WeaviateBaseError("the server refused the delete")
+
+    monkeypatch.setattr(client, "delete", refuse)
+    latest = [_refresh(cfg, corpus, n) for n in (2, 3, 4)]  # each one would prune: every prune fails
+    rows = _rows(registry)
+    assert rows[latest[-1]][0] == "live" and rows[latest[0]][0] == "retired"  # the refreshes stand, nothing is marked
+    with registry.session() as s:
+        assert {r.status for r in s.scalars(select(RefreshRun))} == {"succeeded"}
