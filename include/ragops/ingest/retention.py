@@ -59,7 +59,8 @@ def reachable(session, settings: Settings, collection: str, now: datetime | None
                                                       IndexVersion.status != PRUNED)
                            .order_by(IndexVersion.id)).all()
     state = session.get(RolloutState, 1)
-    in_rollout = {state.stable_release_id, state.candidate_release_id, state.previous_stable_release_id} if state else set()
+    in_rollout = ({state.stable_release_id, state.candidate_release_id, state.previous_stable_release_id}
+                  if state else set())
     pinned = set(session.scalars(select(Release.index_version_id).where(
         Release.index_version_id.is_not(None),
         or_(Release.id.in_({r for r in in_rollout if r is not None}), Release.created_at >= window))))

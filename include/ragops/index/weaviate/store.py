@@ -1,11 +1,12 @@
 """The production backend on Weaviate (weaviate-client v4): every index version is its own collection.
 
 A write never touches a collection that readers use: it copies what the previous version keeps (exact matches on
-ids and URIs), adds the new chunks, waits until the vector index holds them (for at most RAGOPS_WEAVIATE_INDEX_WAIT_S),
-checks the count, and only then returns the new version. Old versions are pruned by the retention policy
-(`ragops.ingest.retention`), not by a write. A failed write deletes its half-built collection. Pinned reads go to the version's own
-collection, so a reader sees one version whole while refreshes go on. The alias that names the live version is
-moved by `WeaviateCatalog.promote` (refreshes, promotion, rollback), never by a write.
+ids and URIs), adds the new chunks, waits until the vector index holds them (for at most
+RAGOPS_WEAVIATE_INDEX_WAIT_S), checks the count, and only then returns the new version. A failed write deletes its
+half-built collection. Old versions are pruned by the retention policy (`ragops.ingest.retention`), never by a
+write. Pinned reads go to the version's own collection, so a reader sees one version whole while refreshes go on.
+The alias that names the live version is moved by `WeaviateCatalog.promote` (refreshes, promotion, rollback), never
+by a write.
 """
 
 from __future__ import annotations

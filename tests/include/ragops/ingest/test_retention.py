@@ -79,7 +79,7 @@ def test_a_prefix_keeps_two_deployments_on_one_weaviate_apart(on_weaviate, corpu
     close_all()
     use_weaviate_client(lambda: client)
     _refresh(blue, corpus, 9)
-    assert client.alias.targets["Blue_live"] == "Blue_chunks_v1" and client.alias.targets["Ragops_live"] == "Ragops_chunks_v4"
+    assert client.alias.targets == {"Ragops_live": "Ragops_chunks_v4", "Blue_live": "Blue_chunks_v1"}
 
 
 def test_lancedb_follows_the_same_policy_by_age(tiny_remote_settings, corpus, monkeypatch):
@@ -161,3 +161,19 @@ def test_a_refresh_prunes_every_collection_and_a_failed_prune_never_fails_it(on_
     assert rows[latest[-1]][0] == "live" and rows[latest[0]][0] == "retired"  # the refreshes stand, nothing is marked
     with registry.session() as s:
         assert {r.status for r in s.scalars(select(RefreshRun))} == {"succeeded"}
+
+
+def test_ragops_doctor_exits_7_naming_the_vanished_versions(tiny_remote_settings, corpus, cli):
+    import json
+
+    refresher = Refresher(tiny_remote_settings)
+    refresher.run()
+    assert cli(tiny_remote_settings, "doctor", "--json").returncode == 0
+    with refresher.registry.session() as s:
+        s.add(IndexVersion(store="lance", collection="chunks", store_version=999, embedding_model="tiny",
+                           n_documents=1, n_chunks=1, status="retired"))
+    refresher.registry.dispose()
+    found = cli(tiny_remote_settings, "doctor", "--json", check=False)
+    report = json.loads(found.stdout)
+    assert found.returncode == 7 and report["versions"]["missing"][0]["store_version"] == 999
+    assert "no longer holds (chunks v999)" in report["error"]["message"] and "--repair" in report["error"]["message"]

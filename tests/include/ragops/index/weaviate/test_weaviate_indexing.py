@@ -32,7 +32,10 @@ class Shards:
         self.config = self
 
     def get_shards(self):
-        return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
 
 
 def _shard(status="READY", queued=0, per_node=None):
@@ -58,6 +61,17 @@ def test_a_shard_that_never_becomes_ready_ends_the_wait_at_its_deadline():
         wait_until_indexed(Shards([_shard("INDEXING", 7)]), 30, clock=fake.clock, sleep=fake.sleep)
     assert fake.now == 30 and max(fake.sleeps) <= 5.0  # never sleeps past the deadline, polls at least every 5 s
     assert isinstance(caught.value, StoreUnavailable) and caught.value.code == "index_wait_timeout"
+
+
+def test_a_failed_status_request_is_asked_again_but_never_past_the_deadline():
+    from weaviate.exceptions import WeaviateConnectionError
+
+    fake = FakeTime()
+    shards = Shards(WeaviateConnectionError("connection reset"), [_shard()])
+    assert wait_until_indexed(shards, 60, clock=fake.clock, sleep=fake.sleep) == 2
+    down = Shards(WeaviateConnectionError("connection refused"))
+    with pytest.raises(IndexingTimeout, match="the last status request failed: .*connection refused"):
+        wait_until_indexed(down, 10, clock=fake.clock, sleep=fake.sleep)
 
 
 def test_an_empty_shard_list_is_not_taken_for_ready():
