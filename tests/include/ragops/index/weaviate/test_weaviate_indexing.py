@@ -105,3 +105,23 @@ def test_a_stuck_shard_ends_the_refresh_releases_the_lease_and_the_next_refresh_
     report = Refresher(cfg).run()
     assert report.changed and report.index_version is not None
     assert client.alias.targets == {"Ragops_live": "Ragops_chunks_v1"} and client.stored["Ragops_chunks_v1"].indexed
+
+
+def test_an_airflow_execution_timeout_during_the_wait_releases_the_lease(weaviate_settings, monkeypatch):
+    """Airflow ends a task past its execution_timeout by raising AirflowTaskTimeout (a BaseException) in it."""
+    from airflow.sdk.exceptions import AirflowTaskTimeout
+
+    from weaviate_doubles import FlakyCollection
+
+    cfg, client = weaviate_settings
+
+    def alarm(self):
+        raise AirflowTaskTimeout("Timeout, PID: 4242")
+
+    monkeypatch.setattr(FlakyCollection, "get_shards", alarm)
+    with pytest.raises(AirflowTaskTimeout):
+        Refresher(cfg.model_copy(update={"weaviate_index_wait_s": 600.0})).run()
+    with Registry(cfg.registry_url).session() as s:
+        assert s.scalars(select(Lock)).all() == []
+        assert s.scalars(select(RefreshRun)).one().status == "failed"
+    assert client.deleted == ["Ragops_chunks_v1"]  # the half-built version went with it
