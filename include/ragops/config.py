@@ -32,6 +32,16 @@ class Settings(BaseSettings):
     weaviate_url: str | None = None
     weaviate_grpc_port: int = 50051
     weaviate_api_key: SecretStr | None = None
+    weaviate_prefix: str = Field(default="Ragops", pattern=r"^[A-Z][A-Za-z0-9]{0,39}$", description="the prefix of "
+                                 "every Weaviate collection and of the live alias (<prefix>_live): one per deployment "
+                                 "sharing a Weaviate, so neither prunes nor promotes the other's versions")
+    weaviate_index_wait_s: float = Field(default=600.0, gt=0, le=86400, description="how long a write waits for "
+                                         "Weaviate to index its vectors; past it the write fails (index_wait_timeout), "
+                                         "its half-built version is deleted and the refresh lease released")
+    retention_days: float = Field(default=30.0, ge=0, description="index versions made within this many days stay "
+                                  "readable (the rollback window), on every backend")
+    retention_min_versions: int = Field(default=3, ge=2, description="the newest versions of a collection always kept, "
+                                        "however old")
     embedding_model: str = DEFAULT_MODEL
     embed_batch_size: int = Field(default=16, description="texts per forward pass; on 2 CPU cores 8-32 encode "
                                   "fastest (64 pads more: 11% slower at bfloat16, 33% at float32; docs/benchmarks.md)")
@@ -176,6 +186,9 @@ class Settings(BaseSettings):
                                              "secret per process, so sessions end with it")
     trusted_proxies: list[str] = Field(default_factory=list, description="addresses/CIDRs whose X-Forwarded-For is believed")
     max_body_bytes: int = 64 * 1024
+    event_spool: Path | None = Field(default=None, description="the file request events go to while the registry is "
+                                     "away, replayed at the next start; default: events-spool.jsonl under "
+                                     "RAGOPS_HOME. Put it on a volume that outlives the container")
     store_timeout_s: float = 10.0  # an index search or registry statement past this gives store_unavailable
     registry_retry_s: float = 5.0  # how often the app retries a registry that was down when it started
     ready_check_timeout_s: float = Field(default=10.0, gt=0, description="the total deadline of each /readyz check "
@@ -249,7 +262,7 @@ class Settings(BaseSettings):
 
     @property
     def event_spool_path(self) -> Path:
-        return self.home / "events-spool.jsonl"
+        return self.event_spool or self.home / "events-spool.jsonl"
 
     @property
     def outbox_path(self) -> Path:

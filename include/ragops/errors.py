@@ -49,6 +49,15 @@ class StoreUnavailable(RagopsError):
     code = "store_unavailable"
 
 
+class IndexingTimeout(StoreUnavailable):
+    """The index backend did not finish indexing a write within its deadline (RAGOPS_WEAVIATE_INDEX_WAIT_S).
+
+    Retryable: the half-built version is deleted and the lease released, so the next try (or refresh) starts clean.
+    """
+
+    code = "index_wait_timeout"
+
+
 class EmbeddingModelError(RagopsError):
     code = "embedding_model_error"
 

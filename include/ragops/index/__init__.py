@@ -8,7 +8,7 @@ the backend as a whole: which collections exist, and where its live pointer poin
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator, Literal, Protocol, Sequence, runtime_checkable
+from typing import Collection, Iterator, Literal, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -98,6 +98,15 @@ class IndexCatalog(Protocol):
         """A store on `collection`, pinned to `version` when given."""
 
     def collections(self) -> list[str]: ...
+
+    def versions(self, collection: str) -> list[int]:
+        """The versions of `collection` the backend still holds, oldest first; [] when it does not exist."""
+
+    def prune(self, collection: str, keep: Collection[int]) -> list[int]:
+        """Delete the versions of `collection` the retention policy does not keep; return those deleted.
+
+        Never the newest nor one in `keep`. The policy (ragops.ingest.retention) is the same on every backend.
+        """
 
     def promote(self, collection: str, version: int) -> None:
         """Move the live pointer to `version` of `collection` without copying data; StoreUnavailable if it is gone.

@@ -3,7 +3,9 @@
 Found: an index collection whose files cannot be read (truncated or missing data files, a manifest naming files that
 are gone), documents in the index that the registry does not know (ghosts: a lost or restored registry, a crash between
 the index commit and the registry commit), documents the registry records but the index lost, documents whose chunk
-ids differ between the two, refresh runs left planned by a dead process, and an expired refresh lease.
+ids differ between the two, refresh runs left planned by a dead process, an expired refresh lease, and registry index
+versions whose version the index no longer holds (`ragops.ingest.retention.check_versions`; repaired by marking them
+pruned and applying the retention policy, under the lease).
 Repaired by one refresh under the lease, which sweeps abandoned runs, deletes ghosts gone from the source (under the
 shrinkage guard), and indexes lost and drifted documents again from the source; an unreadable collection is rebuilt
 from the sources into a new one instead (`ingest/rebuild.py`).
@@ -20,6 +22,7 @@ from ragops.config import Settings
 from ragops.errors import RagopsError, StoreUnavailable
 from ragops.index import open_catalog, open_store
 from ragops.ingest.integrity import read_error
+from ragops.ingest.retention import check_versions, repair_versions
 from ragops.ingest.runs import planned_runs
 from ragops.registry import Registry
 from ragops.registry.db import live_index_version
@@ -47,6 +50,9 @@ class DoctorReport:
     counts: dict[str, int] = field(default_factory=dict)
     repaired: dict | None = None
     unreadable: dict | None = None  # {collection, error} when the live collection's files cannot be read
+    # registry rows against the versions the backend holds (ragops.ingest.retention.check_versions)
+    versions: dict = field(default_factory=dict)
+    version_problems: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -66,7 +72,7 @@ class DoctorReport:
                             "from the sources into a new collection")
         if self.lock and self.lock["expired"]:
             found.append(f"the refresh lock of {self.lock['owner']} expired at {self.lock['expires_at']}")
-        return found
+        return found + self.version_problems
 
     def human(self) -> str:
         lines = [f"collection {self.collection}, index version {self.index_version}: "
@@ -123,8 +129,13 @@ def check(settings: Settings, registry: Registry | None = None) -> DoctorReport:
     report = DoctorReport(False, collection, live.id if live else None,
                           {"registry": len(registered), "index": len(indexed)}, ghosts, lost, drifted, runs, lock_info,
                           counts, unreadable={"collection": collection, "error": damage[:2000]} if damage else None)
+    _add_version_findings(report, check_versions(settings, registry))
     report.ok = not report.problems()
     return report
+
+
+def _add_version_findings(report: DoctorReport, findings) -> None:
+    report.versions, report.version_problems = findings.to_dict(), findings.problems()
 
 
 def repair(settings: Settings, *, allow_mass_delete: bool = False, registry: Registry | None = None,
@@ -143,6 +154,8 @@ def repair(settings: Settings, *, allow_mass_delete: bool = False, registry: Reg
         return after
     refresh = Refresher(settings, registry=registry, embedder=embedder).run(
         allow_mass_delete=allow_mass_delete, force=before.drifted)
+    versions = repair_versions(settings, registry)
     after = check(settings, registry)
     after.repaired = {"before": before.counts, "refresh": {k: v for k, v in refresh.to_dict().items() if k != "changed"}}
+    after.repaired["versions"] = versions.repaired
     return after

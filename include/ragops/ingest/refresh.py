@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ragops.config import Settings
 from ragops.errors import RefreshConflict, StoreUnavailable
 from ragops.index import IndexedChunk, IndexStore, open_catalog, open_store
-from ragops.ingest import runs
+from ragops.ingest import retention, runs
 from ragops.ingest.crash_points import pause_point
 from ragops.ingest.documents import process_documents
 from ragops.ingest.embedding import EmbeddingCache, Embedder, check_dimensions
@@ -253,6 +253,7 @@ class Refresher:
             with _store_errors("promote the refresh"):
                 open_catalog(self.settings).promote(self.store.collection, store_version)
             version_id = self._record(run_id, plan, staged, store_version, lease)
+            retention.enforce_all(self.settings, self.registry, quiet=True)  # under the lease
         with self.registry.session() as s:
             s.execute(delete(StagedChunk).where(StagedChunk.run_id == run_id))
             report = RefreshReport(

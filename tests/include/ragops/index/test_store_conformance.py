@@ -227,3 +227,20 @@ def test_closing_a_store_releases_its_connections(catalog):
     again = catalog.open("chunks")  # and a new one opens on demand
     assert again.count() == 1
     again.close()
+
+
+def test_prune_never_deletes_what_it_keeps_nor_the_newest(catalog, store):
+    """The retention policy's backend half: every backend keeps `keep` and the newest; what it reports is gone."""
+    v1 = store.apply([_chunk("a1", A, "alpha", 1)], [A], [])
+    v2 = store.apply([_chunk("b1", B, "beta", 2)], [B], [])
+    v3 = store.apply([_chunk("a2", A, "alpha again", 3)], [A], [])
+    assert {v1, v2, v3} <= set(catalog.versions("chunks")) and catalog.versions("nothing_here") == []
+    gone = catalog.prune("chunks", {v1})
+    held = catalog.versions("chunks")
+    assert v1 in held and max(held) >= v3 and not set(gone) & set(held) and v1 not in gone and v3 not in gone
+    reader = catalog.open("chunks", v1)
+    try:
+        assert reader.chunk_ids() == {"a1"}  # the kept version reads whole
+    finally:
+        reader.close()
+    assert store.chunk_ids() == {"a2", "b1"}
