@@ -129,7 +129,8 @@ def check(settings: Settings, registry: Registry | None = None) -> DoctorReport:
     report = DoctorReport(False, collection, live.id if live else None,
                           {"registry": len(registered), "index": len(indexed)}, ghosts, lost, drifted, runs, lock_info,
                           counts, unreadable={"collection": collection, "error": damage[:2000]} if damage else None)
-    _add_version_findings(report, check_versions(settings, registry))
+    if damage is None:  # an unreadable collection cannot list its versions; the repair marks them afterwards
+        _add_version_findings(report, check_versions(settings, registry))
     report.ok = not report.problems()
     return report
 
@@ -149,8 +150,9 @@ def repair(settings: Settings, *, allow_mass_delete: bool = False, registry: Reg
         from ragops.ingest.rebuild import rebuild_index
 
         rebuilt = rebuild_index(settings, registry, embedder=embedder, allow_missing=allow_mass_delete)
+        versions = repair_versions(settings, registry)  # the set-aside collection's rows: their versions are gone
         after = check(settings, registry)
-        after.repaired = {"before": before.counts, "rebuild": rebuilt}
+        after.repaired = {"before": before.counts, "rebuild": rebuilt, "versions": versions.repaired}
         return after
     refresh = Refresher(settings, registry=registry, embedder=embedder).run(
         allow_mass_delete=allow_mass_delete, force=before.drifted)
