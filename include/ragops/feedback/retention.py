@@ -10,7 +10,7 @@ finds nothing left to clear: it is idempotent.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import func, or_, select, update
 
@@ -39,8 +39,9 @@ class Purge:
 
 
 def cutoff(settings: Settings, end: datetime) -> datetime:
-    """The instant before which text is cleared, for a run that ends at `end`."""
-    return end - timedelta(days=settings.question_retention_days)
+    """The instant before which text is cleared, for a run that ends at `end`. A run dated in the future (a manual
+    trigger with a logical date ahead) is treated as ending now, so text younger than the retention period stays."""
+    return min(end, datetime.now(timezone.utc)) - timedelta(days=settings.question_retention_days)
 
 
 def _stale(model, columns, before: datetime):
@@ -48,6 +49,8 @@ def _stale(model, columns, before: datetime):
 
 
 def purge(registry: Registry, before: datetime, *, batch: int = 1000, dry_run: bool = False) -> Purge:
+    if batch < 1:  # a batch of 0 would clear nothing and never finish
+        raise ValueError(f"batch must be at least 1, not {batch}")
     counts = []
     for model, columns in TEXTS:
         where = _stale(model, columns, before)
