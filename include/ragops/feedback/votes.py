@@ -9,6 +9,8 @@ cannot be probed. `votes_with_events` is the read the quality signals and the co
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
@@ -47,6 +49,27 @@ class Vote:
 def stored_id(request_id: str) -> str:
     """The request id as the event writer stored it (ids over the column keep a prefix and a digest)."""
     return bound_text(request_id, ID_MAX)
+
+
+class WaitSlots:
+    """At most `cap` votes wait for their events at once, whichever way they came (`POST /v1/feedback` or the MCP
+    tool `rate_answer` share one); the others are answered at once, so unknown ids cannot pile up waiting calls.
+    Used on one event loop, so the count needs no lock."""
+
+    def __init__(self, cap: int = 32):
+        self.cap, self.taken = cap, 0
+
+    @contextmanager
+    def wait(self, wait_s: float) -> Iterator[float]:
+        """The wait this vote may spend: `wait_s` while a slot is free, else 0."""
+        if wait_s <= 0 or self.taken >= self.cap:
+            yield 0.0
+            return
+        self.taken += 1
+        try:
+            yield wait_s
+        finally:
+            self.taken -= 1
 
 
 def owns_event(registry: Registry, request_id: str, user_hash: str) -> bool:

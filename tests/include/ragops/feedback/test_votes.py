@@ -128,3 +128,17 @@ def test_long_request_ids_match_as_the_writer_stored_them(registry):
     long_id = "x" * 150
     asked(registry, long_id)
     assert vote(registry, long_id).rating == "up"
+
+
+def test_wait_slots_let_cap_votes_wait_and_answer_the_rest_at_once():
+    from ragops.feedback.votes import WaitSlots
+
+    slots = WaitSlots(cap=2)
+    with slots.wait(2.0) as first, slots.wait(2.0) as second, slots.wait(2.0) as third:
+        assert (first, second, third) == (2.0, 2.0, 0.0) and slots.taken == 2
+    with pytest.raises(UnknownRequest):
+        with slots.wait(2.0):
+            raise UnknownRequest("gone")
+    with slots.wait(0.0) as none:
+        assert none == 0.0 and slots.taken == 0  # a vote that would not wait takes no slot
+    assert slots.taken == 0
