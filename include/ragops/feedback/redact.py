@@ -26,7 +26,7 @@ _PEM = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIV
 _EMAIL = re.compile(r"(?<![\w.%+-])[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}")
 _BEARER = re.compile(r"\b(bearer|basic|token)(\s+)[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE)
 _ASSIGNED = re.compile(  # password=..., "api_key": "...", secret: ...
-    r"\b((?:password|passwd|pwd|passphrase|secret|client[_-]?secret|token|api[_-]?key|apikey|access[_-]?key|"
+    r"\b((?:password|passwd|pwd|pw|passphrase|secret|client[_-]?secret|token|api[_-]?key|apikey|access[_-]?key|"
     r"auth|private[_-]?key)[\"']?\s*[:=]\s*[\"']?)[^\s\"',;]+", re.IGNORECASE)
 _KEYS = re.compile(
     r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{16,}"  # OpenAI, Anthropic, Stripe style
@@ -42,8 +42,10 @@ _OPAQUE = re.compile(r"(?<![A-Za-z0-9+/_=-])(?=[A-Za-z0-9+/_=-]*\d)(?=[A-Za-z0-9
 
 
 def _digits(min_digits: int) -> re.Pattern:
-    """A run of at least `min_digits` digits, allowing the separators of card, phone and account numbers."""
-    return re.compile(r"\+?\(?\d(?:[ ().-]{0,2}\d){%d,}" % (min_digits - 1))
+    """A run of at least `min_digits` digits, allowing the separators of card, phone and account numbers. It starts
+    where a number starts (not inside one, not after `_` as in `chunks_20241215103000_repair`) and never at an ISO
+    date, so "the refresh at 2024-01-15 10:20" keeps its time."""
+    return re.compile(r"(?<![\d_])(?!\d{4}-[01]\d-[0-3]\d(?!\d))\+?\(?\d(?:[ ().-]{0,2}\d){%d,}" % (min_digits - 1))
 
 
 @dataclass

@@ -85,6 +85,15 @@ def test_configured_from_the_environment(monkeypatch):
     assert redact("INC-12345 from 654321") == "[redacted] from [number]"
 
 
+def test_dates_times_and_generated_names_survive_and_short_assignments_do_not():
+    redact = Redactor()
+    for text in ("the refresh at 2024-01-15 10:20 failed", "what is chunks_20241215103000_repair?",
+                 "pip install torch==2.3.1 numpy==1.26.4", "pod ragops-serving-5c9d7f8b9-abcde restarts"):
+        assert redact(text) == text
+    assert redact("login pw=hunter2 please") == "login pw=[secret] please"
+    assert redact("call +33 6 12 34 56 78 after 2024-01-15") == "call [number] after 2024-01-15"
+
+
 def test_internationalised_addresses_are_redacted_and_versions_are_not():
     out = Redactor()("ask jürgen@exämple.de about airflow 1.8.2 on port 7007, commit 3f2a1b9c, on 2024-01-15")
     assert out == "ask [email] about airflow 1.8.2 on port 7007, commit 3f2a1b9c, on 2024-01-15"
