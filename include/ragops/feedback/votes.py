@@ -73,9 +73,12 @@ class WaitSlots:
 
 
 def owns_event(registry: Registry, request_id: str, user_hash: str) -> bool:
+    """The caller's request was answered: not refused before any answer (4xx: rate-limited, invalid, too large), so
+    a vote never counts against a release that did not answer. A fallback, 503 included, was an answer."""
     with registry.session() as s:
         found = s.execute(select(RequestEvent.id).where(RequestEvent.request_id == request_id,
-                                                        RequestEvent.user_hash == user_hash).limit(1)).first()
+                                                        RequestEvent.user_hash == user_hash,
+                                                        ~RequestEvent.status.between(400, 499)).limit(1)).first()
     return found is not None
 
 

@@ -142,3 +142,17 @@ def test_wait_slots_let_cap_votes_wait_and_answer_the_rest_at_once():
     with slots.wait(0.0) as none:
         assert none == 0.0 and slots.taken == 0  # a vote that would not wait takes no slot
     assert slots.taken == 0
+
+
+def test_requests_refused_before_any_answer_cannot_be_voted_on(registry):
+    """A 429 (or 401, 413, 422) was never answered: a vote on it would count against the release as if it had been.
+    A 503 fallback was answered, with "the knowledge base is unavailable", and may be voted down."""
+    writer = EventWriter(registry)
+    for rid, status in (("limited", 429), ("invalid", 422), ("unavailable", 503)):
+        writer.record("request", **request_event(rid, "/v1/ask", "addr:10.0.0.1", status, 1.0))
+    writer.close()
+    for rid in ("limited", "invalid"):
+        with pytest.raises(UnknownRequest):
+            vote(registry, rid, rating="down", reason="no_answer")
+    assert vote(registry, "unavailable", rating="down", reason="no_answer").rating == "down"
+    assert [r.request_id for r in rows(registry)] == ["unavailable"]
