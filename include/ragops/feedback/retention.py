@@ -58,15 +58,19 @@ def purge(registry: Registry, before: datetime, *, batch: int = 1000, dry_run: b
             with registry.session() as s:
                 counts.append(s.execute(select(func.count()).select_from(model).where(*where)).scalar_one())
             continue
-        cleared = 0
+        cleared, after = 0, None
         while True:
-            with registry.session() as s:  # one short transaction per batch
-                ids = s.scalars(select(model.id).where(*where).order_by(model.id).limit(batch)).all()
+            with registry.session() as s:  # one short transaction per batch, each starting after the last one
+                query = select(model.id).where(*where)
+                if after is not None:
+                    query = query.where(model.id > after)
+                ids = s.scalars(query.order_by(model.id).limit(batch)).all()
                 if ids:
                     s.execute(update(model).where(model.id.in_(ids)).values({c.key: None for c in columns}),
                               execution_options={"synchronize_session": False})
             cleared += len(ids)
             if len(ids) < batch:
                 break
+            after = ids[-1]
         counts.append(cleared)
     return Purge(before, counts[0], counts[1], dry_run)

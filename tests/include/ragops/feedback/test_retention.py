@@ -84,3 +84,27 @@ def test_a_batch_below_one_is_refused_rather_than_looping(settings):
         with pytest.raises(ValueError):
             purge(registry, NOW, batch=batch)
     registry.dispose()
+
+
+def test_each_batch_starts_after_the_last_one_so_a_huge_table_is_read_once(settings):
+    """Keyset batches: every SELECT after the first is bounded below by the last id the previous batch cleared, so
+    the rows already cleared are not read again on every batch (quadratic on a table of millions)."""
+    from sqlalchemy import event
+
+    settings.ensure_home()
+    registry = Registry(settings.registry_url)
+    seed(registry, 120, 7, "old")
+    selects = []
+
+    def watch(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT") and "FROM request_events" in statement:
+            selects.append((statement, parameters))
+
+    event.listen(registry.engine, "before_cursor_execute", watch)
+    try:
+        assert purge(registry, NOW, batch=3).events == 7
+    finally:
+        event.remove(registry.engine, "before_cursor_execute", watch)
+    assert len(selects) == 3  # 3 + 3 + 1
+    assert all("request_events.id >" in statement for statement, _ in selects[1:])
+    registry.dispose()
