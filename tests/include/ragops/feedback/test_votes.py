@@ -156,3 +156,17 @@ def test_requests_refused_before_any_answer_cannot_be_voted_on(registry):
             vote(registry, rid, rating="down", reason="no_answer")
     assert vote(registry, "unavailable", rating="down", reason="no_answer").rating == "down"
     assert [r.request_id for r in rows(registry)] == ["unavailable"]
+
+
+def test_hostile_comments_are_stored_bounded(registry):
+    """NUL (refused by PostgreSQL in text), a lone surrogate (no encoder takes it) and a comment that redaction
+    makes longer than COMMENT_MAX are all stored, bounded, never a failed vote."""
+    from ragops.feedback.votes import COMMENT_MAX
+
+    asked(registry, "h1")
+    stored = vote(registry, "h1", comment="a\x00b \ud800 see a@b.io", redact=Redactor()).comment
+    assert stored == "a\ufffdb ? see [email]"
+    asked(registry, "h2")
+    longer = vote(registry, "h2", comment="a@b.io " * (COMMENT_MAX // 7), redact=Redactor()).comment
+    assert len(longer) <= COMMENT_MAX and longer.startswith("[email] [email]")
+    assert [r.comment for r in rows(registry)] == [stored, longer]
