@@ -38,10 +38,12 @@ class Purge:
                 f"comments older than {self.before:%Y-%m-%d %H:%M} UTC")
 
 
-def cutoff(settings: Settings, end: datetime) -> datetime:
+def cutoff(settings: Settings, end: datetime | None) -> datetime:
     """The instant before which text is cleared, for a run that ends at `end`. A run dated in the future (a manual
-    trigger with a logical date ahead) is treated as ending now, so text younger than the retention period stays."""
-    return min(end, datetime.now(timezone.utc)) - timedelta(days=settings.question_retention_days)
+    trigger with a logical date ahead) is treated as ending now, so text younger than the retention period stays;
+    so is a run without a data interval (Airflow 3 triggers runs without a logical date)."""
+    now = datetime.now(timezone.utc)
+    return min(end or now, now) - timedelta(days=settings.question_retention_days)
 
 
 def _stale(model, columns, before: datetime):
