@@ -27,6 +27,7 @@ from ragops.audit.permissions import Permissions, WatchedPermissions
 from ragops.config import Settings
 from ragops.errors import StoreUnavailable
 from ragops.feedback.redact import Redactor
+from ragops.feedback.votes import WaitSlots
 from ragops.index import close_backends
 from ragops.mcp_client import ToolConfig
 from ragops.monitoring.events import EventWriter, request_event
@@ -76,11 +77,12 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
     status = StatusCollector(settings, lambda: backend.get().registry, readiness.check)
     metrics.add_collector(status)
     refusals = RefusalLog(events, settings.mcp_refusal_log_window_s)
+    feedback_slots = WaitSlots()  # votes waiting for their event, over HTTP and MCP together
     mcp = build_mcp_server(backend.get, permissions, events, metrics, base_url=base_url, limiter=limiter,
                            limits=(settings.rate_limit_mcp or settings.rate_limit,
                                    settings.rate_limit_mcp_address or settings.rate_limit_address),
                            refusals=refusals, redact=redact,
-                           feedback_wait_s=settings.feedback_wait_s)
+                           feedback_wait_s=settings.feedback_wait_s, feedback_slots=feedback_slots)
     # Stateless JSON responses: any serving replica or worker can answer any MCP request. DNS-rebinding protection
     # is on when the public URL is a loopback address, as the SDK decides from `host`.
     mcp_app = mcp.streamable_http_app(streamable_http_path="/", stateless_http=True, json_response=True,
@@ -114,7 +116,7 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
     app.state.metrics, app.state.limiter, app.state.permissions = metrics, limiter, permissions
     app.state.cost_gate = gate
     app.state.readiness, app.state.status, app.state.tool_guard = readiness, status, guard
-    app.state.refusals = refusals
+    app.state.refusals, app.state.feedback_slots = refusals, feedback_slots
 
     def record(request_id_: str, endpoint: str, status: int, latency_ms: float, *, variant: str = "stable",
                release_id: int | None = None, fallback: str | None = None, error: str | None = None,
@@ -242,7 +244,7 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     add_feedback_route(app, settings, callers=callers, limiter=limiter, backend=backend, metrics=metrics,
-                       redact=redact, refuse=refuse, error=error)
+                       redact=redact, refuse=refuse, error=error, slots=feedback_slots)
     app.mount("/mcp", LogMissingToken(mcp_app, refusals, metrics))
 
     def refused(scope: dict, rid: str) -> None:

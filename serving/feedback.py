@@ -14,18 +14,17 @@ from fastapi.responses import JSONResponse
 from ragops.config import Settings
 from ragops.errors import UnknownRequest
 from ragops.feedback.redact import Redactor
-from ragops.feedback.votes import submit_vote
+from ragops.feedback.votes import WaitSlots, submit_vote
 from serving.schemas import ErrorBody, FeedbackBody, FeedbackResponse
 
 PATH = "/v1/feedback"
-MAX_WAITING = 32  # votes allowed to wait for their event at once
 
 
 def add_feedback_route(app: FastAPI, settings: Settings, *, callers, limiter, backend, metrics, redact: Redactor,
-                       refuse, error) -> None:
+                       refuse, error, slots: WaitSlots) -> None:
     """`refuse(request, caller, decision)` and `error(request, status, code, message)` are the app's own 429 and
-    error answers, so a vote is refused in the same words as a question."""
-    waiting = [0]
+    error answers, so a vote is refused in the same words as a question. `slots` caps the votes waiting at once,
+    shared with the MCP tool `rate_answer`."""
     problem = {"model": ErrorBody}
 
     @app.post(PATH, response_model=FeedbackResponse, summary="Vote on an answer (up or down, with a reason)",
@@ -39,17 +38,14 @@ def add_feedback_route(app: FastAPI, settings: Settings, *, callers, limiter, ba
             metrics.requests.labels(PATH, "429").inc()
             return refuse(request, caller, decision)
         svc = await backend.ready_service()
-        wait_s = settings.feedback_wait_s if waiting[0] < MAX_WAITING else 0.0
-        waiting[0] += 1
         try:
-            vote = await submit_vote(svc.registry, body.request_id, caller.user, body.rating, reason=body.reason,
-                                     comment=body.comment, cited_followed=body.cited_followed, redact=redact,
-                                     wait_s=wait_s)
+            with slots.wait(settings.feedback_wait_s) as wait_s:
+                vote = await submit_vote(svc.registry, body.request_id, caller.user, body.rating, reason=body.reason,
+                                         comment=body.comment, cited_followed=body.cited_followed, redact=redact,
+                                         wait_s=wait_s)
         except UnknownRequest as exc:
             metrics.requests.labels(PATH, "404").inc()
             return error(request, 404, exc.code, str(exc))
-        finally:
-            waiting[0] -= 1
         metrics.requests.labels(PATH, "200").inc()
         metrics.feedback.labels(vote.rating, vote.reason or "none").inc()
         if vote.replaced:

@@ -30,7 +30,7 @@ from ragops.answer.pipeline import AnswerService
 from ragops.audit.permissions import ClientGrant, Permissions
 from ragops.errors import StoreUnavailable, UnknownRequest
 from ragops.feedback.redact import Redactor
-from ragops.feedback.votes import REASONS, submit_vote
+from ragops.feedback.votes import REASONS, WaitSlots, submit_vote
 from ragops.monitoring.events import EventWriter
 from ragops.releases import ReleaseError, release_for_view
 from serving.callers import bearer_token
@@ -198,11 +198,13 @@ def build_mcp_server(service: AnswerService | Callable[[], AnswerService], permi
                      events: EventWriter | None, metrics=None, *, base_url: str = "http://127.0.0.1:8000",
                      http: bool = True, limiter: RateLimiter | None = None, limits: tuple[str, str] = ("", ""),
                      refusals: RefusalLog | None = None, redact: Redactor | None = None,
-                     feedback_wait_s: float = 0.0) -> MCPServer:
+                     feedback_wait_s: float = 0.0, feedback_slots: WaitSlots | None = None) -> MCPServer:
     """`http=False` builds the stdio server: a local process that its user started, so no token is asked.
 
     `service` may be a callable that returns the answer service or raises StoreUnavailable (registry still away).
-    `limits` are the per-client and per-address limits (empty: the limiter's per-caller one)."""
+    `limits` are the per-client and per-address limits (empty: the limiter's per-caller one). `feedback_slots` caps
+    the votes that wait for their request event at once (the app shares its own with `POST /v1/feedback`)."""
+    slots = feedback_slots or WaitSlots()
     current = service if callable(service) and not isinstance(service, AnswerService) else (lambda: service)
     # Opaque tokens from the permissions file carry no audience, so there is no resource claim to check.
     auth = AuthSettings(issuer_url=base_url, resource_server_url=f"{base_url}/mcp",
@@ -260,9 +262,10 @@ def build_mcp_server(service: AnswerService | Callable[[], AnswerService], permi
                           cited_followed: bool | None = None) -> dict:
         try:  # the identity MCP calls are routed and recorded under: the client named by the token
             registry = current().registry
-            vote = await submit_vote(registry, request_id, f"mcp:{_client.get()}", rating, reason=reason,
-                                     comment=comment, cited_followed=cited_followed, redact=redact,
-                                     wait_s=feedback_wait_s)
+            with slots.wait(feedback_wait_s) as wait_s:
+                vote = await submit_vote(registry, request_id, f"mcp:{_client.get()}", rating, reason=reason,
+                                         comment=comment, cited_followed=cited_followed, redact=redact,
+                                         wait_s=wait_s)
         except (UnknownRequest, StoreUnavailable) as exc:
             raise ToolError(str(exc)) from exc
         return vote.to_dict()

@@ -30,3 +30,28 @@ def test_monitoring_review_clears_question_text_past_retention(dagbag, ragops_en
     registry.dispose()
     assert rows["old"].question is None and rows["old"].similarity == 0.7  # the text goes, the scores stay
     assert rows["recent"].question == "recent question"
+
+
+@pytest.mark.slow
+def test_a_run_without_a_logical_date_purges_from_now(dagbag, ragops_env, outbox, monkeypatch):
+    """Airflow 3 triggers runs without a logical date (no data interval): the purge counts from now, as the review
+    does, instead of failing on None."""
+    from ragops.monitoring.events import EventWriter, request_event
+    from ragops.registry import Registry
+    from ragops.registry.models import RequestEvent
+
+    monkeypatch.setenv("RAGOPS_QUESTION_RETENTION_DAYS", "30")
+    registry = Registry(ragops_env.registry_url)
+    writer = EventWriter(registry)
+    now = datetime.now(timezone.utc)
+    for rid, age in (("old", 45), ("recent", 2)):
+        writer.record("request", **request_event(rid, "/v1/ask", "u", 200, 30.0, question=f"{rid} question"),
+                      ts=now - timedelta(days=age))
+    writer.close()
+
+    run = dagbag.dags["monitoring_review"].test(logical_date=None)
+    assert task_states(run)["purge_question_text"] == "success", task_states(run)
+    with registry.session() as s:
+        rows = {r.request_id: r.question for r in s.scalars(select(RequestEvent))}
+    registry.dispose()
+    assert rows == {"old": None, "recent": "recent question"}

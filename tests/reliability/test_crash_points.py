@@ -68,9 +68,9 @@ def _env(settings, **extra) -> dict:
                   "RAGOPS_EMBED_BATCH_SIZE": "8", "RAGOPS_EMBEDDING_PRECISION": "float32"} | extra
 
 
-def _kill_at(settings, point: str, **extra) -> None:
-    """Start `ragops refresh`, wait until it reports the pause point, and SIGKILL it by its pid."""
-    proc = subprocess.Popen([sys.executable, "-m", "ragops", "refresh", "--json"],
+def _kill_at(settings, point: str, *, command=("refresh", "--json"), **extra) -> None:
+    """Start `ragops refresh` (or `command`), wait until it reports the pause point, and SIGKILL it by its pid."""
+    proc = subprocess.Popen([sys.executable, "-m", "ragops", *command],
                             env=_env(settings, RAGOPS_PAUSE_AT=point, **extra),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     reached, log = threading.Event(), []
@@ -172,3 +172,50 @@ def test_a_lease_left_on_another_host_is_taken_over_when_it_expires(bulk, clean,
     _assert_converged(settings, clean)
     runs, staged, _ = _runs_and_staged(settings)
     assert runs[0][0] == "failed" and "another-host:4242" in runs[0][1] and staged == 0
+
+
+def _live(settings):
+    from ragops.registry import Registry
+    from ragops.registry.db import live_index_version
+
+    registry = Registry(settings.registry_url)
+    with registry.session() as s:
+        live = live_index_version(s)
+        found = (live.id, live.collection)
+    registry.dispose()
+    return found
+
+
+def test_a_repair_killed_between_the_index_write_and_the_registry_commit_leaves_the_damage_and_a_second_one_works(
+        bulk, clean, settings, cli, embedder):
+    """`ragops doctor --repair` killed after the rebuilt collection is written and before the registry commit: the
+    registry still names the damaged collection as live, nothing was set aside, and a second repair takes over the
+    lease, rebuilds into its own collection and converges to what one clean run gives."""
+    from ragops.index import open_catalog, open_store
+    from ragops.ingest.refresh import Refresher
+
+    settings = settings.model_copy(update={"source": bulk.as_uri(), "embedding_precision": "float32"})
+    Refresher(settings, embedder=embedder).run()
+    data = sorted((settings.lance_dir / "chunks.lance" / "data").glob("*.lance"))
+    with open(data[0], "r+b") as f:  # damage the live collection
+        f.truncate(data[0].stat().st_size // 2)
+    damaged = _live(settings)
+    assert damaged[1] == "chunks"
+
+    _kill_at(settings, "index_committed", command=("doctor", "--repair", "--json"))
+    assert _live(settings) == damaged  # the registry never learnt of the half-done repair
+    assert (settings.lance_dir / "chunks.lance").is_dir()  # the damaged collection was not moved
+    leftover = [c for c in open_catalog(settings).collections() if c.endswith("_repair")]
+    assert len(leftover) == 1  # the killed repair's collection, written but never made live
+
+    env = {k: v for k, v in _env(settings).items() if k.startswith("RAGOPS_")}
+    again = cli(None, "doctor", "--repair", "--json", env=env, check=False)
+    assert again.returncode == 0, again.stderr[-3000:]
+    report = json.loads(again.stdout)
+    rebuilt = report["repaired"]["rebuild"]
+    assert rebuilt["collection"] != leftover[0] and _live(settings)[1] == rebuilt["collection"]
+    live = open_store(settings, rebuilt["collection"]).rows(["chunk_id", "doc_uri", "chunk_hash"])
+    assert {r["chunk_id"] for r in live} == set(clean["index"]) == set(clean["chunk_ids"])
+    runs, staged, _ = _runs_and_staged(settings)
+    assert [r[0] for r in runs] == ["succeeded", "failed", "succeeded"] and "abandoned" in runs[1][1]
+    assert staged == 0

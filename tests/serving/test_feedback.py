@@ -249,3 +249,25 @@ def test_a_vote_that_overtakes_its_event_waits_for_it(served, monkeypatch):
     assert voted.status_code == 200, voted.text
     assert looked[0] is False and looked[-1] is True
     assert [v.rating for v in votes(post.settings)] == ["down"]
+
+
+@pytest.mark.anyio
+async def test_mcp_votes_share_the_waiting_cap_of_post_feedback(mcp_app, monkeypatch):
+    """With every waiting slot taken (by 32 votes over HTTP, say), a rate_answer on an id not stored yet is answered
+    at once, as POST /v1/feedback answers it: it looks for its event once and does not wait."""
+    import ragops.feedback.votes as votes_module
+
+    url, app, settings = mcp_app
+    slots = app.state.feedback_slots
+    looked = []
+    owns = votes_module.owns_event
+    monkeypatch.setattr(votes_module, "owns_event", lambda *a: looked.append(1) or owns(*a))
+
+    slots.taken = slots.cap  # every slot held by votes already waiting
+    full = await _call(url, "rater-token", "rate_answer", {"request_id": "not-yet", "rating": "up"})
+    assert full.is_error and len(looked) == 1
+    slots.taken = 0
+    looked.clear()
+    free = await _call(url, "rater-token", "rate_answer", {"request_id": "not-yet", "rating": "up"})
+    assert free.is_error and len(looked) > 1  # with a slot free it waited (feedback_wait_s), polling again
+    assert slots.taken == 0  # the slot is given back

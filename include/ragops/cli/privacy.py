@@ -20,9 +20,18 @@ def privacy(args):
     return result.to_dict(), result.summary_text(), 0
 
 
+def _positive(text: str) -> int:
+    import argparse
+
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def add_parsers(sub, common) -> None:
     p = sub.add_parser("privacy", parents=[common], help="clear question text older than RAGOPS_QUESTION_RETENTION_DAYS")
     p.add_argument("action", choices=["purge"])
     p.add_argument("--dry-run", action="store_true", help="count what would be cleared, change nothing")
-    p.add_argument("--batch", type=int, default=1000, help="rows per transaction (default 1000)")
+    p.add_argument("--batch", type=_positive, default=1000, help="rows per transaction (default 1000)")
     p.set_defaults(handler=privacy)

@@ -20,10 +20,13 @@ EMAIL, SECRET, NUMBER, CUSTOM = "[email]", "[secret]", "[number]", "[redacted]"
 # Each rule: a cheap test that the pattern may be present (so most questions skip the regex), the pattern, and what
 # replaces it. Order matters: keys and tokens go before digit runs, since many keys contain digits.
 _PEM = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)", re.DOTALL)
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+# Every pattern starts only where its run of characters starts (a lookbehind, not \b), so a long run that fails to
+# match is scanned once, not once per position: redaction stays linear in the text (no catastrophic backtracking).
+# \w, not [A-Za-z0-9], so internationalised addresses (jürgen@exämple.de) are caught too.
+_EMAIL = re.compile(r"(?<![\w.%+-])[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}")
 _BEARER = re.compile(r"\b(bearer|basic|token)(\s+)[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE)
 _ASSIGNED = re.compile(  # password=..., "api_key": "...", secret: ...
-    r"\b((?:password|passwd|pwd|passphrase|secret|client[_-]?secret|token|api[_-]?key|apikey|access[_-]?key|"
+    r"\b((?:password|passwd|pwd|pw|passphrase|secret|client[_-]?secret|token|api[_-]?key|apikey|access[_-]?key|"
     r"auth|private[_-]?key)[\"']?\s*[:=]\s*[\"']?)[^\s\"',;]+", re.IGNORECASE)
 _KEYS = re.compile(
     r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{16,}"  # OpenAI, Anthropic, Stripe style
@@ -31,7 +34,7 @@ _KEYS = re.compile(
     r"|\bxox[abposr]-[A-Za-z0-9-]{10,}"  # Slack
     r"|\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"  # AWS access key ids
     r"|\bAIza[0-9A-Za-z_-]{35}"  # Google API keys
-    r"|\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"  # JWTs
+    r"|(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"  # JWTs
     r"|\bglpat-[A-Za-z0-9_-]{20}")  # GitLab
 # a long run of key-like characters mixing letters and digits: hex digests, base64 secrets
 _OPAQUE = re.compile(r"(?<![A-Za-z0-9+/_=-])(?=[A-Za-z0-9+/_=-]*\d)(?=[A-Za-z0-9+/_=-]*[A-Za-z])"
@@ -39,8 +42,10 @@ _OPAQUE = re.compile(r"(?<![A-Za-z0-9+/_=-])(?=[A-Za-z0-9+/_=-]*\d)(?=[A-Za-z0-9
 
 
 def _digits(min_digits: int) -> re.Pattern:
-    """A run of at least `min_digits` digits, allowing the separators of card, phone and account numbers."""
-    return re.compile(r"\+?\(?\d(?:[ ().-]{0,2}\d){%d,}" % (min_digits - 1))
+    """A run of at least `min_digits` digits, allowing the separators of card, phone and account numbers. It starts
+    where a number starts (not inside one, not after `_` as in `chunks_20241215103000_repair`) and never at an ISO
+    date, so "the refresh at 2024-01-15 10:20" keeps its time."""
+    return re.compile(r"(?<![\d_])(?!\d{4}-[01]\d-[0-3]\d(?!\d))\+?\(?\d(?:[ ().-]{0,2}\d){%d,}" % (min_digits - 1))
 
 
 @dataclass

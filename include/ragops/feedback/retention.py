@@ -10,7 +10,7 @@ finds nothing left to clear: it is idempotent.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import func, or_, select, update
 
@@ -38,9 +38,12 @@ class Purge:
                 f"comments older than {self.before:%Y-%m-%d %H:%M} UTC")
 
 
-def cutoff(settings: Settings, end: datetime) -> datetime:
-    """The instant before which text is cleared, for a run that ends at `end`."""
-    return end - timedelta(days=settings.question_retention_days)
+def cutoff(settings: Settings, end: datetime | None) -> datetime:
+    """The instant before which text is cleared, for a run that ends at `end`. A run dated in the future (a manual
+    trigger with a logical date ahead) is treated as ending now, so text younger than the retention period stays;
+    so is a run without a data interval (Airflow 3 triggers runs without a logical date)."""
+    now = datetime.now(timezone.utc)
+    return min(end or now, now) - timedelta(days=settings.question_retention_days)
 
 
 def _stale(model, columns, before: datetime):
@@ -48,6 +51,8 @@ def _stale(model, columns, before: datetime):
 
 
 def purge(registry: Registry, before: datetime, *, batch: int = 1000, dry_run: bool = False) -> Purge:
+    if batch < 1:  # a batch of 0 would clear nothing and never finish
+        raise ValueError(f"batch must be at least 1, not {batch}")
     counts = []
     for model, columns in TEXTS:
         where = _stale(model, columns, before)
@@ -55,15 +60,19 @@ def purge(registry: Registry, before: datetime, *, batch: int = 1000, dry_run: b
             with registry.session() as s:
                 counts.append(s.execute(select(func.count()).select_from(model).where(*where)).scalar_one())
             continue
-        cleared = 0
+        cleared, after = 0, None
         while True:
-            with registry.session() as s:  # one short transaction per batch
-                ids = s.scalars(select(model.id).where(*where).order_by(model.id).limit(batch)).all()
+            with registry.session() as s:  # one short transaction per batch, each starting after the last one
+                query = select(model.id).where(*where)
+                if after is not None:
+                    query = query.where(model.id > after)
+                ids = s.scalars(query.order_by(model.id).limit(batch)).all()
                 if ids:
                     s.execute(update(model).where(model.id.in_(ids)).values({c.key: None for c in columns}),
                               execution_options={"synchronize_session": False})
             cleared += len(ids)
             if len(ids) < batch:
                 break
+            after = ids[-1]
         counts.append(cleared)
     return Purge(before, counts[0], counts[1], dry_run)

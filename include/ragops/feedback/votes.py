@@ -9,6 +9,8 @@ cannot be probed. `votes_with_events` is the read the quality signals and the co
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
@@ -49,10 +51,34 @@ def stored_id(request_id: str) -> str:
     return bound_text(request_id, ID_MAX)
 
 
+class WaitSlots:
+    """At most `cap` votes wait for their events at once, whichever way they came (`POST /v1/feedback` or the MCP
+    tool `rate_answer` share one); the others are answered at once, so unknown ids cannot pile up waiting calls.
+    Used on one event loop, so the count needs no lock."""
+
+    def __init__(self, cap: int = 32):
+        self.cap, self.taken = cap, 0
+
+    @contextmanager
+    def wait(self, wait_s: float) -> Iterator[float]:
+        """The wait this vote may spend: `wait_s` while a slot is free, else 0."""
+        if wait_s <= 0 or self.taken >= self.cap:
+            yield 0.0
+            return
+        self.taken += 1
+        try:
+            yield wait_s
+        finally:
+            self.taken -= 1
+
+
 def owns_event(registry: Registry, request_id: str, user_hash: str) -> bool:
+    """The caller's request was answered: not refused before any answer (4xx: rate-limited, invalid, too large), so
+    a vote never counts against a release that did not answer. A fallback, 503 included, was an answer."""
     with registry.session() as s:
         found = s.execute(select(RequestEvent.id).where(RequestEvent.request_id == request_id,
-                                                        RequestEvent.user_hash == user_hash).limit(1)).first()
+                                                        RequestEvent.user_hash == user_hash,
+                                                        ~RequestEvent.status.between(400, 499)).limit(1)).first()
     return found is not None
 
 

@@ -128,9 +128,9 @@ class LanceCatalog:
         if not source.is_dir():
             raise StoreUnavailable(f"the index collection {collection!r} has no directory at {source} to set aside")
         target_dir = self.directory.parent / "quarantine" / "lance"
-        target_dir.mkdir(parents=True, exist_ok=True)
         target = target_dir / f"{collection}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}.lance"
-        try:
+        try:  # the folder too: a full disk or a read-only home is the same store error as a failed rename
+            target_dir.mkdir(parents=True, exist_ok=True)
             os.rename(source, target)
         except OSError as exc:
             raise StoreUnavailable(f"cannot move the index collection {collection!r} to {target}: {exc}") from exc

@@ -27,3 +27,9 @@ def test_privacy_purge_counts_then_clears(cli, settings):
     assert (done["events"], done["comments"], done["dry_run"]) == (2, 2, False)
     again = cli(settings, "privacy", "purge")
     assert "cleared the text of 0 request events and 0 feedback comments" in again.stdout
+
+
+def test_privacy_purge_refuses_a_batch_below_one(cli, settings):
+    settings.ensure_home()
+    refused = cli(settings, "privacy", "purge", "--batch", "0", check=False)
+    assert refused.returncode == 2 and "at least 1" in refused.stderr

@@ -128,3 +128,45 @@ def test_long_request_ids_match_as_the_writer_stored_them(registry):
     long_id = "x" * 150
     asked(registry, long_id)
     assert vote(registry, long_id).rating == "up"
+
+
+def test_wait_slots_let_cap_votes_wait_and_answer_the_rest_at_once():
+    from ragops.feedback.votes import WaitSlots
+
+    slots = WaitSlots(cap=2)
+    with slots.wait(2.0) as first, slots.wait(2.0) as second, slots.wait(2.0) as third:
+        assert (first, second, third) == (2.0, 2.0, 0.0) and slots.taken == 2
+    with pytest.raises(UnknownRequest):
+        with slots.wait(2.0):
+            raise UnknownRequest("gone")
+    with slots.wait(0.0) as none:
+        assert none == 0.0 and slots.taken == 0  # a vote that would not wait takes no slot
+    assert slots.taken == 0
+
+
+def test_requests_refused_before_any_answer_cannot_be_voted_on(registry):
+    """A 429 (or 401, 413, 422) was never answered: a vote on it would count against the release as if it had been.
+    A 503 fallback was answered, with "the knowledge base is unavailable", and may be voted down."""
+    writer = EventWriter(registry)
+    for rid, status in (("limited", 429), ("invalid", 422), ("unavailable", 503)):
+        writer.record("request", **request_event(rid, "/v1/ask", "addr:10.0.0.1", status, 1.0))
+    writer.close()
+    for rid in ("limited", "invalid"):
+        with pytest.raises(UnknownRequest):
+            vote(registry, rid, rating="down", reason="no_answer")
+    assert vote(registry, "unavailable", rating="down", reason="no_answer").rating == "down"
+    assert [r.request_id for r in rows(registry)] == ["unavailable"]
+
+
+def test_hostile_comments_are_stored_bounded(registry):
+    """NUL (refused by PostgreSQL in text), a lone surrogate (no encoder takes it) and a comment that redaction
+    makes longer than COMMENT_MAX are all stored, bounded, never a failed vote."""
+    from ragops.feedback.votes import COMMENT_MAX
+
+    asked(registry, "h1")
+    stored = vote(registry, "h1", comment="a\x00b \ud800 see a@b.io", redact=Redactor()).comment
+    assert stored == "a\ufffdb ? see [email]"
+    asked(registry, "h2")
+    longer = vote(registry, "h2", comment="a@b.io " * (COMMENT_MAX // 7), redact=Redactor()).comment
+    assert len(longer) <= COMMENT_MAX and longer.startswith("[email] [email]")
+    assert [r.comment for r in rows(registry)] == [stored, longer]

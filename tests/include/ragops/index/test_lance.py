@@ -24,3 +24,17 @@ def test_set_aside_moves_the_whole_collection_and_refuses_what_is_not_there(tmp_
     assert catalog.collections() == [] and not folder.exists()
     with pytest.raises(StoreUnavailable, match="no directory"):
         catalog.set_aside("chunks")
+
+
+def test_set_aside_that_cannot_make_its_quarantine_folder_is_a_store_error_and_moves_nothing(tmp_path):
+    """The quarantine folder cannot be created (here a file stands in its way; a full disk or a read-only home give
+    the same OSError): the caller gets StoreUnavailable, which the repair reports, never a bare OSError after the
+    rebuilt index is live; the damaged collection stays whole where it was."""
+    catalog = LanceCatalog(tmp_path / "lance")
+    rng = np.random.default_rng(4)
+    catalog.open("chunks").rebuild([IndexedChunk("c0", "file:///docs/a.md", "h0", 0, "", "", "text",
+                                                 rng.normal(size=8).astype(np.float32))])
+    (tmp_path / "quarantine").write_text("not a folder")
+    with pytest.raises(StoreUnavailable, match="cannot move the index collection 'chunks'"):
+        catalog.set_aside("chunks")
+    assert catalog.collections() == ["chunks"]

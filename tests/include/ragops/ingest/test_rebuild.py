@@ -192,3 +192,25 @@ def test_a_rebuild_that_does_not_read_back_is_never_made_live(indexed, embedder,
         repair(indexed, embedder=embedder)
     assert _versions(indexed) == before and _quarantined(indexed) == []
     assert (indexed.lance_dir / "chunks.lance").exists()
+
+
+def test_a_document_turned_into_a_symlink_out_of_the_source_root_is_never_read_by_the_repair(indexed_own_corpus,
+                                                                                               embedder, tmp_path):
+    """Between the refresh and the repair a document became a symlink to a file outside the source root: the repair
+    reads nothing through it, names it as a document that no longer passes, and rebuilds without it only when the
+    operator allows; the outside file's text never reaches the index."""
+    settings = indexed_own_corpus
+    _truncate_data(settings)
+    outside = tmp_path / "outside-secret.md"
+    outside.write_text("# Outside\n\nThe root password is swordfish-outside-root.\n")
+    escaped = settings.home.parent / "corpus" / "notes.txt"
+    escaped.unlink()
+    escaped.symlink_to(outside)
+
+    with pytest.raises(RepairImpossible, match="notes.txt"):
+        repair(settings, embedder=embedder)
+    fixed = repair(settings, embedder=embedder, allow_mass_delete=True)
+    assert fixed.ok, fixed.problems()
+    assert escaped.as_uri() in fixed.repaired["rebuild"]["dropped"]
+    texts = {t for uri_texts in _contents(settings, fixed.collection).values() for t in uri_texts}
+    assert not any("swordfish-outside-root" in t for t in texts)
