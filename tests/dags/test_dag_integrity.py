@@ -8,7 +8,8 @@ import sys
 from support import DAGS
 
 EXPECTED = {"document_refresh", "source_watch", "evaluation", "monitoring_review", "health_probe", "reindex",
-            "canary_rollout", "mcp_permission_audit", "mcp_tool_contracts", "model_training", "audit_anchor"}
+            "canary_rollout", "mcp_permission_audit", "mcp_tool_contracts", "model_training", "audit_anchor",
+            "content_gaps"}
 
 
 def test_no_import_errors(dagbag):

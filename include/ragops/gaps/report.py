@@ -181,7 +181,8 @@ def run_gaps(settings: Settings, since: timedelta, end: datetime | None = None, 
              registry: Registry | None = None, embedder: Embedder | None = None) -> GapReport:
     """Analyse the period `since` before `end` (the DAG passes its data interval's end, never now()), store the
     report and post it."""
-    end = (end or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    # a plain UTC datetime: Airflow passes a pendulum DateTime, whose arithmetic refuses the registry's naive values
+    end = datetime.fromtimestamp((end or datetime.now(timezone.utc)).timestamp(), timezone.utc)
     registry = registry or Registry(settings.registry_url)
     report = analyse(settings, end - since, end, registry=registry, embedder=embedder)
     store_report(registry, report)
