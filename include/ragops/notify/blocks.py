@@ -299,3 +299,18 @@ def content_gaps_report(report: dict, top: int = 5) -> Message:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": (
             f"{len(gaps) - top} more on the RAG Ops page and in `ragops gaps --json`")}]})
     return _safe(Message(headline, blocks, kind="report"))
+
+
+def eval_side_by_side(table: dict) -> Message:
+    """The stable release on the fixed test set and on the one grown from users' questions, metric by metric."""
+    fixed, grown = table["fixed"], table["grown"]
+    headline = (f"Evaluation, fixed and grown test sets: {table['release']} on {fixed['n']} fixed and {grown['n']} "
+                f"grown questions")
+    rows = [f"{'metric':<24} {'fixed':>8} {'grown':>8}"] + [
+        f"{m:<24} {_num(v['fixed']):>8} {_num(v['grown']):>8}" for m, v in sorted(table["metrics"].items())]
+    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": headline}},
+              {"type": "section", "text": {"type": "mrkdwn", "text": "```" + "\n".join(rows)[:2800] + "```"}},
+              {"type": "context", "elements": [{"type": "mrkdwn", "text": (
+                  f"runs {fixed['run_id']} (fixed) and {grown['run_id']} (grown, {grown['testset']}); the grown set "
+                  "gates nothing: a lower figure there is a kind of question the knowledge base is weaker on")}]}]
+    return _safe(Message(headline, blocks, kind="report"))
