@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 DIMENSIONS = 16  # PCA components HDBSCAN works in, for large sets
-PROJECT_ABOVE = 5_000
+PROJECT_ABOVE = 1_000
 NOISE = -1
 
 
