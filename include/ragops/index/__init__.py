@@ -8,7 +8,7 @@ the backend as a whole: which collections exist, and where its live pointer poin
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, Sequence, runtime_checkable
+from typing import Collection, Iterator, Literal, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -70,6 +70,9 @@ class IndexStore(Protocol):
     def rows(self, columns: Sequence[str]) -> list[dict]:
         """Every chunk of the (pinned) version, with only `columns` (never the vectors unless asked)."""
 
+    def scan(self, columns: Sequence[str], batch_rows: int = 1024) -> Iterator[list[dict]]:
+        """The rows of `rows`, streamed in batches of at most `batch_rows`: memory bounded by one batch."""
+
     def exists(self) -> bool: ...
 
     def drop(self) -> None:
@@ -95,6 +98,15 @@ class IndexCatalog(Protocol):
         """A store on `collection`, pinned to `version` when given."""
 
     def collections(self) -> list[str]: ...
+
+    def versions(self, collection: str) -> list[int]:
+        """The versions of `collection` the backend still holds, oldest first; [] when it does not exist."""
+
+    def prune(self, collection: str, keep: Collection[int]) -> list[int]:
+        """Delete the versions of `collection` the retention policy does not keep; return those deleted.
+
+        Never the newest nor one in `keep`. The policy (ragops.ingest.retention) is the same on every backend.
+        """
 
     def promote(self, collection: str, version: int) -> None:
         """Move the live pointer to `version` of `collection` without copying data; StoreUnavailable if it is gone.

@@ -45,14 +45,16 @@ def _weaviate(settings) -> tuple[tuple, Callable[[], IndexCatalog]]:
     from ragops.index.weaviate import WeaviateCatalog, connect_url
 
     factory = _weaviate_factory
+    options = {"prefix": settings.weaviate_prefix, "index_wait_s": settings.weaviate_index_wait_s}
     if factory is not None:
-        return ("weaviate", "connection"), lambda: WeaviateCatalog(factory)
+        return ("weaviate", "connection", *options.values()), lambda: WeaviateCatalog(factory, **options)
     if not settings.weaviate_url:
         raise StoreUnavailable("RAGOPS_STORE=weaviate needs RAGOPS_WEAVIATE_URL (or, in Airflow, the weaviate_default "
                                "connection)")
     url, grpc_port = settings.weaviate_url, settings.weaviate_grpc_port
     api_key = settings.weaviate_api_key.get_secret_value() if settings.weaviate_api_key else None
-    return ("weaviate", url, grpc_port), lambda: WeaviateCatalog(lambda: connect_url(url, grpc_port, api_key))
+    return (("weaviate", url, grpc_port, *options.values()),
+            lambda: WeaviateCatalog(lambda: connect_url(url, grpc_port, api_key), **options))
 
 
 def open_catalogs() -> list[IndexCatalog]:

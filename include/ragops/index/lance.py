@@ -6,9 +6,10 @@ is the registry's live index-version row: `promote` checks the target and the ca
 
 from __future__ import annotations
 
-from datetime import timedelta
+import os
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Sequence
+from typing import Collection, Iterator, Sequence
 
 import lancedb
 import numpy as np
@@ -19,8 +20,10 @@ from ragops.errors import StoreUnavailable
 from ragops.index import IndexedChunk, SearchHit, SearchMode
 from ragops.index.fusion import COLUMNS, depth, reciprocal_rank_fusion, to_hit
 
-# Old versions stay readable this long, so a release can pin one and a rollback can return to it.
-KEEP_VERSIONS = timedelta(days=30)
+# A write's optimize() (which adds the new rows to the FTS index) prunes nothing a reader may still need: versions are
+# pruned by the one retention policy (ragops.ingest.retention through LanceCatalog.prune), as on Weaviate.
+NO_CLEANUP = timedelta(days=36500)
+CLEANUP_SLACK = timedelta(seconds=60)  # versions this close before the oldest kept one stay too (clock and latency)
 
 
 def _quote(values: Sequence[str]) -> str:
@@ -59,8 +62,74 @@ class LanceCatalog:
         store = self.open(collection, version)  # raises when the collection or the version is gone
         store.close()
 
+    def _table(self, collection: str):
+        try:
+            return _connect(self.directory).open_table(collection)
+        except (FileNotFoundError, ValueError):
+            return None
+        except (OSError, RuntimeError) as exc:
+            raise StoreUnavailable(f"cannot open index collection {collection!r}: {exc}") from exc
+
+    def _listed(self, table) -> list[dict]:
+        try:
+            return sorted(table.list_versions(), key=lambda v: int(v["version"]))
+        except (OSError, RuntimeError) as exc:
+            raise StoreUnavailable(f"cannot list the versions of {table.name!r}: {exc}") from exc
+
+    def versions(self, collection: str) -> list[int]:
+        """The versions of `collection` that can still be read (checked out); [] when it does not exist."""
+        table = self._table(collection)
+        return [] if table is None else [int(v["version"]) for v in self._listed(table)]
+
+    def prune(self, collection: str, keep: Collection[int]) -> list[int]:
+        """Delete the versions of `collection` older than the oldest one in `keep` (never the newest); return them.
+
+        Lance cleans versions by age only (its tags, which would exempt one version, make a cleanup fail), so a
+        version younger than the oldest kept one stays until that one is released; nothing kept is ever deleted.
+        Lance also counts the steps of one write (merge, delete, index) as versions: old ones go too.
+        """
+        table = self._table(collection)
+        if table is None:
+            return []
+        try:
+            table.optimize(cleanup_older_than=NO_CLEANUP)  # compact first, so the cleanup below starts at once
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise StoreUnavailable(f"cannot compact {collection!r}: {exc}") from exc
+        listed = self._listed(table)
+        wanted = set(keep)
+        kept = [v for v in listed if int(v["version"]) in wanted] or listed[-1:]
+        oldest = kept[0]["timestamp"]
+        if not any(v["timestamp"] < oldest - CLEANUP_SLACK for v in listed):
+            return []
+        try:  # Lance cleans what is older than its own now - older_than: the slack covers the time until then
+            table.optimize(cleanup_older_than=datetime.now(oldest.tzinfo) - oldest + CLEANUP_SLACK)
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise StoreUnavailable(f"cannot prune old versions of {collection!r}: {exc}") from exc
+        after = set(self.versions(collection))
+        lost = sorted(wanted & {int(v["version"]) for v in listed} - after)
+        if lost:
+            raise StoreUnavailable(f"pruning {collection!r} removed versions it had to keep: {lost}")
+        return [int(v["version"]) for v in listed if int(v["version"]) not in after]
+
     def live(self) -> None:
         return None  # the registry's live row is the pointer
+
+    def set_aside(self, collection: str) -> str:
+        """Move a damaged collection out of the catalogue, every file kept; returns where it went.
+
+        To `<home>/quarantine/lance/<name>-<UTC>.lance`: a rename within RAGOPS_HOME, atomic, nothing copied.
+        """
+        source = self.directory / f"{collection}.lance"
+        if not source.is_dir():
+            raise StoreUnavailable(f"the index collection {collection!r} has no directory at {source} to set aside")
+        target_dir = self.directory.parent / "quarantine" / "lance"
+        target_dir.mkdir(parents=True, exist_ok=True)
+        target = target_dir / f"{collection}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}.lance"
+        try:
+            os.rename(source, target)
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot move the index collection {collection!r} to {target}: {exc}") from exc
+        return str(target)
 
     def close(self) -> None:
         pass  # an embedded directory: no connection outlives a call
@@ -125,7 +194,7 @@ class LanceStore:
         if not any(index.index_type == "FTS" for index in table.list_indices()):
             table.create_index("text", config=FTS(with_position=False))
         else:
-            table.optimize(cleanup_older_than=KEEP_VERSIONS)  # adds the new rows to the FTS index
+            table.optimize(cleanup_older_than=NO_CLEANUP)  # adds the new rows to the FTS index
         return table.version
 
     def apply(self, upserts: Sequence[IndexedChunk], replace_docs: Sequence[str], delete_docs: Sequence[str]) -> int:
@@ -189,6 +258,12 @@ class LanceStore:
         if not self.exists():
             return []
         return self._tbl.to_arrow().select(list(columns)).to_pylist()
+
+    def scan(self, columns: Sequence[str], batch_rows: int = 1024) -> Iterator[list[dict]]:
+        if not self.exists():
+            return
+        for batch in self._tbl.search().select(list(columns)).limit(None).to_batches(batch_rows):
+            yield batch.to_pylist()
 
     def drop(self) -> None:
         if self.exists():

@@ -1,10 +1,12 @@
 """The production backend on Weaviate (weaviate-client v4): every index version is its own collection.
 
 A write never touches a collection that readers use: it copies what the previous version keeps (exact matches on
-ids and URIs), adds the new chunks, waits until the vector index holds them, checks the count, and only then
-returns the new version. A failed write deletes its half-built collection. Pinned reads go to the version's own
-collection, so a reader sees one version whole while refreshes go on. The alias that names the live version is
-moved by `WeaviateCatalog.promote` (refreshes, promotion, rollback), never by a write.
+ids and URIs), adds the new chunks, waits until the vector index holds them (for at most
+RAGOPS_WEAVIATE_INDEX_WAIT_S), checks the count, and only then returns the new version. A failed write deletes its
+half-built collection. Old versions are pruned by the retention policy (`ragops.ingest.retention`), never by a
+write. Pinned reads go to the version's own collection, so a reader sees one version whole while refreshes go on.
+The alias that names the live version is moved by `WeaviateCatalog.promote` (refreshes, promotion, rollback), never
+by a write.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ragops.index import IndexedChunk, SearchHit, SearchMode
 from ragops.index.fusion import depth, reciprocal_rank_fusion, to_hit
 from ragops.index.weaviate.batch import write_objects
 from ragops.index.weaviate.catalog import weaviate_errors
+from ragops.index.weaviate.indexing import wait_until_indexed
 from ragops.index.weaviate.schema import (PROPS, SEARCHED, VECTOR, check_collection, collection_config, physical,
                                           survivors)
 
@@ -127,8 +130,6 @@ class WeaviateStore:
         return self._write_version((versions[-1] if versions else 0) + 1, (to_object(c) for c in fresh.values()))
 
     def _write_version(self, version: int, objects) -> int:
-        from weaviate.collections.classes.batch import Shard
-
         name = physical(self.catalog.prefix, self.collection, version)
         client = self._client()
         with weaviate_errors(f"cannot create the Weaviate collection {name}"):
@@ -136,17 +137,13 @@ class WeaviateStore:
         try:
             with weaviate_errors(f"writing {name} failed"):
                 written = write_objects(target, objects)
-                target.batch.wait_for_vector_indexing(shards=[Shard(collection=name)])
+                wait_until_indexed(target, self.catalog.index_wait_s)
                 held = target.aggregate.over_all(total_count=True).total_count
             if held != written:
                 raise StoreUnavailable(f"{name} holds {held} objects after {written} were written")
         except BaseException:
             self._discard(version)
             raise
-        try:
-            self.catalog.prune(self.collection)
-        except StoreUnavailable as exc:  # the version is whole; old ones go at the next write
-            log.warning("could not prune old versions of %s: %s", self.collection, exc)
         return version
 
     def _discard(self, version: int) -> None:
@@ -206,20 +203,27 @@ class WeaviateStore:
         return {r["chunk_id"] for r in self.rows(["chunk_id"])}
 
     def rows(self, columns: Sequence[str]) -> list[dict]:
+        return [row for batch in self.scan(columns) for row in batch]
+
+    def scan(self, columns: Sequence[str], batch_rows: int = 1024) -> Iterator[list[dict]]:
         if self._read_version() is None:
-            return []
+            return
         unknown = set(columns) - set(PROPS) - {"vector"}
         if unknown:
             raise StoreUnavailable(f"unknown index columns: {sorted(unknown)}")
         wanted = [c for c in columns if c != "vector"]
         with weaviate_errors("cannot read the Weaviate collection"):
-            out = []
+            batch: list[dict] = []
             for obj in self._reading().iterator(include_vector="vector" in columns, return_properties=wanted):
                 row = _props(obj, wanted)
                 if "vector" in columns:
                     row["vector"] = _vector(obj)
-                out.append(row)
-            return out
+                batch.append(row)
+                if len(batch) >= batch_rows:
+                    yield batch
+                    batch = []
+            if batch:
+                yield batch
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
     def drop(self) -> None:

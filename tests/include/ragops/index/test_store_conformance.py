@@ -118,6 +118,21 @@ def test_checkout_pins_an_earlier_version(store):
     assert store.chunk_ids() == {"a1"}
 
 
+def test_scan_streams_every_row_in_bounded_batches(catalog, store):
+    assert list(store.scan(["chunk_id"], 2)) == []  # nothing written yet
+    v1 = store.apply([_chunk(f"a{i}", A, f"alpha {i}", i, ordinal=i) for i in range(5)], [A], [])
+    store.apply([], replace_docs=[], delete_docs=[A])
+    reader = catalog.open("chunks", v1)
+    try:
+        batches = list(reader.scan(["chunk_id", "vector"], 2))
+        assert all(1 <= len(b) <= 2 for b in batches) and set(batches[0][0]) == {"chunk_id", "vector"}
+        assert sorted(r["chunk_id"] for b in batches for r in b) == [f"a{i}" for i in range(5)]
+        assert len(batches[0][0]["vector"]) == 8
+    finally:
+        reader.close()
+    assert list(store.scan(["chunk_id"], 2)) == []
+
+
 def test_a_pinned_read_still_sees_its_version_after_later_writes(catalog, store):
     v1 = store.apply([_chunk("a1", A, "alpha apples orchard", 1), _chunk("b1", B, "beta bananas", 2)], [A, B], [])
     reader = catalog.open("chunks", v1)
@@ -212,3 +227,20 @@ def test_closing_a_store_releases_its_connections(catalog):
     again = catalog.open("chunks")  # and a new one opens on demand
     assert again.count() == 1
     again.close()
+
+
+def test_prune_never_deletes_what_it_keeps_nor_the_newest(catalog, store):
+    """The retention policy's backend half: every backend keeps `keep` and the newest; what it reports is gone."""
+    v1 = store.apply([_chunk("a1", A, "alpha", 1)], [A], [])
+    v2 = store.apply([_chunk("b1", B, "beta", 2)], [B], [])
+    v3 = store.apply([_chunk("a2", A, "alpha again", 3)], [A], [])
+    assert {v1, v2, v3} <= set(catalog.versions("chunks")) and catalog.versions("nothing_here") == []
+    gone = catalog.prune("chunks", {v1})
+    held = catalog.versions("chunks")
+    assert v1 in held and max(held) >= v3 and not set(gone) & set(held) and v1 not in gone and v3 not in gone
+    reader = catalog.open("chunks", v1)
+    try:
+        assert reader.chunk_ids() == {"a1"}  # the kept version reads whole
+    finally:
+        reader.close()
+    assert store.chunk_ids() == {"a2", "b1"}

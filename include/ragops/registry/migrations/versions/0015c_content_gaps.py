@@ -1,14 +1,14 @@
 """content gaps (issue 23): the newest content-gap report of each period, for the RAG Ops page and the trend
 
 Revision ID: 0015c_content_gaps
-Revises: 0014_live_quality
+Revises: 0015g_quality_drift
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = '0015c_content_gaps'
-down_revision = '0014_live_quality'
+down_revision = '0015g_quality_drift'
 branch_labels = None
 depends_on = None
 
