@@ -2,8 +2,8 @@
 
 Users ask the small corpus (tests/conftest.py CORPUS) what it answers, and ask what it lacks: billing and invoices
 (the planted gap: five users, ten phrasings), SAML single sign-on (two users, more questions: ranked below billing,
-which reaches more people), and one-off questions about anything (noise). Down-votes are written into `feedback` as
-the feedback endpoint stores them: one row per request, rating 'down'.
+which reaches more people), and one-off questions about anything (noise). Down-votes go through POST /v1/feedback,
+each by the user who asked.
 """
 
 from __future__ import annotations
@@ -49,10 +49,11 @@ class Traffic:
     down_voted: list[str] = field(default_factory=list)
 
 
-def send(settings, embedder, tmp_path, *, billing=BILLING, sso=SSO) -> Traffic:
+def send(settings, embedder, tmp_path, *, billing=BILLING, sso=SSO, down: dict | None = None) -> Traffic:
     """Send the mix through create_app (an API key fronting many users, so each user_id is a user of its own), vote
-    down every billing and SSO answer that was not refused, and return what was sent. The app's lifespan ends before
-    this returns, so every request event is in the registry."""
+    down every billing and SSO answer that was not refused, and the answers `down` names ({group: (slice, reason)}),
+    and return what was sent. The app's lifespan ends before this returns, so every request event is in the
+    registry."""
     from fastapi.testclient import TestClient
 
     from ragops.answer.pipeline import AnswerService
@@ -68,29 +69,22 @@ def send(settings, embedder, tmp_path, *, billing=BILLING, sso=SSO) -> Traffic:
     plan += [("sso", q, SSO_USERS[i % len(SSO_USERS)]) for i, q in enumerate(sso)]
     plan += [("noise", q, f"passer-by-{i}") for i, q in enumerate(NOISE)]
     service = AnswerService(settings, embedder=embedder)
+    asked_by = {}
     with TestClient(create_app(settings, service=service)) as client:
         for group, question, user in plan:
             reply = client.post("/v1/ask", json={"question": question, "user_id": user}, headers={"X-API-Key": secret})
             assert reply.status_code == 200, reply.text
             body = reply.json()
+            asked_by[body["request_id"]] = user
             traffic.request_ids.setdefault(group, []).append(body["request_id"])
             traffic.fallbacks.setdefault(group, []).append(body.get("fallback"))
-            if group in ("billing", "sso") and not body.get("fallback"):
-                traffic.down_voted.append(body["request_id"])
-    vote_down(settings, traffic.down_voted)
+        votes = [(r, "no_answer") for g in ("billing", "sso")
+                 for r, f in zip(traffic.request_ids[g], traffic.fallbacks[g]) if not f]
+        votes += [(r, reason) for g, (which, reason) in (down or {}).items() for r in traffic.request_ids[g][which]]
+        for request_id, reason in votes:
+            reply = client.post("/v1/feedback", headers={"X-API-Key": secret}, json={
+                "request_id": request_id, "rating": "down", "reason": reason, "user_id": asked_by[request_id]})
+            assert reply.status_code == 200, reply.text
+            traffic.down_voted.append(request_id)
     return traffic
 
-
-def vote_down(settings, request_ids: list[str], reason: str = "no_answer") -> None:
-    """The feedback rows the endpoint writes: one per request, joined to the request event by its id."""
-    from sqlalchemy import select
-
-    from ragops.registry import Registry
-    from ragops.registry.models import Feedback, RequestEvent
-
-    registry = Registry(settings.registry_url)
-    with registry.session() as s:
-        users = dict(s.execute(select(RequestEvent.request_id, RequestEvent.user_hash)
-                               .where(RequestEvent.request_id.in_(request_ids))).all())
-        s.add_all(Feedback(request_id=r, user_hash=users[r], rating="down", reason=reason) for r in request_ids)
-    registry.dispose()

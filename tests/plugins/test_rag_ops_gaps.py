@@ -5,7 +5,7 @@ import os
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from gaps_traffic import send, vote_down
+from gaps_traffic import send
 from support import REPO
 
 from ragops.gaps.report import GapCluster, GapReport, store_report
@@ -78,8 +78,7 @@ def test_chromium_shows_the_planted_gap(indexed, embedder, tmp_path):
 
     from ragops.gaps import run_gaps
 
-    traffic = send(indexed, embedder, tmp_path)
-    vote_down(indexed, traffic.request_ids["billing"][:3])  # users who said so, beside the refusals
+    send(indexed, embedder, tmp_path, down={"billing": (slice(0, 3), "no_answer")})  # users who said so, too
     run_gaps(indexed, timedelta(days=30), embedder=embedder, post=False)
     _, html = _page(indexed)
     page = tmp_path / "rag-ops.html"

@@ -5,7 +5,7 @@ import hashlib
 import json
 
 import pytest
-from gaps_traffic import send, vote_down
+from gaps_traffic import send
 
 from ragops.evaluation import growth
 from ragops.evaluation.testset import InvalidTestset, load_testset
@@ -23,8 +23,7 @@ def lived(indexed, embedder, tmp_path):
     fixed = tmp_path / "fixed.jsonl"
     fixed.write_text("".join(json.dumps(i) + "\n" for i in FIXED))
     settings = indexed.model_copy(update={"eval_testset": str(fixed), "eval_unanswerable": "none"})
-    traffic = send(settings, embedder, tmp_path)
-    vote_down(settings, traffic.request_ids["answered"][2:4], reason="wrong")
+    traffic = send(settings, embedder, tmp_path, down={"answered": (slice(2, 4), "wrong")})
     return settings, traffic
 
 
