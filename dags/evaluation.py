@@ -6,7 +6,9 @@ and, during a rollout, the candidate. Scores with ragas (its non-LLM metrics wit
 LLM-judged faithfulness, answer relevancy and context recall when `RAGOPS_LLM_BASE_URL` is set) and with
 containment measures (answer-token recall, hit rate, doc and context MRR). Each run is stored in the registry and
 compared, question by question (paired tests), with the last accepted run of the stable release on the same test
-set, and with the configured floors. While there is no index yet, the run is skipped with that reason.
+set, and with the configured floors. While there is no index yet, the run is skipped with that reason. When a
+test set grown from users' questions exists (`ragops eval testset accept`), the stable release is run on it too and
+the two sets are reported side by side; the grown set gates nothing.
 
 **When**: monthly (1st, 05:00 UTC), after every refresh that changed the index (the `ragops_index` asset, a
 "major change"), and on demand.

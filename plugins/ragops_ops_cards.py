@@ -176,5 +176,32 @@ def _change(change) -> str:
             f'{json.dumps(change.get("now"), ensure_ascii=False)[:80]}')
 
 
+def gaps_card(s: dict, now: str) -> str:
+    report = s["report"]
+    if report is None:
+        return ('<p class="empty">No content-gap report yet: content_gaps runs monthly, <code>ragops gaps</code> on '
+                'demand.</p>')
+    body = ('<div class="figures">' + figure("Failed questions", report["questions"])
+            + figure("Refused", report["refused"]) + figure("Down-voted", report["down_voted"])
+            + figure("Users affected", report["users"]) + figure("Clusters", report["clusters"]) + "</div>")
+    body += (f'<p class="muted">{moment(report["period_start"])} to {moment(report["period_end"])}, generated '
+             f'{moment(report["generated_at"], now)}' + (" · capped: the newest questions were clustered" if
+                                                          report["capped"] else "") + "</p>")
+    if not s["clusters"]:
+        return body + '<p class="empty">No cluster: the failed questions share no topic.</p>'
+    rows = []
+    for g in s["clusters"]:
+        where = e(g["belongs_in"] or "no index")
+        where = f'<span class="warn">new page?</span> nearest: {where}' if g["new_page"] else where
+        questions = "".join(f'<q>{e(r["question"])}</q>' for r in g["representatives"])
+        tone = "bad" if g["trend"] in ("new", "growing") else ""
+        rows.append(f'<tr class="gap"><td>{g["rank"]}</td><td><span class="gap-terms">{e(g["name"])}</span>{questions}'
+                    f'</td><td>{g["users"]}</td><td>{g["questions"]}<br><span class="muted">{g["refused"]} refused, '
+                    f'{g["down_voted"]} down</span></td><td class="{tone}">{e(g["trend"])}<br><span class="muted">'
+                    f'before: {g["previous"]}</span></td><td class="id">{where}</td></tr>')
+    return body + ("<table><tr><th>#</th><th>gap and example questions</th><th>users</th><th>questions</th>"
+                   f"<th>trend</th><th>where an answer belongs</th></tr>{''.join(rows)}</table>")
+
+
 RENDERERS = {"index": index_card, "release": release_card, "evaluation": evaluation_card, "slo": slo_card,
-             "health": health_card, "audit": audit_card, "tools": tools_card}
+             "health": health_card, "audit": audit_card, "tools": tools_card, "gaps": gaps_card}

@@ -11,7 +11,7 @@ from html import escape
 
 TITLES = {"index": "Index", "release": "Release and rollout", "evaluation": "Evaluation trend",
           "slo": "Service level, last 24 hours", "health": "Health probes", "audit": "MCP permission audit",
-          "tools": "Connected MCP tools"}
+          "tools": "Connected MCP tools", "gaps": "Content gaps: what users ask that the docs do not answer"}
 
 STYLE = """
 :root { color-scheme: light dark; --fg:#0f172a; --muted:#64748b; --bg:#f8fafc; --card:#fff; --line:#e2e8f0;
@@ -47,6 +47,7 @@ th { color:var(--muted); font-weight:500; white-space:nowrap; } td.id { word-bre
   border-radius:4px; padding:2px 0; background:var(--line); } .stages span.done { background:var(--accent); color:#fff; }
 .sparks { display:grid; grid-template-columns:max-content max-content 1fr; gap:4px 12px; align-items:center; }
 .chart .tick { font-size:10px; fill:var(--muted); } .sparkbg { fill:var(--bg); }
+.gap-terms { font-weight:600; } .gap q { display:block; color:var(--muted); font-size:12px; quotes:none; }
 .legend span { margin-right:14px; font-size:12px; } .legend i { display:inline-block; width:10px; height:10px;
   border-radius:5px; margin-right:4px; vertical-align:middle; }
 """

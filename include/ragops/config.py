@@ -124,6 +124,13 @@ class Settings(BaseSettings):
     eval_floors: dict[str, float] = Field(default_factory=dict, description='JSON, e.g. {"hit_rate": 0.6}; '
                                            'without a baseline these override the defaults (hit_rate and '
                                            'answer_token_recall 0.5)')
+    # Content gaps (docs/content-gaps.md): the failed questions of a period, clustered.
+    gaps_max_questions: int = Field(default=100_000, ge=10, description="newest failed questions clustered per period; "
+                                    "bounds the monthly job's time and memory (docs/benchmarks.md)")
+    gaps_min_cluster_size: int = Field(default=5, ge=2, description="fewest questions that make a content gap")
+    gaps_top_clusters: int = Field(default=20, ge=1, description="clusters a report keeps, largest reach first")
+    grown_testset_dir: Path | None = Field(default=None, description="versions of the grown test set; default: "
+                                           "testsets/grown under RAGOPS_HOME")
     slo_p95_latency_ms: float = 1500.0
     slo_error_rate: float = 0.01
     slo_availability: float = 0.995

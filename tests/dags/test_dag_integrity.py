@@ -10,7 +10,7 @@ from support import DAGS
 
 EXPECTED = {"document_refresh", "source_watch", "evaluation", "monitoring_review", "health_probe", "reindex",
             "canary_rollout", "mcp_permission_audit", "mcp_tool_contracts", "model_training", "audit_anchor",
-            "quality_drift"}
+            "quality_drift", "content_gaps"}
 
 
 def test_no_import_errors(dagbag):

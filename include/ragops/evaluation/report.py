@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from ragops.config import Settings
-from ragops.evaluation.runner import EvalReport, EvaluationRegression
+from ragops.evaluation.runner import EvalReport, EvaluationRegression, side_by_side
 from ragops.notify import build_notifier
-from ragops.notify.blocks import eval_report
+from ragops.notify.blocks import eval_report, eval_side_by_side
 from ragops.notify.charts import trend_chart
 from ragops.registry import Registry
 from ragops.registry.models import EvalRun
@@ -21,7 +21,8 @@ def post_reports(settings: Settings, reports: list[EvalReport], registry: Regist
     registry = registry or Registry(settings.registry_url)
     notifier = notifier or build_notifier(settings)
     charts = []
-    for report in reports:
+    table = side_by_side(reports)
+    for report in [r for r in reports if r.testset_kind == "fixed"]:
         with registry.session() as s:
             run = s.get(EvalRun, report.run_id)
             history = s.scalars(select(EvalRun).where(EvalRun.testset_hash == run.testset_hash,
@@ -36,12 +37,14 @@ def post_reports(settings: Settings, reports: list[EvalReport], registry: Regist
                             f"Evaluation trend: {report.release} ({report.variant})")
         charts.append(str(chart))
         notifier.send(eval_report(report.to_dict(), previous, str(chart)))
+    if table:  # the grown set is not a second verdict: it shows how the release does on the questions users asked
+        notifier.send(eval_side_by_side(table))
     return charts
 
 
 def gate(reports: list[EvalReport]) -> None:
     """Fail loudly when any evaluated release regressed, naming metrics and questions."""
-    failed = [r for r in reports if r.regressed]
+    failed = [r for r in reports if r.regressed and r.testset_kind == "fixed"]
     if not failed:
         return
     parts = []

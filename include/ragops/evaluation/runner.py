@@ -49,6 +49,7 @@ class EvalReport:
     index_version_id: int | None
     generator: str
     questions: list[dict] = field(default_factory=list)
+    testset_kind: str = "fixed"  # fixed | grown: the grown set is reported beside the fixed one and gates nothing
 
     @property
     def regressed(self) -> bool:
@@ -56,6 +57,18 @@ class EvalReport:
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k != "questions"} | {"regressed": self.regressed}
+
+
+def side_by_side(reports: list[EvalReport]) -> dict | None:
+    """The stable release on the fixed and on the grown test set, metric by metric; None without a grown set."""
+    fixed = next((r for r in reports if r.testset_kind == "fixed" and r.variant == "stable"), None)
+    grown = next((r for r in reports if r.testset_kind == "grown"), None)
+    if fixed is None or grown is None:
+        return None
+    return {"release": fixed.release, "fixed": {"testset": fixed.testset, "n": fixed.n, "run_id": fixed.run_id},
+            "grown": {"testset": grown.testset, "n": grown.n, "run_id": grown.run_id},
+            "metrics": {m: {"fixed": fixed.metrics[m], "grown": grown.metrics[m]}
+                        for m in fixed.metrics if m in grown.metrics}}
 
 
 class InProcess:
@@ -205,7 +218,36 @@ def _accepted(registry: Registry, testset_hash: str, release: str, order, *where
 
 def run_evaluation(settings: Settings, testset_path: str | None = None, *, url: str | None = None, service=None,
                    registry: Registry | None = None) -> list[EvalReport]:
-    """Evaluate the stable release and, when a rollout has one, the candidate. Returns one report per release."""
+    """Evaluate the stable release and, when a rollout has one, the candidate. Returns one report per release, then,
+    when a grown test set exists (evaluation/growth.py), one for the stable release on it."""
+    from ragops.evaluation.growth import latest_grown
+
+    reports = _run_fixed(settings, testset_path, url=url, service=service, registry=registry)
+    grown = latest_grown(settings)
+    if grown is None:
+        return reports
+    stable = reports[0]
+    if url:
+        report = _run_fixed(settings, grown.path, url=url, registry=registry, unanswerable=False)[0]
+    else:
+        service = service or _service(settings, registry or Registry(settings.registry_url))
+        release = current_rollout(service.registry).stable
+        report = evaluate_releases(settings, grown, service, [("stable", release)], service.registry,
+                                   unanswerable=False)[0]
+    report.testset_kind = "grown"
+    log.info("grown test set %s: run %d beside the fixed set's run %d", grown.path, report.run_id, stable.run_id)
+    return reports + [report]
+
+
+def _service(settings: Settings, registry: Registry):
+    from ragops.answer.llm import build_chat_model
+    from ragops.answer.pipeline import AnswerService
+
+    return AnswerService(settings, registry, chat_model=build_chat_model(settings))
+
+
+def _run_fixed(settings: Settings, testset_path: str | None = None, *, url: str | None = None, service=None,
+               registry: Registry | None = None, unanswerable: bool = True) -> list[EvalReport]:
     testset = load_testset(testset_path or settings.eval_testset)
     registry = registry or (service.registry if service else Registry(settings.registry_url))
     if url:
@@ -216,27 +258,24 @@ def run_evaluation(settings: Settings, testset_path: str | None = None, *, url: 
         try:
             return [evaluate_release(settings, testset, LiveUrl(url, async_client), release=url, variant="stable",
                                      index_version_id=None, generator="http", registry=registry,
-                                     unanswerable=unanswerable_set(settings))]
+                                     unanswerable=unanswerable_set(settings) if unanswerable else None)]
         finally:
             asyncio.run(async_client.aclose())
     if service is None:
-        from ragops.answer.llm import build_chat_model
-        from ragops.answer.pipeline import AnswerService
-
-        service = AnswerService(settings, registry, chat_model=build_chat_model(settings))
+        service = _service(settings, registry)
     rollout = current_rollout(registry)
     releases = [("stable", rollout.stable)] + ([("candidate", rollout.candidate)] if rollout.candidate else [])
     return evaluate_releases(settings, testset, service, releases, registry)
 
 
 def evaluate_releases(settings: Settings, testset: EvalSet, service, releases: list[tuple[str, ReleaseInfo]],
-                      registry: Registry) -> list[EvalReport]:
+                      registry: Registry, *, unanswerable: bool = True) -> list[EvalReport]:
     """Evaluate releases in order; each is compared with the last accepted run of the first (the stable release)."""
     from ragops.monitoring.health import index_status
 
     _, live = service.rollout()
     generator = service.chat_model.name if service.chat_model else "extractive"
-    unanswerable = unanswerable_set(settings)
+    refusals = unanswerable_set(settings) if unanswerable else None
     versions = []
     for _, release in releases:
         version = service._resolve(release.index_version_id) if release.index_version_id else live
@@ -247,7 +286,7 @@ def evaluate_releases(settings: Settings, testset: EvalSet, service, releases: l
     return [evaluate_release(settings, testset, InProcess(service, release), release=release.name, variant=variant,
                              index_version_id=version, generator=generator, registry=registry,
                              embedder=service.embedder, baseline_release=releases[0][1].name,
-                             unanswerable=unanswerable)
+                             unanswerable=refusals)
             for (variant, release), version in zip(releases, versions)]
 
 

@@ -276,3 +276,41 @@ def tool_contracts_report(report: dict) -> Message:
 
 def _num(value) -> str:
     return "n/a" if value is None else f"{value:.3f}"
+
+
+def content_gaps_report(report: dict, top: int = 5) -> Message:
+    """The monthly content gaps: the largest clusters of refused or down-voted questions, each with its words, its
+    reach, example questions, where an answer would belong and its trend (docs/content-gaps.md)."""
+    gaps = report["clusters"]
+    headline = (f"Content gaps {report['period_start'][:10]} → {report['period_end'][:10]}: {len(gaps)} clusters "
+                f"from {report['questions']} failed questions ({report['refused']} refused, "
+                f"{report['down_voted']} down-voted) of {report['users']} users")
+    blocks = [{"type": "header", "text": {"type": "plain_text", "text": "Content gaps"}},
+              {"type": "section", "text": {"type": "mrkdwn", "text": headline
+                                           + (" (capped: the newest were clustered)" if report["capped"] else "")}}]
+    for g in gaps[:top]:
+        where = (f"new page? nearest is `{g['belongs_in']}`" if g["new_page"] and g["belongs_in"]
+                 else f"belongs in `{g['belongs_in']}`" if g["belongs_in"] else "no index to compare with")
+        examples = "\n".join(f"> {_clip(r['question'], 200)}" for r in g["representatives"])
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": (
+            f"*{g['rank']}. {g['name']}*: {g['users']} users, {g['questions']} questions ({g['refused']} refused, "
+            f"{g['down_voted']} down-voted), {g['trend']} (previous period {g['previous']}); {where}\n{examples}")}})
+    if len(gaps) > top:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": (
+            f"{len(gaps) - top} more on the RAG Ops page and in `ragops gaps --json`")}]})
+    return _safe(Message(headline, blocks, kind="report"))
+
+
+def eval_side_by_side(table: dict) -> Message:
+    """The stable release on the fixed test set and on the one grown from users' questions, metric by metric."""
+    fixed, grown = table["fixed"], table["grown"]
+    headline = (f"Evaluation, fixed and grown test sets: {table['release']} on {fixed['n']} fixed and {grown['n']} "
+                f"grown questions")
+    rows = [f"{'metric':<24} {'fixed':>8} {'grown':>8}"] + [
+        f"{m:<24} {_num(v['fixed']):>8} {_num(v['grown']):>8}" for m, v in sorted(table["metrics"].items())]
+    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": headline}},
+              {"type": "section", "text": {"type": "mrkdwn", "text": "```" + "\n".join(rows)[:2800] + "```"}},
+              {"type": "context", "elements": [{"type": "mrkdwn", "text": (
+                  f"runs {fixed['run_id']} (fixed) and {grown['run_id']} (grown, {grown['testset']}); the grown set "
+                  "gates nothing: a lower figure there is a kind of question the knowledge base is weaker on")}]}]
+    return _safe(Message(headline, blocks, kind="report"))

@@ -1,5 +1,5 @@
-"""`ops_summary`: index versions, the release and its gates, the evaluation trend, the SLOs, the latest audit and the
-connected MCP tools' contract checks.
+"""`ops_summary`: index versions, the release and its gates, the evaluation trend, the SLOs, the latest audit, the
+connected MCP tools' contract checks and the newest content-gap report.
 
 Every section names the DAG that produces it, so the page can link to that DAG and its latest run. Adding a
 section is one builder in SECTIONS and one renderer in the plugin. The summary
@@ -109,6 +109,19 @@ def tools_section(settings: Settings, registry: Registry, now: datetime) -> dict
 
 
 NEVER = "never checked"
+GAPS = 10  # clusters the page shows; the whole report is in `ragops gaps --json` and the registry
+
+
+def gaps_section(settings: Settings, registry: Registry, now: datetime) -> dict:
+    """The newest content-gap report (issue 23): the largest clusters of refused or down-voted questions."""
+    from ragops.gaps import latest_report
+
+    report = latest_report(registry)
+    if report is None:
+        return {"report": None, "clusters": []}
+    data = report.to_dict()
+    clusters = [c | {"request_ids": c["request_ids"][:5]} for c in data.pop("clusters")]
+    return {"report": data | {"clusters": len(clusters)}, "clusters": clusters[:GAPS]}
 
 
 def _problems(probes: list | None) -> list[str]:
@@ -128,6 +141,7 @@ SECTIONS: tuple[tuple[str, str, Builder], ...] = (
     ("health", "health_probe", health_status),
     ("audit", "mcp_permission_audit", audit_section),
     ("tools", "mcp_tool_contracts", tools_section),
+    ("gaps", "content_gaps", gaps_section),
 )
 
 

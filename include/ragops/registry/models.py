@@ -225,6 +225,18 @@ class QualityCheck(Base):
     evidence: Mapped[dict] = mapped_column(JSON, default=dict)  # baseline window, threshold, verdict in words
 
 
+class ContentGapReport(Base):
+    """The content-gap analysis of one period (issue 23): the RAG Ops page shows the newest. Re-running a period
+    replaces its row."""
+
+    __tablename__ = "content_gap_reports"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    period_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    period_end: Mapped[datetime] = mapped_column(DateTime(timezone=True), unique=True)
+    report: Mapped[dict] = mapped_column(JSON, default=dict)  # ragops.gaps.report.GapReport.to_dict()
+
+
 class McpAccessLog(Base):
     """Every MCP tool call, allowed or denied. Never the token: only the client name and an argument hash."""
 

@@ -28,7 +28,7 @@ LAYERS = {
     "__init__": 0, "errors": 0, "config": 0, "logs": 0,
     "registry": 1, "index": 1, "sources": 1, "notify": 1, "mcp_client": 1, "models": 1,
     "releases": 2, "audit": 2, "ingest": 2,
-    "monitoring": 3, "training": 3, "feedback": 3,
+    "monitoring": 3, "training": 3, "feedback": 3, "gaps": 3,
     "answer": 4, "mcp_tools": 4,
     "evaluation": 5,
     "overview": 6, "rollout": 6,

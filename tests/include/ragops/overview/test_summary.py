@@ -26,7 +26,7 @@ def test_every_section_names_the_dag_that_produces_it(populated):
     assert [(name, sections[name]["dag_id"]) for name, _, _ in SECTIONS] == [
         ("index", "document_refresh"), ("release", "canary_rollout"), ("evaluation", "evaluation"),
         ("slo", "monitoring_review"), ("health", "health_probe"), ("audit", "mcp_permission_audit"),
-        ("tools", "mcp_tool_contracts")]
+        ("tools", "mcp_tool_contracts"), ("gaps", "content_gaps")]
 
 
 def test_index_versions_quarantine_and_the_last_refresh_of_the_live_index(populated):

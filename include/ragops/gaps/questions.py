@@ -1,0 +1,62 @@
+"""The failed questions of a period: refused (`no_results`) or down-voted, with their text still kept.
+
+Probe traffic (synthetic) is left out, and so are events whose question was never stored or was cleared by the
+retention period. One user asking the same thing twice (say /v1/search then /v1/ask) counts once.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, or_, select
+
+from ragops.registry import Registry
+from ragops.registry.models import Feedback, RequestEvent
+
+REFUSED = ("no_results",)  # answer/fallbacks.py: nothing relevant was found, the assistant abstained
+QUESTION_CHARS = 1000  # a question is embedded and shown up to this many characters (the model reads ~256 tokens)
+_SPACE = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class FailedQuestion:
+    request_id: str
+    ts: datetime
+    user_hash: str
+    question: str
+    kind: str  # refused | down_voted
+    reason: str | None = None  # the down-vote's reason: wrong | incomplete | outdated | no_answer
+    comment: str | None = None  # the down-vote's comment (redacted before it was stored)
+
+    def to_dict(self) -> dict:
+        return {"request_id": self.request_id, "ts": self.ts.isoformat(), "question": self.question,
+                "kind": self.kind, "reason": self.reason}
+
+
+def failed_questions(registry: Registry, start: datetime, end: datetime, limit: int) -> tuple[list[FailedQuestion], bool]:
+    """The newest `limit` failed questions asked in [start, end), and whether there were more (capped)."""
+    down = and_(Feedback.rating == "down", Feedback.request_id.is_not(None))
+    query = (select(RequestEvent.request_id, RequestEvent.ts, RequestEvent.user_hash, RequestEvent.question,
+                    RequestEvent.fallback, Feedback.rating, Feedback.reason, Feedback.comment)
+             .outerjoin(Feedback, Feedback.request_id == RequestEvent.request_id)
+             .where(RequestEvent.ts >= start, RequestEvent.ts < end, RequestEvent.synthetic.is_(False),
+                    RequestEvent.question.is_not(None), RequestEvent.question != "",
+                    or_(RequestEvent.fallback.in_(REFUSED), down))
+             .order_by(RequestEvent.ts.desc(), RequestEvent.id.desc())
+             .limit(limit + 1))
+    with registry.session() as s:
+        rows = s.execute(query).all()
+    capped = len(rows) > limit
+    seen, out = set(), []
+    for request_id, ts, user_hash, question, fallback, rating, reason, comment in rows[:limit]:
+        text = _SPACE.sub(" ", question).strip()[:QUESTION_CHARS]
+        key = (user_hash, text.casefold())
+        if not text or key in seen:
+            continue
+        seen.add(key)
+        voted_down = rating == "down"
+        out.append(FailedQuestion(request_id, ts, user_hash, text, "down_voted" if voted_down else "refused",
+                                  reason if voted_down else None, comment if voted_down else None))
+    return out, capped
