@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import AsyncIterator, Callable, Protocol
 
 import anyio
-from typing import Callable, Protocol
 
 from ragops.config import mask_urls
 from ragops.errors import LLMUnavailable
@@ -16,6 +16,10 @@ class ChatModel(Protocol):
     name: str
 
     async def complete(self, system: str, user: str) -> str: ...
+
+    def stream(self, system: str, user: str) -> AsyncIterator[str]:
+        """The answer's text pieces as the model writes them; LLMUnavailable on failure, before or mid-stream."""
+        ...
 
 
 class CircuitBreaker:
@@ -93,6 +97,47 @@ class OpenAIChatModel:
             raise
         self.breaker.success()
         return text.strip()
+
+
+    async def stream(self, system: str, user: str) -> AsyncIterator[str]:
+        """Stream the reply (OpenAI server-sent events) under the same total deadline as `complete`: each wait for the
+        next piece gets what is left of it. Closing this generator (a client that left) closes the upstream response."""
+        import openai
+
+        self.breaker.before()
+        deadline, stream, pieces = time.monotonic() + self.deadline_s, None, 0
+        try:
+            with anyio.fail_after(self.deadline_s):
+                stream = await self.client.chat.completions.create(
+                    model=self.name, temperature=0, stream=True,
+                    messages=[{"role": "system", "content": system}, {"role": "user", "content": user}])
+            while True:
+                with anyio.fail_after(max(0.0, deadline - time.monotonic())):
+                    try:
+                        chunk = await stream.__anext__()
+                    except StopAsyncIteration:
+                        break
+                text = chunk.choices[0].delta.content if chunk.choices and chunk.choices[0].delta else None
+                if text:
+                    pieces += 1
+                    yield text
+            if not pieces:
+                raise LLMUnavailable("the language model returned an empty answer")
+        except TimeoutError:
+            self.breaker.failure()
+            raise LLMUnavailable(f"the language model did not finish within {self.deadline_s:g} s") from None
+        except (openai.APIError, ValueError, TypeError, AttributeError, IndexError) as exc:
+            self.breaker.failure()
+            raise LLMUnavailable(f"the language model call failed: {type(exc).__name__}: {mask_urls(str(exc))[:200]}") \
+                from exc
+        except LLMUnavailable:
+            self.breaker.failure()
+            raise
+        finally:
+            if stream is not None:
+                with anyio.CancelScope(shield=True):  # also when cancelled: the upstream connection is released now
+                    await stream.close()
+        self.breaker.success()
 
 
 def build_chat_model(settings) -> ChatModel | None:
