@@ -114,7 +114,7 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
 
     def record(request_id_: str, endpoint: str, status: int, latency_ms: float, *, variant: str = "stable",
                release_id: int | None = None, fallback: str | None = None, error: str | None = None,
-               chunk_ids: list[str] | None = None, caller: Caller | None = None) -> None:
+               chunk_ids: list[str] | None = None, caller: Caller | None = None, **asked) -> None:
         metrics.requests.labels(endpoint, str(status)).inc()
         metrics.latency.labels(endpoint, variant).observe(latency_ms / 1000)
         if fallback:
@@ -124,7 +124,7 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
                                                      latency_ms, variant=variant, release_id=release_id,
                                                      fallback=fallback, error=error, chunk_ids=chunk_ids,
                                                      verified=bool(caller and caller.verified),
-                                                     synthetic=bool(caller and caller.synthetic)))
+                                                     synthetic=bool(caller and caller.synthetic), **asked))
 
     def recorded(request: Request, status: int, **kw) -> None:
         if request.url.path in ENDPOINTS:
@@ -194,7 +194,7 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
         result, payload = await operation(svc, body.question, caller.route, body.k, request.state.request_id)
         record(request.state.request_id, endpoint, result.status, result.latency_ms, variant=result.variant,
                release_id=result.release_id, fallback=result.fallback, error=result.error, chunk_ids=result.chunk_ids,
-               caller=caller)
+               caller=caller, **_asked(body.question, result))
         payload = payload | {"request_id": request.state.request_id}
         if result.status >= 400:
             payload["error"] = {"code": result.fallback, "message": result.answer}
@@ -297,3 +297,10 @@ def _session_header(caller: Caller | None) -> dict:
 
 def _elapsed(request: Request) -> float:
     return (time.perf_counter() - getattr(request.state, "started", time.perf_counter())) * 1000
+
+
+def _asked(question: str, result) -> dict:
+    """What the request event keeps of the question and of the evidence the answer was weighed on (issue 23)."""
+    found = result.evidence
+    return {"question": question, "similarity": getattr(found, "similarity", None),
+            "coverage": getattr(found, "coverage", None)}

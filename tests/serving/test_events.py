@@ -23,6 +23,11 @@ def test_every_kind_of_request_leaves_an_event(make_client, indexed):
     assert rows[0].variant == "stable" and rows[0].release_id is not None and rows[0].latency_ms > 0
     assert rows[0].chunk_ids and rows[0].user_hash == rows[1].user_hash
     assert len({r.request_id for r in rows}) == 4
+    # what was asked and the evidence it was weighed on stay with the event (issue 23); a refusal by the limiter
+    # never reached retrieval, so it has no evidence
+    assert rows[0].question == "What blocks a mass delete?" and rows[1].question == "Pizza dough hydration?"
+    assert rows[0].similarity > rows[1].similarity and rows[0].coverage is not None
+    assert rows[2].similarity is None and rows[0].query is None
 
 
 def test_record_is_cheap_and_close_drains(tmp_path):

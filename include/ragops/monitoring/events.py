@@ -44,13 +44,18 @@ def _row_fault(exc: Exception) -> bool:
 
 def request_event(request_id: str, endpoint: str, user: str, status: int, latency_ms: float, *, variant: str = "stable",
                   release_id: int | None = None, fallback: str | None = None, error: str | None = None,
-                  chunk_ids: list[str] | None = None, verified: bool = False, synthetic: bool = False) -> dict:
+                  chunk_ids: list[str] | None = None, verified: bool = False, synthetic: bool = False,
+                  question: str | None = None, query: str | None = None, similarity: float | None = None,
+                  coverage: float | None = None) -> dict:
     """The request_events row for one served request (the serving app and `ragops ask` both write it). `verified`:
     the caller proved who it is (an API key); `synthetic`: the platform's probe credential sent it. The caller
-    decides both from its credentials, never from `user`, which a client may choose."""
+    decides both from its credentials, never from `user`, which a client may choose. `question` is stored as
+    given (the caller redacts it first); `query` only when retrieval searched for something else (a condensed
+    follow-up); `similarity` and `coverage` are the retrieval evidence the answer was weighed on."""
     return {"request_id": request_id, "endpoint": endpoint, "user_hash": hash_user(user), "variant": variant,
             "release_id": release_id, "latency_ms": latency_ms, "status": status, "fallback": fallback, "error": error,
-            "chunk_ids": chunk_ids or [], "verified": verified, "synthetic": synthetic}
+            "chunk_ids": chunk_ids or [], "verified": verified, "synthetic": synthetic, "question": question,
+            "query": query if query != question else None, "similarity": similarity, "coverage": coverage}
 
 
 def _instant(ts: datetime) -> datetime:

@@ -164,7 +164,7 @@ class RequestEvent(Base):
     __tablename__ = "request_events"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
-    request_id: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[str] = mapped_column(String(64), index=True)
     endpoint: Mapped[str] = mapped_column(String(64))
     user_hash: Mapped[str] = mapped_column(String(64))
     variant: Mapped[str] = mapped_column(String(16))  # stable|canary
@@ -177,6 +177,26 @@ class RequestEvent(Base):
     synthetic: Mapped[bool] = mapped_column(Boolean, default=False)  # probe traffic, a stratum of its own in the gate
     # the caller proved who it is (an API key); RAGOPS_ROLLOUT_ANONYMOUS says what the gate makes of the others
     verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    # What was asked, redacted before storage and cleared after the retention period (issue 23): the content-gap
+    # analysis and the grown test set read it. `query` is what retrieval searched for (a condensed follow-up).
+    question: Mapped[str | None] = mapped_column(Text, nullable=True)
+    query: Mapped[str | None] = mapped_column(Text, nullable=True)
+    similarity: Mapped[float | None] = mapped_column(Float, nullable=True)  # the best dense similarity
+    coverage: Mapped[float | None] = mapped_column(Float, nullable=True)  # share of distinctive terms in the passages
+
+
+class Feedback(Base):
+    """A user's vote on one served answer (issue 23). One row per request: a second vote replaces the first."""
+
+    __tablename__ = "feedback"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    request_id: Mapped[str] = mapped_column(String(64), unique=True)
+    user_hash: Mapped[str] = mapped_column(String(64))
+    rating: Mapped[str] = mapped_column(String(8))  # up|down
+    reason: Mapped[str | None] = mapped_column(String(32), nullable=True)  # wrong|incomplete|outdated|no_answer
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)  # redacted; cleared with the question text
+    cited_followed: Mapped[bool | None] = mapped_column(Boolean, nullable=True)  # the client says a citation was opened
 
 
 class McpAccessLog(Base):
