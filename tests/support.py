@@ -19,7 +19,12 @@ DAGS = REPO / "dags"
 class FakeLLM:
     """Speaks the OpenAI chat-completions protocol; `mode` injects outages: ok, slow, error, malformed, empty, and
     hang (no answer until `released` is set, which close() does); `decline` answers that the passages do not hold
-    the answer; `drip` answers GET /models with its headers and then one byte a second, never finishing."""
+    the answer; `drip` answers GET /models with its headers and then one byte a second, never finishing.
+
+    A request with `stream: true` is answered as the real API streams: `chat.completion.chunk` server-sent events, a
+    word each, then `data: [DONE]`; mode `stall` sends the first words and then nothing until released or the
+    client leaves (`disconnected` is set then). A request to condense a follow-up (its system prompt asks for a
+    standalone query) is answered with `condensed` and counted in `condense_calls`."""
 
     def __init__(self):
         self.mode = "ok"
@@ -29,6 +34,10 @@ class FakeLLM:
         self.last_system = ""
         self.reply = "Refreshes that delete too much are blocked by a guard [1]."
         self.released = threading.Event()
+        self.disconnected = threading.Event()
+        self.streams = 0  # streamed requests
+        self.condensed = "How do I turn off the refresh guard?"
+        self.condense_calls = 0
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -65,9 +74,14 @@ class FakeLLM:
 
             def do_POST(self):
                 payload = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                if "standalone search query" in payload["messages"][0]["content"]:
+                    fake.condense_calls += 1
+                    return self._reply(payload, fake.condensed)
                 fake.calls += 1
                 fake.last_prompt = payload["messages"][-1]["content"]
                 fake.last_system = payload["messages"][0]["content"]
+                if payload.get("stream") and fake.mode in ("ok", "stall", "decline"):
+                    return self._stream(payload)
                 if fake.mode == "hang":
                     fake.released.wait(120)
                 if fake.mode == "slow":
@@ -79,10 +93,52 @@ class FakeLLM:
                 content = "" if fake.mode == "empty" else fake.reply
                 if fake.mode == "decline":
                     content = "No matching information was found in the provided passages."
+                self._reply(payload, content)
+
+            def _reply(self, payload, content):
                 self._send(200, json.dumps({
                     "id": "c1", "object": "chat.completion", "created": 0, "model": payload.get("model"),
                     "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
                     "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}).encode())
+
+            def _stream(self, payload):
+                fake.streams += 1
+                content = ("No matching information was found in the provided passages." if fake.mode == "decline"
+                           else fake.reply)
+                words = [w + " " for w in content.split(" ")]
+                words[-1] = words[-1].rstrip()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+
+                def event(delta, finish=None):
+                    chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": payload.get("model"),
+                             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                    self.wfile.flush()
+
+                try:
+                    event({"role": "assistant", "content": ""})
+                    for n, word in enumerate(words):
+                        if fake.mode == "stall" and n == 3:
+                            return self._stall()
+                        event({"content": word})
+                    event({}, "stop")
+                    self.wfile.write(b"data: [DONE]\n\n")
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    fake.disconnected.set()
+
+            def _stall(self):
+                """Nothing more until released, or until the client closes the connection (then `disconnected`)."""
+                import select
+
+                while not fake.released.is_set():
+                    readable, _, _ = select.select([self.connection], [], [], 0.05)
+                    if readable and not self.connection.recv(1):
+                        fake.disconnected.set()
+                        return
+                self.close_connection = True
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"

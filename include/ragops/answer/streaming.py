@@ -11,6 +11,7 @@ time mid-answer leaves the text sent so far, marked `truncated`, with the llm_un
 from __future__ import annotations
 
 import re
+from contextlib import aclosing
 from typing import AsyncIterator
 
 from ragops.answer import fallbacks
@@ -51,8 +52,9 @@ async def stream_answer(service: AnswerService, question: str, user_key: str, k:
             yield piece
         yield service.finish(draft, text, used, "extractive")
         return
-    async for item in _from_model(service, draft):
-        yield item
+    async with aclosing(_from_model(service, draft)) as items:  # closed with this one: the upstream closes at once
+        async for item in items:
+            yield item
 
 
 async def _from_model(service: AnswerService, draft: Draft) -> AsyncIterator[str | AnswerResult]:
@@ -69,9 +71,10 @@ async def _from_model(service: AnswerService, draft: Draft) -> AsyncIterator[str
         return
     parts: list[str] = []
     try:
-        async for piece in model.stream(SYSTEM_PROMPT, draft.prompt):
-            parts.append(piece)
-            yield piece
+        async with aclosing(model.stream(SYSTEM_PROMPT, draft.prompt)) as pieces:
+            async for piece in pieces:
+                parts.append(piece)
+                yield piece
     except LLMUnavailable as exc:
         if not parts:
             for item in _llm_unavailable(service, draft):
