@@ -233,7 +233,9 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
     doors = Doors(settings, admitted, ready, record, error, reply_headers,
                   lambda endpoint, status: metrics.requests.labels(endpoint, str(status)).inc())
 
-    @app.post("/v1/ask", response_model=AskResponse, responses=responses, summary="Answer a question with citations; "
+    streamed = {200: {"content": {"text/event-stream": {}}}}  # server-sent events: docs/serving.md
+
+    @app.post("/v1/ask", response_model=AskResponse, responses=responses | streamed, summary="Answer a question with citations; "
               "with `stream: true`, as server-sent events (start, delta..., done)")
     async def ask(body: Query, request: Request):
         if body.stream:
@@ -259,7 +261,7 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
     async def prometheus():
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    register_openai(app, doors)  # /v1/chat/completions and /v1/models (serving/openai_api.py)
+    register_openai(app, doors, responses | streamed)  # /v1/chat/completions and /v1/models (serving/openai_api.py)
     app.mount("/mcp", LogMissingToken(mcp_app, refusals, metrics))
 
     def refused(scope: dict, rid: str) -> None:

@@ -33,16 +33,19 @@ MODELS = "/v1/models"
 PINNED = "pinned"  # the variant of a request that named its release: the canary gate compares routed traffic only
 
 
-def register(app, doors: Doors) -> None:
+def register(app, doors: Doors, responses: dict) -> None:
+    """`responses`: the error replies the app documents for its routes (and the event-stream content type)."""
     settings = doors.settings
+    problem = responses[422]
 
     @app.post(CHAT, summary="OpenAI-compatible chat completions, streamed (server-sent events) or not",
-              responses={400: {"description": "conversation_too_long"}, 404: {"description": "model_not_found"}})
+              responses=responses | {400: problem, 404: problem})
     async def chat_completions(body: ChatRequest, request: Request):
-        try:
-            earlier, question = conversation(body, settings.chat_max_turns, settings.chat_max_chars, QUESTION_MAX)
+        try:  # told after the caller and the model are checked: a bad key is 401 and an unknown model 404 first
+            (earlier, question), problem = conversation(body, settings.chat_max_turns, settings.chat_max_chars,
+                                                        QUESTION_MAX), None
         except ChatError as exc:
-            return refused(request, exc)
+            (earlier, question), problem = ([], body.messages[-1].text()[:QUESTION_MAX]), exc
         started, stack = time.perf_counter(), AsyncExitStack()
         try:
             caller, decision, refusal = await stack.enter_async_context(
@@ -54,10 +57,15 @@ def register(app, doors: Doors) -> None:
             try:
                 svc = await doors.ready()
                 release = pinned_release(svc, body.model, caller)
+                if problem is not None:
+                    raise problem
                 condensed = await condense(earlier, question, svc.chat_model, settings.chat_condense_timeout_s)
             except ChatError as exc:
                 await stack.aclose()
                 return refused(request, exc, caller)
+            except StoreUnavailable if problem is not None else ():  # a conversation out of bounds is refused still
+                await stack.aclose()
+                return refused(request, problem, caller)
             except StoreUnavailable:  # the registry is away: said as an answer too, never an HTTP error
                 return await store_unavailable(request, body, caller, question, started, stack, headers)
             rid, query = request.state.request_id, condensed.query
@@ -81,7 +89,7 @@ def register(app, doors: Doors) -> None:
             raise
 
     @app.get(MODELS, summary="The models (releases) this caller may name: `ragops`, and with an API key the "
-             "stable and canary releases")
+             "stable and canary releases", responses={k: v for k, v in responses.items() if k in (401, 429, 503)})
     async def models(request: Request):
         async with doors.admitted(request, "", None, 1) as (caller, _decision, refusal):
             if refusal is not None:

@@ -44,7 +44,7 @@ class ChatRequest(BaseModel):
 
     model: str = Field(min_length=1, max_length=NAME_MAX, description=f"`{ROUTED}` (routed) or a release's name")
     messages: list[Message] = Field(min_length=1, description="the conversation; the last message is the question")
-    stream: bool = False
+    stream: bool = Field(default=False, strict=True)
     user: str | None = Field(default=None, max_length=NAME_MAX, description="with an API key: the end user it "
                              "acts for, which keeps that user's canary routing sticky (as /v1/ask's user_id)")
     n: int | None = Field(default=None, ge=1, le=1, description="one choice only")
