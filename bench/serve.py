@@ -1,8 +1,10 @@
 """Serving benchmark; prints one JSON document.
 
 In one run: the in-process floor of a search (query embedding + index search), then `/v1/search` and `/v1/ask`
-over loopback HTTP against `ragops serve` at concurrency 1, 8 and 32 (p50/p99, throughput, errors), and the cost
-of the rate limiter and of request-event writing, measured both in-process and over HTTP with each switched off.
+over loopback HTTP against `ragops serve` at concurrency 1, 8 and 32 (p50/p99, throughput, errors), the time to
+first token of streamed answers (`/v1/chat/completions` and `/v1/ask` with `stream: true`) at concurrency 1 and 8,
+and the cost of the rate limiter and of request-event writing, measured both in-process and over HTTP with each
+switched off. `--ttft` measures only the streamed answers.
 
     .venv/bin/python bench/serve.py [--docs $RAGOPS_EVAL_RHDH/docs] [--requests 200]
 
@@ -59,6 +61,53 @@ async def load(url: str, path: str, qs: list[str], concurrency: int, total: int)
         wall = time.perf_counter() - started
     return {"requests": total, "p50_ms": pct(latencies, 0.5), "p99_ms": pct(latencies, 0.99),
             "throughput_rps": round(total / wall, 1), "errors": errors, "statuses": statuses}
+
+
+async def first_tokens(url: str, path: str, qs: list[str], concurrency: int, total: int) -> dict:
+    """Streamed answers: the time to the first text piece (time to first token) and to the end of the stream."""
+    import httpx
+
+    first: list[float] = []
+    whole: list[float] = []
+    errors = 0
+    queue: asyncio.Queue = asyncio.Queue()
+    for i in range(total):
+        queue.put_nowait(qs[i % len(qs)])
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=httpx.Limits(max_connections=concurrency)) as client:
+        async def worker(n: int) -> None:
+            nonlocal errors
+            while not queue.empty():
+                question = queue.get_nowait()
+                body = ({"model": "ragops", "stream": True, "user": f"bench-{n}",
+                         "messages": [{"role": "user", "content": question}]} if path == "/v1/chat/completions"
+                        else {"question": question, "user_id": f"bench-{n}", "stream": True})
+                started, seen = time.perf_counter(), None
+                try:
+                    async with client.stream("POST", path, json=body) as reply:
+                        async for line in reply.aiter_lines():
+                            if seen is None and ('"content": "' in line or '"text": ' in line) \
+                                    and '"content": ""' not in line:
+                                seen = time.perf_counter()
+                    if reply.status_code != 200 or seen is None:
+                        errors += 1
+                        continue
+                except httpx.HTTPError:
+                    errors += 1
+                    continue
+                first.append((seen - started) * 1000)
+                whole.append((time.perf_counter() - started) * 1000)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(n) for n in range(concurrency)))
+        wall = time.perf_counter() - started
+    return {"requests": total, "ttft_p50_ms": pct(first, 0.5), "ttft_p99_ms": pct(first, 0.99),
+            "total_p50_ms": pct(whole, 0.5), "throughput_rps": round(total / wall, 1), "errors": errors}
+
+
+def ttft(server_url: str, qs: list[str], requests: int) -> dict:
+    """Time to first token of the streamed endpoints at concurrency 1 and 8."""
+    return {f"{path} stream c={c}": asyncio.run(first_tokens(server_url, path, qs, c, requests if c == 1 else requests * 2))
+            for path in ("/v1/chat/completions", "/v1/ask") for c in (1, 8)}
 
 
 def in_process(home: Path, qs: list[str]) -> dict:
@@ -140,6 +189,7 @@ def main() -> int:
     parser.add_argument("--docs", default=str(RHDH / "docs"))
     parser.add_argument("--home", help="reuse an indexed RAGOPS_HOME instead of indexing --docs")
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--ttft", action="store_true", help="only the time to first token of streamed answers")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ragops-bench-serve-"))
     try:
@@ -154,6 +204,11 @@ def main() -> int:
         if args.compare:
             print(json.dumps(compare(home, qs, args.requests), indent=2))
             return 0
+        if args.ttft:
+            with Server(home, **UNLIMITED) as server:
+                asyncio.run(load(server.url, "/v1/search", questions(20, skip=100), 2, 20))  # warm up
+                print(json.dumps({"streamed": ttft(server.url, qs, args.requests)}, indent=2))
+            return 0
         result = {"in_process": in_process(home, qs), "http": {}, "switches": {}}
         server = Server(home, **UNLIMITED)
         server.wait()
@@ -162,6 +217,7 @@ def main() -> int:
                 for concurrency in (1, 8, 32):
                     total = args.requests if concurrency == 1 else args.requests * 2
                     result["http"][f"{path} c={concurrency}"] = asyncio.run(load(server.url, path, qs, concurrency, total))
+            result["streamed"] = ttft(server.url, qs, args.requests)
             result["switches"]["all on"] = asyncio.run(load(server.url, "/v1/search", qs, 1, args.requests))
         finally:
             server.stop()
