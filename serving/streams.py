@@ -68,7 +68,8 @@ class AskEncoder:
 
 @dataclass
 class Outcome:
-    """How a stream ended, for its request event: the result (None when there was none), the text sent, the status."""
+    """How a stream ended, for its request event: the result (None when there was none), the text sent, the status
+    and the time since the request began (including condensing and waiting for admission)."""
 
     result: AnswerResult | None
     text: str
@@ -97,7 +98,7 @@ class Once:
 
     def finished_with(self, result: AnswerResult) -> None:
         """A reply that was not streamed."""
-        self(Outcome(result, result.answer, result.status, result.error, result.latency_ms))
+        self(Outcome(result, result.answer, result.status, result.error))
 
 
 async def events(answer: AsyncIterator[str | AnswerResult], encoder: Encoder, finish: Once,
@@ -115,7 +116,7 @@ async def events(answer: AsyncIterator[str | AnswerResult], encoder: Encoder, fi
         if result is None:
             raise RuntimeError("the answer stream ended without its result")
         yield encoder.end(result, "".join(sent))
-        finish(Outcome(result, "".join(sent), result.status, result.error, result.latency_ms))
+        finish(Outcome(result, "".join(sent), result.status, result.error))
     except Exception as exc:  # the headers went out with 200: the failure can only be told in the stream itself
         log.exception("request %s: the answer stream failed", reference)
         finish(Outcome(result, "".join(sent), 500, type(exc).__name__))
@@ -182,7 +183,7 @@ def recorder(doors: Doors, request, endpoint: str, caller, asked: dict, routed: 
         doors.record(request.state.request_id, endpoint, outcome.status, outcome.latency_ms,
                      variant=variant or (result.variant if result else routed[0]),
                      release_id=result.release_id if result else routed[1],
-                     fallback=result.fallback if result and outcome.status < DISCONNECTED else None,
+                     fallback=result.fallback if result is not None and outcome.status == result.status else None,
                      error=outcome.error, chunk_ids=result.chunk_ids if result else None, caller=caller,
                      similarity=getattr(evidence, "similarity", None), coverage=getattr(evidence, "coverage", None),
                      **asked)

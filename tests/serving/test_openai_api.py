@@ -141,7 +141,8 @@ def test_fallbacks_are_assistant_messages_never_errors(make_client, fake_llm, in
         pizza["choices"][0]["message"]["content"]
     client.app.state.events.flush()
     # the events keep the answer's own status: the canary gate counts a model that is down as an error
-    assert sorted(e.status for e in events(indexed, endpoint="/v1/chat/completions")) == [200, 503, 503]
+    assert sorted((e.status, e.fallback) for e in events(indexed, endpoint="/v1/chat/completions")) == [
+        (200, "no_results"), (503, "llm_unavailable"), (503, "llm_unavailable")]
 
 
 def test_models_lists_what_the_caller_may_name(make_client, indexed, tmp_path):

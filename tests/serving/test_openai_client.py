@@ -144,7 +144,8 @@ def test_a_model_that_is_down_is_an_ordinary_message_with_its_code(served, llm):
         else:
             text, ext = reply.choices[0].message.content, reply.model_extra["ragops"]
         assert ext["fallback"] == "llm_unavailable" and "language model is down" in text
-        assert served.event(ext["request_id"]).status == 503  # counted as an error by the canary gate
+        event = served.event(ext["request_id"])
+        assert (event.status, event.fallback) == (503, "llm_unavailable")  # an error to the canary gate
 
 
 def test_a_model_that_stalls_mid_stream_ends_with_a_clear_final_chunk(served, llm):
@@ -156,7 +157,7 @@ def test_a_model_that_stalls_mid_stream_ends_with_a_clear_final_chunk(served, ll
     assert final.choices[0].finish_reason == "length"
     assert final.model_extra["ragops"]["truncated"] is True and final.model_extra["ragops"]["fallback"] == "llm_unavailable"
     event = served.event(final.model_extra["ragops"]["request_id"])
-    assert event.status == 503 and event.error.startswith("truncated mid-answer")
+    assert (event.status, event.fallback) == (503, "llm_unavailable") and event.error.startswith("truncated mid-answer")
 
 
 def test_a_client_that_leaves_cancels_the_model_and_is_recorded(served, llm):
