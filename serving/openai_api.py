@@ -36,10 +36,10 @@ PINNED = "pinned"  # the variant of a request that named its release: the canary
 def register(app, doors: Doors, responses: dict) -> None:
     """`responses`: the error replies the app documents for its routes (and the event-stream content type)."""
     settings = doors.settings
-    problem = responses[422]
+    documented = responses[422]  # the JSON error envelope
 
     @app.post(CHAT, summary="OpenAI-compatible chat completions, streamed (server-sent events) or not",
-              responses=responses | {400: problem, 404: problem})
+              responses=responses | {400: documented, 404: documented})
     async def chat_completions(body: ChatRequest, request: Request):
         try:  # told after the caller and the model are checked: a bad key is 401 and an unknown model 404 first
             (earlier, question), problem = conversation(body, settings.chat_max_turns, settings.chat_max_chars,
@@ -57,17 +57,15 @@ def register(app, doors: Doors, responses: dict) -> None:
             try:
                 svc = await doors.ready()
                 release = pinned_release(svc, body.model, caller)
-                if problem is not None:
-                    raise problem
-                condensed = await condense(earlier, question, svc.chat_model, settings.chat_condense_timeout_s)
             except ChatError as exc:
-                await stack.aclose()
-                return refused(request, exc, caller)
-            except StoreUnavailable if problem is not None else ():  # a conversation out of bounds is refused still
+                problem = exc
+            except StoreUnavailable:  # the registry is away: said as an answer too, never an HTTP error
+                if problem is None:
+                    return await store_unavailable(request, body, caller, question, started, stack, headers)
+            if problem is not None:
                 await stack.aclose()
                 return refused(request, problem, caller)
-            except StoreUnavailable:  # the registry is away: said as an answer too, never an HTTP error
-                return await store_unavailable(request, body, caller, question, started, stack, headers)
+            condensed = await condense(earlier, question, svc.chat_model, settings.chat_condense_timeout_s)
             rid, query = request.state.request_id, condensed.query
             variant, routed_release, _ = svc.route(caller.route, release)
             asked = {"question": question, "query": query}
