@@ -193,3 +193,31 @@ def test_llm_tokens_stream_through(make_client, fake_llm, indexed):
     words = fake_llm.reply.split(" ")
     assert contents[1:1 + len(words)] == [w + " " for w in words[:-1]] + [words[-1]]  # token by token, as sent
     assert fake_llm.streams == 1 and json.loads(_sse(reply)[-2][1])["ragops"]["citations"][0]["n"] == 1
+
+
+def test_canary_routing_is_sticky_per_user_and_both_kinds_count(make_client, indexed, tmp_path):
+    from ragops.audit.apikeys import issue
+    from ragops.releases import bucket, create_release, routing_key
+    from ragops.rollout.machine import Rollout
+
+    key, _ = issue(tmp_path / "keys.yaml", "desk")
+    cfg = indexed.model_copy(update={"api_keys": tmp_path / "keys.yaml", "rollout_stages": [50.0, 100.0]})
+    client = make_client(cfg)
+    machine = Rollout(cfg)
+    create_release(machine.registry, "twin", None, {}, "test")
+    machine.start("twin", "test")
+    users = {variant: next(u for u in (f"user-{i}" for i in range(1000))
+                           if (bucket(routing_key("key:desk", u)) < 5000) == (variant == "canary"))
+             for variant in ("canary", "stable")}
+    client.app.state.service._rollout = None  # the router re-reads the rollout now, not within its 5 s
+    auth = {"Authorization": f"Bearer {key}"}
+    assert [m["id"] for m in client.get("/v1/models", headers=auth).json()["data"]] == ["ragops", "live", "twin"]
+    for variant, user in users.items():
+        for stream in (False, True, False):
+            reply = client.post("/v1/chat/completions", headers=auth,
+                                json=_chat("What is quarantined?", stream=stream, user=user))
+            final = json.loads(_sse(reply)[-2][1]) if stream else reply.json()
+            assert final["ragops"]["variant"] == variant  # the same variant, request after request
+    client.app.state.events.flush()
+    counted = [(e.variant, e.verified) for e in events(indexed, endpoint="/v1/chat/completions")]
+    assert sorted(counted) == [("canary", True)] * 3 + [("stable", True)] * 3
