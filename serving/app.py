@@ -231,7 +231,8 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
     responses = {400: problem, 401: problem, 413: problem, 422: problem, 429: problem, 503: problem}
 
     doors = Doors(settings, admitted, ready, record, error, reply_headers,
-                  lambda endpoint, status: metrics.requests.labels(endpoint, str(status)).inc())
+                  lambda endpoint, status: metrics.requests.labels(endpoint, str(status)).inc(),
+                  lambda endpoint, ms: metrics.first_token.labels(endpoint).observe(ms / 1000))
 
     streamed = {200: {"content": {"text/event-stream": {}}}}  # server-sent events: docs/serving.md
 

@@ -81,9 +81,11 @@ class Outcome:
 class Once:
     """Calls `finished` once, with the first outcome reported."""
 
-    def __init__(self, finished: Callable[[Outcome], None], started: float):
+    def __init__(self, finished: Callable[[Outcome], None], started: float,
+                 on_first: Callable[[float], None] | None = None):
         self.finished = finished
         self.started = started
+        self.on_first = on_first  # given the milliseconds to the first piece of text
         self.done = False
 
     def __call__(self, outcome: Outcome) -> None:
@@ -95,6 +97,10 @@ class Once:
             self.finished(outcome)
         except Exception:  # recording must not turn a delivered answer into a failure
             log.exception("the request event of a stream could not be recorded")
+
+    def first_piece(self) -> None:
+        if self.on_first is not None:
+            self.on_first((time.perf_counter() - self.started) * 1000)
 
     def finished_with(self, result: AnswerResult) -> None:
         """A reply that was not streamed."""
@@ -111,6 +117,8 @@ async def events(answer: AsyncIterator[str | AnswerResult], encoder: Encoder, fi
             if isinstance(item, AnswerResult):
                 result = item
             else:
+                if not sent:
+                    finish.first_piece()
                 sent.append(item)
                 yield encoder.piece(item)
         if result is None:
@@ -171,6 +179,7 @@ class Doors:
     error: Callable
     headers: Callable
     count: Callable  # (endpoint, status): counted in /metrics without a request event (not a question)
+    first_token: Callable  # (endpoint, milliseconds): a streamed answer's time to its first piece of text
 
 
 def recorder(doors: Doors, request, endpoint: str, caller, asked: dict, routed: tuple[str, int | None],
@@ -188,7 +197,7 @@ def recorder(doors: Doors, request, endpoint: str, caller, asked: dict, routed: 
                      similarity=getattr(evidence, "similarity", None), coverage=getattr(evidence, "coverage", None),
                      **asked)
 
-    return Once(finished, started)
+    return Once(finished, started, lambda ms: doors.first_token(endpoint, ms))
 
 
 async def streamed_ask(request, body, doors: Doors):

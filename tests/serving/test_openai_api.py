@@ -71,6 +71,8 @@ def test_stream_is_chunks_ending_with_done_and_the_extension(make_client, indexe
     assert len(pieces) >= 3  # the extractive answer goes out sentence by sentence: label, sentences, sources
     assert text.startswith("Extractive answer") and "quarantined" in text and "Sources:\n[1]" in text
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop" and chunks[-1]["ragops"]["citations"]
+    assert 'ragops_time_to_first_token_seconds_count{endpoint="/v1/chat/completions"} 1.0' in \
+        client.get("/metrics").text
     client.app.state.events.flush()
     [event] = events(indexed, endpoint="/v1/chat/completions")
     assert event.status == 200 and event.chunk_ids
