@@ -89,15 +89,29 @@ def register(app, doors: Doors, responses: dict) -> None:
     @app.get(MODELS, summary="The models (releases) this caller may name: `ragops`, and with an API key the "
              "stable and canary releases", responses={k: v for k, v in responses.items() if k in (401, 429, 503)})
     async def models(request: Request):
+        return await listed(request, None)
+
+    @app.get(MODELS + "/{model}", summary="One model this caller may name, else 404 model_not_found",
+             responses={k: v for k, v in responses.items() if k in (401, 429, 503)} | {404: documented})
+    async def model(model: str, request: Request):
+        return await listed(request, model)
+
+    async def listed(request: Request, model: str | None):
         async with doors.admitted(request, "", None, 1) as (caller, _decision, refusal):
             if refusal is not None:
                 return refusal
             svc = await doors.ready()
             names = [ROUTED] + (_releases(svc) if caller.verified else [])
+            entries = [{"id": name, "object": "model", "created": 0, "owned_by": "ragops"} for name in names]
+            if model is not None:
+                found = next((e for e in entries if e["id"] == model), None)
+                doors.count(MODELS, 200 if found else 404)
+                if found is None:
+                    return doors.error(request, 404, "model_not_found", f"no model {model[:128]!r} for this caller; "
+                                       f"GET {MODELS} lists those it may use")
+                return JSONResponse(found, headers=doors.headers(caller, None))
             doors.count(MODELS, 200)
-            return JSONResponse({"object": "list", "data": [
-                {"id": name, "object": "model", "created": 0, "owned_by": "ragops"} for name in names]},
-                headers=doors.headers(caller, None))
+            return JSONResponse({"object": "list", "data": entries}, headers=doors.headers(caller, None))
 
     def refused(request: Request, exc: ChatError, caller=None) -> JSONResponse:
         doors.record(request.state.request_id, CHAT, exc.status, _elapsed(request), error=exc.code, caller=caller)

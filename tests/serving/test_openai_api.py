@@ -155,6 +155,8 @@ def test_models_lists_what_the_caller_may_name(make_client, indexed, tmp_path):
     assert [m["id"] for m in client.get("/v1/models").json()["data"]] == ["ragops"]
     listed = client.get("/v1/models", headers={"Authorization": f"Bearer {key}"}).json()
     assert listed["object"] == "list" and [m["id"] for m in listed["data"]] == ["ragops", "live"]
+    assert client.get("/v1/models/live", headers={"Authorization": f"Bearer {key}"}).json()["id"] == "live"
+    assert client.get("/v1/models/live").status_code == 404  # not for a caller without a key
     pinned = client.post("/v1/chat/completions", json=_chat("What is quarantined?", model="live"),
                          headers={"Authorization": f"Bearer {key}"})
     assert pinned.status_code == 200 and pinned.json()["ragops"]["variant"] == "pinned"
