@@ -131,9 +131,11 @@ async def events(answer: AsyncIterator[str | AnswerResult], encoder: Encoder, fi
         yield encoder.failed("internal_error", "the answer failed unexpectedly; it was logged under request id "
                              f"{reference}")
     finally:  # also on cancellation (the client left): the answer and its upstream stream close now
-        with anyio.CancelScope(shield=True):
-            await answer.aclose()
-        finish(Outcome(result, "".join(sent), DISCONNECTED, "client_disconnected"))
+        try:
+            with anyio.CancelScope(shield=True):
+                await answer.aclose()
+        finally:
+            finish(Outcome(result, "".join(sent), DISCONNECTED, "client_disconnected"))
 
 
 class EventStream(StreamingResponse):
