@@ -50,6 +50,21 @@ def corpus_dir(settings) -> Path:
     return Path(urlparse(settings.source).path)
 
 
+def stop_group(proc, grace_s: float = 30.0) -> None:
+    """Stop a process started with start_new_session=True and its children: SIGTERM to its group (a clean shutdown),
+    SIGKILL if it is still there after `grace_s`. Only the group this test started."""
+    import os
+    import signal
+    import subprocess
+
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ import time
 import httpx
 import pytest
 
-from support import REPO, FakeLLM, events, free_port
+from support import REPO, FakeLLM, events, free_port, stop_group
 
 pytestmark = [pytest.mark.model, pytest.mark.timeout(600)]  # the server loads the embedding model
 DEADLINE_S = 4  # RAGOPS_LLM_DEADLINE_S of the server: a stalled model is cut off at it
@@ -75,12 +74,7 @@ def served(indexed_template, tmp_path_factory):
             time.sleep(0.5)
         yield Served(base, settings, key, llm)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # only the process group this fixture started
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        stop_group(proc)
         log.close()
         llm.close()
 
