@@ -32,33 +32,44 @@ from _rhdh import RHDH  # noqa: E402
 from _server import UNLIMITED, Server, pct, questions  # noqa: E402  (shared with bench/load.py)
 
 
+async def drive(url: str, qs: list[str], concurrency: int, total: int, one) -> float:
+    """`total` requests from `concurrency` workers cycling over `qs`; `one(client, question, worker)` sends one.
+    Returns the wall time in seconds."""
+    import httpx
+
+    queue: asyncio.Queue = asyncio.Queue()
+    for i in range(total):
+        queue.put_nowait(qs[i % len(qs)])
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=httpx.Limits(max_connections=concurrency)) as client:
+        async def worker(n: int) -> None:
+            while not queue.empty():
+                await one(client, queue.get_nowait(), n)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(n) for n in range(concurrency)))
+        return time.perf_counter() - started
+
+
 async def load(url: str, path: str, qs: list[str], concurrency: int, total: int) -> dict:
     import httpx
 
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     errors = 0
-    queue: asyncio.Queue = asyncio.Queue()
-    for i in range(total):
-        queue.put_nowait(qs[i % len(qs)])
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=httpx.Limits(max_connections=concurrency)) as client:
-        async def worker(n: int) -> None:
-            nonlocal errors
-            while not queue.empty():
-                question = queue.get_nowait()
-                started = time.perf_counter()
-                try:
-                    reply = await client.post(path, json={"question": question, "user_id": f"bench-{n}"})
-                    statuses[reply.status_code] = statuses.get(reply.status_code, 0) + 1
-                    if reply.status_code >= 500:
-                        errors += 1
-                except httpx.HTTPError:
-                    errors += 1
-                latencies.append((time.perf_counter() - started) * 1000)
 
+    async def one(client, question: str, n: int) -> None:
+        nonlocal errors
         started = time.perf_counter()
-        await asyncio.gather(*(worker(n) for n in range(concurrency)))
-        wall = time.perf_counter() - started
+        try:
+            reply = await client.post(path, json={"question": question, "user_id": f"bench-{n}"})
+            statuses[reply.status_code] = statuses.get(reply.status_code, 0) + 1
+            if reply.status_code >= 500:
+                errors += 1
+        except httpx.HTTPError:
+            errors += 1
+        latencies.append((time.perf_counter() - started) * 1000)
+
+    wall = await drive(url, qs, concurrency, total, one)
     return {"requests": total, "p50_ms": pct(latencies, 0.5), "p99_ms": pct(latencies, 0.99),
             "throughput_rps": round(total / wall, 1), "errors": errors, "statuses": statuses}
 
@@ -70,36 +81,28 @@ async def first_tokens(url: str, path: str, qs: list[str], concurrency: int, tot
     first: list[float] = []
     whole: list[float] = []
     errors = 0
-    queue: asyncio.Queue = asyncio.Queue()
-    for i in range(total):
-        queue.put_nowait(qs[i % len(qs)])
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=httpx.Limits(max_connections=concurrency)) as client:
-        async def worker(n: int) -> None:
-            nonlocal errors
-            while not queue.empty():
-                question = queue.get_nowait()
-                body = ({"model": "ragops", "stream": True, "user": f"bench-{n}",
-                         "messages": [{"role": "user", "content": question}]} if path == "/v1/chat/completions"
-                        else {"question": question, "user_id": f"bench-{n}", "stream": True})
-                started, seen = time.perf_counter(), None
-                try:
-                    async with client.stream("POST", path, json=body) as reply:
-                        async for line in reply.aiter_lines():
-                            if seen is None and ('"content": "' in line or '"text": ' in line) \
-                                    and '"content": ""' not in line:
-                                seen = time.perf_counter()
-                    if reply.status_code != 200 or seen is None:
-                        errors += 1
-                        continue
-                except httpx.HTTPError:
-                    errors += 1
-                    continue
-                first.append((seen - started) * 1000)
-                whole.append((time.perf_counter() - started) * 1000)
 
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(n) for n in range(concurrency)))
-        wall = time.perf_counter() - started
+    async def one(client, question: str, n: int) -> None:
+        nonlocal errors
+        body = ({"model": "ragops", "stream": True, "user": f"bench-{n}",
+                 "messages": [{"role": "user", "content": question}]} if path == "/v1/chat/completions"
+                else {"question": question, "user_id": f"bench-{n}", "stream": True})
+        started, seen = time.perf_counter(), None
+        try:
+            async with client.stream("POST", path, json=body) as reply:
+                async for line in reply.aiter_lines():
+                    if seen is None and ('"content": "' in line or '"text": ' in line) and '"content": ""' not in line:
+                        seen = time.perf_counter()
+        except httpx.HTTPError:
+            errors += 1
+            return
+        if reply.status_code != 200 or seen is None:
+            errors += 1
+            return
+        first.append((seen - started) * 1000)
+        whole.append((time.perf_counter() - started) * 1000)
+
+    wall = await drive(url, qs, concurrency, total, one)
     return {"requests": total, "ttft_p50_ms": pct(first, 0.5), "ttft_p99_ms": pct(first, 0.99),
             "total_p50_ms": pct(whole, 0.5), "throughput_rps": round(total / wall, 1), "errors": errors}
 
