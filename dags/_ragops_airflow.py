@@ -93,9 +93,39 @@ def release_connections(context) -> None:
     close_backends()
 
 
+# Every task has an execution_timeout: a task past it is stopped (its lease released on the way out) and retried, so
+# one hang never blocks the runs after it. Sized from docs/benchmarks.md on 2 cores, where a busy machine ran 12x
+# slower than a quiet one, with room for a corpus ten times the RHDH guides; a row per task that needs more than
+# the default. docs/reliability.md ("Issue 24") lists the reasoning for each.
+TIMEOUTS = {
+    "default": timedelta(minutes=30),
+    # one batch of RAGOPS_DAG_BATCH_CHUNKS (512) chunks: about 18 s quiet, 60 s busy (1,451 chunks in 52 s / 310 s)
+    "refresh.embed": timedelta(minutes=20),
+    # the index write, Weaviate's indexing wait (RAGOPS_WEAVIATE_INDEX_WAIT_S, 10 min) and any batch embedded late:
+    # a whole corpus took 1,098 s on a saturated machine (bench/rollback.py)
+    "refresh.commit": timedelta(hours=1),
+    # 140 questions: 13 s extractive; with an LLM each answer may take RAGOPS_LLM_DEADLINE_S (15 s): 35 min at worst
+    "evaluation.evaluate": timedelta(hours=2),
+    # a full candidate build (as refresh.commit) and that evaluation
+    "reindex.build": timedelta(hours=3),
+    # the max_seconds Param (at most 7,200 s; 840 s by default, 11 min 49 s measured) plus loading and saving
+    "training.train": timedelta(hours=2, minutes=30),
+    # 3 probes per tool, each after a pause of up to RAGOPS_MCP_TOOL_PROBE_SPACING_S (30 s) plus the tool's timeout
+    "tools.check": timedelta(hours=1),
+    # every probe has RAGOPS_READY_CHECK_TIMEOUT_S (10 s); the DAG run itself is bounded at 4 minutes
+    "health.probe": timedelta(minutes=3),
+}
+
+
+def timeout(name: str) -> timedelta:
+    """The execution_timeout of a task from the one table above (KeyError on a typo, at parse time)."""
+    return TIMEOUTS[name]
+
+
 def default_args(**extra) -> dict:
     return {
         "owner": "ragops",
+        "execution_timeout": TIMEOUTS["default"],
         "retries": 2,
         "retry_delay": timedelta(minutes=1),
         "retry_exponential_backoff": 2.0,  # a multiplier in Airflow 3 (True is 1.0: a constant delay)

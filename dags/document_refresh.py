@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from airflow.sdk import AssetOrTimeSchedule, Param, dag, task
 
-from _ragops_airflow import INDEX_ASSET, SOURCE_CHANGED, cron, default_args, optional_text, settings
+from _ragops_airflow import INDEX_ASSET, SOURCE_CHANGED, cron, default_args, optional_text, settings, timeout
 
 
 @dag(
@@ -64,13 +64,13 @@ def document_refresh():
     def embedding_batches(prepared: dict) -> list[dict]:
         return [{"refresh_run": prepared["run_id"], "batch": b} for b in prepared["batches"]]
 
-    @task(max_active_tis_per_dagrun=4)
+    @task(max_active_tis_per_dagrun=4, execution_timeout=timeout("refresh.embed"))
     def embed(refresh_run: int, batch: int) -> int:
         from ragops.ingest.refresh import Refresher
 
         return Refresher(settings()).embed_batch(refresh_run, batch)
 
-    @task(trigger_rule="none_failed")
+    @task(trigger_rule="none_failed", execution_timeout=timeout("refresh.commit"))
     def commit(prepared: dict) -> dict:
         from ragops.ingest.refresh import Refresher
 

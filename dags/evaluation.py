@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from airflow.sdk import AssetOrTimeSchedule, dag, task
 
-from _ragops_airflow import INDEX_ASSET, cron, default_args, optional_text, settings
+from _ragops_airflow import INDEX_ASSET, cron, default_args, optional_text, settings, timeout
 
 
 @dag(
@@ -34,7 +34,7 @@ from _ragops_airflow import INDEX_ASSET, cron, default_args, optional_text, sett
     params={"testset": optional_text("Test set", "JSONL path; empty = the default set")},
 )
 def evaluation():
-    @task
+    @task(execution_timeout=timeout("evaluation.evaluate"))
     def evaluate(params=None) -> list[dict]:
         from airflow.sdk.exceptions import AirflowSkipException
 

@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from airflow.sdk import dag, task
 
-from _ragops_airflow import cron, default_args, settings, skipped_until_first_refresh
+from _ragops_airflow import cron, default_args, settings, skipped_until_first_refresh, timeout
 
 
 @dag(
@@ -28,7 +28,7 @@ from _ragops_airflow import cron, default_args, settings, skipped_until_first_re
     dagrun_timeout=timedelta(minutes=4),
 )
 def health_probe():
-    @task
+    @task(execution_timeout=timeout("health.probe"))
     def probe() -> dict:
         from ragops.monitoring.report import probe_and_alert
 

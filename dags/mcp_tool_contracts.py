@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from airflow.sdk import dag, task
 
-from _ragops_airflow import cron, default_args, settings
+from _ragops_airflow import cron, default_args, settings, timeout
 
 
 @dag(
@@ -33,7 +33,7 @@ from _ragops_airflow import cron, default_args, settings
     doc_md=__doc__,
 )
 def mcp_tool_contracts():
-    @task
+    @task(execution_timeout=timeout("tools.check"))
     def check_tools() -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
-from _ragops_airflow import cron, default_args, optional_text, settings
+from _ragops_airflow import cron, default_args, optional_text, settings, timeout
 
 
 @dag(
@@ -41,7 +41,7 @@ from _ragops_airflow import cron, default_args, optional_text, settings
     },
 )
 def model_training():
-    @task
+    @task(execution_timeout=timeout("training.train"))
     def train(params=None) -> list[str]:
         from airflow.sdk.exceptions import AirflowSkipException
 

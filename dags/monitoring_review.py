@@ -9,6 +9,9 @@ fallback rates against the previous seven days, error kinds not seen before).
 
 **When**: daily at 06:00 UTC, over the 24 hours before the run's logical date. **Params**: `window` (e.g. 24h).
 
+**Privacy**: a second task clears the text of questions, searched queries and feedback comments older than
+`RAGOPS_QUESTION_RETENTION_DAYS` before the run's logical date (counts, ratings and scores stay; docs/privacy.md).
+
 **Slack**: the daily digest with a chart of latency and errors per hour; an alert with the numbers for each SLO
 that was breached.
 """
@@ -39,7 +42,20 @@ def monitoring_review():
         result = review(cfg, params["window"], end=data_interval_end)  # the run's interval, never now()
         return post_digest(cfg, result) | {"requests": result.overall["requests"]}
 
+    @task
+    def purge_question_text(data_interval_end=None) -> dict:
+        from ragops.feedback.retention import cutoff, purge
+        from ragops.registry import Registry
+
+        cfg = settings()
+        registry = Registry(cfg.registry_url)
+        try:  # the run's interval, never now(): a rerun clears the same rows, which are already clear
+            return purge(registry, cutoff(cfg, data_interval_end)).to_dict()
+        finally:
+            registry.dispose()
+
     review_and_post()
+    purge_question_text()
 
 
 monitoring_review()

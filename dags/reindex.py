@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
-from _ragops_airflow import default_args, optional_text, settings
+from _ragops_airflow import default_args, optional_text, settings, timeout
 
 
 @dag(
@@ -38,7 +38,7 @@ from _ragops_airflow import default_args, optional_text, settings
     },
 )
 def reindex():
-    @task
+    @task(execution_timeout=timeout("reindex.build"))
     def build_evaluate_register(params=None, run_id=None) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 

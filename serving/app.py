@@ -26,6 +26,7 @@ from ragops.audit.anchor import signing_key
 from ragops.audit.permissions import Permissions, WatchedPermissions
 from ragops.config import Settings
 from ragops.errors import StoreUnavailable
+from ragops.feedback.redact import Redactor
 from ragops.index import close_backends
 from ragops.mcp_client import ToolConfig
 from ragops.monitoring.events import EventWriter, request_event
@@ -33,6 +34,7 @@ from ragops.registry import Registry
 from serving.admission import CostGate, cost
 from serving.backend import Backend, Readiness
 from serving.callers import Caller, Callers, InvalidApiKey
+from serving.feedback import add_feedback_route
 from serving.guards import BodyLimit, McpPath, RequestIds
 from serving.mcp_server import LogMissingToken, build_mcp_server
 from serving.openai_api import register as register_openai
@@ -67,6 +69,7 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
     limiter.enabled = settings.rate_limit_enabled
     gate = CostGate(settings.expensive_cost, settings.expensive_concurrency, settings.expensive_queue)
     callers = Callers(settings)
+    redact = Redactor.from_settings(settings)  # questions are redacted before they are stored (docs/privacy.md)
     # re-read on change: a token issued or revoked with `ragops token` counts from the next request
     permissions = WatchedPermissions(settings.mcp_permissions) if settings.mcp_permissions else Permissions()
     readiness = Readiness(backend, settings)
@@ -78,7 +81,8 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
     mcp = build_mcp_server(backend.get, permissions, events, metrics, base_url=base_url, limiter=limiter,
                            limits=(settings.rate_limit_mcp or settings.rate_limit,
                                    settings.rate_limit_mcp_address or settings.rate_limit_address),
-                           refusals=refusals)
+                           refusals=refusals, redact=redact,
+                           feedback_wait_s=settings.feedback_wait_s)
     # Stateless JSON responses: any serving replica or worker can answer any MCP request. DNS-rebinding protection
     # is on when the public URL is a loopback address, as the SDK decides from `host`.
     mcp_app = mcp.streamable_http_app(streamable_http_path="/", stateless_http=True, json_response=True,
@@ -199,7 +203,7 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
         result, payload = await operation(svc, body.question, caller.route, body.k, request.state.request_id)
         record(request.state.request_id, endpoint, result.status, result.latency_ms, variant=result.variant,
                release_id=result.release_id, fallback=result.fallback, error=result.error, chunk_ids=result.chunk_ids,
-               caller=caller, **_asked(body.question, result))
+               caller=caller, **_asked(redact, body.question, result))
         payload = payload | {"request_id": request.state.request_id}
         if result.status >= 400:
             payload["error"] = {"code": result.fallback, "message": result.answer}
@@ -230,7 +234,12 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
     problem = {"model": ErrorBody}
     responses = {400: problem, 401: problem, 413: problem, 422: problem, 429: problem, 503: problem}
 
-    doors = Doors(settings, admitted, ready, record, error, reply_headers,
+    def record_redacted(*args, question: str | None = None, query: str | None = None, **kw) -> None:
+        """`record` for the streamed and chat routes: the question and the condensed query redacted first."""
+        record(*args, **kw, **({"question": redact(question)} if question is not None else {}),
+               **({"query": redact(query)} if query is not None else {}))
+
+    doors = Doors(settings, admitted, ready, record_redacted, error, reply_headers,
                   lambda endpoint, status: metrics.requests.labels(endpoint, str(status)).inc(),
                   lambda endpoint, ms: metrics.first_token.labels(endpoint).observe(ms / 1000))
 
@@ -263,6 +272,8 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     register_openai(app, doors, responses | streamed)  # /v1/chat/completions and /v1/models (serving/openai_api.py)
+    add_feedback_route(app, settings, callers=callers, limiter=limiter, backend=backend, metrics=metrics,
+                       redact=redact, refuse=refuse, error=error)
     app.mount("/mcp", LogMissingToken(mcp_app, refusals, metrics))
 
     def refused(scope: dict, rid: str) -> None:
@@ -325,8 +336,9 @@ def _elapsed(request: Request) -> float:
     return (time.perf_counter() - getattr(request.state, "started", time.perf_counter())) * 1000
 
 
-def _asked(question: str, result) -> dict:
-    """What the request event keeps of the question and of the evidence the answer was weighed on (issue 23)."""
+def _asked(redact: Redactor, question: str, result, query: str | None = None) -> dict:
+    """What the request event keeps of the question (redacted) and of the evidence the answer was weighed on."""
     found = result.evidence
-    return {"question": question, "similarity": getattr(found, "similarity", None),
+    asked = {"query": redact(query)} if query is not None else {}
+    return asked | {"question": redact(question), "similarity": getattr(found, "similarity", None),
             "coverage": getattr(found, "coverage", None)}

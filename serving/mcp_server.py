@@ -17,7 +17,7 @@ import contextvars
 import hashlib
 import json
 import time
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any, Callable, Literal
 
 import anyio
 from mcp.server.auth.provider import AccessToken
@@ -28,17 +28,20 @@ from pydantic import Field, ValidationError
 
 from ragops.answer.pipeline import AnswerService
 from ragops.audit.permissions import ClientGrant, Permissions
-from ragops.errors import StoreUnavailable
+from ragops.errors import StoreUnavailable, UnknownRequest
+from ragops.feedback.redact import Redactor
+from ragops.feedback.votes import REASONS, submit_vote
 from ragops.monitoring.events import EventWriter
 from ragops.releases import ReleaseError, release_for_view
 from serving.callers import bearer_token
 from serving.ratelimit import RateLimiter
 from serving.refusals import RefusalLog
-from serving.schemas import K_MAX, NAME_MAX, QUESTION_MAX, URI_MAX
+from serving.schemas import COMMENT_MAX, K_MAX, NAME_MAX, QUESTION_MAX, REQUEST_ID_MAX, URI_MAX
 
 INSTRUCTIONS = ("Search the ragops knowledge base and read its documents. Results cite the document URI of each passage. "
                 "`collection` is `live` (default), `candidate` or a release name, as your grant allows.")
-TOOLS = ("search_knowledge_base", "get_document")
+TOOLS = ("search_knowledge_base", "get_document", "rate_answer")
+UNSCOPED = ("rate_answer",)  # tools that read no collection: the grant's collections do not apply
 _client: contextvars.ContextVar[str] = contextvars.ContextVar("mcp_client", default="stdio")
 _address: contextvars.ContextVar[str] = contextvars.ContextVar("mcp_address", default="unknown")
 Collection = Annotated[str, Field(min_length=1, max_length=NAME_MAX)]
@@ -141,7 +144,8 @@ class GatedServer(MCPServer):
         collection = arguments.get("collection", "live") if isinstance(arguments, dict) else "live"
         if self.http:
             await self._admit(context, client, name)
-            allowed, reason = grant.allows(name, str(collection)) if grant else (False, "no client for this token")
+            scope = None if name in UNSCOPED else str(collection)
+            allowed, reason = grant.allows(name, scope) if grant else (False, "no client for this token")
             if not allowed:
                 self._log(context, client, name, "denied", reason, started, "denied", arguments)
                 raise ToolError(f"permission denied: {reason}")
@@ -193,7 +197,8 @@ class GatedServer(MCPServer):
 def build_mcp_server(service: AnswerService | Callable[[], AnswerService], permissions: Permissions,
                      events: EventWriter | None, metrics=None, *, base_url: str = "http://127.0.0.1:8000",
                      http: bool = True, limiter: RateLimiter | None = None, limits: tuple[str, str] = ("", ""),
-                     refusals: RefusalLog | None = None) -> MCPServer:
+                     refusals: RefusalLog | None = None, redact: Redactor | None = None,
+                     feedback_wait_s: float = 0.0) -> MCPServer:
     """`http=False` builds the stdio server: a local process that its user started, so no token is asked.
 
     `service` may be a callable that returns the answer service or raises StoreUnavailable (registry still away).
@@ -244,6 +249,24 @@ def build_mcp_server(service: AnswerService | Callable[[], AnswerService], permi
             raise ToolError(f"no document {uri!r} in the {collection} collection")
         return {"uri": uri, "title": chunks[0].title, "text": "\n\n".join(c.text for c in chunks)}
 
+    @server.tool(description="Rate an answer you were given, by its request id: rating `up` or `down`, with an "
+                             "optional reason (wrong, incomplete, outdated, no_answer) and comment. A second vote on "
+                             "the same request replaces the first. Only your own requests can be rated.")
+    async def rate_answer(request_id: Annotated[str, Field(min_length=1, max_length=REQUEST_ID_MAX,
+                                                           pattern=r"^[\x21-\x7e]+$")],
+                          rating: Literal["up", "down"],
+                          reason: Literal[REASONS] | None = None,
+                          comment: Annotated[str | None, Field(max_length=COMMENT_MAX)] = None,
+                          cited_followed: bool | None = None) -> dict:
+        try:  # the identity MCP calls are routed and recorded under: the client named by the token
+            registry = current().registry
+            vote = await submit_vote(registry, request_id, f"mcp:{_client.get()}", rating, reason=reason,
+                                     comment=comment, cited_followed=cited_followed, redact=redact,
+                                     wait_s=feedback_wait_s)
+        except (UnknownRequest, StoreUnavailable) as exc:
+            raise ToolError(str(exc)) from exc
+        return vote.to_dict()
+
     return server
 
 
@@ -256,6 +279,7 @@ def run_stdio(settings) -> None:
     service = AnswerService(settings)
     events = EventWriter(service.registry, spool=settings.event_spool_path, audit_key=signing_key(settings))
     try:
-        build_mcp_server(service, Permissions(), events, http=False).run("stdio")
+        build_mcp_server(service, Permissions(), events, http=False, redact=Redactor.from_settings(settings),
+                         feedback_wait_s=settings.feedback_wait_s).run("stdio")
     finally:
         events.close()

@@ -39,6 +39,11 @@ class Metrics:
                                       "not be stored, by reason", ["kind", "reason"], registry=self.registry)
         self.events_written = Counter("ragops_events_written_total", "Request events and access-log rows stored",
                                       ["kind"], registry=self.registry)
+        # one vote per request is stored (a second replaces the first); these count what was submitted
+        self.feedback = Counter("ragops_feedback_total", "Votes on answers accepted, by rating and reason (none: no "
+                                "reason given)", ["rating", "reason"], registry=self.registry)
+        self.feedback_replaced = Counter("ragops_feedback_replaced_total", "Votes that replaced an earlier vote on "
+                                         "the same request", registry=self.registry)
         self._collectors: list = []
         for code in ("no_results", "tool_failed", "llm_unavailable", "rate_limited", "store_unavailable"):
             self.fallbacks.labels(code)  # every code shows in /metrics from the start, at 0

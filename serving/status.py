@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ragops.config import Settings
 from ragops.errors import RagopsError
+from ragops.monitoring.drift import latest as latest_quality
 from ragops.monitoring.freshness import PIPELINES, Freshness, read_freshness, windows_s
 from ragops.registry import Registry
 from ragops.rollout.traffic import current_low_traffic
@@ -44,6 +45,7 @@ class StatusCollector:
         self.clock = clock
         self._freshness: Freshness | None = None
         self._low_traffic: dict | None = None
+        self._quality: list[dict] = []  # the newest quality-drift check, one row per signal, release and variant
         self._read_at: float | None = None  # clock() of the last good registry read
         self._ready = False
         self._checks: dict[str, bool] = {}
@@ -79,6 +81,7 @@ class StatusCollector:
             registry = self.registry()
             self._freshness = read_freshness(registry)
             self._low_traffic = current_low_traffic(registry)
+            self._quality = latest_quality(registry)
         except (SQLAlchemyError, RagopsError) as exc:
             if not self._failing:  # once per outage, not once per interval
                 log.warning("reading freshness from the registry failed; /metrics keeps the last values: %s", exc)
@@ -113,6 +116,7 @@ class StatusCollector:
         if self._low_traffic:
             low.add_metric([self._low_traffic["release"], self._low_traffic["action"]], 1.0)
         yield low
+        yield from self._quality_gauges()
         windows = GaugeMetricFamily("ragops_freshness_window_seconds",
                                     "The configured window within which each pipeline must succeed",
                                     labels=["pipeline"])
@@ -133,3 +137,32 @@ class StatusCollector:
                                 value=self.settings.slo_p95_latency_ms / 1000)
         yield GaugeMetricFamily("ragops_slo_error_ratio", "The error-rate objective (RAGOPS_SLO_ERROR_RATE)",
                                 value=self.settings.slo_error_rate)
+
+    def _quality_gauges(self):
+        """The newest drift check (monitoring/drift.py): the labels are the signals and the releases and variants the
+        check saw in its window, so they stay few, and a release no longer served drops out at the next check."""
+        labels = ["signal", "release", "variant"]
+        value = GaugeMetricFamily("ragops_quality_signal", "Live quality signal per release and variant, in the "
+                                  "check's window (current) and the accepted baseline (baseline): a share",
+                                  labels=labels + ["window"])
+        shift = GaugeMetricFamily("ragops_quality_shift", "1 while the signal has shifted from its baseline for "
+                                  "RAGOPS_QUALITY_SUSTAIN_CHECKS consecutive checks (the always-valid test)",
+                                  labels=labels)
+        size = GaugeMetricFamily("ragops_quality_shift_size", "The decline of the signal from its baseline, as a share "
+                                 "(positive: worse)", labels=labels)
+        since = GaugeMetricFamily("ragops_quality_shift_since_timestamp_seconds", "Unix time of the start of the "
+                                  "first window in which the current shift crossed its boundary", labels=labels)
+        checked = GaugeMetricFamily("ragops_quality_check_timestamp_seconds", "Unix time of the end of the newest "
+                                    "quality-drift check's window")
+        for row in self._quality:
+            key = [row["signal"], row["release"], row["variant"]]
+            for window in ("current", "baseline"):
+                if row[window] is not None:
+                    value.add_metric(key + [window], row[window])
+            shift.add_metric(key, 1.0 if row["shifted"] else 0.0)
+            size.add_metric(key, row["difference"] or 0.0)
+            if row["shifted"] and row["since"]:
+                since.add_metric(key, row["since"].timestamp())
+        if self._quality:
+            checked.add_metric([], self._quality[0]["window_end"].timestamp())
+        yield from (value, shift, size, since, checked)

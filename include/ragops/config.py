@@ -32,6 +32,31 @@ class Settings(BaseSettings):
     weaviate_url: str | None = None
     weaviate_grpc_port: int = 50051
     weaviate_api_key: SecretStr | None = None
+    # The approximate vector index (index/ann.py, docs/configuration.md#approximate-vector-index)
+    ann_min_rows: int = Field(default=20_000, ge=256, description="a collection with at least this many chunks gets "
+                              "an approximate vector index (IVF-SQ on LanceDB); below it dense search is exact")
+    ann_nprobes: int = Field(default=20, ge=1, le=4096, description="IVF partitions a LanceDB dense query searches: "
+                             "more is better recall and slower")
+    ann_refine_factor: int = Field(default=10, ge=1, le=100, description="LanceDB re-scores this many times the "
+                                   "wanted candidates with their full vectors")
+    ann_ef: int = Field(default=-1, ge=-1, le=4096, description="Weaviate's HNSW query list size; -1: dynamic (8 x "
+                        "the limit, 100 to 500)")
+    ann_min_indexed_share: float = Field(default=0.9, gt=0, le=1, description="the index is retrained when it holds "
+                                         "less than this share of the rows")
+    ann_recall_floor: float = Field(default=0.9, gt=0, le=1, description="the index is retrained when recall@10 "
+                                    "measured after a write falls below this")
+    ann_recall_sample: int = Field(default=8, ge=0, le=1000, description="queries per write that measure recall "
+                                   "against an exact scan (each costs one full scan); 0 measures none")
+    weaviate_prefix: str = Field(default="Ragops", pattern=r"^[A-Z][A-Za-z0-9]{0,39}$", description="the prefix of "
+                                 "every Weaviate collection and of the live alias (<prefix>_live): one per deployment "
+                                 "sharing a Weaviate, so neither prunes nor promotes the other's versions")
+    weaviate_index_wait_s: float = Field(default=600.0, gt=0, le=86400, description="how long a write waits for "
+                                         "Weaviate to index its vectors; past it the write fails (index_wait_timeout), "
+                                         "its half-built version is deleted and the refresh lease released")
+    retention_days: float = Field(default=30.0, ge=0, description="index versions made within this many days stay "
+                                  "readable (the rollback window), on every backend")
+    retention_min_versions: int = Field(default=3, ge=2, description="the newest versions of a collection always kept, "
+                                        "however old")
     embedding_model: str = DEFAULT_MODEL
     embed_batch_size: int = Field(default=16, description="texts per forward pass; on 2 CPU cores 8-32 encode "
                                   "fastest (64 pads more: 11% slower at bfloat16, 33% at float32; docs/benchmarks.md)")
@@ -132,6 +157,24 @@ class Settings(BaseSettings):
     rollout_low_traffic_max_percent: float = Field(default=25.0, ge=0, le=100)
     rollout_low_traffic_extension: float = Field(default=2.0, ge=1)
 
+    # Live quality drift (docs/monitoring.md#live-quality-signals): the last `window` hours of answers, per release and
+    # variant, against the accepted baseline, by the canary's always-valid test; a shift alerts once it has crossed
+    # the boundary at `sustain` consecutive checks.
+    quality_window_hours: float = Field(default=24.0, gt=0, le=24 * 31)
+    quality_baseline: Literal["release", "trailing"] = Field(
+        default="release", description="release: the first RAGOPS_QUALITY_BASELINE_DAYS days the stable release "
+        "served | trailing: the RAGOPS_QUALITY_BASELINE_DAYS days before the window")
+    quality_baseline_days: float = Field(default=7.0, gt=0, le=366)
+    quality_alpha: float = Field(default=0.01, gt=0, lt=1, description="chance of a false alarm per signal group, "
+                                 "split over the signals")
+    quality_tau: float = Field(default=0.05, gt=0, le=1,
+                               description="the shift size the test is tuned to (mixing scale)")
+    quality_score_quantile: float = Field(default=0.10, gt=0, lt=1, description="evidence and similarity below this "
+                                          "quantile of the baseline's count as weak")
+    quality_min_users: int = Field(default=20, ge=2)
+    quality_sustain_checks: int = Field(default=2, ge=1)
+    quality_endpoints: list[str] = Field(default_factory=lambda: ["/v1/ask", "/v1/chat"])
+
     redis_url: str | None = None
     rate_limit_enabled: bool = True
     request_events: bool = True  # one registry row per request; off only to measure its cost
@@ -165,6 +208,9 @@ class Settings(BaseSettings):
                                 "most; beyond it 400 conversation_too_long")
     chat_condense_timeout_s: float = Field(default=5.0, gt=0, description="how long the language model may take to "
                                            "rewrite a follow-up question; past it the deterministic rule does")
+    event_spool: Path | None = Field(default=None, description="the file request events go to while the registry is "
+                                     "away, replayed at the next start; default: events-spool.jsonl under "
+                                     "RAGOPS_HOME. Put it on a volume that outlives the container")
     store_timeout_s: float = 10.0  # an index search or registry statement past this gives store_unavailable
     registry_retry_s: float = 5.0  # how often the app retries a registry that was down when it started
     ready_check_timeout_s: float = Field(default=10.0, gt=0, description="the total deadline of each /readyz check "
@@ -188,12 +234,30 @@ class Settings(BaseSettings):
     mcp_tool_sample_rate: float = Field(default=0.05, ge=0, le=1, description="share of real tool calls whose output "
                                         "is checked against the tool's contract")
 
+    # Privacy of what users type (docs/privacy.md): redacted before it is stored, cleared after the retention period.
+    redact: bool = Field(default=True, description="redact e-mail addresses, secrets and long digit runs from "
+                         "questions, searched queries and feedback comments before they are stored (on|off)")
+    redact_patterns: list[str] = Field(default_factory=list, description='JSON list of extra regular expressions '
+                                       'whose matches are replaced by [redacted], e.g. ["EMP-\\\\d{6}"]')
+    redact_min_digits: int = Field(default=9, ge=4, le=64, description="a run of at least this many digits (spaces "
+                                   "and dashes between them allowed) is replaced by [number]")
+    question_retention_days: int = Field(default=90, ge=1, description="after this many days the text of questions, "
+                                         "searched queries and feedback comments is cleared; counts, ratings, "
+                                         "reasons and scores stay")
+    feedback_wait_s: float = Field(default=2.0, ge=0, le=30, description="how long a vote waits for its request "
+                                   "event to be stored (events are written in batches, maybe by another replica)")
+
     @field_validator("store")
     @classmethod
     def _known_store(cls, value: str) -> str:
         if value not in ("lance", "weaviate"):
             raise ValueError(f"RAGOPS_STORE must be 'lance' or 'weaviate', not {value!r}")
         return value
+
+    @field_validator("redact", mode="before")
+    @classmethod
+    def _on_off(cls, value):
+        return {"on": True, "off": False}.get(value.strip().lower(), value) if isinstance(value, str) else value
 
     @field_validator("embedding_precision")
     @classmethod
@@ -220,7 +284,7 @@ class Settings(BaseSettings):
 
     @property
     def event_spool_path(self) -> Path:
-        return self.home / "events-spool.jsonl"
+        return self.event_spool or self.home / "events-spool.jsonl"
 
     @property
     def outbox_path(self) -> Path:

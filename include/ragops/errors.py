@@ -49,6 +49,15 @@ class StoreUnavailable(RagopsError):
     code = "store_unavailable"
 
 
+class IndexingTimeout(StoreUnavailable):
+    """The index backend did not finish indexing a write within its deadline (RAGOPS_WEAVIATE_INDEX_WAIT_S).
+
+    Retryable: the half-built version is deleted and the lease released, so the next try (or refresh) starts clean.
+    """
+
+    code = "index_wait_timeout"
+
+
 class EmbeddingModelError(RagopsError):
     code = "embedding_model_error"
 
@@ -84,3 +93,10 @@ class RefreshFailed(RagopsError):
     """A refresh failed for a reason no narrower error names; the run records it and an alert goes out."""
 
     code = "refresh_failed"
+
+
+class UnknownRequest(RagopsError):
+    """A vote names a request the registry does not hold for this caller: unknown and foreign ids alike, so ids
+    cannot be probed."""
+
+    code = "unknown_request"

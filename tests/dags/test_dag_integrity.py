@@ -1,6 +1,7 @@
 """Every DAG parses cleanly, is configured for operations, and parsing touches no network, DB or heavy library."""
 
 import json
+from datetime import timedelta
 import os
 import subprocess
 import sys
@@ -8,7 +9,8 @@ import sys
 from support import DAGS
 
 EXPECTED = {"document_refresh", "source_watch", "evaluation", "monitoring_review", "health_probe", "reindex",
-            "canary_rollout", "mcp_permission_audit", "mcp_tool_contracts", "model_training", "audit_anchor"}
+            "canary_rollout", "mcp_permission_audit", "mcp_tool_contracts", "model_training", "audit_anchor",
+            "quality_drift"}
 
 
 def test_no_import_errors(dagbag):
@@ -27,6 +29,20 @@ def test_operational_settings(dagbag):
             assert task.retries >= 2, (dag_id, task.task_id)
             assert task.retry_exponential_backoff >= 2, (dag_id, task.task_id)  # True means 1.0, a constant delay
             assert task.on_failure_callback, (dag_id, task.task_id)
+            # no task may hang forever (issue 24): each is stopped, its lease released, and retried
+            assert task.execution_timeout is not None, (dag_id, task.task_id)
+            assert timedelta(minutes=1) <= task.execution_timeout <= timedelta(hours=3), (dag_id, task.task_id)
+
+
+def test_timeouts_leave_room_for_the_bounded_waits_inside_them(dagbag):
+    from ragops.config import Settings
+
+    cfg = Settings()
+    commit = dagbag.dags["document_refresh"].get_task("commit").execution_timeout
+    assert commit > timedelta(seconds=cfg.weaviate_index_wait_s + cfg.lock_ttl_s)  # the wait fails first, clearly
+    probe = dagbag.dags["health_probe"]
+    assert probe.get_task("probe").execution_timeout < probe.dagrun_timeout
+    assert dagbag.dags["model_training"].get_task("train").execution_timeout > timedelta(seconds=7200)  # max budget
 
 
 def test_document_refresh_params_render_as_a_form(dagbag):

@@ -24,7 +24,9 @@ ONE_SHOT = {"ragops-data-init", "airflow-init"}
 AIRFLOW = {"airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
            "airflow-worker"}
 SECRETS = {"POSTGRES_PASSWORD", "REGISTRY_DB_PASSWORD", "AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET",
-           "AIRFLOW_API_SECRET_KEY", "GRAFANA_ADMIN_PASSWORD"}
+           "AIRFLOW_API_SECRET_KEY", "GRAFANA_ADMIN_PASSWORD", "WEAVIATE_API_KEY"}
+PUBLISHED = {"airflow-apiserver": ["8080"], "serving": ["8000"], "grafana": ["3000"]}  # each behind a login or key
+OPT_IN = {"prometheus": "9090", "alertmanager": "9093", "weaviate": "8080"}  # deploy/compose/publish-<name>.yaml
 VARIABLE = re.compile(r"(?<!\$)\$\{([A-Z0-9_]+)(?:(:?[-?])([^}]*))?\}")
 
 
@@ -215,16 +217,116 @@ def test_monitoring_is_provisioned():
     assert targets == ["alertmanager:9093"]
 
 
-def test_published_ports_follow_bind_address_and_the_readme_names_each_ui():
+def test_only_the_uis_and_the_api_are_published_and_on_bind_address():
+    published = {name: [p.rsplit(":", 1)[1] for p in s["ports"]] for name, s in SERVICES.items() if s.get("ports")}
+    assert published == PUBLISHED, "Prometheus, Alertmanager and Weaviate stay inside the compose network"
     for name, service in SERVICES.items():
         for port in service.get("ports", []):
             assert port.startswith("${BIND_ADDRESS:-127.0.0.1}:"), f"{name}: {port}"
+    example = dotenv(REPO / ".env.example")
+    assert example["BIND_ADDRESS"] == "127.0.0.1"
+    assert "0.0.0.0" not in [v for v in example.values()]
     readme = (REPO / "README.md").read_text()
     section = readme[readme.index("## Production"):]
-    for url in ("http://localhost:8080", "http://localhost:8000/docs", "http://localhost:9090",
-                "http://localhost:3000", "http://localhost:8081"):
+    for url in ("http://localhost:8080", "http://localhost:8000/docs", "http://localhost:3000"):
         assert url in section, url
     assert "scripts/compose-env.sh" in section and "docker compose up" in section
+
+
+def test_each_internal_service_can_be_published_by_its_own_opt_in_file():
+    for name, port in OPT_IN.items():
+        path = REPO / "deploy" / "compose" / f"publish-{name}.yaml"
+        override = yaml.safe_load(path.read_text())
+        assert set(override["services"]) == {name}, path  # one port per file: nothing else opens with it
+        (mapping,) = override["services"][name]["ports"]
+        assert mapping.startswith("${BIND_ADDRESS:-127.0.0.1}:") and mapping.endswith(f":{port}"), mapping
+        assert f"deploy/compose/publish-{name}.yaml" in (REPO / "README.md").read_text()
+    assert "COMPOSE_FILE=docker-compose.yaml:deploy/compose/publish-" in (REPO / ".env.example").read_text()
+
+
+def test_weaviate_requires_the_api_key_that_ragops_sends():
+    weaviate = env_of("weaviate", {n: f"secret-{n}" for n in SECRETS})
+    assert weaviate["AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED"] == "false"
+    assert weaviate["AUTHENTICATION_APIKEY_ENABLED"] == "true"
+    assert weaviate["AUTHENTICATION_APIKEY_ALLOWED_KEYS"] == "secret-WEAVIATE_API_KEY"
+    assert len(weaviate["AUTHENTICATION_APIKEY_USERS"].split(",")) == 1  # one key, one user
+    for name in AIRFLOW | {"serving"}:
+        env = env_of(name, {n: f"secret-{n}" for n in SECRETS})
+        assert env["RAGOPS_WEAVIATE_API_KEY"] == "secret-WEAVIATE_API_KEY", name
+    with pytest.raises(KeyError, match="WEAVIATE_API_KEY"):  # no key: compose refuses to start, never anonymous
+        env_of("weaviate", {n: "x" for n in SECRETS - {"WEAVIATE_API_KEY"}})
+    assert "ports" not in SERVICES["weaviate"]
+
+
+def test_the_event_spool_lives_on_a_named_volume_the_serving_user_owns():
+    env = env_of("serving")
+    spool = env["RAGOPS_EVENT_SPOOL"]
+    mounts = dict(v.split(":")[:2][::-1] for v in SERVICES["serving"]["volumes"])  # container path -> source
+    mount = next(path for path in mounts if spool.startswith(path + "/"))
+    volume = mounts[mount]
+    assert volume in COMPOSE["volumes"], "a named volume: it outlives a re-created container"
+    assert not spool.startswith(env["RAGOPS_HOME"])  # not the per-container home cleared at start
+    init = SERVICES["ragops-data-init"]
+    assert f"{volume}:{mount}" in init["volumes"] and mount in " ".join(init["command"])
+    from ragops.config import Settings
+
+    assert Settings(home=env["RAGOPS_HOME"], event_spool=spool).event_spool_path.as_posix() == spool
+
+
+def _render(tmp_path, **env) -> subprocess.CompletedProcess:
+    script = REPO / "deploy" / "alertmanager" / "start.sh"
+    base = {"PATH": os.environ["PATH"], "ALERTMANAGER_SECRETS_DIR": str(tmp_path / "secrets"),
+            "ALERTMANAGER_RENDERED": str(tmp_path / "alertmanager.yml")}
+    return subprocess.run(["sh", str(script), "--render-only"], env=base | env, capture_output=True, text=True)
+
+
+def test_alertmanager_starts_through_the_script_that_renders_its_receivers():
+    service = SERVICES["alertmanager"]
+    assert service["entrypoint"] == ["/bin/sh", "/etc/alertmanager/start.sh"]
+    assert "./deploy/alertmanager:/etc/alertmanager:ro" in service["volumes"]
+    env = env_of("alertmanager", {"RAGOPS_SLACK_TOKEN": "xoxb-1"})
+    assert env["RAGOPS_SLACK_TOKEN"] == "xoxb-1" and "ALERTMANAGER_SLACK_WEBHOOK_URL" in env
+    assert env_of("airflow-worker")["RAGOPS_SLACK_TOKEN"] == env_of("alertmanager")["RAGOPS_SLACK_TOKEN"]
+
+
+def test_alertmanager_posts_to_slack_with_the_token_ragops_uses(tmp_path):
+    result = _render(tmp_path, RAGOPS_SLACK_TOKEN="xoxb-secret", RAGOPS_SLACK_CHANNEL="#ops-alerts")
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load(result.stdout)
+    assert "xoxb-secret" not in result.stdout  # the token is in a file, never in the config
+    assert config["route"]["receiver"] == "team" and {r["name"] for r in config["receivers"]} == {"pager", "team"}
+    for receiver in config["receivers"]:
+        (slack,) = receiver["slack_configs"]
+        assert slack["api_url"] == "https://slack.com/api/chat.postMessage" and slack["channel"] == "#ops-alerts"
+        token_file = slack["http_config"]["authorization"]["credentials_file"]
+        assert open(token_file).read() == "xoxb-secret"
+        assert stat.S_IMODE(os.stat(token_file).st_mode) == 0o600
+    assert "Slack channel #ops-alerts" in result.stderr
+
+
+def test_a_webhook_wins_and_without_either_the_null_receivers_say_so(tmp_path):
+    hook = "https://hooks.slack.com/services/T0/B0/xyz"
+    result = _render(tmp_path, RAGOPS_SLACK_TOKEN="xoxb-secret", ALERTMANAGER_SLACK_WEBHOOK_URL=hook)
+    for receiver in yaml.safe_load(result.stdout)["receivers"]:
+        assert open(receiver["slack_configs"][0]["api_url_file"]).read() == hook
+    bare = _render(tmp_path / "bare")
+    assert bare.returncode == 0
+    assert yaml.safe_load(bare.stdout)["receivers"] == [{"name": "pager"}, {"name": "team"}]
+    assert "WARNING" in bare.stderr and "reach no one" in bare.stderr
+    hostile = _render(tmp_path / "hostile", RAGOPS_SLACK_TOKEN="x", RAGOPS_SLACK_CHANNEL="#a'\nroute: {}")
+    assert hostile.returncode != 0 and "not a Slack channel name" in hostile.stderr
+
+
+def test_the_rendered_alertmanager_configs_pass_amtool(tmp_path):
+    amtool = shutil.which("amtool")
+    if amtool is None:
+        pytest.skip("amtool is not installed (Debian package prometheus-alertmanager; .ci/run installs it)")
+    for case, env in {"token": {"RAGOPS_SLACK_TOKEN": "xoxb-1"}, "none": {},
+                      "hook": {"ALERTMANAGER_SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T/B/x"}}.items():
+        rendered = _render(tmp_path / case, **env)
+        (tmp_path / f"{case}.yml").write_text(rendered.stdout)
+        checked = subprocess.run([amtool, "check-config", str(tmp_path / f"{case}.yml")], capture_output=True, text=True)
+        assert checked.returncode == 0, case + checked.stdout + checked.stderr
 
 
 def test_env_example_defines_every_variable_compose_requires():

@@ -6,7 +6,8 @@ cannot. The traffic is shaped so that each alert's condition holds somewhere:
 - "main": an indexed corpus with one quarantined document, a dead MCP tool (tool_failed on /v1/ask), questions
   with no answer (no_results), MCP calls allowed, denied and with a bad token;
 - "limited": the same index behind a global limit of 2 a minute (rate_limited, scope global);
-- "empty": no index at all (not ready, store_unavailable);
+- "empty": no index at all (not ready, store_unavailable), a rollout that asks a person and a quality-drift check
+  that found a shift;
 - "llm": the same index with a chat endpoint that fails (llm_unavailable) and whose /models does not answer:
   degraded, but ready, as /readyz says, so it must not raise RagopsNotReady;
 - a target where nothing listens (a replica down).
@@ -264,6 +265,24 @@ def _rollout_that_needs_a_person(settings) -> None:
     registry.dispose()
 
 
+def _a_quality_shift(settings) -> None:
+    """A drift check that found the refusal rate shifted (monitoring/drift.py), in the empty app's own registry; its
+    status thread exports ragops_quality_shift{signal="refusal_rate"} = 1 with the shift's size."""
+    from datetime import datetime, timedelta, timezone
+
+    from ragops.registry import Registry
+    from ragops.registry.models import QualityCheck
+
+    end = datetime.now(timezone.utc)
+    registry = Registry(settings.registry_url)
+    with registry.session() as s:
+        s.add(QualityCheck(window_start=end - timedelta(hours=24), window_end=end, signal="refusal_rate",
+                           release="live", variant="stable", current=0.3, baseline=0.1, difference=0.2, at_least=0.1,
+                           requests=500, users=40, crossed=True, streak=2, shifted=True,
+                           since=end - timedelta(hours=25), evidence={}))
+    registry.dispose()
+
+
 def test_every_alert_and_panel_query_returns_a_series_and_alerts_reach_their_receivers(indexed_own_corpus, corpus,
                                                                                      embedder, tmp_path):
     indexed = indexed_own_corpus
@@ -287,6 +306,7 @@ def test_every_alert_and_panel_query_returns_a_series_and_alerts_reach_their_rec
         "rate_limit_address": "100000/minute", "rate_limit_global": "100000/minute", "slo_p95_latency_ms": 0.001,
         "freshness_refresh_hours": 0.0001})
     _rollout_that_needs_a_person(base.model_copy(update={"home": tmp_path / "empty-home"}))
+    _a_quality_shift(base.model_copy(update={"home": tmp_path / "empty-home"}))
     fake_llm = FakeLLM()
     fake_llm.mode = "error"
     receiver = Receiver()
@@ -315,7 +335,7 @@ def test_every_alert_and_panel_query_returns_a_series_and_alerts_reach_their_rec
 
                 rules = httpx.get(prom + "/api/v1/rules", timeout=10).json()["data"]["groups"]
                 broken = [(r["name"], r["lastError"]) for g in rules for r in g["rules"] if r.get("health") != "ok"]
-                assert not broken and sum(len(g["rules"]) for g in rules) == 29
+                assert not broken and sum(len(g["rules"]) for g in rules) == 30
                 active = {a["labels"]["alertname"]: a for a in httpx.get(prom + "/api/v1/alerts").json()["data"]["alerts"]}
                 assert active["RagopsEvaluationOverdue"]["annotations"]["summary"] == "No evaluation has succeeded yet"
                 # The replica whose LLM is down is degraded and still ready (as /readyz): RagopsNotReady's
@@ -325,7 +345,8 @@ def test_every_alert_and_panel_query_returns_a_series_and_alerts_reach_their_rec
                             f'ragops_ready_check{{instance="{llm}",check="llm"}} == 0')
                 _await_series(prom, {"llm degraded, still ready": degraded}, deadline_s=60)
                 _await_delivery(receiver, {"/pager": {"RagopsStoreUnavailable", "RagopsNotReady"},
-                                           "/team": {"RagopsDocumentsStale", "RagopsGlobalRateLimitReached"}})
+                                           "/team": {"RagopsDocumentsStale", "RagopsGlobalRateLimitReached",
+                                                     "RagopsQualityDrift"}})
                 severities = {path: {a["labels"]["severity"] for a in alerts} for path, alerts in receiver.alerts.items()}
                 assert severities["/pager"] == {"critical"} and "critical" not in severities["/team"]
 

@@ -225,3 +225,17 @@ def test_canary_routing_is_sticky_per_user_and_both_kinds_count(make_client, ind
     client.app.state.events.flush()
     counted = [(e.variant, e.verified) for e in events(indexed, endpoint="/v1/chat/completions")]
     assert sorted(counted) == [("canary", True)] * 3 + [("stable", True)] * 3
+
+
+def test_the_recorded_question_and_query_are_redacted(make_client, indexed):
+    client = make_client()
+    for stream in (False, True):
+        reply = client.post("/v1/chat/completions", json=_chat("and what happens to it? mail ann@example.com",
+                                                               "How is a document from ann@example.com validated?",
+                                                               stream=stream))
+        assert reply.status_code == 200
+    client.app.state.events.flush()
+    rows = events(indexed, endpoint="/v1/chat/completions")
+    assert len(rows) == 2 and all("ann@example.com" not in (e.question + e.query) for e in rows)
+    assert all("[email]" in e.question and "ann" not in e.query.split("(")[1] for e in rows)
+

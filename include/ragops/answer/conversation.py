@@ -24,6 +24,7 @@ from ragops.errors import LLMUnavailable
 log = logging.getLogger(__name__)
 CONTEXT_WORDS = 12  # words borrowed from earlier turns at most: enough to name the subject, not to drown the question
 EARLIER_TURNS = 3  # the earlier user turns a follow-up may borrow from (newest first)
+_PERSONAL = re.compile(r"@|://|\d{5,}")
 QUESTION_WORDS = {"where", "who", "whom", "whose", "why"}  # asked, not searched for (beside extractive.STOP)
 QUERY_MAX = 2000  # the condensed query is bounded like a question (serving/schemas.py QUESTION_MAX)
 _LEANS_BACK = re.compile(r"^\s*(and|but|also|so|then|what about|how about|and what|or)\b|"
@@ -50,7 +51,9 @@ def by_rule(earlier: list[str], question: str) -> str:
     """The question, then in parentheses the content words of the earlier questions it does not repeat."""
     own, borrowed = content_words(question), []
     for turn in reversed(earlier[-EARLIER_TURNS:]):
-        for word in re.findall(r"[a-z0-9]+", turn.lower()):
+        # addresses, links and long numbers are never borrowed: they name people or accounts, not the subject
+        kept = " ".join(t for t in turn.lower().split() if not _PERSONAL.search(t))
+        for word in re.findall(r"[a-z0-9]+", kept):
             if word in STOP or word in QUESTION_WORDS or _LEANS_BACK.fullmatch(word) or word in own or word in borrowed:
                 continue
             borrowed.append(word)

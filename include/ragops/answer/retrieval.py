@@ -64,6 +64,9 @@ class Retriever:
             version = s.get(IndexVersion, index_version) if index_version else live_index_version(s)
         if version is None:
             raise StoreUnavailable("there is no index yet: run `ragops refresh` (or the document_refresh DAG) first")
+        if version.status == "pruned":
+            raise StoreUnavailable(f"index version {version.id} ({version.collection} v{version.store_version}) was "
+                                   "pruned by the retention policy")
         if version.embedding_model != self.embedder.model_name:  # queries must be embedded like the index was
             self.embedder = Embedder.from_settings(self.settings, version.embedding_model)
         store = store or open_store(self.settings, version.collection)

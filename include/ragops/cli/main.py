@@ -7,11 +7,11 @@ import json
 import logging
 import sys
 
-from ragops.cli import audit, evaluation, keys, models, monitoring, refresh, rollout, serve, tokens, tools
+from ragops.cli import audit, evaluation, keys, models, monitoring, privacy, refresh, rollout, serve, tokens, tools
 from ragops.errors import RagopsError
 from ragops.index import close_backends
 
-DOMAINS = (refresh, serve, evaluation, monitoring, rollout, audit, keys, tokens, tools, models)
+DOMAINS = (refresh, serve, evaluation, monitoring, rollout, audit, keys, tokens, tools, models, privacy)
 QUIET = ("httpx", "sentence_transformers", "great_expectations", "alembic", "urllib3")
 
 

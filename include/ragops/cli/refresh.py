@@ -112,8 +112,10 @@ def add_parsers(sub, common) -> None:
     p.set_defaults(handler=refresh)
 
     p = sub.add_parser("doctor", parents=[common], help="check the index against the registry (and repair it)")
-    p.add_argument("--repair", action="store_true", help="fix what was found with one refresh under the lock")
-    p.add_argument("--allow-mass-delete", action="store_true", help="let the repair delete past the shrinkage guard")
+    p.add_argument("--repair", action="store_true", help="fix what was found with one refresh under the lock; an "
+                   "unreadable index is rebuilt from the sources into a new collection")
+    p.add_argument("--allow-mass-delete", action="store_true", help="let the repair delete past the shrinkage guard, "
+                   "or rebuild without the documents the source lost")
     p.set_defaults(handler=doctor)
 
     p = sub.add_parser("search", parents=[common], help="search the live index")

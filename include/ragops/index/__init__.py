@@ -8,9 +8,12 @@ the backend as a whole: which collections exist, and where its live pointer poin
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Collection, Iterator, Literal, Protocol, Sequence, runtime_checkable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ragops.index.ann import AnnKnob
 
 SearchMode = Literal["dense", "bm25", "hybrid"]
 
@@ -57,8 +60,13 @@ class IndexStore(Protocol):
     def rebuild(self, chunks: Sequence[IndexedChunk]) -> int:
         """Replace the whole collection with `chunks` (creating it if need be); return the version."""
 
-    def search(self, query: str, vector: np.ndarray | None, k: int, mode: SearchMode = "hybrid") -> list[SearchHit]:
-        """Dense (score = cosine similarity), BM25 (score = BM25) or hybrid (score = reciprocal rank fusion)."""
+    def search(self, query: str, vector: np.ndarray | None, k: int, mode: SearchMode = "hybrid", *,
+               ann: AnnKnob | None = None) -> list[SearchHit]:
+        """Dense (score = cosine similarity), BM25 (score = BM25) or hybrid (score = reciprocal rank fusion).
+
+        `ann` trades recall for speed in the dense query of a collection with an approximate index (nprobes and
+        refine_factor on LanceDB, ef on Weaviate); unset, the configured defaults (RAGOPS_ANN_*) apply.
+        """
 
     def document(self, doc_uri: str) -> list[SearchHit]:
         """The chunks of one document (matched exactly) in reading order."""
@@ -69,6 +77,9 @@ class IndexStore(Protocol):
 
     def rows(self, columns: Sequence[str]) -> list[dict]:
         """Every chunk of the (pinned) version, with only `columns` (never the vectors unless asked)."""
+
+    def scan(self, columns: Sequence[str], batch_rows: int = 1024) -> Iterator[list[dict]]:
+        """The rows of `rows`, streamed in batches of at most `batch_rows`: memory bounded by one batch."""
 
     def exists(self) -> bool: ...
 
@@ -95,6 +106,15 @@ class IndexCatalog(Protocol):
         """A store on `collection`, pinned to `version` when given."""
 
     def collections(self) -> list[str]: ...
+
+    def versions(self, collection: str) -> list[int]:
+        """The versions of `collection` the backend still holds, oldest first; [] when it does not exist."""
+
+    def prune(self, collection: str, keep: Collection[int]) -> list[int]:
+        """Delete the versions of `collection` the retention policy does not keep; return those deleted.
+
+        Never the newest nor one in `keep`. The policy (ragops.ingest.retention) is the same on every backend.
+        """
 
     def promote(self, collection: str, version: int) -> None:
         """Move the live pointer to `version` of `collection` without copying data; StoreUnavailable if it is gone.

@@ -32,9 +32,10 @@ def catalog_for(settings) -> IndexCatalog:
             key = ("lance", str(settings.lance_dir.resolve()))
 
             def make():
+                from ragops.index.ann import AnnPolicy
                 from ragops.index.lance import LanceCatalog
 
-                return LanceCatalog(settings.lance_dir)
+                return LanceCatalog(settings.lance_dir, AnnPolicy.from_settings(settings))
         catalog = _catalogs.get(key)
         if catalog is None:
             catalog = _catalogs[key] = make()
@@ -42,17 +43,20 @@ def catalog_for(settings) -> IndexCatalog:
 
 
 def _weaviate(settings) -> tuple[tuple, Callable[[], IndexCatalog]]:
+    from ragops.index.ann import AnnPolicy
     from ragops.index.weaviate import WeaviateCatalog, connect_url
 
-    factory = _weaviate_factory
+    factory, ann = _weaviate_factory, AnnPolicy.from_settings(settings)
+    options = {"prefix": settings.weaviate_prefix, "index_wait_s": settings.weaviate_index_wait_s}
     if factory is not None:
-        return ("weaviate", "connection"), lambda: WeaviateCatalog(factory)
+        return ("weaviate", "connection", *options.values()), lambda: WeaviateCatalog(factory, ann=ann, **options)
     if not settings.weaviate_url:
         raise StoreUnavailable("RAGOPS_STORE=weaviate needs RAGOPS_WEAVIATE_URL (or, in Airflow, the weaviate_default "
                                "connection)")
     url, grpc_port = settings.weaviate_url, settings.weaviate_grpc_port
     api_key = settings.weaviate_api_key.get_secret_value() if settings.weaviate_api_key else None
-    return ("weaviate", url, grpc_port), lambda: WeaviateCatalog(lambda: connect_url(url, grpc_port, api_key))
+    return (("weaviate", url, grpc_port, *options.values()),
+            lambda: WeaviateCatalog(lambda: connect_url(url, grpc_port, api_key), ann=ann, **options))
 
 
 def open_catalogs() -> list[IndexCatalog]:

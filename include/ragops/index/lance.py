@@ -6,9 +6,11 @@ is the registry's live index-version row: `promote` checks the target and the ca
 
 from __future__ import annotations
 
-from datetime import timedelta
+import logging
+import os
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Sequence
+from typing import Collection, Iterable, Iterator, Sequence
 
 import lancedb
 import numpy as np
@@ -17,10 +19,15 @@ from lancedb.index import FTS
 
 from ragops.errors import StoreUnavailable
 from ragops.index import IndexedChunk, SearchHit, SearchMode
+from ragops.index.ann import AnnKnob, AnnPolicy
 from ragops.index.fusion import COLUMNS, depth, reciprocal_rank_fusion, to_hit
+from ragops.index.lance_ann import AnnReport, dense_query, has_vector_index, maintain
 
-# Old versions stay readable this long, so a release can pin one and a rollback can return to it.
-KEEP_VERSIONS = timedelta(days=30)
+log = logging.getLogger(__name__)
+# A write's optimize() (which adds the new rows to the FTS index) prunes nothing a reader may still need: versions are
+# pruned by the one retention policy (ragops.ingest.retention through LanceCatalog.prune), as on Weaviate.
+NO_CLEANUP = timedelta(days=36500)
+CLEANUP_SLACK = timedelta(seconds=60)  # versions this close before the oldest kept one stay too (clock and latency)
 
 
 def _quote(values: Sequence[str]) -> str:
@@ -37,11 +44,12 @@ def _connect(directory: Path):
 class LanceCatalog:
     live_pointer = "registry"
 
-    def __init__(self, directory: Path | str):
+    def __init__(self, directory: Path | str, ann: AnnPolicy | None = None):
         self.directory = Path(directory)
+        self.ann = ann or AnnPolicy()
 
     def open(self, collection: str, version: int | None = None) -> LanceStore:
-        store = LanceStore(self.directory, collection)
+        store = LanceStore(self.directory, collection, ann=self.ann)
         if version is not None:
             store.checkout(version)
         return store
@@ -59,19 +67,88 @@ class LanceCatalog:
         store = self.open(collection, version)  # raises when the collection or the version is gone
         store.close()
 
+    def _table(self, collection: str):
+        try:
+            return _connect(self.directory).open_table(collection)
+        except (FileNotFoundError, ValueError):
+            return None
+        except (OSError, RuntimeError) as exc:
+            raise StoreUnavailable(f"cannot open index collection {collection!r}: {exc}") from exc
+
+    def _listed(self, table) -> list[dict]:
+        try:
+            return sorted(table.list_versions(), key=lambda v: int(v["version"]))
+        except (OSError, RuntimeError) as exc:
+            raise StoreUnavailable(f"cannot list the versions of {table.name!r}: {exc}") from exc
+
+    def versions(self, collection: str) -> list[int]:
+        """The versions of `collection` that can still be read (checked out); [] when it does not exist."""
+        table = self._table(collection)
+        return [] if table is None else [int(v["version"]) for v in self._listed(table)]
+
+    def prune(self, collection: str, keep: Collection[int]) -> list[int]:
+        """Delete the versions of `collection` older than the oldest one in `keep` (never the newest); return them.
+
+        Lance cleans versions by age only (its tags, which would exempt one version, make a cleanup fail), so a
+        version younger than the oldest kept one stays until that one is released; nothing kept is ever deleted.
+        Lance also counts the steps of one write (merge, delete, index) as versions: old ones go too.
+        """
+        table = self._table(collection)
+        if table is None:
+            return []
+        try:
+            table.optimize(cleanup_older_than=NO_CLEANUP)  # compact first, so the cleanup below starts at once
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise StoreUnavailable(f"cannot compact {collection!r}: {exc}") from exc
+        listed = self._listed(table)
+        wanted = set(keep)
+        kept = [v for v in listed if int(v["version"]) in wanted] or listed[-1:]
+        oldest = kept[0]["timestamp"]
+        if not any(v["timestamp"] < oldest - CLEANUP_SLACK for v in listed):
+            return []
+        try:  # Lance cleans what is older than its own now - older_than: the slack covers the time until then
+            table.optimize(cleanup_older_than=datetime.now(oldest.tzinfo) - oldest + CLEANUP_SLACK)
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise StoreUnavailable(f"cannot prune old versions of {collection!r}: {exc}") from exc
+        after = set(self.versions(collection))
+        lost = sorted(wanted & {int(v["version"]) for v in listed} - after)
+        if lost:
+            raise StoreUnavailable(f"pruning {collection!r} removed versions it had to keep: {lost}")
+        return [int(v["version"]) for v in listed if int(v["version"]) not in after]
+
     def live(self) -> None:
         return None  # the registry's live row is the pointer
+
+    def set_aside(self, collection: str) -> str:
+        """Move a damaged collection out of the catalogue, every file kept; returns where it went.
+
+        To `<home>/quarantine/lance/<name>-<UTC>.lance`: a rename within RAGOPS_HOME, atomic, nothing copied.
+        """
+        source = self.directory / f"{collection}.lance"
+        if not source.is_dir():
+            raise StoreUnavailable(f"the index collection {collection!r} has no directory at {source} to set aside")
+        target_dir = self.directory.parent / "quarantine" / "lance"
+        target_dir.mkdir(parents=True, exist_ok=True)
+        target = target_dir / f"{collection}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}.lance"
+        try:
+            os.rename(source, target)
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot move the index collection {collection!r} to {target}: {exc}") from exc
+        return str(target)
 
     def close(self) -> None:
         pass  # an embedded directory: no connection outlives a call
 
 
 class LanceStore:
-    def __init__(self, directory: Path | str, collection: str = "chunks"):
+    def __init__(self, directory: Path | str, collection: str = "chunks", *, ann: AnnPolicy | None = None):
         self.directory = Path(directory)
         self.collection = collection
+        self.ann = ann or AnnPolicy()
+        self.ann_report: AnnReport | None = None  # what the last write did to the vector index
         self.db = _connect(self.directory)
         self._table = None
+        self._indexed: tuple[int, bool] | None = None  # (table version, has a vector index)
         self._pinned: int | None = None
         self._closed = False
 
@@ -120,12 +197,19 @@ class LanceStore:
         data["vector"] = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dim)
         return pa.Table.from_pydict(data, schema=self._schema(dim))
 
-    def _after_write(self) -> int:
+    def _after_write(self, *, rebuilt: bool = False) -> int:
         table = self._tbl
-        if not any(index.index_type == "FTS" for index in table.list_indices()):
-            table.create_index("text", config=FTS(with_position=False))
+        if rebuilt or not any(index.index_type == "FTS" for index in table.list_indices()):
+            table.create_index("text", config=FTS(with_position=False), replace=True)
         else:
-            table.optimize(cleanup_older_than=KEEP_VERSIONS)  # adds the new rows to the FTS index
+            table.optimize(cleanup_older_than=NO_CLEANUP)  # adds the new rows to the FTS and vector indexes
+        try:
+            self.ann_report = maintain(table, self.ann, built_now=rebuilt)
+        except (OSError, RuntimeError, ValueError) as exc:  # the rows are committed; unindexed rows are searched exactly
+            log.error("the vector index of %s could not be maintained (searches stay exact on what it lacks): %s",
+                      self.collection, exc)
+            self.ann_report = AnnReport("failed", table.count_rows(), reason=str(exc)[:500])
+        self._indexed = None
         return table.version
 
     def apply(self, upserts: Sequence[IndexedChunk], replace_docs: Sequence[str], delete_docs: Sequence[str]) -> int:
@@ -148,25 +232,47 @@ class LanceStore:
         return self._after_write()
 
     def rebuild(self, chunks: Sequence[IndexedChunk]) -> int:
-        self._writable()
-        self._table = self.db.create_table(self.collection, self._rows(chunks), mode="overwrite")
-        self._table.create_index("text", config=FTS(with_position=False), replace=True)
-        return self._table.version
+        return self.rebuild_from([chunks])
 
-    def search(self, query: str, vector: np.ndarray | None, k: int, mode: SearchMode = "hybrid") -> list[SearchHit]:
+    def rebuild_from(self, batches: Iterable[Sequence[IndexedChunk]]) -> int:
+        """`rebuild` from batches, so a large collection is never held in memory whole; indexed once, at the end."""
+        self._writable()
+        self._table = None
+        for batch in batches:
+            if not batch:
+                continue
+            if self._table is None:
+                self._table = self.db.create_table(self.collection, self._rows(batch), mode="overwrite")
+            else:
+                self._table.add(self._rows(batch))
+        if self._table is None:
+            raise StoreUnavailable("cannot create an empty index collection")
+        return self._after_write(rebuilt=True)
+
+    def search(self, query: str, vector: np.ndarray | None, k: int, mode: SearchMode = "hybrid", *,
+               ann: AnnKnob | None = None) -> list[SearchHit]:
         try:
             if mode == "dense":
-                return [to_hit(r) for r in self._dense(vector, k)]
+                return [to_hit(r) for r in self._dense(vector, k, ann)]
             if mode == "bm25":
                 return [to_hit(r) for r in self._bm25(query, k)]
             # Fused here rather than by lancedb's hybrid query, which cannot project the score columns we keep, and
             # so that the Weaviate backend can fuse exactly the same way (index/fusion.py).
-            return reciprocal_rank_fusion(self._dense(vector, depth(k)), self._bm25(query, depth(k)), k)
+            return reciprocal_rank_fusion(self._dense(vector, depth(k), ann), self._bm25(query, depth(k)), k)
         except (OSError, RuntimeError, ValueError, KeyError) as exc:  # Value/KeyError: a collection of another schema
             raise StoreUnavailable(f"index search failed: {exc}") from exc
 
-    def _dense(self, vector: np.ndarray, limit: int) -> list[dict]:
-        return self._tbl.search(vector).distance_type("cosine").select(COLUMNS + ["_distance"]).limit(limit).to_list()
+    def _dense(self, vector: np.ndarray, limit: int, knob: AnnKnob | None = None) -> list[dict]:
+        query = dense_query(self._tbl, vector, self.ann, knob, self._has_vector_index())
+        return query.select(COLUMNS + ["_distance"]).limit(limit).to_list()
+
+    def _has_vector_index(self) -> bool:
+        """Whether the version read has an approximate index, looked up once per version."""
+        table = self._tbl
+        version = table.version
+        if self._indexed is None or self._indexed[0] != version:
+            self._indexed = (version, has_vector_index(table))
+        return self._indexed[1]
 
     def _bm25(self, query: str, limit: int) -> list[dict]:
         return self._tbl.search(query, query_type="fts").select(COLUMNS + ["_score"]).limit(limit).to_list()
@@ -189,6 +295,12 @@ class LanceStore:
         if not self.exists():
             return []
         return self._tbl.to_arrow().select(list(columns)).to_pylist()
+
+    def scan(self, columns: Sequence[str], batch_rows: int = 1024) -> Iterator[list[dict]]:
+        if not self.exists():
+            return
+        for batch in self._tbl.search().select(list(columns)).limit(None).to_batches(batch_rows):
+            yield batch.to_pylist()
 
     def drop(self) -> None:
         if self.exists():

@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ragops.config import Settings
 from ragops.errors import RefreshConflict, StoreUnavailable
 from ragops.index import IndexedChunk, IndexStore, open_catalog, open_store
-from ragops.ingest import runs
+from ragops.ingest import retention, runs
 from ragops.ingest.crash_points import pause_point
 from ragops.ingest.documents import process_documents
 from ragops.ingest.embedding import EmbeddingCache, Embedder, check_dimensions
@@ -60,19 +60,29 @@ class RefreshReport:
         return asdict(self)
 
 
+REPAIR_HINT = ("; if the index backend is up, the collection's files are damaged: `ragops doctor` confirms it and "
+               "`ragops doctor --repair` rebuilds the index from the sources into a new collection")
+
+
 @contextmanager
-def _store_errors(action: str):
-    """Index-store failures (LanceDB raises OSError or RuntimeError for damaged files) become StoreUnavailable."""
+def _store_errors(action: str, reading: bool = False):
+    """Index-store failures (LanceDB raises OSError or RuntimeError for damaged files) become StoreUnavailable; a read
+    that fails names the repair."""
     try:
         yield
-    except (OSError, RuntimeError) as exc:
-        raise StoreUnavailable(f"the index store failed to {action}: {exc}") from exc
+    except (OSError, RuntimeError, StoreUnavailable) as exc:
+        if isinstance(exc, StoreUnavailable) and not reading:
+            raise
+        raise StoreUnavailable(f"the index store failed to {action}: {exc}{REPAIR_HINT if reading else ''}") from exc
 
 
 class Refresher:
     def __init__(self, settings: Settings, registry: Registry | None = None, store: IndexStore | None = None,
-                 embedder: Embedder | None = None, parse_clock: Callable[[], float] | None = None):
+                 embedder: Embedder | None = None, parse_clock: Callable[[], float] | None = None,
+                 verify: Callable[[IndexStore, int, set[str]], None] | None = None):
+        """`verify(store, version, chunk_ids)` runs after the index write and before anything is promoted (a repair)."""
         self.settings = settings
+        self.verify = verify
         self.registry = registry or Registry(settings.registry_url)
         self.embedder = embedder or Embedder.from_settings(settings)
         self.cache = EmbeddingCache(self.registry, self.embedder.cache_key)
@@ -113,7 +123,7 @@ class Refresher:
     def _prepare(self, run_id: int, source: Source, full: bool, allow_mass_delete: bool, force: set[str]) -> PreparedRefresh:
         listed = {d.uri: d for d in source.documents()}
         indexed = indexed_fingerprints(self.registry)
-        with _store_errors("list its documents"):
+        with _store_errors("list its documents", reading=True):
             chunks_in_index = Counter(r["doc_uri"] for r in self.store.rows(["doc_uri"]))
         in_index = set(chunks_in_index)
         # Reconcile before planning: the index may hold documents the registry lost (ghosts), and the registry may
@@ -236,11 +246,14 @@ class Refresher:
             with _store_errors("write the refresh"):
                 store_version = self.store.apply(upserts, replace_docs=touched, delete_docs=plan["deleted"])
             pause_point(self.settings, "index_committed")
+            if self.verify is not None:
+                self.verify(self.store, store_version, new_ids)
             lease.check()  # nor move the live pointer after its successor has
             # The backend's live pointer (Weaviate's alias) before the registry: if recording fails, a retry converges.
             with _store_errors("promote the refresh"):
                 open_catalog(self.settings).promote(self.store.collection, store_version)
             version_id = self._record(run_id, plan, staged, store_version, lease)
+            retention.enforce_all(self.settings, self.registry, quiet=True)  # under the lease
         with self.registry.session() as s:
             s.execute(delete(StagedChunk).where(StagedChunk.run_id == run_id))
             report = RefreshReport(
@@ -296,7 +309,7 @@ class Refresher:
 
     def _collection_dim(self) -> int | None:
         """The dimension of the vectors the live collection holds; None while it holds none."""
-        with _store_errors("read its vectors"):
+        with _store_errors("read its vectors", reading=True):
             for row in self.store.rows(["vector"]):
                 return len(row["vector"])
         return None
@@ -314,13 +327,18 @@ class Refresher:
         with self._lease() as lease:
             self._sweep(lease)
             prepared = self.prepare(source_uri, full=full, allow_mass_delete=allow_mass_delete, lease=lease, force=force)
-            with runs.failures_recorded(self.registry, prepared.run_id):
-                for i, batch in enumerate(prepared.batches):
-                    lease.check()
-                    self.embed_batch(prepared.run_id, batch)
-                    if on_progress:
-                        on_progress(i + 1, len(prepared.batches))
-                return self._commit(prepared.run_id, lease)
+            return self.finish(prepared, lease, on_progress)
+
+    def finish(self, prepared: PreparedRefresh, lease: Lease,
+               on_progress: Callable[[int, int], None] | None = None) -> RefreshReport:
+        """Embed a prepared run's batches and commit it, under the refresh lease the caller holds."""
+        with runs.failures_recorded(self.registry, prepared.run_id):
+            for i, batch in enumerate(prepared.batches):
+                lease.check()
+                self.embed_batch(prepared.run_id, batch)
+                if on_progress:
+                    on_progress(i + 1, len(prepared.batches))
+            return self._commit(prepared.run_id, lease)
 
 
 def detect_changes(settings: Settings, registry: Registry | None = None, source_uri: str | None = None) -> dict[str, int]:

@@ -153,7 +153,7 @@ def resolve_index_version(session: Session, version_id: int):
         return None
     return session.scalars(
         select(IndexVersion)
-        .where(IndexVersion.collection == pinned.collection, IndexVersion.status != "rejected")
+        .where(IndexVersion.collection == pinned.collection, IndexVersion.status.notin_(("rejected", "pruned")))
         .order_by(IndexVersion.id.desc()).limit(1)
     ).first() or pinned
 

@@ -199,6 +199,32 @@ class Feedback(Base):
     cited_followed: Mapped[bool | None] = mapped_column(Boolean, nullable=True)  # the client says a citation was opened
 
 
+class QualityCheck(Base):
+    """One drift check of one live quality signal for one release and variant: the current window against the accepted
+    baseline, the always-valid verdict, and since when the shift has lasted (issue 23; monitoring/drift.py)."""
+
+    __tablename__ = "quality_checks"
+    __table_args__ = (Index("ix_quality_checks_key", "window_end", "signal", "release", "variant", unique=True),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)  # when the check ran
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    window_end: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    signal: Mapped[str] = mapped_column(String(32))
+    release: Mapped[str] = mapped_column(String(128))
+    variant: Mapped[str] = mapped_column(String(16))
+    current: Mapped[float | None] = mapped_column(Float, nullable=True)  # the signal's value in the window
+    baseline: Mapped[float | None] = mapped_column(Float, nullable=True)
+    difference: Mapped[float | None] = mapped_column(Float, nullable=True)  # in the direction of decline
+    at_least: Mapped[float | None] = mapped_column(Float, nullable=True)  # always-valid lower bound of the decline
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    users: Mapped[int] = mapped_column(Integer, default=0)
+    crossed: Mapped[bool] = mapped_column(Boolean, default=False)  # the test crossed its boundary at this check
+    streak: Mapped[int] = mapped_column(Integer, default=0)  # consecutive checks crossed, this one included
+    shifted: Mapped[bool] = mapped_column(Boolean, default=False)  # crossed for RAGOPS_QUALITY_SUSTAIN_CHECKS checks
+    since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)  # the streak's first window
+    evidence: Mapped[dict] = mapped_column(JSON, default=dict)  # baseline window, threshold, verdict in words
+
+
 class McpAccessLog(Base):
     """Every MCP tool call, allowed or denied. Never the token: only the client name and an argument hash."""
 

@@ -19,8 +19,12 @@ def create_release(registry: Registry, name: str, index_version_id: int | None, 
     with registry.session() as s:
         if s.scalars(select(Release).where(Release.name == name)).first():
             raise ReleaseError(f"a release named {name!r} exists already")
-        if index_version_id is not None and s.get(IndexVersion, index_version_id) is None:
+        version = s.get(IndexVersion, index_version_id) if index_version_id is not None else None
+        if index_version_id is not None and version is None:
             raise ReleaseError(f"index version {index_version_id} does not exist")
+        if version is not None and version.status == "pruned":
+            raise ReleaseError(f"index version {index_version_id} was pruned by the retention policy "
+                               "(RAGOPS_RETENTION_DAYS); pick a newer one")
         release = Release(name=name, index_version_id=index_version_id, answer_config=answer_config or {},
                           created_by=created_by)
         s.add(release)

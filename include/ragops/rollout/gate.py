@@ -1,6 +1,6 @@
 """The canary analysis: does the candidate serve real users as well as stable, with evidence enough to say so?
 
-Five metrics, each an always-valid comparison by user (rollout/sequential.py):
+Five metrics, each an always-valid comparison by user (monitoring/sequential.py):
 - error rate (5xx responses), canary against stable, per request and per user (each user's own rate, every user
   weighted equally, so that a regression confined to a minority of light users shows);
 - fallback rate (answers that fell back, e.g. `no_results`), canary against stable, per request and per user;
@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ragops.rollout.sequential import Clustered, Comparison, compare_clustered
+from ragops.monitoring.sequential import Clustered, Comparison, compare_clustered
 
 METRICS = ("error_rate", "fallback_rate", "latency", "error_rate_per_user", "fallback_rate_per_user")
 

@@ -28,7 +28,7 @@ LAYERS = {
     "__init__": 0, "errors": 0, "config": 0, "logs": 0,
     "registry": 1, "index": 1, "sources": 1, "notify": 1, "mcp_client": 1, "models": 1,
     "releases": 2, "audit": 2, "ingest": 2,
-    "monitoring": 3, "training": 3,
+    "monitoring": 3, "training": 3, "feedback": 3,
     "answer": 4, "mcp_tools": 4,
     "evaluation": 5,
     "overview": 6, "rollout": 6,
@@ -177,9 +177,9 @@ def test_r2_fails_when_a_package_imports_one_above_it(tmp_path, source, module, 
 
 
 def test_r2_fails_for_a_package_missing_from_layers(tmp_path):
-    root = _core(tmp_path, {"feedback/__init__.py": "from ragops.errors import RagopsError\n"})
+    root = _core(tmp_path, {"insights/__init__.py": "from ragops.errors import RagopsError\n"})
     [found] = no_package_imports_one_above(root)
-    assert found.startswith(f"{R2}: include/ragops/feedback/__init__.py is in the package 'feedback', which has no")
+    assert found.startswith(f"{R2}: include/ragops/insights/__init__.py is in the package 'insights', which has no")
     assert "add it to LAYERS" in found and "docs/architecture.md" in found
 
 

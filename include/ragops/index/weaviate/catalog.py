@@ -10,17 +10,18 @@ from __future__ import annotations
 import logging
 import threading
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Collection, Iterator
 from urllib.parse import urlparse
 
 from pydantic import ValidationError
 
 from ragops.config import mask_url
 from ragops.errors import StoreUnavailable
+from ragops.index.ann import AnnPolicy
 from ragops.index.weaviate.schema import check_collection, check_prefix, live_alias, parse, physical, require_aliases
 
 log = logging.getLogger(__name__)
-KEEP_VERSIONS = 3  # per collection: the newest, the one readers may still be pinned to, and one more
+INDEX_WAIT_S = 600.0  # RAGOPS_WEAVIATE_INDEX_WAIT_S
 
 
 @contextmanager
@@ -58,11 +59,13 @@ def connect_url(url: str, grpc_port: int = 50051, api_key: str | None = None):
 class WeaviateCatalog:
     live_pointer = "alias"
 
-    def __init__(self, connect: Callable[[], Any], prefix: str = "Ragops", keep_versions: int = KEEP_VERSIONS):
+    def __init__(self, connect: Callable[[], Any], prefix: str = "Ragops", index_wait_s: float = INDEX_WAIT_S,
+                 ann: AnnPolicy | None = None):
         self._connect = connect
+        self.ann = ann or AnnPolicy()  # its ef is each new version's HNSW query list size
         self.prefix = check_prefix(prefix)
         self.alias = live_alias(prefix)
-        self.keep_versions = max(2, keep_versions)
+        self.index_wait_s = index_wait_s
         self._client = None
         self._users = 0
         self._lock = threading.RLock()
@@ -158,15 +161,19 @@ class WeaviateCatalog:
         with self._lock, weaviate_errors(f"cannot delete version {version} of {collection!r}"):
             self.client().collections.delete(physical(self.prefix, collection, version))
 
-    def prune(self, collection: str) -> list[int]:
-        """Delete all but the newest versions of `collection` (never the live one); return the versions deleted."""
+    def prune(self, collection: str, keep: Collection[int]) -> list[int]:
+        """Delete every version of `collection` outside `keep`, never the newest nor the live one; return them.
+
+        `keep` comes from the one retention policy (ragops.ingest.retention), which reads what releases, the rollout
+        and the rollback window can still reach. Only collections under this catalogue's prefix are ever touched.
+        """
         with self._lock:
             versions = self.versions(collection)
-            keep = set(versions[-self.keep_versions:])
+            kept = set(keep) | set(versions[-1:])
             live = self.live()
             if live and live[0] == collection:
-                keep.add(live[1])
-            gone = [v for v in versions if v not in keep]
+                kept.add(live[1])
+            gone = [v for v in versions if v not in kept]
             for version in gone:
                 self.delete(collection, version)
         return gone

@@ -55,8 +55,12 @@ def live_alias(prefix: str) -> str:
     return f"{prefix}_live"
 
 
-def collection_config(name: str) -> dict:
-    """Keyword arguments for `client.collections.create`: vectors we provide, cosine HNSW, BM25 as LanceDB's."""
+def collection_config(name: str, ef: int = -1) -> dict:
+    """Keyword arguments for `client.collections.create`: vectors we provide, cosine HNSW, BM25 as LanceDB's.
+
+    Weaviate keeps every collection in an HNSW graph, however small; `ef` is its query list size (-1: dynamic,
+    8 x the limit within 100..500, the server's defaults). `hnsw_ef` changes it later on a collection.
+    """
     from weaviate.classes.config import Configure, DataType, Property, Tokenization, VectorDistances
 
     def text(prop: str) -> Property:
@@ -71,9 +75,16 @@ def collection_config(name: str) -> dict:
         "description": "ragops index version (written once, then only read)",
         "properties": [text(p) for p in PROPS if p != "ordinal"] + [Property(name="ordinal", data_type=DataType.INT)],
         "vector_config": Configure.Vectors.self_provided(
-            name=VECTOR, vector_index_config=Configure.VectorIndex.hnsw(distance_metric=VectorDistances.COSINE)),
+            name=VECTOR, vector_index_config=Configure.VectorIndex.hnsw(distance_metric=VectorDistances.COSINE, ef=ef)),
         "inverted_index_config": Configure.inverted_index(bm25_b=0.75, bm25_k1=1.2),
     }
+
+
+def hnsw_ef(ef: int):
+    """The `vector_config` argument of `collection.config.update` that sets the HNSW query list size of our vector."""
+    from weaviate.classes.config import Reconfigure
+
+    return Reconfigure.Vectors.update(name=VECTOR, vector_index_config=Reconfigure.VectorIndex.hnsw(ef=ef))
 
 
 def survivors(objects: Iterable, touched_docs: Iterable[str], upsert_ids: Iterable[str]) -> Iterator:

@@ -1,10 +1,12 @@
 """The production backend on Weaviate (weaviate-client v4): every index version is its own collection.
 
 A write never touches a collection that readers use: it copies what the previous version keeps (exact matches on
-ids and URIs), adds the new chunks, waits until the vector index holds them, checks the count, and only then
-returns the new version. A failed write deletes its half-built collection. Pinned reads go to the version's own
-collection, so a reader sees one version whole while refreshes go on. The alias that names the live version is
-moved by `WeaviateCatalog.promote` (refreshes, promotion, rollback), never by a write.
+ids and URIs), adds the new chunks, waits until the vector index holds them (for at most
+RAGOPS_WEAVIATE_INDEX_WAIT_S), checks the count, and only then returns the new version. A failed write deletes its
+half-built collection. Old versions are pruned by the retention policy (`ragops.ingest.retention`), never by a
+write. Pinned reads go to the version's own collection, so a reader sees one version whole while refreshes go on.
+The alias that names the live version is moved by `WeaviateCatalog.promote` (refreshes, promotion, rollback), never
+by a write.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ import numpy as np
 
 from ragops.errors import StoreUnavailable
 from ragops.index import IndexedChunk, SearchHit, SearchMode
+from ragops.index.ann import AnnKnob
 from ragops.index.fusion import depth, reciprocal_rank_fusion, to_hit
 from ragops.index.weaviate.batch import write_objects
 from ragops.index.weaviate.catalog import weaviate_errors
-from ragops.index.weaviate.schema import (PROPS, SEARCHED, VECTOR, check_collection, collection_config, physical,
-                                          survivors)
+from ragops.index.weaviate.indexing import wait_until_indexed
+from ragops.index.weaviate.schema import (PROPS, SEARCHED, VECTOR, check_collection, collection_config, hnsw_ef,
+                                          physical, survivors)
 
 log = logging.getLogger(__name__)
 QUERY_LIMIT = 10_000  # Weaviate's default QUERY_MAXIMUM_RESULTS
@@ -55,6 +59,7 @@ class WeaviateStore:
         self.collection = check_collection(collection)
         self._pinned: int | None = None
         self._closed = False
+        self._ef: dict[str, int] = {}  # the HNSW ef this store last set per Weaviate collection
         catalog.acquire()
 
     # -- which Weaviate collection ------------------------------------------------------------------------------
@@ -127,26 +132,20 @@ class WeaviateStore:
         return self._write_version((versions[-1] if versions else 0) + 1, (to_object(c) for c in fresh.values()))
 
     def _write_version(self, version: int, objects) -> int:
-        from weaviate.collections.classes.batch import Shard
-
         name = physical(self.catalog.prefix, self.collection, version)
         client = self._client()
         with weaviate_errors(f"cannot create the Weaviate collection {name}"):
-            target = client.collections.create(**collection_config(name))
+            target = client.collections.create(**collection_config(name, ef=self.catalog.ann.ef))
         try:
             with weaviate_errors(f"writing {name} failed"):
                 written = write_objects(target, objects)
-                target.batch.wait_for_vector_indexing(shards=[Shard(collection=name)])
+                wait_until_indexed(target, self.catalog.index_wait_s)
                 held = target.aggregate.over_all(total_count=True).total_count
             if held != written:
                 raise StoreUnavailable(f"{name} holds {held} objects after {written} were written")
         except BaseException:
             self._discard(version)
             raise
-        try:
-            self.catalog.prune(self.collection)
-        except StoreUnavailable as exc:  # the version is whole; old ones go at the next write
-            log.warning("could not prune old versions of %s: %s", self.collection, exc)
         return version
 
     def _discard(self, version: int) -> None:
@@ -157,8 +156,11 @@ class WeaviateStore:
             log.error("could not delete the half-written version %d of %s: %s", version, self.collection, exc)
 
     # -- reads --------------------------------------------------------------------------------------------------
-    def search(self, query: str, vector: np.ndarray | None, k: int, mode: SearchMode = "hybrid") -> list[SearchHit]:
+    def search(self, query: str, vector: np.ndarray | None, k: int, mode: SearchMode = "hybrid", *,
+               ann: AnnKnob | None = None) -> list[SearchHit]:
         collection = self._reading()
+        if ann is not None and ann.ef is not None and mode != "bm25":
+            self._tune(collection, ann.ef)
         with weaviate_errors("Weaviate search failed"):
             if mode == "dense":
                 return [to_hit(r) for r in self._dense(collection, vector, k)]
@@ -168,6 +170,14 @@ class WeaviateStore:
             # (Weaviate's own hybrid query scales and fuses differently and reports no cosine similarity).
             return reciprocal_rank_fusion(self._dense(collection, vector, depth(k)),
                                           self._bm25(collection, query, depth(k)), k)
+
+    def _tune(self, collection, ef: int) -> None:
+        """Weaviate takes no ef per query: it is the version's HNSW setting, so set it there (for every reader)."""
+        if self._ef.get(collection.name) == ef:
+            return
+        with weaviate_errors(f"cannot set the HNSW ef of {collection.name}"):
+            collection.config.update(vector_config=hnsw_ef(ef))
+        self._ef[collection.name] = ef
 
     @staticmethod
     def _dense(collection, vector: np.ndarray, limit: int) -> list[dict]:
@@ -206,20 +216,27 @@ class WeaviateStore:
         return {r["chunk_id"] for r in self.rows(["chunk_id"])}
 
     def rows(self, columns: Sequence[str]) -> list[dict]:
+        return [row for batch in self.scan(columns) for row in batch]
+
+    def scan(self, columns: Sequence[str], batch_rows: int = 1024) -> Iterator[list[dict]]:
         if self._read_version() is None:
-            return []
+            return
         unknown = set(columns) - set(PROPS) - {"vector"}
         if unknown:
             raise StoreUnavailable(f"unknown index columns: {sorted(unknown)}")
         wanted = [c for c in columns if c != "vector"]
         with weaviate_errors("cannot read the Weaviate collection"):
-            out = []
+            batch: list[dict] = []
             for obj in self._reading().iterator(include_vector="vector" in columns, return_properties=wanted):
                 row = _props(obj, wanted)
                 if "vector" in columns:
                     row["vector"] = _vector(obj)
-                out.append(row)
-            return out
+                batch.append(row)
+                if len(batch) >= batch_rows:
+                    yield batch
+                    batch = []
+            if batch:
+                yield batch
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
     def drop(self) -> None:

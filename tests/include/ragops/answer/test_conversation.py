@@ -66,3 +66,10 @@ def test_a_model_that_fails_hangs_or_says_nothing_leaves_it_to_the_rule(model):
     condensed = asyncio.run(condense(["How do I enable the refresh guard?"], "and how do I turn it off?", model,
                                      timeout_s=0.2))
     assert condensed.how == "rule" and condensed.query == "and how do I turn it off? (enable refresh guard)"
+
+
+def test_the_rule_borrows_no_address_link_or_long_number():
+    query = by_rule(["Why was invoice 123456789 for ann@example.com at https://billing.example.org refused?"],
+                    "and how do I fix it?")
+    assert query == "and how do I fix it? (invoice refused)"
+

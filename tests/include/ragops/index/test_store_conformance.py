@@ -12,6 +12,9 @@ import pytest
 
 from ragops.errors import StoreUnavailable
 from ragops.index import IndexCatalog, IndexedChunk, IndexStore
+from ragops.index.ann import AnnKnob, AnnPolicy
+
+ANN = AnnPolicy(min_rows=2_000)  # a threshold low enough that the cases above it run in seconds
 
 A, B = "file:///docs/a/guide.md", "file:///docs/b/guide.md"  # every token shared but one
 
@@ -30,7 +33,7 @@ def catalog(request, tmp_path) -> IndexCatalog:
     if request.param == "lance":
         from ragops.index.lance import LanceCatalog
 
-        yield LanceCatalog(tmp_path / "lance")
+        yield LanceCatalog(tmp_path / "lance", ANN)
         return
     from ragops.config import Settings
 
@@ -41,7 +44,7 @@ def catalog(request, tmp_path) -> IndexCatalog:
 
     key = cfg.weaviate_api_key.get_secret_value() if cfg.weaviate_api_key else None
     cat = WeaviateCatalog(lambda: connect_url(cfg.weaviate_url, cfg.weaviate_grpc_port, key),
-                          prefix=f"Test{uuid.uuid4().hex[:12]}")
+                          prefix=f"Test{uuid.uuid4().hex[:12]}", ann=ANN)
     yield cat
     cat.acquire()
     try:
@@ -116,6 +119,21 @@ def test_checkout_pins_an_earlier_version(store):
     assert store.count() == 2
     store.checkout(first)
     assert store.chunk_ids() == {"a1"}
+
+
+def test_scan_streams_every_row_in_bounded_batches(catalog, store):
+    assert list(store.scan(["chunk_id"], 2)) == []  # nothing written yet
+    v1 = store.apply([_chunk(f"a{i}", A, f"alpha {i}", i, ordinal=i) for i in range(5)], [A], [])
+    store.apply([], replace_docs=[], delete_docs=[A])
+    reader = catalog.open("chunks", v1)
+    try:
+        batches = list(reader.scan(["chunk_id", "vector"], 2))
+        assert all(1 <= len(b) <= 2 for b in batches) and set(batches[0][0]) == {"chunk_id", "vector"}
+        assert sorted(r["chunk_id"] for b in batches for r in b) == [f"a{i}" for i in range(5)]
+        assert len(batches[0][0]["vector"]) == 8
+    finally:
+        reader.close()
+    assert list(store.scan(["chunk_id"], 2)) == []
 
 
 def test_a_pinned_read_still_sees_its_version_after_later_writes(catalog, store):
@@ -212,3 +230,88 @@ def test_closing_a_store_releases_its_connections(catalog):
     again = catalog.open("chunks")  # and a new one opens on demand
     assert again.count() == 1
     again.close()
+
+
+def test_prune_never_deletes_what_it_keeps_nor_the_newest(catalog, store):
+    """The retention policy's backend half: every backend keeps `keep` and the newest; what it reports is gone."""
+    v1 = store.apply([_chunk("a1", A, "alpha", 1)], [A], [])
+    v2 = store.apply([_chunk("b1", B, "beta", 2)], [B], [])
+    v3 = store.apply([_chunk("a2", A, "alpha again", 3)], [A], [])
+    assert {v1, v2, v3} <= set(catalog.versions("chunks")) and catalog.versions("nothing_here") == []
+    gone = catalog.prune("chunks", {v1})
+    held = catalog.versions("chunks")
+    assert v1 in held and max(held) >= v3 and not set(gone) & set(held) and v1 not in gone and v3 not in gone
+    reader = catalog.open("chunks", v1)
+    try:
+        assert reader.chunk_ids() == {"a1"}  # the kept version reads whole
+    finally:
+        reader.close()
+    assert store.chunk_ids() == {"a2", "b1"}
+
+
+# -- above the approximate-index threshold ------------------------------------------------------------------------
+WORDS = [f"w{i}" for i in range(500)]
+
+
+def _clustered(n: int, dim: int, seed: int) -> np.ndarray:
+    """Unit vectors as sentence embeddings lie: by topic (40), then by document (10 chunks each), then by chunk.
+
+    (Points spread evenly around a centre have no clear nearest neighbours, and no index finds them; real chunks do.)
+    """
+    rng = np.random.default_rng(seed)
+
+    def unit(v):
+        return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+    topics = unit(rng.normal(size=(40, dim)))
+    documents = unit(topics[rng.integers(0, 40, n // 10 + 1)] + 0.6 * unit(rng.normal(size=(n // 10 + 1, dim))))
+    return unit(np.repeat(documents, 10, axis=0)[:n] + 0.35 * unit(rng.normal(size=(n, dim)))).astype(np.float32)
+
+
+def _corpus(n: int, dim: int, seed: int, prefix: str = "r") -> list[IndexedChunk]:
+    rng = np.random.default_rng(seed + 1)
+    vectors = _clustered(n, dim, seed)
+    return [IndexedChunk(f"{prefix}{i}", f"file:///big/{prefix}{i // 10}.md", f"h-{prefix}{i}", i % 10, "Heading",
+                         "Title", " ".join(rng.choice(WORDS, 12)), vectors[i]) for i in range(n)]
+
+
+def _exact_top(chunks: list[IndexedChunk], query: np.ndarray, k: int) -> list[str]:
+    matrix = np.stack([c.vector for c in chunks])
+    return [chunks[i].chunk_id for i in np.argsort(-(matrix @ query), kind="stable")[:k]]
+
+
+def test_above_the_ann_threshold_dense_search_keeps_recall_and_finds_new_rows(store):
+    chunks = _corpus(3_000, 64, seed=7)  # above ANN.min_rows: the backend searches an approximate index
+    store.apply(chunks, sorted({c.doc_uri for c in chunks}), [])
+    rng = np.random.default_rng(99)  # questions near the content, none of it exactly
+    near = np.stack([chunks[i].vector for i in rng.choice(len(chunks), 30, replace=False)])
+    queries = near + 0.3 * rng.normal(size=near.shape) / np.sqrt(64)
+    queries = (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
+    found = []
+    for q in queries:
+        hits = [h.chunk_id for h in store.search("", q, 10, "dense")]
+        found.append(len(set(hits) & set(_exact_top(chunks, q, 10))) / 10)
+    assert np.mean(found) >= 0.95  # recall@10 against an exact search of the same vectors
+
+    fresh = _corpus(20, 64, seed=8, prefix="new")  # written after the index was built
+    store.apply(fresh, sorted({c.doc_uri for c in fresh}), [])
+    for chunk in fresh:
+        assert store.search("", chunk.vector, 1, "dense")[0].chunk_id == chunk.chunk_id
+    assert store.count() == 3_020
+    hybrid = store.search(fresh[3].text, fresh[3].vector, 5, "hybrid")
+    assert hybrid[0].chunk_id == fresh[3].chunk_id  # first in both lists
+
+
+def test_the_recall_knob_is_accepted_and_bounded(store):
+    chunks = _corpus(2_500, 32, seed=3)
+    store.apply(chunks, sorted({c.doc_uri for c in chunks}), [])
+    q = chunks[17].vector
+    wide = store.search("", q, 10, "dense", ann=AnnKnob(nprobes=64, refine_factor=20, ef=256))
+    assert wide[0].chunk_id == chunks[17].chunk_id
+    assert [h.chunk_id for h in wide] == _exact_top(chunks, q, 10)  # searched widely enough to be exact
+    narrow = store.search("", q, 10, "dense", ann=AnnKnob(nprobes=1, refine_factor=1, ef=16))
+    assert len(narrow) == 10
+    with pytest.raises(StoreUnavailable):
+        AnnKnob(nprobes=0)
+    with pytest.raises(StoreUnavailable):
+        AnnKnob(ef=1_000_000)

@@ -85,13 +85,23 @@ def test_promotion_and_rollback_move_the_alias(client_double):
     assert factory.made[0].deleted == []  # moving the pointer deleted and copied nothing
 
 
-def test_pruning_keeps_the_newest_versions_and_the_live_one(client_double):
-    names = {f"Ragops_chunks_v{v}" for v in range(1, 7)} | {"Ragops_other_v1", "Unrelated"}
+def test_pruning_keeps_what_the_policy_names_the_newest_and_the_live_one(client_double):
+    names = {f"Ragops_chunks_v{v}" for v in range(1, 7)} | {"Ragops_other_v1", "Unrelated", "Other_chunks_v1"}
     factory = Factory(client_double, existing=names)
-    catalog = WeaviateCatalog(factory, keep_versions=3)
+    catalog = WeaviateCatalog(factory)
     catalog.promote("chunks", 2)  # e.g. a rollback target still live
-    assert catalog.prune("chunks") == [1, 3]
+    assert catalog.prune("chunks", keep={4, 5}) == [1, 3]
     assert catalog.versions("chunks") == [2, 4, 5, 6] and catalog.collections() == ["chunks", "other"]
+    assert "Other_chunks_v1" not in factory.made[0].deleted  # another deployment's prefix is never touched
+
+
+def test_two_prefixes_share_one_weaviate_without_touching_each_other(client_double):
+    server = client_double(existing={"Blue_chunks_v1", "Blue_chunks_v2", "Green_chunks_v1", "Green_chunks_v2",
+                                     "Green_chunks_v3"})  # one Weaviate, two deployments
+    blue, green = WeaviateCatalog(lambda: server, prefix="Blue"), WeaviateCatalog(lambda: server, prefix="Green")
+    assert blue.versions("chunks") == [1, 2] and green.versions("chunks") == [1, 2, 3]
+    assert green.prune("chunks", keep=set()) == [1, 2] and server.deleted == ["Green_chunks_v1", "Green_chunks_v2"]
+    assert blue.versions("chunks") == [1, 2] and blue.alias == "Blue_live" and green.alias == "Green_live"
 
 
 def test_a_live_collection_cannot_be_dropped(client_double):

@@ -73,3 +73,13 @@ def test_servers_without_collection_aliases_are_refused():
             require_aliases(old)
     with pytest.raises(StoreUnavailable):
         require_aliases("")
+
+
+def test_the_hnsw_query_list_size_is_set_at_creation_and_can_be_changed_on_our_vector():
+    from ragops.index.weaviate.schema import hnsw_ef
+
+    assert _CollectionConfigCreate(**collection_config("Ragops_chunks_v1", ef=64))._to_dict(
+        emit_default_vector_index_type=True)["vectorConfig"]["default"]["vectorIndexConfig"]["ef"] == 64
+    assert _payload()["vectorConfig"]["default"]["vectorIndexConfig"]["ef"] == -1  # the default: dynamic ef
+    update = hnsw_ef(128)
+    assert update.name == "default" and update.vectorIndexConfig.ef == 128

@@ -59,12 +59,12 @@ def test_a_transient_rejection_is_retried_into_a_whole_version(client_double):
     assert len(client.stored["Ragops_chunks_v1"].stored) == 2 and client.deleted == []
 
 
-def test_old_versions_are_pruned_after_a_write(client_double):
+def test_a_write_prunes_nothing_the_retention_policy_does(client_double):
     catalog, client = _catalog(client_double)
     store = catalog.open("chunks")
     for n in range(5):
         store.rebuild([_chunk(f"c{n}", A)])
-    assert catalog.versions("chunks") == [3, 4, 5] and client.deleted == ["Ragops_chunks_v1", "Ragops_chunks_v2"]
+    assert catalog.versions("chunks") == [1, 2, 3, 4, 5] and client.deleted == []  # ragops.ingest.retention prunes
 
 
 def _result(cid, **metadata):
@@ -90,3 +90,21 @@ def test_weaviate_results_fuse_exactly_like_lancedb_rows():
     assert [h.chunk_id for h in hits] == ["y", "x", "z"] and hits[0].score == pytest.approx(1 / 62 + 1 / 61)
     assert hits[1].similarity == pytest.approx(0.9) and hits[2].similarity is None  # BM25-only: no similarity
     assert hits[0].heading == ""  # Weaviate's null for an empty text reads as LanceDB's ''
+
+
+def test_a_query_ef_is_set_on_the_version_read_once_not_per_query(client_double):
+    from types import SimpleNamespace
+
+    from ragops.index.ann import AnnKnob, AnnPolicy
+
+    client = client_double()
+    catalog = WeaviateCatalog(lambda: client, ann=AnnPolicy(ef=48))
+    store = catalog.open("chunks")
+    updates = []
+    collection = SimpleNamespace(name="Ragops_chunks_v1", config=SimpleNamespace(update=lambda **kw: updates.append(kw)))
+    store._tune(collection, 200)
+    store._tune(collection, 200)
+    assert len(updates) == 1 and updates[0]["vector_config"].vectorIndexConfig.ef == 200
+    store._tune(collection, AnnKnob(ef=64).ef)
+    assert len(updates) == 2
+    store.close()

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ragops.rollout.sequential import Clustered, Counts
+from ragops.monitoring.sequential import Clustered, Counts
 
 
 def test_one_stratum_gives_the_cluster_robust_variance_of_counts():

@@ -1,0 +1,130 @@
+"""Votes: one row per request, only from the caller who asked, early votes wait for their event; SQLite and PostgreSQL."""
+
+import threading
+from datetime import datetime, timedelta, timezone
+
+import anyio
+import pytest
+from sqlalchemy import select
+
+from ragops.errors import StoreUnavailable, UnknownRequest
+from ragops.feedback.redact import Redactor
+from ragops.feedback.votes import store_vote, submit_vote, votes_with_events
+from ragops.monitoring.events import EventWriter, request_event
+from ragops.registry import Registry
+from ragops.registry.models import Feedback
+from ragops.releases import hash_user
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def registry(request, settings):
+    url = settings.registry_url if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    settings.ensure_home()
+    reg = Registry(url)
+    yield reg
+    reg.dispose()
+
+
+def asked(registry, request_id, user="addr:10.0.0.1", **kw):
+    writer = EventWriter(registry)
+    writer.record("request", **request_event(request_id, "/v1/ask", user, 200, 12.0, release_id=None,
+                                             question="how do I refresh?", similarity=0.61, coverage=0.5, **kw))
+    writer.close()
+
+
+def rows(registry):
+    with registry.session() as s:
+        return s.scalars(select(Feedback).order_by(Feedback.id)).all()
+
+
+def vote(registry, request_id, user="addr:10.0.0.1", rating="up", **kw):
+    return anyio.run(lambda: submit_vote(registry, request_id, user, rating, **kw))
+
+
+def test_a_second_vote_replaces_the_first(registry):
+    asked(registry, "r1")
+    first = vote(registry, "r1", rating="up")
+    second = vote(registry, "r1", rating="down", reason="outdated", comment="see jane@example.com",
+                  cited_followed=True, redact=Redactor())
+    assert not first.replaced and second.replaced
+    [row] = rows(registry)
+    assert (row.rating, row.reason, row.comment, row.cited_followed) == ("down", "outdated", "see [email]", True)
+    assert row.user_hash == hash_user("addr:10.0.0.1")
+
+
+def test_unknown_and_foreign_ids_get_the_same_refusal(registry):
+    asked(registry, "mine")
+    with pytest.raises(UnknownRequest) as unknown:
+        vote(registry, "nobody-asked-this")
+    with pytest.raises(UnknownRequest) as foreign:
+        vote(registry, "mine", user="addr:10.6.6.6")
+    assert str(unknown.value) == str(foreign.value)
+    assert rows(registry) == []
+
+
+def test_a_reused_request_id_never_lets_one_caller_overwrite_anothers_vote(registry):
+    """X-Request-ID is client-chosen: two callers can hold events with the same id; the first vote keeps the row."""
+    asked(registry, "shared", user="addr:10.0.0.1")
+    asked(registry, "shared", user="addr:10.0.0.2")
+    vote(registry, "shared", user="addr:10.0.0.1", rating="up")
+    with pytest.raises(UnknownRequest):
+        vote(registry, "shared", user="addr:10.0.0.2", rating="down")
+    [row] = rows(registry)
+    assert row.rating == "up" and row.user_hash == hash_user("addr:10.0.0.1")
+
+
+def test_concurrent_votes_on_one_request_leave_one_row(registry):
+    asked(registry, "busy")
+    user_hash = hash_user("addr:10.0.0.1")
+    errors, start = [], threading.Barrier(8)
+
+    def cast(i):
+        start.wait()
+        try:
+            store_vote(registry, "busy", user_hash, "up" if i % 2 else "down")
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=cast, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(rows(registry)) == 1
+
+
+def test_a_vote_that_arrives_before_its_event_waits_for_it(registry):
+    """The writer holds the event while the registry refuses it, and writes it on its next try; the vote waits."""
+    refusals = [2]
+
+    def flaky():
+        if refusals[0]:
+            refusals[0] -= 1
+            raise StoreUnavailable("registry away for a moment")
+        return registry
+
+    writer = EventWriter(flaky, interval_s=0.01)
+    writer.record("request", **request_event("early", "/v1/ask", "addr:10.0.0.1", 200, 5.0))
+    try:
+        with pytest.raises(UnknownRequest):  # without waiting, the event is not there yet
+            vote(registry, "early", wait_s=0)
+        assert vote(registry, "early", wait_s=20).rating == "up"  # returns as soon as the event is stored
+    finally:
+        writer.close()
+    assert len(rows(registry)) == 1
+
+
+def test_votes_join_their_request_event(registry):
+    asked(registry, "j1", variant="canary", fallback="no_results")
+    vote(registry, "j1", rating="down", reason="no_answer")
+    now = datetime.now(timezone.utc)
+    [joined] = votes_with_events(registry, now - timedelta(hours=1), now + timedelta(hours=1))
+    assert joined["question"] == "how do I refresh?" and joined["variant"] == "canary"
+    assert joined["fallback"] == "no_results" and joined["similarity"] == pytest.approx(0.61)
+    assert (joined["rating"], joined["reason"]) == ("down", "no_answer")
+
+
+def test_long_request_ids_match_as_the_writer_stored_them(registry):
+    long_id = "x" * 150
+    asked(registry, long_id)
+    assert vote(registry, long_id).rating == "up"
