@@ -1,8 +1,10 @@
 """Serving benchmark; prints one JSON document.
 
 In one run: the in-process floor of a search (query embedding + index search), then `/v1/search` and `/v1/ask`
-over loopback HTTP against `ragops serve` at concurrency 1, 8 and 32 (p50/p99, throughput, errors), and the cost
-of the rate limiter and of request-event writing, measured both in-process and over HTTP with each switched off.
+over loopback HTTP against `ragops serve` at concurrency 1, 8 and 32 (p50/p99, throughput, errors), the time to
+first token of streamed answers (`/v1/chat/completions` and `/v1/ask` with `stream: true`) at concurrency 1 and 8,
+and the cost of the rate limiter and of request-event writing, measured both in-process and over HTTP with each
+switched off. `--ttft` measures only the streamed answers.
 
     .venv/bin/python bench/serve.py [--docs $RAGOPS_EVAL_RHDH/docs] [--requests 200]
 
@@ -30,35 +32,87 @@ from _rhdh import RHDH  # noqa: E402
 from _server import UNLIMITED, Server, pct, questions  # noqa: E402  (shared with bench/load.py)
 
 
+async def drive(url: str, qs: list[str], concurrency: int, total: int, one) -> float:
+    """`total` requests from `concurrency` workers cycling over `qs`; `one(client, question, worker)` sends one.
+    Returns the wall time in seconds."""
+    import httpx
+
+    queue: asyncio.Queue = asyncio.Queue()
+    for i in range(total):
+        queue.put_nowait(qs[i % len(qs)])
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=httpx.Limits(max_connections=concurrency)) as client:
+        async def worker(n: int) -> None:
+            while not queue.empty():
+                await one(client, queue.get_nowait(), n)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(n) for n in range(concurrency)))
+        return time.perf_counter() - started
+
+
 async def load(url: str, path: str, qs: list[str], concurrency: int, total: int) -> dict:
     import httpx
 
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     errors = 0
-    queue: asyncio.Queue = asyncio.Queue()
-    for i in range(total):
-        queue.put_nowait(qs[i % len(qs)])
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=httpx.Limits(max_connections=concurrency)) as client:
-        async def worker(n: int) -> None:
-            nonlocal errors
-            while not queue.empty():
-                question = queue.get_nowait()
-                started = time.perf_counter()
-                try:
-                    reply = await client.post(path, json={"question": question, "user_id": f"bench-{n}"})
-                    statuses[reply.status_code] = statuses.get(reply.status_code, 0) + 1
-                    if reply.status_code >= 500:
-                        errors += 1
-                except httpx.HTTPError:
-                    errors += 1
-                latencies.append((time.perf_counter() - started) * 1000)
 
+    async def one(client, question: str, n: int) -> None:
+        nonlocal errors
         started = time.perf_counter()
-        await asyncio.gather(*(worker(n) for n in range(concurrency)))
-        wall = time.perf_counter() - started
+        try:
+            reply = await client.post(path, json={"question": question, "user_id": f"bench-{n}"})
+            statuses[reply.status_code] = statuses.get(reply.status_code, 0) + 1
+            if reply.status_code >= 500:
+                errors += 1
+        except httpx.HTTPError:
+            errors += 1
+        latencies.append((time.perf_counter() - started) * 1000)
+
+    wall = await drive(url, qs, concurrency, total, one)
     return {"requests": total, "p50_ms": pct(latencies, 0.5), "p99_ms": pct(latencies, 0.99),
             "throughput_rps": round(total / wall, 1), "errors": errors, "statuses": statuses}
+
+
+async def first_tokens(url: str, path: str, qs: list[str], concurrency: int, total: int) -> dict:
+    """Streamed answers: the time to the first text piece (time to first token) and to the end of the stream."""
+    import httpx
+
+    first: list[float] = []
+    whole: list[float] = []
+    errors = 0
+
+    async def one(client, question: str, n: int) -> None:
+        nonlocal errors
+        body = ({"model": "ragops", "stream": True, "user": f"bench-{n}",
+                 "messages": [{"role": "user", "content": question}]} if path == "/v1/chat/completions"
+                else {"question": question, "user_id": f"bench-{n}", "stream": True})
+        started, seen = time.perf_counter(), None
+        try:
+            async with client.stream("POST", path, json=body) as reply:
+                async for line in reply.aiter_lines():
+                    if seen is None and ('"content": "' in line or '"text": ' in line) and '"content": ""' not in line:
+                        seen = time.perf_counter()
+        except httpx.HTTPError:
+            errors += 1
+            return
+        if reply.status_code != 200 or seen is None:
+            errors += 1
+            return
+        first.append((seen - started) * 1000)
+        whole.append((time.perf_counter() - started) * 1000)
+
+    wall = await drive(url, qs, concurrency, total, one)
+    return {"requests": total, "ttft_p50_ms": pct(first, 0.5), "ttft_p99_ms": pct(first, 0.99),
+            "total_p50_ms": pct(whole, 0.5), "throughput_rps": round(total / wall, 1), "errors": errors}
+
+
+def ttft(server_url: str, qs: list[str], requests: int) -> dict:
+    """Time to first token of the streamed endpoints at concurrency 1 and 8. Each endpoint asks its own half of the
+    questions, so that neither is served from query-cache entries the other left."""
+    half = len(qs) // 2
+    return {f"{path} stream c={c}": asyncio.run(first_tokens(server_url, path, own, c, requests if c == 1 else requests * 2))
+            for path, own in (("/v1/chat/completions", qs[:half]), ("/v1/ask", qs[half:])) for c in (1, 8)}
 
 
 def in_process(home: Path, qs: list[str]) -> dict:
@@ -140,6 +194,7 @@ def main() -> int:
     parser.add_argument("--docs", default=str(RHDH / "docs"))
     parser.add_argument("--home", help="reuse an indexed RAGOPS_HOME instead of indexing --docs")
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--ttft", action="store_true", help="only the time to first token of streamed answers")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ragops-bench-serve-"))
     try:
@@ -154,6 +209,11 @@ def main() -> int:
         if args.compare:
             print(json.dumps(compare(home, qs, args.requests), indent=2))
             return 0
+        if args.ttft:
+            with Server(home, **UNLIMITED) as server:
+                asyncio.run(load(server.url, "/v1/search", questions(20, skip=100), 2, 20))  # warm up
+                print(json.dumps({"streamed": ttft(server.url, qs, args.requests)}, indent=2))
+            return 0
         result = {"in_process": in_process(home, qs), "http": {}, "switches": {}}
         server = Server(home, **UNLIMITED)
         server.wait()
@@ -162,6 +222,7 @@ def main() -> int:
                 for concurrency in (1, 8, 32):
                     total = args.requests if concurrency == 1 else args.requests * 2
                     result["http"][f"{path} c={concurrency}"] = asyncio.run(load(server.url, path, qs, concurrency, total))
+            result["streamed"] = ttft(server.url, qs, args.requests)
             result["switches"]["all on"] = asyncio.run(load(server.url, "/v1/search", qs, 1, args.requests))
         finally:
             server.stop()

@@ -38,12 +38,14 @@ from serving.callers import Caller, Callers, InvalidApiKey
 from serving.feedback import add_feedback_route
 from serving.guards import BodyLimit, McpPath, RequestIds
 from serving.mcp_server import LogMissingToken, build_mcp_server
+from serving.openai_api import register as register_openai
 from serving.refusals import RefusalLog
 from serving.metrics import CONTENT_TYPE_LATEST, Metrics
 from serving.ratelimit import Decision, RateLimiter
 from serving.schemas import AskResponse, ErrorBody, Query, Readiness as ReadinessBody, SearchResponse
 from serving.sessions import HEADER as SESSION_HEADER
 from serving.status import StatusCollector
+from serving.streams import Doors, streamed_ask
 
 log = logging.getLogger(__name__)
 
@@ -170,15 +172,23 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
         recorded(request, 500, error=type(exc).__name__)
         return error(request, 500, "internal_error", "the request failed unexpectedly; it was logged under this request id")
 
-    async def answer(request: Request, body: Query, endpoint: str, operation) -> Response:
-        caller = callers.identify(request, body.user_id)  # the body's user_id never picks the variant on its own
+    @asynccontextmanager
+    async def admitted(request: Request, question: str, user_id: str | None, k: int | None):
+        """Identify the caller, apply its rate limits and admit the question by cost; yields (caller, decision,
+        refusal), the refusal being the 429 to send instead. A cost-gate slot is held until this exits."""
+        caller = callers.identify(request, user_id)  # the body's user_id never picks the variant on its own
         request.state.caller = caller
         decision = await limiter.hit(caller.bucket, caller.limit)
         if decision is not None and not decision.allowed:
-            return refuse(request, caller, decision)
-        async with gate.admit(cost(body.question, body.k or DEFAULTS["k"])) as refused_by_cost:
-            if refused_by_cost is not None:
-                return refuse(request, caller, refused_by_cost)
+            yield caller, decision, refuse(request, caller, decision)
+            return
+        async with gate.admit(cost(question, k or DEFAULTS["k"])) as refused_by_cost:
+            yield caller, decision, (refuse(request, caller, refused_by_cost) if refused_by_cost else None)
+
+    async def answer(request: Request, body: Query, endpoint: str, operation) -> Response:
+        async with admitted(request, body.question, body.user_id, body.k) as (caller, decision, refusal):
+            if refusal is not None:
+                return refusal
             return await answered(request, body, caller, decision, endpoint, operation)
 
     def refuse(request: Request, caller: Caller, decision: Decision) -> JSONResponse:
@@ -191,12 +201,7 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
 
     async def answered(request: Request, body: Query, caller: Caller, decision: Decision | None, endpoint: str,
                        operation) -> Response:
-        svc = await backend.ready_service()
-        try:  # refresh the routing cache off the event loop, within the store's deadline
-            with anyio.fail_after(settings.store_timeout_s):
-                await anyio.to_thread.run_sync(svc.rollout, abandon_on_cancel=True)
-        except TimeoutError:
-            raise StoreUnavailable(f"the registry did not answer within {settings.store_timeout_s:g} s") from None
+        svc = await ready()
         result, payload = await operation(svc, body.question, caller.route, body.k, request.state.request_id)
         record(request.state.request_id, endpoint, result.status, result.latency_ms, variant=result.variant,
                release_id=result.release_id, fallback=result.fallback, error=result.error, chunk_ids=result.chunk_ids,
@@ -204,8 +209,19 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
         payload = payload | {"request_id": request.state.request_id}
         if result.status >= 400:
             payload["error"] = {"code": result.fallback, "message": result.answer}
-        headers = (decision.headers() if decision else {}) | _session_header(caller)
-        return JSONResponse(payload, status_code=result.status, headers=headers)
+        return JSONResponse(payload, status_code=result.status, headers=reply_headers(caller, decision))
+
+    def reply_headers(caller: Caller, decision: Decision | None) -> dict:
+        return (decision.headers() if decision else {}) | _session_header(caller)
+
+    async def ready() -> AnswerService:
+        svc = await backend.ready_service()
+        try:  # refresh the routing cache off the event loop, within the store's deadline
+            with anyio.fail_after(settings.store_timeout_s):
+                await anyio.to_thread.run_sync(svc.rollout, abandon_on_cancel=True)
+        except TimeoutError:
+            raise StoreUnavailable(f"the registry did not answer within {settings.store_timeout_s:g} s") from None
+        return svc
 
     async def ask_op(svc: AnswerService, question: str, user: str, k: int | None, request_id: str):
         result = await svc.ask(question, user_key=user, k=k, reference=request_id)
@@ -220,8 +236,22 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
     problem = {"model": ErrorBody}
     responses = {400: problem, 401: problem, 413: problem, 422: problem, 429: problem, 503: problem}
 
-    @app.post("/v1/ask", response_model=AskResponse, responses=responses, summary="Answer a question with citations")
+    def record_redacted(*args, question: str | None = None, query: str | None = None, **kw) -> None:
+        """`record` for the streamed and chat routes: the question and the condensed query redacted first."""
+        record(*args, **kw, **({"question": redact(question)} if question is not None else {}),
+               **({"query": redact(query)} if query is not None else {}))
+
+    doors = Doors(settings, admitted, ready, record_redacted, error, reply_headers,
+                  lambda endpoint, status: metrics.requests.labels(endpoint, str(status)).inc(),
+                  lambda endpoint, ms: metrics.first_token.labels(endpoint).observe(ms / 1000))
+
+    streamed = {200: {"content": {"text/event-stream": {}}}}  # server-sent events: docs/serving.md
+
+    @app.post("/v1/ask", response_model=AskResponse, responses=responses | streamed, summary="Answer a question with citations; "
+              "with `stream: true`, as server-sent events (start, delta..., done)")
     async def ask(body: Query, request: Request):
+        if body.stream:
+            return await streamed_ask(request, body, doors)
         return await answer(request, body, "/v1/ask", ask_op)
 
     @app.post("/v1/search", response_model=SearchResponse, responses=responses, summary="Search the knowledge base")
@@ -243,6 +273,7 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
     async def prometheus():
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
+    register_openai(app, doors, responses | streamed)  # /v1/chat/completions and /v1/models (serving/openai_api.py)
     add_feedback_route(app, settings, callers=callers, limiter=limiter, backend=backend, metrics=metrics,
                        redact=redact, refuse=refuse, error=error, slots=feedback_slots)
     app.mount("/mcp", LogMissingToken(mcp_app, refusals, metrics))
@@ -259,7 +290,7 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
     return McpPath(app, stack)
 
 
-ENDPOINTS = ("/v1/ask", "/v1/search")
+ENDPOINTS = ("/v1/ask", "/v1/search", "/v1/chat/completions")  # the questions: each leaves one request event
 
 
 def _builder(settings: Settings, tools: list[ToolConfig], embedder=None, tool_guard=None):

@@ -23,6 +23,9 @@ class Metrics:
         self.requests = Counter("ragops_requests_total", "Requests by endpoint and HTTP status", ["endpoint", "status"],
                                 registry=self.registry)
         self.fallbacks = Counter("ragops_fallbacks_total", "Fallback answers by code", ["code"], registry=self.registry)
+        self.first_token = Histogram("ragops_time_to_first_token_seconds", "Streamed answers: time from the request "
+                                     "to the first piece of answer text", ["endpoint"], buckets=BUCKETS,
+                                     registry=self.registry)
         self.rate_limited = Counter("ragops_rate_limited_total", "Requests refused by the rate limiter, or by cost "
                                     "(scope cost: serving/admission.py)", ["scope"], registry=self.registry)
         # client names come from the permissions file (plus "unknown" and "anonymous"), so the label stays bounded

@@ -25,6 +25,8 @@ class Query(BaseModel):
                                             "that user's canary routing sticky; ignored without a key (never a "
                                             "rate-limit identity)")
     k: int | None = Field(default=None, ge=1, le=K_MAX, description="number of passages to retrieve")
+    stream: bool = Field(default=False, strict=True, description="/v1/ask only: the answer as server-sent events (start, delta "
+                         "events of text, then done with the whole reply)")
 
 
 class Citation(BaseModel):

@@ -1,97 +1,19 @@
-"""Helpers shared by the tests: fake peers (an OpenAI-compatible LLM), a live uvicorn server, registry reads."""
+"""Helpers shared by the tests: fake peers (an OpenAI-compatible LLM, in fake_llm.py), a live uvicorn server, registry reads."""
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
 import time
 import uuid
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterator
 
 REPO = Path(__file__).resolve().parents[1]
 DAGS = REPO / "dags"
 
-
-class FakeLLM:
-    """Speaks the OpenAI chat-completions protocol; `mode` injects outages: ok, slow, error, malformed, empty, and
-    hang (no answer until `released` is set, which close() does); `decline` answers that the passages do not hold
-    the answer; `drip` answers GET /models with its headers and then one byte a second, never finishing."""
-
-    def __init__(self):
-        self.mode = "ok"
-        self.calls = 0
-        self.gets = 0  # GET requests (/models)
-        self.last_prompt = ""
-        self.last_system = ""
-        self.reply = "Refreshes that delete too much are blocked by a guard [1]."
-        self.released = threading.Event()
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _send(self, status, body: bytes, ctype="application/json"):
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self):
-                fake.gets += 1
-                if fake.mode == "drip":
-                    return self._drip()
-                self._send(200, json.dumps({"object": "list", "data": [{"id": "test-model", "object": "model"}]}).encode())
-
-            def _drip(self):
-                """Headers at once, then a byte a second until released or the client leaves."""
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", "100000")
-                self.end_headers()
-                try:
-                    while True:
-                        self.wfile.write(b" ")
-                        self.wfile.flush()
-                        if fake.released.wait(1.0):
-                            return
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up
-
-            def do_POST(self):
-                payload = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-                fake.calls += 1
-                fake.last_prompt = payload["messages"][-1]["content"]
-                fake.last_system = payload["messages"][0]["content"]
-                if fake.mode == "hang":
-                    fake.released.wait(120)
-                if fake.mode == "slow":
-                    time.sleep(2.0)
-                if fake.mode == "error":
-                    return self._send(500, b'{"error": {"message": "boom"}}')
-                if fake.mode == "malformed":
-                    return self._send(200, b'{"choices": [ {"message": ')
-                content = "" if fake.mode == "empty" else fake.reply
-                if fake.mode == "decline":
-                    content = "No matching information was found in the provided passages."
-                self._send(200, json.dumps({
-                    "id": "c1", "object": "chat.completion", "created": 0, "model": payload.get("model"),
-                    "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
-                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}).encode())
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        serve_in_thread(self.server)
-
-    def close(self):
-        self.released.set()
-        self.server.shutdown()
-        self.server.server_close()
+from fake_llm import FakeLLM  # noqa: E402,F401  (re-exported: the tests import it from here)
 
 
 @contextmanager
@@ -126,6 +48,21 @@ def corpus_dir(settings) -> Path:
     from urllib.parse import urlparse
 
     return Path(urlparse(settings.source).path)
+
+
+def stop_group(proc, grace_s: float = 30.0) -> None:
+    """Stop a process started with start_new_session=True and its children: SIGTERM to its group (a clean shutdown),
+    SIGKILL if it is still there after `grace_s`. Only the group this test started."""
+    import os
+    import signal
+    import subprocess
+
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
 
 
 def free_port() -> int:

@@ -208,6 +208,13 @@ class Settings(BaseSettings):
                                              "secret per process, so sessions end with it")
     trusted_proxies: list[str] = Field(default_factory=list, description="addresses/CIDRs whose X-Forwarded-For is believed")
     max_body_bytes: int = 64 * 1024
+    # /v1/chat/completions (serving/openai_api.py): the conversation a client may send, and condensing follow-ups
+    chat_max_turns: int = Field(default=40, ge=1, description="messages per chat request at most (all roles); "
+                                "beyond it 400 conversation_too_long")
+    chat_max_chars: int = Field(default=24000, ge=1, description="characters of all messages of a chat request at "
+                                "most; beyond it 400 conversation_too_long")
+    chat_condense_timeout_s: float = Field(default=5.0, gt=0, description="how long the language model may take to "
+                                           "rewrite a follow-up question; past it the deterministic rule does")
     event_spool: Path | None = Field(default=None, description="the file request events go to while the registry is "
                                      "away, replayed at the next start; default: events-spool.jsonl under "
                                      "RAGOPS_HOME. Put it on a volume that outlives the container")

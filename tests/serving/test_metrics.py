@@ -2,7 +2,6 @@
 workers, and the registry-backed gauges rendered once per scrape, not once per worker."""
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -10,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from support import REPO, free_port, samples
+from support import REPO, free_port, samples, stop_group
 
 STATUS_GAUGES = ("ragops_registry_up", "ragops_ready", "ragops_quarantined_documents", "ragops_slo_error_ratio")
 
@@ -63,10 +62,5 @@ def test_two_workers_sum_counters_and_export_status_gauges_once(indexed, tmp_pat
         assert metrics[("ragops_ready", ())] == 1
         assert len(list((indexed.home / "prometheus").glob("*.db"))) >= 2  # the workers' multiprocess files
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        stop_group(proc)
         log.close()

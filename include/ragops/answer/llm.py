@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import contextmanager
+from typing import AsyncIterator, Callable, Protocol
 
 import anyio
-from typing import Callable, Protocol
 
 from ragops.config import mask_urls
 from ragops.errors import LLMUnavailable
@@ -16,6 +17,10 @@ class ChatModel(Protocol):
     name: str
 
     async def complete(self, system: str, user: str) -> str: ...
+
+    def stream(self, system: str, user: str) -> AsyncIterator[str]:
+        """The answer's text pieces as the model writes them; LLMUnavailable on failure, before or mid-stream."""
+        ...
 
 
 class CircuitBreaker:
@@ -69,10 +74,8 @@ class OpenAIChatModel:
         self.breaker = breaker or CircuitBreaker()
 
     async def complete(self, system: str, user: str) -> str:
-        import openai
-
         self.breaker.before()
-        try:
+        with self._accounted("answer"):
             with anyio.fail_after(self.deadline_s):
                 reply = await self.client.chat.completions.create(
                     model=self.name, temperature=0,
@@ -81,9 +84,48 @@ class OpenAIChatModel:
             text = reply.choices[0].message.content if reply.choices else None
             if not text or not text.strip():
                 raise LLMUnavailable("the language model returned an empty answer")
+        self.breaker.success()
+        return text.strip()
+
+    async def stream(self, system: str, user: str) -> AsyncIterator[str]:
+        """Stream the reply (OpenAI server-sent events) under the same total deadline as `complete`: each wait for the
+        next piece gets what is left of it. Closing this generator (a client that left) closes the upstream response."""
+        self.breaker.before()
+        deadline, stream, pieces = time.monotonic() + self.deadline_s, None, 0
+        try:
+            with self._accounted("finish"):
+                with anyio.fail_after(self.deadline_s):
+                    stream = await self.client.chat.completions.create(
+                        model=self.name, temperature=0, stream=True,
+                        messages=[{"role": "system", "content": system}, {"role": "user", "content": user}])
+                while True:
+                    with anyio.fail_after(max(0.0, deadline - time.monotonic())):
+                        try:
+                            chunk = await stream.__anext__()
+                        except StopAsyncIteration:
+                            break
+                    text = chunk.choices[0].delta.content if chunk.choices and chunk.choices[0].delta else None
+                    if text:
+                        pieces += 1
+                        yield text
+                if not pieces:
+                    raise LLMUnavailable("the language model returned an empty answer")
+        finally:
+            if stream is not None:
+                with anyio.CancelScope(shield=True):  # also when cancelled: the upstream connection is released now
+                    await stream.close()
+        self.breaker.success()
+
+    @contextmanager
+    def _accounted(self, verb: str):
+        """A failed call counts against the breaker and becomes LLMUnavailable, saying why (URLs masked)."""
+        import openai
+
+        try:
+            yield
         except TimeoutError:
             self.breaker.failure()
-            raise LLMUnavailable(f"the language model did not answer within {self.deadline_s:g} s") from None
+            raise LLMUnavailable(f"the language model did not {verb} within {self.deadline_s:g} s") from None
         except (openai.APIError, ValueError, TypeError, AttributeError, IndexError) as exc:
             self.breaker.failure()
             raise LLMUnavailable(f"the language model call failed: {type(exc).__name__}: {mask_urls(str(exc))[:200]}") \
@@ -91,8 +133,6 @@ class OpenAIChatModel:
         except LLMUnavailable:
             self.breaker.failure()
             raise
-        self.breaker.success()
-        return text.strip()
 
 
 def build_chat_model(settings) -> ChatModel | None:

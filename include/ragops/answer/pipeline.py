@@ -53,10 +53,23 @@ class AnswerResult:
     hits: list[SearchHit] = field(default_factory=list)
     evidence: object | None = None  # answer.abstention.Evidence: why the question was (not) answered
     error: str | None = None  # the cause behind a tool_failed answer, for the request event (never shown to the user)
+    truncated: bool = False  # a streamed answer the model did not finish (answer/streaming.py)
 
     def to_dict(self) -> dict:
         return {"answer": self.answer, "citations": self.citations, "fallback": self.fallback, "variant": self.variant,
                 "release": self.release, "latency_ms": round(self.latency_ms, 2)}
+
+
+@dataclass
+class Draft:
+    """What an answer is written from: the routed, searched result so far, the passages it may cite, the model's
+    prompt (passages fenced) and the tool-failure message that goes before the answer."""
+
+    result: AnswerResult
+    hits: list[SearchHit]
+    prompt: str
+    preamble: str
+    started: float
 
 
 # Fail closed: a service built without a guard (ragops.mcp_tools.guard) has nothing that vouches for its tools.
@@ -158,6 +171,22 @@ class AnswerService:
                   release: ReleaseInfo | None = None, reference: str | None = None) -> AnswerResult:
         """Route once: the search and the answer configuration both follow that one decision. `reference` (the
         request id) is what the user may quote; a failing tool's cause is logged under it."""
+        draft = await self.prepare(question, user_key, k, release, reference)
+        if isinstance(draft, AnswerResult):
+            return draft
+        if self.chat_model is None:
+            text, used = extractive_answer(question, draft.hits)
+            return self.finish(draft, text, used, "extractive")
+        try:
+            text = await self.chat_model.complete(SYSTEM_PROMPT, draft.prompt)
+        except LLMUnavailable:
+            return self._fallback(draft.result, fallbacks.LLM_UNAVAILABLE, draft.started)
+        return self.finish(draft, text)
+
+    async def prepare(self, question: str, user_key: str, k: int | None = None, release: ReleaseInfo | None = None,
+                      reference: str | None = None) -> "AnswerResult | Draft":
+        """Everything before the answer is written: routing, retrieval and tools. A fallback comes back as the
+        finished AnswerResult; else the Draft that `finish` (or a stream, answer/streaming.py) turns into one."""
         started = time.perf_counter()
         routed = self.route(user_key, release)
         searched, tool_texts, tool_failure = await self._search_and_tools(question, routed, k, started)
@@ -166,29 +195,30 @@ class AnswerService:
         tool_failed = _tool_failed(searched, tool_failure, reference or uuid.uuid4().hex) if tool_failure else None
         if searched.fallback:  # nothing relevant was found and a tool failed: the failure is what to tell
             return self._fallback(searched, fallbacks.TOOL_FAILED, started, **tool_failed)
-        result = searched
         config = DEFAULTS | routed[1].answer_config
-        hits = [h for h in result.hits if h.similarity is None or h.similarity >= config["min_relevance"] * 0.8]
-        if self.chat_model is None:
-            text, used = extractive_answer(question, hits)
-            result.generator = "extractive"
-        else:
-            try:
-                text = await self.chat_model.complete(SYSTEM_PROMPT, _prompt(question, hits, tool_texts, config))
-            except LLMUnavailable:
-                return self._fallback(result, fallbacks.LLM_UNAVAILABLE, started)
+        hits = [h for h in searched.hits if h.similarity is None or h.similarity >= config["min_relevance"] * 0.8]
+        preamble = fallbacks.TOOL_FAILED.message.format(**tool_failed) + "\n\n" if tool_failed else ""
+        prompt = _prompt(question, hits, tool_texts, config) if self.chat_model is not None else ""
+        return Draft(searched, hits, prompt, preamble, started)
+
+    def finish(self, draft: "Draft", text: str, used: list[int] | None = None,
+               generator: str | None = None) -> AnswerResult:
+        """The answer written from a draft: its citations (those the text cites) and, after a failed tool, the
+        message that names it. A model's text that declines to answer is no_results."""
+        result, hits = draft.result, draft.hits
+        if used is None:  # a language model's answer
             if is_decline(text):  # the model read the passages and found no answer: that is no_results too
-                return self._fallback(result, fallbacks.NO_RESULTS, started)
+                return self._fallback(result, fallbacks.NO_RESULTS, draft.started)
             cited = {int(n) - 1 for n in re.findall(r"\[(\d+)\]", text) if 0 < int(n) <= len(hits)}
             used = sorted(cited) or list(range(len(hits)))
-            result.generator = self.chat_model.name
+        result.generator = generator or self.chat_model.name
         result.answer = text
         result.citations = [{"n": i + 1, "chunk_id": hits[i].chunk_id, "doc_uri": hits[i].doc_uri,
                              "title": hits[i].title, "heading": hits[i].heading} for i in used]
-        if tool_failed is not None:  # retrieval answers what it can; the user also hears which tool failed
+        if draft.preamble:  # retrieval answers what it can; the user also hears which tool failed
             result.fallback, result.status = fallbacks.TOOL_FAILED.code, fallbacks.TOOL_FAILED.status
-            result.answer = fallbacks.TOOL_FAILED.message.format(**tool_failed) + "\n\n" + text
-        result.latency_ms = (time.perf_counter() - started) * 1000
+            result.answer = draft.preamble + text
+        result.latency_ms = (time.perf_counter() - draft.started) * 1000
         return result
 
     async def _search_and_tools(self, question: str, routed: tuple[str, ReleaseInfo, int | None], k: int | None,

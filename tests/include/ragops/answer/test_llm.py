@@ -49,3 +49,34 @@ def test_a_hanging_model_gives_llm_unavailable_within_the_deadline():
         assert model.breaker.failures == 1
     finally:
         fake.close()
+
+
+def test_stream_passes_pieces_and_a_stall_is_cut_at_the_deadline_closing_the_upstream():
+    """The deadline bounds the whole stream; what was cut is closed upstream, and counted by the breaker."""
+    import asyncio
+
+    from ragops.answer.llm import OpenAIChatModel
+    from support import FakeLLM
+
+    fake = FakeLLM()
+    try:
+        model = OpenAIChatModel(fake.base_url, "test-model", max_retries=0, deadline_s=1.0,
+                                breaker=CircuitBreaker(threshold=50))
+
+        async def collect():
+            got = []
+            try:
+                async for piece in model.stream("system", "user"):
+                    got.append(piece)
+            except LLMUnavailable as exc:
+                return got, exc
+            return got, None
+
+        pieces, failure = asyncio.run(collect())
+        assert "".join(pieces) == fake.reply and len(pieces) > 3 and failure is None and model.breaker.failures == 0
+        fake.mode = "stall"
+        pieces, failure = asyncio.run(collect())
+        assert len(pieces) == 3 and "did not finish within 1 s" in str(failure)
+        assert fake.disconnected.wait(10) and model.breaker.failures == 1
+    finally:
+        fake.close()

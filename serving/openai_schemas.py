@@ -1,0 +1,131 @@
+"""The OpenAI chat-completions protocol as ragops speaks it: the request body, the reply and the stream's chunks.
+
+Fields a client sends that ragops has no use for (temperature, max_tokens, tools, ...) are accepted and ignored, as
+front ends send them unasked. ragops' own fields are in one extension object, `ragops`, on the reply and on the
+last chunk of a stream: `request_id`, `fallback` (null for an answer), `citations`, `variant`, `release`, `query`
+(what retrieval searched) and `truncated` (the model stopped mid-answer).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ragops.answer.pipeline import AnswerResult
+from serving.schemas import NAME_MAX
+from serving.streams import sse
+
+ROUTED = "ragops"  # the model name of the routed default: stable or canary, sticky per caller
+
+
+class ContentPart(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    type: str = Field(max_length=32)
+    text: str | None = None
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[ContentPart] | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "\n".join(p.text for p in self.content if p.type == "text" and p.text)
+        return self.content or ""
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field(min_length=1, max_length=NAME_MAX, description=f"`{ROUTED}` (routed) or a release's name")
+    messages: list[Message] = Field(min_length=1, description="the conversation; the last message is the question")
+    stream: bool = Field(default=False, strict=True)
+    user: str | None = Field(default=None, max_length=NAME_MAX, description="with an API key: the end user it "
+                             "acts for, which keeps that user's canary routing sticky (as /v1/ask's user_id)")
+    n: int | None = Field(default=None, ge=1, le=1, description="one choice only")
+
+
+class ChatError(Exception):
+    """A request ragops will not answer, with its HTTP status and stable code."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code = status, code
+
+
+def conversation(body: ChatRequest, max_turns: int, max_chars: int, question_max: int) -> tuple[list[str], str]:
+    """(the earlier user turns, the question) of a chat request, or ChatError when it is over its bounds. A
+    client's system prompt is ignored: ragops' own prompt and its fencing of passages stay as they are."""
+    if len(body.messages) > max_turns:
+        raise ChatError(400, "conversation_too_long", f"the conversation has {len(body.messages)} messages; at most "
+                        f"{max_turns} are accepted (RAGOPS_CHAT_MAX_TURNS): send fewer earlier turns")
+    chars = sum(len(m.text()) for m in body.messages)
+    if chars > max_chars:
+        raise ChatError(400, "conversation_too_long", f"the conversation has {chars} characters; at most {max_chars} "
+                        "are accepted (RAGOPS_CHAT_MAX_CHARS): send fewer earlier turns")
+    last = body.messages[-1]
+    question = last.text().strip()
+    if last.role != "user" or not question:
+        raise ChatError(422, "invalid_request", "the last message must be the user's question, with text")
+    if len(question) > question_max:
+        raise ChatError(400, "conversation_too_long", f"the question has {len(question)} characters; at most "
+                        f"{question_max} are accepted")
+    earlier = [m.text().strip() for m in body.messages[:-1] if m.role == "user" and m.text().strip()]
+    return earlier, question
+
+
+def sources(citations: list[dict]) -> str:
+    """The numbered references of an answer's text, as a list to put after it."""
+    if not citations:
+        return ""
+    lines = []
+    for c in citations:
+        name = " › ".join(part for part in (c.get("title"), c.get("heading")) if part) or c["doc_uri"]
+        lines.append(f"[{c['n']}] {name} ({c['doc_uri']})" if name != c["doc_uri"] else f"[{c['n']}] {name}")
+    return "\n\nSources:\n" + "\n".join(lines)
+
+
+def extension(result: AnswerResult, request_id: str, query: str) -> dict:
+    return {"request_id": request_id, "fallback": result.fallback, "citations": result.citations,
+            "variant": result.variant, "release": result.release, "query": query, "truncated": result.truncated}
+
+
+def completion(result: AnswerResult, model: str, request_id: str, query: str) -> dict:
+    """The non-streamed reply: one choice whose text carries the numbered references and the source list."""
+    return {"id": f"chatcmpl-{request_id}", "object": "chat.completion", "created": int(time.time()), "model": model,
+            "choices": [{"index": 0, "finish_reason": "length" if result.truncated else "stop",
+                         "message": {"role": "assistant", "content": result.answer + sources(result.citations)}}],
+            "ragops": extension(result, request_id, query)}
+
+
+class ChunkEncoder:
+    """The stream: `chat.completion.chunk` objects, the source list as the last text, then `data: [DONE]`."""
+
+    def __init__(self, model: str, request_id: str, query: str):
+        self.model, self.request_id, self.query = model, request_id, query
+        self.created = int(time.time())
+
+    def _chunk(self, delta: dict, finish_reason: str | None = None, **extra) -> bytes:
+        return sse({"id": f"chatcmpl-{self.request_id}", "object": "chat.completion.chunk", "created": self.created,
+                    "model": self.model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}
+                   | extra)
+
+    def start(self) -> bytes:
+        return self._chunk({"role": "assistant", "content": ""})
+
+    def piece(self, text: str) -> bytes:
+        return self._chunk({"content": text})
+
+    def end(self, result: AnswerResult, text: str) -> bytes:
+        tail = self._chunk({"content": sources(result.citations)}) if result.citations else b""
+        return tail + self._chunk({}, "length" if result.truncated else "stop",
+                                  ragops=extension(result, self.request_id, self.query)) + sse("[DONE]")
+
+    def failed(self, code: str, message: str) -> bytes:
+        # the openai SDK raises an APIError for a chunk that carries `error`
+        return sse({"error": {"code": code, "message": message, "type": "server_error"}}) + sse("[DONE]")
