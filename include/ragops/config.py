@@ -180,7 +180,7 @@ class Settings(BaseSettings):
                                           "quantile of the baseline's count as weak")
     quality_min_users: int = Field(default=20, ge=2)
     quality_sustain_checks: int = Field(default=2, ge=1)
-    quality_endpoints: list[str] = Field(default_factory=lambda: ["/v1/ask", "/v1/chat"])
+    quality_endpoints: list[str] = Field(default_factory=lambda: ["/v1/ask", "/v1/chat/completions"])
 
     redis_url: str | None = None
     rate_limit_enabled: bool = True

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 
 from ragops.registry import Registry
 from ragops.registry.models import Feedback, RequestEvent
@@ -38,7 +38,9 @@ class FailedQuestion:
 def failed_questions(registry: Registry, start: datetime, end: datetime, limit: int) -> tuple[list[FailedQuestion], bool]:
     """The newest `limit` failed questions asked in [start, end), and whether there were more (capped)."""
     down = and_(Feedback.rating == "down", Feedback.request_id.is_not(None))
-    query = (select(RequestEvent.request_id, RequestEvent.ts, RequestEvent.user_hash, RequestEvent.question,
+    # a follow-up ("and how do I turn it off?") is clustered by what retrieval searched for: its condensed query
+    asked = func.coalesce(RequestEvent.query, RequestEvent.question)
+    query = (select(RequestEvent.request_id, RequestEvent.ts, RequestEvent.user_hash, asked,
                     RequestEvent.fallback, Feedback.rating, Feedback.reason, Feedback.comment)
              .outerjoin(Feedback, Feedback.request_id == RequestEvent.request_id)
              .where(RequestEvent.ts >= start, RequestEvent.ts < end, RequestEvent.synthetic.is_(False),

@@ -100,3 +100,21 @@ def test_a_run_is_stored_once_per_period_and_posted(indexed, embedder, traffic):
 def test_no_failed_questions_is_an_empty_report(indexed, embedder):
     report = analyse(indexed, *_period(), embedder=embedder)
     assert report.questions == 0 and report.clusters == []
+
+
+def test_a_follow_up_is_read_by_the_query_it_was_condensed_to(tmp_path):
+    from ragops.gaps.questions import failed_questions
+    from ragops.monitoring.events import request_event
+    from ragops.registry.models import RequestEvent
+
+    registry = Registry(f"sqlite:///{tmp_path / 'r.sqlite'}")
+    now = datetime.now(timezone.utc)
+    rows = [request_event("r1", "/v1/chat/completions", "u1", 200, 5.0, fallback="no_results",
+                          question="and how do I turn it off?", query="billing export: how do I turn it off"),
+            request_event("r2", "/v1/ask", "u2", 200, 5.0, fallback="no_results", question="Where is my invoice?")]
+    with registry.session() as s:
+        s.add_all(RequestEvent(ts=now, **row) for row in rows)
+        s.commit()
+    found, capped = failed_questions(registry, now - timedelta(hours=1), now + timedelta(hours=1), 10)
+    assert sorted(q.question for q in found) == ["Where is my invoice?", "billing export: how do I turn it off"]
+    assert not capped
