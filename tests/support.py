@@ -97,20 +97,26 @@ def live_server(app, **config):
         sock.close()
 
 
-def events(settings, **where):
+def rows(settings, model, order=None, **where):
+    """Every row of one registry table, in `order` (default: by id), filtered by column equality."""
     from sqlalchemy import select
 
     from ragops.registry import Registry
-    from ragops.registry.models import RequestEvent
 
     registry = Registry(settings.registry_url)
     with registry.session() as s:
-        query = select(RequestEvent).order_by(RequestEvent.id)
+        query = select(model).order_by(order if order is not None else model.id)
         for key, value in where.items():
-            query = query.where(getattr(RequestEvent, key) == value)
-        rows = s.scalars(query).all()
+            query = query.where(getattr(model, key) == value)
+        found = s.scalars(query).all()
     registry.dispose()
-    return rows
+    return found
+
+
+def events(settings, **where):
+    from ragops.registry.models import RequestEvent
+
+    return rows(settings, RequestEvent, **where)
 
 
 def task_states(run) -> dict:

@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from support import Peer, events, live_server, samples
+from support import Peer, events, live_server, rows, samples
 from ragops.audit.apikeys import issue
 from ragops.audit.permissions import hash_token
 from ragops.registry import Registry
@@ -45,11 +45,7 @@ def served(indexed, embedder, tmp_path):
 
 
 def votes(settings):
-    registry = Registry(settings.registry_url)
-    with registry.session() as s:
-        rows = s.scalars(select(Feedback).order_by(Feedback.id)).all()
-    registry.dispose()
-    return rows
+    return rows(settings, Feedback)
 
 
 def test_vote_up_then_down_keeps_one_row_and_counts_on_metrics(served):

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from support import corpus_dir, live_server, samples
+from support import corpus_dir, live_server, rows, samples
 from ragops.audit.permissions import hash_token
 from ragops.registry import Registry
 from ragops.registry.models import McpAccessLog
@@ -144,11 +144,7 @@ async def test_a_token_issued_while_the_server_runs_works_at_once_and_revoking_s
 
 
 def _log_rows(settings):
-    registry = Registry(settings.registry_url)
-    with registry.session() as s:
-        rows = s.scalars(select(McpAccessLog).order_by(McpAccessLog.seq)).all()
-    registry.dispose()
-    return rows
+    return rows(settings, McpAccessLog, McpAccessLog.seq)
 
 
 @pytest.mark.anyio
