@@ -30,7 +30,7 @@ from ragops.feedback.redact import Redactor
 from ragops.feedback.votes import WaitSlots
 from ragops.index import close_backends
 from ragops.mcp_client import ToolConfig
-from ragops.monitoring.events import EventWriter, request_event
+from ragops.monitoring.events import EventWriter, asked, request_event
 from ragops.registry import Registry
 from serving.admission import CostGate, cost
 from serving.backend import Backend, Readiness
@@ -83,7 +83,7 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
     mcp = build_mcp_server(backend.get, permissions, events, metrics, base_url=base_url, limiter=limiter,
                            limits=(settings.rate_limit_mcp or settings.rate_limit,
                                    settings.rate_limit_mcp_address or settings.rate_limit_address),
-                           refusals=refusals, redact=redact,
+                           refusals=refusals, redact=redact, record_events=settings.request_events,
                            feedback_wait_s=settings.feedback_wait_s, feedback_slots=feedback_slots)
     # Stateless JSON responses: any serving replica or worker can answer any MCP request. DNS-rebinding protection
     # is on when the public URL is a loopback address, as the SDK decides from `host`.
@@ -122,7 +122,7 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
 
     def record(request_id_: str, endpoint: str, status: int, latency_ms: float, *, variant: str = "stable",
                release_id: int | None = None, fallback: str | None = None, error: str | None = None,
-               chunk_ids: list[str] | None = None, caller: Caller | None = None, **asked) -> None:
+               chunk_ids: list[str] | None = None, caller: Caller | None = None, **kept) -> None:
         metrics.requests.labels(endpoint, str(status)).inc()
         metrics.latency.labels(endpoint, variant).observe(latency_ms / 1000)
         if fallback:
@@ -132,7 +132,7 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
                                                      latency_ms, variant=variant, release_id=release_id,
                                                      fallback=fallback, error=error, chunk_ids=chunk_ids,
                                                      verified=bool(caller and caller.verified),
-                                                     synthetic=bool(caller and caller.synthetic), **asked))
+                                                     synthetic=bool(caller and caller.synthetic), **kept))
 
     def recorded(request: Request, status: int, **kw) -> None:
         if request.url.path in ENDPOINTS:
@@ -205,7 +205,7 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
         result, payload = await operation(svc, body.question, caller.route, body.k, request.state.request_id)
         record(request.state.request_id, endpoint, result.status, result.latency_ms, variant=result.variant,
                release_id=result.release_id, fallback=result.fallback, error=result.error, chunk_ids=result.chunk_ids,
-               caller=caller, **_asked(redact, body.question, result))
+               caller=caller, **asked(redact, body.question, result))
         payload = payload | {"request_id": request.state.request_id}
         if result.status >= 400:
             payload["error"] = {"code": result.fallback, "message": result.answer}
@@ -336,11 +336,3 @@ def _session_header(caller: Caller | None) -> dict:
 
 def _elapsed(request: Request) -> float:
     return (time.perf_counter() - getattr(request.state, "started", time.perf_counter())) * 1000
-
-
-def _asked(redact: Redactor, question: str, result, query: str | None = None) -> dict:
-    """What the request event keeps of the question (redacted) and of the evidence the answer was weighed on."""
-    found = result.evidence
-    asked = {"query": redact(query)} if query is not None else {}
-    return asked | {"question": redact(question), "similarity": getattr(found, "similarity", None),
-            "coverage": getattr(found, "coverage", None)}

@@ -17,6 +17,7 @@ import contextvars
 import hashlib
 import json
 import time
+import uuid
 from typing import Annotated, Any, Callable, Literal
 
 import anyio
@@ -31,7 +32,7 @@ from ragops.audit.permissions import ClientGrant, Permissions
 from ragops.errors import StoreUnavailable, UnknownRequest
 from ragops.feedback.redact import Redactor
 from ragops.feedback.votes import REASONS, WaitSlots, submit_vote
-from ragops.monitoring.events import EventWriter
+from ragops.monitoring.events import EventWriter, asked, request_event
 from ragops.releases import ReleaseError, release_for_view
 from serving.callers import bearer_token
 from serving.ratelimit import RateLimiter
@@ -198,12 +199,14 @@ def build_mcp_server(service: AnswerService | Callable[[], AnswerService], permi
                      events: EventWriter | None, metrics=None, *, base_url: str = "http://127.0.0.1:8000",
                      http: bool = True, limiter: RateLimiter | None = None, limits: tuple[str, str] = ("", ""),
                      refusals: RefusalLog | None = None, redact: Redactor | None = None,
-                     feedback_wait_s: float = 0.0, feedback_slots: WaitSlots | None = None) -> MCPServer:
+                     feedback_wait_s: float = 0.0, feedback_slots: WaitSlots | None = None,
+                     record_events: bool = True) -> MCPServer:
     """`http=False` builds the stdio server: a local process that its user started, so no token is asked.
 
     `service` may be a callable that returns the answer service or raises StoreUnavailable (registry still away).
     `limits` are the per-client and per-address limits (empty: the limiter's per-caller one). `feedback_slots` caps
-    the votes that wait for their request event at once (the app shares its own with `POST /v1/feedback`)."""
+    the votes that wait for their request event at once (the app shares its own with `POST /v1/feedback`).
+    `record_events`: each search writes a request event (RAGOPS_REQUEST_EVENTS), whose id its passages carry."""
     slots = feedback_slots or WaitSlots()
     current = service if callable(service) and not isinstance(service, AnswerService) else (lambda: service)
     # Opaque tokens from the permissions file carry no audience, so there is no resource claim to check.
@@ -232,10 +235,20 @@ def build_mcp_server(service: AnswerService | Callable[[], AnswerService], permi
                                     k: Annotated[int, Field(ge=1, le=K_MAX)] = 5,
                                     collection: Collection = "live") -> list[dict]:
         svc, release = await routed(collection)
-        result = await svc.search(query, user_key=f"mcp:{_client.get()}", k=k, release=release)
+        user = f"mcp:{_client.get()}"
+        result = await svc.search(query, user_key=user, k=k, release=release)
+        # One request event per search, like /v1/search's: its id is what `rate_answer` rates.
+        request_id = f"mcp-{uuid.uuid4().hex}"
+        if events is not None and record_events:
+            events.record("request", **request_event(
+                request_id, "/mcp/search_knowledge_base", user, result.status, result.latency_ms,
+                variant=result.variant, release_id=result.release_id, fallback=result.fallback,
+                chunk_ids=result.chunk_ids, verified=http, **asked(redact or _unchanged, query, result)))
         if result.fallback == "store_unavailable":
             raise ToolError(result.answer)
-        return [h.to_dict() | {"title": h.title} for h in result.hits] if not result.fallback else []
+        if result.fallback:  # nothing matched: say so, with the id a vote of `no_answer` can name
+            return [{"request_id": request_id, "fallback": result.fallback, "message": result.answer}]
+        return [h.to_dict() | {"title": h.title, "request_id": request_id} for h in result.hits]
 
     @server.tool(description="Read a whole document of the knowledge base by its URI, in reading order. "
                              "`collection`: live (default), candidate or a release name.")
@@ -277,7 +290,7 @@ def run_stdio(settings) -> None:
     """`ragops mcp`: the same tools over stdio, for a local client that starts this process itself."""
     from ragops.answer.pipeline import AnswerService
     from ragops.audit.anchor import signing_key
-    from ragops.monitoring.events import EventWriter
+    from ragops.monitoring.events import EventWriter, asked, request_event
 
     service = AnswerService(settings)
     events = EventWriter(service.registry, spool=settings.event_spool_path, audit_key=signing_key(settings))
@@ -286,3 +299,7 @@ def run_stdio(settings) -> None:
                          feedback_wait_s=settings.feedback_wait_s).run("stdio")
     finally:
         events.close()
+
+
+def _unchanged(text: str) -> str:
+    return text

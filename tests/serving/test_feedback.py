@@ -159,6 +159,7 @@ def mcp_app(indexed, embedder, tmp_path):
          "collections": ["candidate"]},
         {"name": "reader", "token_sha256": hash_token("reader-token"), "tools": ["search_knowledge_base"]},
         {"name": "other", "token_sha256": hash_token("other-token"), "tools": ["rate_answer"]},
+        {"name": "asker", "token_sha256": hash_token("asker-token"), "tools": ["search_knowledge_base", "rate_answer"]},
     ]}))
     settings = indexed.model_copy(update={"mcp_permissions": permissions, "feedback_wait_s": 0.2})
     app = create_app(settings, service=AnswerService(settings, embedder=embedder))
@@ -213,6 +214,30 @@ async def test_mcp_clients_rate_their_own_requests_under_their_grant(mcp_app):
     assert [tuple(r) for r in logged] == [("rater", "allowed", "ok"), ("rater", "allowed", "ok"),
                                           ("other", "allowed", "error"), ("rater", "allowed", "error"),
                                           ("reader", "denied", "denied"), ("rater", "allowed", "error")]
+
+
+@pytest.mark.anyio
+async def test_an_mcp_search_carries_the_request_id_its_client_rates(mcp_app):
+    url, app, settings = mcp_app
+    found = await _call(url, "asker-token", "search_knowledge_base", {"query": "mass delete guard", "k": 2})
+    passages = [json.loads(c.text) for c in found.content]  # one text content per passage
+    assert len(passages) == 2
+    [request_id] = {p["request_id"] for p in passages}
+    missing = await _call(url, "asker-token", "search_knowledge_base", {"query": "pizza dough hydration", "k": 2})
+    [refused] = [json.loads(c.text) for c in missing.content]
+    assert refused["fallback"] == "no_results" and refused["request_id"] != request_id
+
+    up = await _call(url, "asker-token", "rate_answer", {"request_id": request_id, "rating": "up"})
+    down = await _call(url, "asker-token", "rate_answer",
+                       {"request_id": refused["request_id"], "rating": "down", "reason": "no_answer"})
+    foreign = await _call(url, "other-token", "rate_answer", {"request_id": request_id, "rating": "down"})
+    assert not up.is_error and not down.is_error, (_text(up), _text(down))
+    assert foreign.is_error
+    # the searches are request events like /v1/search's, under the client's identity, with what was asked
+    asked = {e.request_id: e for e in events(settings, endpoint="/mcp/search_knowledge_base")}
+    assert asked[request_id].question == "mass delete guard" and asked[request_id].similarity is not None
+    assert asked[refused["request_id"]].fallback == "no_results" and asked[request_id].verified
+    assert [(v.request_id, v.rating) for v in votes(settings)] == [(request_id, "up"), (refused["request_id"], "down")]
 
 
 def test_a_vote_that_overtakes_its_event_waits_for_it(served, monkeypatch):

@@ -58,6 +58,15 @@ def request_event(request_id: str, endpoint: str, user: str, status: int, latenc
             "query": query if query != question else None, "similarity": similarity, "coverage": coverage}
 
 
+def asked(redact: Callable[[str], str], question: str, result, query: str | None = None) -> dict:
+    """What a request event keeps of the question (redacted before storage) and of the evidence the answer was
+    weighed on (`result.evidence`); the keyword arguments of `request_event` (issue 23)."""
+    found = result.evidence
+    kept = {"query": redact(query)} if query is not None else {}
+    return kept | {"question": redact(question), "similarity": getattr(found, "similarity", None),
+                   "coverage": getattr(found, "coverage", None)}
+
+
 def _instant(ts: datetime) -> datetime:
     """A timestamp as naive UTC, however the database returned it (SQLite drops the zone)."""
     return ts.astimezone(timezone.utc).replace(tzinfo=None) if ts.tzinfo else ts
