@@ -70,7 +70,9 @@ def assess(settings: Settings, registry: Registry, start: datetime, end: datetim
     if base is not None and base.release is not None:
         answers = [a for a in answers if a.release == base.release]
     # without a baseline every signal is `too_little`: recorded all the same, so that a shift of before ends
-    return compare(answers, current, QualityPolicy.from_settings(settings)), base
+    hours = (base.end - base.start).total_seconds() / 3600 if base is not None else None
+    return compare(answers, current, QualityPolicy.from_settings(settings), baseline_hours=hours,
+                   current_hours=(end - start).total_seconds() / 3600), base
 
 
 def _previous(session, result: SignalResult, end: datetime) -> QualityCheck | None:

@@ -41,11 +41,18 @@ class QualityPolicy:
     tau: float = 0.05
     quantile: float = 0.10
     min_users: int = 20
+    user_answers_per_day: float | None = 20.0  # a user counts as at most this many answers a day of a window
 
     @classmethod
     def from_settings(cls, settings) -> QualityPolicy:
         return cls(settings.quality_alpha, settings.quality_tau, settings.quality_score_quantile,
-                   settings.quality_min_users)
+                   settings.quality_min_users, settings.quality_user_answers_per_day)
+
+    def cap(self, hours: float | None) -> float | None:
+        """The most answers one user counts as in a window of `hours` (None: no cap)."""
+        if self.user_answers_per_day is None or hours is None:
+            return None
+        return max(1.0, self.user_answers_per_day * hours / 24)
 
 
 @dataclass(frozen=True)
@@ -150,13 +157,18 @@ def _flags(signal: str, answers: list[Answer], limits: dict) -> tuple[list[str],
     return [u for u, _ in kept], np.array([b for _, b in kept], dtype=bool)
 
 
-def _counts(users: list[str], bad: np.ndarray) -> Counts:
+def _counts(users: list[str], bad: np.ndarray, cap: float | None = None) -> Counts:
     codes = np.unique(np.array(users, dtype=object).astype(str), return_inverse=True)[1] if users else np.zeros(0, int)
-    return Counts.of(codes, bad)
+    return Counts.of(codes, bad, cap)
 
 
-def compare(baseline: list[Answer], current: list[Answer], policy: QualityPolicy) -> list[SignalResult]:
-    """Every signal of every (release, variant) in `current` against `baseline`, oldest group names first."""
+def compare(baseline: list[Answer], current: list[Answer], policy: QualityPolicy, *, baseline_hours: float | None = None,
+            current_hours: float | None = None) -> list[SignalResult]:
+    """Every signal of every (release, variant) in `current` against `baseline`, oldest group names first.
+
+    With the windows' lengths, each user counts as at most `policy.cap(hours)` answers of a window (at their own bad
+    share): one address flooding refusals cannot page anyone, nor can one user's many good answers hide a decline."""
+    base_cap, now_cap = policy.cap(baseline_hours), policy.cap(current_hours)
     limits = thresholds(baseline, policy.quantile)
     groups: dict[tuple[str, str], list[Answer]] = {}
     for a in current:
@@ -165,8 +177,8 @@ def compare(baseline: list[Answer], current: list[Answer], policy: QualityPolicy
     results = []
     for (release, variant), answers in sorted(groups.items()):
         for signal in SIGNALS:
-            base = _counts(*_flags(signal, baseline, limits))
-            now = _counts(*_flags(signal, answers, limits))
+            base_flags, now_flags = _flags(signal, baseline, limits), _flags(signal, answers, limits)
+            base, now = _counts(*base_flags, base_cap), _counts(*now_flags, now_cap)
             c = compare_rates(signal, [(now, base)], allowed=policy.tau, alpha_rollback=alpha,
                               alpha_promote=policy.alpha, tau=policy.tau)
             enough = min(now.users, base.users) >= policy.min_users
@@ -178,6 +190,6 @@ def compare(baseline: list[Answer], current: list[Answer], policy: QualityPolicy
 
             results.append(SignalResult(
                 signal, release, variant, shown(now), shown(base), round(now.rate - base.rate, 5),
-                round(c.at_least, 5) if math.isfinite(c.at_least) else None, int(now.requests), now.users,
-                int(base.requests), base.users, limits.get(signal), verdict))
+                round(c.at_least, 5) if math.isfinite(c.at_least) else None, len(now_flags[0]), now.users,
+                len(base_flags[0]), base.users, limits.get(signal), verdict))
     return results

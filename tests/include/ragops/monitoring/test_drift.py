@@ -152,3 +152,28 @@ def test_the_trailing_baseline_is_the_days_before_the_window(settings, registry)
     result = drift.check(settings, end=NOW, registry=registry, notifier=Slack())
     assert result["baseline"]["start"] == (NOW - timedelta(days=3)).isoformat()
     assert result["baseline"]["end"] == (NOW - timedelta(days=1)).isoformat()
+
+
+# -- attacked after landing (docs/reliability.md, "Issues 23 and 24: attacked after landing") --------------------------
+def test_one_address_flooding_refusals_pages_no_one(settings, registry):
+    """Anonymous callers are one user per address: 3,000 refused questions from it (well under its rate limit over a
+    day) must not raise a shift that the other 40 users do not show."""
+    baseline(registry)
+    write_traffic(registry, NOW - timedelta(days=1), 24, seed=14)
+    write_traffic(registry, NOW - timedelta(days=1), 24, per_hour=125, users=1, seed=15, refused=1.0,
+                  user_prefix="addr:203.0.113.", prefix="flood")
+    slack = Slack()
+    for hour in (0, 1):
+        result = drift.check(settings, end=NOW + timedelta(hours=hour), registry=registry, notifier=slack)
+    row = next(r for r in result["signals"] if r["signal"] == "refusal_rate")
+    assert not row["crossed"] and result["shifted"] == [] and slack.sent == []
+    assert row["requests"] > 23 * 125  # the answers are all reported; the flood only weighs less
+
+
+def test_one_users_many_good_answers_do_not_hide_a_decline(settings, registry):
+    baseline(registry)
+    write_traffic(registry, NOW - timedelta(days=1), 24, seed=16, refused=0.30)
+    write_traffic(registry, NOW - timedelta(days=1), 24, per_hour=125, users=1, seed=17, refused=0.0,
+                  user_prefix="key:batch-", prefix="mask")
+    rows = drift.check(settings, end=NOW, registry=registry, notifier=Slack())["signals"]
+    assert next(r for r in rows if r["signal"] == "refusal_rate")["crossed"]
