@@ -64,9 +64,11 @@ def baseline_window(settings: Settings, registry: Registry, start: datetime, acc
 def assess(settings: Settings, registry: Registry, start: datetime, end: datetime
            ) -> tuple[list[SignalResult], Baseline | None]:
     endpoints = settings.quality_endpoints
-    current = load_answers(registry, start, end, endpoints)
+    limit = settings.quality_max_answers
+    current = load_answers(registry, start, end, endpoints, limit=limit)
     base = baseline_window(settings, registry, start, baseline_release(current))
-    answers = [] if base is None else load_answers(registry, base.start, base.end, endpoints, variant="stable")
+    answers = [] if base is None else load_answers(registry, base.start, base.end, endpoints, variant="stable",
+                                                   limit=limit)
     if base is not None and base.release is not None:
         answers = [a for a in answers if a.release == base.release]
     # without a baseline every signal is `too_little`: recorded all the same, so that a shift of before ends

@@ -17,6 +17,7 @@ is one-sided: only a decline alarms. Synthetic (probe) traffic never counts.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import Counter
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from ragops.monitoring.sequential import Counts, compare_rates
 from ragops.registry import Registry
 from ragops.registry.models import Feedback, Release, RequestEvent
 
+log = logging.getLogger(__name__)
 SIGNALS = ("refusal_rate", "evidence", "similarity", "downvote_share", "citation_followed")
 REFUSED = "no_results"  # answer/fallbacks.py: "No matching information was found in the knowledge base"
 SIM_WEIGHT = 2.0  # AbstentionPolicy's default (answer/abstention.py); a release's `abstain_sim_weight` overrides it
@@ -92,8 +94,11 @@ class SignalResult:
 
 
 def load_answers(registry: Registry, start: datetime, end: datetime, endpoints: list[str],
-                 variant: str | None = None) -> list[Answer]:
-    """Real users' answered or refused questions served in [start, end), with their votes."""
+                 variant: str | None = None, limit: int | None = None) -> list[Answer]:
+    """Real users' answered or refused questions served in [start, end), with their votes.
+
+    `limit`: when more were served, every k-th event by registry id (the order the registry stored them in, which
+    no caller chooses), so memory and time stay bounded on a large `request_events` table."""
     query = (select(RequestEvent.ts, RequestEvent.release_id, RequestEvent.variant, RequestEvent.user_hash,
                     RequestEvent.fallback, RequestEvent.coverage, RequestEvent.similarity, Feedback.rating,
                     Feedback.cited_followed)
@@ -104,6 +109,12 @@ def load_answers(registry: Registry, start: datetime, end: datetime, endpoints: 
     if variant:
         query = query.where(RequestEvent.variant == variant)
     with registry.session() as s:
+        if limit is not None:
+            served = s.execute(select(func.count()).select_from(query.subquery())).scalar() or 0
+            if served > limit:
+                every = math.ceil(served / limit)
+                log.info("quality: %d answers in [%s, %s); reading every %d-th", served, start, end, every)
+                query = query.where(RequestEvent.id % every == 0)
         rows = s.execute(query).all()
         releases = {r.id: (r.name, (r.answer_config or {}).get("abstain_sim_weight", SIM_WEIGHT))
                     for r in s.execute(select(Release)).scalars()}

@@ -177,3 +177,14 @@ def test_one_users_many_good_answers_do_not_hide_a_decline(settings, registry):
                   user_prefix="key:batch-", prefix="mask")
     rows = drift.check(settings, end=NOW, registry=registry, notifier=Slack())["signals"]
     assert next(r for r in rows if r["signal"] == "refusal_rate")["crossed"]
+
+
+def test_a_large_window_is_read_as_an_even_sample_of_at_most_max_answers(settings, registry):
+    """Memory and time stay bounded on a large request_events table (1M rows: docs/reliability.md)."""
+    settings = settings.model_copy(update={"quality_max_answers": 1000})
+    baseline(registry)  # 2,016 answers over 7 days
+    write_traffic(registry, NOW - timedelta(days=1), 24, per_hour=60, seed=18, refused=0.30)  # 1,440
+    row = next(r for r in drift.check(settings, end=NOW, registry=registry, notifier=Slack())["signals"]
+               if r["signal"] == "refusal_rate")
+    assert 500 <= row["baseline_requests"] <= 1000 and 500 <= row["requests"] <= 1000
+    assert row["crossed"] and row["baseline"] == pytest.approx(0.10, abs=0.03)
