@@ -188,3 +188,27 @@ def test_a_large_window_is_read_as_an_even_sample_of_at_most_max_answers(setting
                if r["signal"] == "refusal_rate")
     assert 500 <= row["baseline_requests"] <= 1000 and 500 <= row["requests"] <= 1000
     assert row["crossed"] and row["baseline"] == pytest.approx(0.10, abs=0.03)
+
+
+def test_a_check_of_a_future_window_is_refused_and_never_masks_the_newest_real_one(settings, registry):
+    """`ragops monitor quality --at <future>` (or a host clock set ahead) must not close a real shift in Slack nor
+    become the newest check /metrics exports, which would hide every hourly check after it."""
+    from ragops.errors import RagopsError
+    from ragops.registry.models import QualityCheck
+
+    baseline(registry)
+    write_traffic(registry, NOW - timedelta(days=1), 26, seed=3, refused=0.30)
+    slack = Slack()
+    for hour in (0, 1):
+        drift.check(settings, end=NOW + timedelta(hours=hour), registry=registry, notifier=slack)
+    assert len(slack.sent) == 1
+    future = datetime.now(timezone.utc) + timedelta(days=365)
+    with pytest.raises(RagopsError, match="future"):
+        drift.check(settings, end=future, registry=registry, notifier=slack)
+    assert len(slack.sent) == 1
+    with registry.session() as s:  # one recorded before this guard (or by a host whose clock ran ahead)
+        s.add(QualityCheck(window_start=future - timedelta(days=1), window_end=future, signal="refusal_rate",
+                           release="live", variant="stable", requests=0, users=0, crossed=False, streak=0,
+                           shifted=False, difference=0.0, evidence={}))
+    latest = {r["signal"]: r for r in drift.latest(registry)}
+    assert latest["refusal_rate"]["shifted"] and latest["refusal_rate"]["window_end"] == NOW + timedelta(hours=1)
