@@ -27,14 +27,15 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from ragops.config import Settings
-from ragops.errors import StoreUnavailable
+from ragops.errors import ClockSkew, StoreUnavailable
 from ragops.index import open_catalog
 from ragops.registry import Registry, registry_lock
-from ragops.registry.lease import lease_settings
+from ragops.registry.lease import database_now, lease_settings
 from ragops.registry.models import IndexVersion, Release, RolloutState
 
 log = logging.getLogger(__name__)
 PRUNED = "pruned"
+SKEW = timedelta(minutes=10)  # the most this host's clock may differ from the registry's for a prune
 SHOWN = 50
 
 
@@ -87,6 +88,16 @@ def _restore(registry: Registry, statuses: dict[int, str]) -> None:
                                                  IndexVersion.status == PRUNED).values(status=status))
 
 
+def _checked_now(session) -> datetime:
+    """This host's time, refused when it is far from the registry's: a clock running ahead would put every release
+    and version outside the rollback window."""
+    here, registry_time = datetime.now(timezone.utc), database_now(session)
+    if abs(here - registry_time) > SKEW:
+        raise ClockSkew(f"this host's clock ({here.isoformat()}) is {here - registry_time} from the registry "
+                        f"database's ({registry_time.isoformat()}): nothing is pruned until the clocks agree")
+    return here
+
+
 def enforce(settings: Settings, registry: Registry, collection: str, now: datetime | None = None) -> Pruned:
     """Prune `collection` on the configured backend by the policy and mark the registry rows of what went.
 
@@ -94,8 +105,8 @@ def enforce(settings: Settings, registry: Registry, collection: str, now: dateti
     refused (releases/records.py); then the keep set is computed again, and a version that became reachable in
     between (a release or a rollout of it) is restored and kept. Rows whose version the backend kept after all (a
     failure, LanceDB's age rule) get their status back."""
-    now = now or datetime.now(timezone.utc)  # one instant for both: a release made since is within the window
     with registry.session() as s:
+        now = now or _checked_now(s)  # one instant for both: a release made since is within the window
         keep = reachable(s, settings, collection, now)
         doomed = {r.id: (r.status, r.store_version) for r in s.scalars(select(IndexVersion).where(
             IndexVersion.store == settings.store, IndexVersion.collection == collection,
@@ -135,7 +146,7 @@ def enforce_all(settings: Settings, registry: Registry, *, quiet: bool = False) 
     for collection in collections(settings, registry):
         try:
             gone = enforce(settings, registry, collection).pruned
-        except (StoreUnavailable, SQLAlchemyError) as exc:  # the refresh's version is recorded whole already
+        except (StoreUnavailable, ClockSkew, SQLAlchemyError) as exc:  # the refresh's version is recorded whole already
             if not quiet:
                 raise
             log.warning("could not prune old versions of %s (retried at the next refresh): %s", collection, exc)

@@ -204,3 +204,20 @@ def test_a_release_made_while_the_keep_set_is_computed_keeps_its_version(on_weav
     assert check_versions(cfg, registry).ok
     with pytest.raises(ReleaseError, match="pruned"):
         create_release(registry, "too-late", ids[1], {}, "someone")
+
+
+def test_a_clock_running_ahead_of_the_registrys_prunes_nothing(on_weaviate, corpus, monkeypatch):
+    """A host whose clock runs days ahead would see every release and version as outside the rollback window."""
+    import ragops.ingest.retention as retention
+    from ragops.errors import RagopsError
+
+    cfg, client = on_weaviate
+    cfg = cfg.model_copy(update={"retention_days": 30.0})
+    registry = Registry(cfg.registry_url)
+    ids = [_refresh(cfg, corpus, n) for n in range(4)]
+    monkeypatch.setattr(retention, "database_now", lambda session: retention.datetime.now(retention.timezone.utc)
+                        - timedelta(days=40))
+    with pytest.raises(RagopsError, match="clock"):
+        enforce(cfg, registry, "chunks")
+    assert retention.enforce_all(cfg, registry, quiet=True) == {}
+    assert client.deleted == [] and all(status != "pruned" for status, _ in _rows(registry).values()) and len(ids) == 4
