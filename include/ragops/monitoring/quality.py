@@ -173,8 +173,8 @@ def _counts(users: list[str], bad: np.ndarray, cap: float | None = None) -> Coun
     return Counts.of(codes, bad, cap)
 
 
-def compare(baseline: list[Answer], current: list[Answer], policy: QualityPolicy, *, baseline_hours: float | None = None,
-            current_hours: float | None = None) -> list[SignalResult]:
+def compare(baseline: list[Answer], current: list[Answer], policy: QualityPolicy, *,
+            baseline_hours: float | None = None, current_hours: float | None = None) -> list[SignalResult]:
     """Every signal of every (release, variant) in `current` against `baseline`, oldest group names first.
 
     With the windows' lengths, each user counts as at most `policy.cap(hours)` answers of a window (at their own bad
