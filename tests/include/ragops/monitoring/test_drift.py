@@ -179,9 +179,13 @@ def test_one_users_many_good_answers_do_not_hide_a_decline(settings, registry):
     assert next(r for r in rows if r["signal"] == "refusal_rate")["crossed"]
 
 
-def test_a_large_window_is_read_as_an_even_sample_of_at_most_max_answers(settings, registry):
+@pytest.mark.parametrize("db", ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def test_a_large_window_is_read_as_an_even_sample_of_at_most_max_answers(settings, registry, db, request):
     """Memory and time stay bounded on a large request_events table (1M rows: docs/reliability.md)."""
     settings = settings.model_copy(update={"quality_max_answers": 1000})
+    if db == "postgresql":
+        registry = Registry(request.getfixturevalue("postgres_url"))
+        request.addfinalizer(registry.dispose)
     baseline(registry)  # 2,016 answers over 7 days
     write_traffic(registry, NOW - timedelta(days=1), 24, per_hour=60, seed=18, refused=0.30)  # 1,440
     row = next(r for r in drift.check(settings, end=NOW, registry=registry, notifier=Slack())["signals"]
