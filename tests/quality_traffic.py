@@ -15,7 +15,7 @@ STEADY = {"refused": 0.10, "evidence": 1.9, "similarity": 0.55, "voted": 0.3, "d
 
 def write_traffic(registry: Registry, start: datetime, hours: float, *, per_hour: int = 40, users: int = 40,
                   seed: int = 0, variant: str = "stable", release_id: int | None = None, prefix: str = "",
-                  synthetic: bool = False, **mix) -> int:
+                  synthetic: bool = False, user_prefix: str = "user", **mix) -> int:
     """`per_hour` questions an hour from `users` users, spread evenly over [start, start + hours); returns the count."""
     mix = STEADY | mix
     rng = np.random.default_rng(seed)
@@ -28,7 +28,7 @@ def write_traffic(registry: Registry, start: datetime, hours: float, *, per_hour
         similarity = float(rng.normal(mix["similarity"], 0.05))
         coverage = float(rng.normal(mix["evidence"] - 2.0 * mix["similarity"], 0.15))
         events.append(RequestEvent(ts=start + i * step, request_id=rid, endpoint="/v1/ask",
-                                   user_hash=f"user{rng.integers(users)}", variant=variant, release_id=release_id,
+                                   user_hash=f"{user_prefix}{rng.integers(users)}", variant=variant, release_id=release_id,
                                    latency_ms=20.0, status=200, fallback="no_results" if refused else None,
                                    synthetic=synthetic, verified=True, question=f"question {i}",
                                    similarity=similarity, coverage=coverage))

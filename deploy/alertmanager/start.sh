@@ -16,6 +16,18 @@ channel="${RAGOPS_SLACK_CHANNEL:-#ragops}"
 case "$channel" in
   *[!A-Za-z0-9#@._-]*) echo "alertmanager: RAGOPS_SLACK_CHANNEL '$channel' is not a Slack channel name" >&2; exit 64;;
 esac
+case "${ALERTMANAGER_SLACK_WEBHOOK_URL:-}" in
+  ""|https://*) ;;
+  *) echo "alertmanager: ALERTMANAGER_SLACK_WEBHOOK_URL is not an https:// URL" >&2; exit 64;;
+esac
+case "${ALERTMANAGER_SLACK_WEBHOOK_URL:-}" in  # no space, quote or control character (a newline) in a URL
+  *[!A-Za-z0-9:/._~%+=\&?#@-]*) echo "alertmanager: ALERTMANAGER_SLACK_WEBHOOK_URL is not a URL (a space," \
+                                     "quote or newline in it)" >&2; exit 64;;
+esac
+case "${RAGOPS_SLACK_TOKEN:-}" in  # it becomes an Authorization header: no space or newline
+  *[!A-Za-z0-9._-]*) echo "alertmanager: RAGOPS_SLACK_TOKEN is not a Slack token (a space, quote or newline in it)" >&2
+                     exit 64;;
+esac
 umask 077
 mkdir -p "$secrets"
 

@@ -180,6 +180,10 @@ class Settings(BaseSettings):
                                           "quantile of the baseline's count as weak")
     quality_min_users: int = Field(default=20, ge=2)
     quality_sustain_checks: int = Field(default=2, ge=1)
+    quality_max_answers: int = Field(default=100_000, ge=1_000, le=10_000_000, description="the most answers one "
+                                     "window (current or baseline) is read as; above it, an even sample by registry id")
+    quality_user_answers_per_day: float = Field(default=20.0, gt=0, le=100_000, description="one user (an address "
+                                                "without a key) counts as at most this many answers a day of a window")
     quality_endpoints: list[str] = Field(default_factory=lambda: ["/v1/ask", "/v1/chat/completions"])
 
     redis_url: str | None = None

@@ -43,6 +43,12 @@ class RefreshConflict(RagopsError):
     exit_code = 3
 
 
+class ClockSkew(RagopsError):
+    """This host's clock is far from the registry database's: a time-based decision (a prune) is refused."""
+
+    code = "clock_skew"
+
+
 class StoreUnavailable(RagopsError):
     """The index or the registry cannot be read."""
 

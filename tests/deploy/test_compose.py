@@ -354,3 +354,14 @@ def test_compose_env_script_writes_fresh_secrets_once(tmp_path):
     assert stat.S_IMODE((tmp_path / ".env").stat().st_mode) == 0o600
     again = subprocess.run(["bash", str(tmp_path / "scripts" / "compose-env.sh")], capture_output=True, text=True)
     assert again.returncode == 1 and dotenv(tmp_path / ".env") == env  # never overwrites secrets in use
+
+
+def test_a_webhook_or_token_that_is_not_one_is_refused_before_anything_is_written(tmp_path):
+    """Attacked after landing: a newline or a quote in .env reached the secret files (then Alertmanager's URL or an
+    Authorization header) and showed only when the first alert failed to go out."""
+    for env in ({"ALERTMANAGER_SLACK_WEBHOOK_URL": "https://hooks.slack.com/x'\nevil: 1"},
+                {"ALERTMANAGER_SLACK_WEBHOOK_URL": "http://hooks.slack.com/services/T0/B0/xyz"},
+                {"RAGOPS_SLACK_TOKEN": "xoxb-1\r\nX-Evil: 1"}):
+        result = _render(tmp_path / "h", **env)
+        assert result.returncode == 64 and "is not a" in result.stderr
+        assert not (tmp_path / "h" / "secrets").exists() or not any((tmp_path / "h" / "secrets").iterdir())

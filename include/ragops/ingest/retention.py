@@ -8,7 +8,9 @@ A version of a collection is kept while any of these can reach it:
 - the newest RAGOPS_RETENTION_MIN_VERSIONS versions, however old (a serving process may still read the one before
   the newest until it re-reads the rollout, and the backend's newest is never pruned).
 
-The backend deletes the rest (`IndexCatalog.prune`), and the registry rows of what it deleted become `pruned`, so
+The rows of the rest are marked `pruned` first (a release of them is then refused), the keep set is checked again for
+a release or rollout made meanwhile, then the backend deletes the rest (`IndexCatalog.prune`); rows whose version it
+kept get their status back. So the registry rows of what it deleted are `pruned`, and
 routing (`resolve_index_version`), releases and rollbacks never send a reader to a version that no longer exists.
 `check_versions` finds registry rows whose version is gone anyway (deleted by hand, a restored registry) and
 `repair_versions` marks them, then applies the policy: `ragops doctor` reports and repairs through them.
@@ -17,6 +19,7 @@ routing (`resolve_index_version`), releases and rollbacks never send a reader to
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 
@@ -24,14 +27,15 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from ragops.config import Settings
-from ragops.errors import StoreUnavailable
+from ragops.errors import ClockSkew, StoreUnavailable
 from ragops.index import open_catalog
 from ragops.registry import Registry, registry_lock
-from ragops.registry.lease import lease_settings
+from ragops.registry.lease import database_now, lease_settings
 from ragops.registry.models import IndexVersion, Release, RolloutState
 
 log = logging.getLogger(__name__)
 PRUNED = "pruned"
+SKEW = timedelta(minutes=10)  # the most this host's clock may differ from the registry's for a prune
 SHOWN = 50
 
 
@@ -50,32 +54,75 @@ class Pruned:
         return asdict(self)
 
 
-def reachable(session, settings: Settings, collection: str, now: datetime | None = None) -> set[int]:
-    """The store versions of `collection` that the policy keeps (see the module docstring)."""
+def reachable(session, settings: Settings, collection: str, now: datetime | None = None,
+              among: Collection[int] | None = None) -> set[int]:
+    """The store versions of `collection` that the policy keeps (see the module docstring). `among`: the registry
+    ids of rows just marked pruned, checked again for a release or rollout that reaches them since."""
     now = now or datetime.now(timezone.utc)
     window = now - timedelta(days=settings.retention_days)
+    matched = IndexVersion.status != PRUNED if among is None else IndexVersion.id.in_(list(among))
     rows = session.scalars(select(IndexVersion).where(IndexVersion.store == settings.store,
-                                                      IndexVersion.collection == collection,
-                                                      IndexVersion.status != PRUNED)
+                                                      IndexVersion.collection == collection, matched)
                            .order_by(IndexVersion.id)).all()
+    if among is not None and not rows:
+        return set()
     state = session.get(RolloutState, 1)
     in_rollout = ({state.stable_release_id, state.candidate_release_id, state.previous_stable_release_id}
                   if state else set())
     pinned = set(session.scalars(select(Release.index_version_id).where(
         Release.index_version_id.is_not(None),
         or_(Release.id.in_({r for r in in_rollout if r is not None}), Release.created_at >= window))))
+    if among is not None:
+        return {r.store_version for r in rows if r.id in pinned}
     keep = {r.store_version for r in rows[-settings.retention_min_versions:]}
     keep |= {r.store_version for r in rows
              if r.status in ("live", "candidate") or r.id in pinned or _utc(r.created_at) >= window}
     return keep
 
 
-def enforce(settings: Settings, registry: Registry, collection: str, now: datetime | None = None) -> Pruned:
-    """Prune `collection` on the configured backend by the policy and mark the registry rows of what went."""
+def _restore(registry: Registry, statuses: dict[int, str]) -> None:
+    """Give rows marked pruned ahead of a prune their status back (their version was kept after all)."""
     with registry.session() as s:
+        for status in set(statuses.values()):
+            s.execute(update(IndexVersion).where(IndexVersion.id.in_([i for i, v in statuses.items() if v == status]),
+                                                 IndexVersion.status == PRUNED).values(status=status))
+
+
+def _checked_now(session) -> datetime:
+    """This host's time, refused when it is far from the registry's: a clock running ahead would put every release
+    and version outside the rollback window."""
+    here, registry_time = datetime.now(timezone.utc), database_now(session)
+    if abs(here - registry_time) > SKEW:
+        raise ClockSkew(f"this host's clock ({here.isoformat()}) is {here - registry_time} from the registry "
+                        f"database's ({registry_time.isoformat()}): nothing is pruned until the clocks agree")
+    return here
+
+
+def enforce(settings: Settings, registry: Registry, collection: str, now: datetime | None = None) -> Pruned:
+    """Prune `collection` on the configured backend by the policy and mark the registry rows of what went.
+
+    The rows to go are marked `pruned` *before* the backend deletes anything, so a release created meanwhile is
+    refused (releases/records.py); then the keep set is computed again, and a version that became reachable in
+    between (a release or a rollout of it) is restored and kept. Rows whose version the backend kept after all (a
+    failure, LanceDB's age rule) get their status back."""
+    with registry.session() as s:
+        now = now or _checked_now(s)  # one instant for both: a release made since is within the window
         keep = reachable(s, settings, collection, now)
-    gone = open_catalog(settings).prune(collection, keep)
-    marked = _mark(registry, settings, collection, gone)
+        doomed = {r.id: (r.status, r.store_version) for r in s.scalars(select(IndexVersion).where(
+            IndexVersion.store == settings.store, IndexVersion.collection == collection,
+            IndexVersion.status.notin_((PRUNED, "live", "candidate")),
+            IndexVersion.store_version.notin_(keep)).with_for_update())}
+        if doomed:
+            s.execute(update(IndexVersion).where(IndexVersion.id.in_(doomed)).values(status=PRUNED))
+    gone: list[int] = []
+    try:
+        with registry.session() as s:
+            again = reachable(s, settings, collection, now, among=doomed)
+        keep |= again
+        gone = open_catalog(settings).prune(collection, keep)
+    finally:
+        _restore(registry, {i: status for i, (status, version) in doomed.items() if version not in gone})
+    marked = sorted(i for i, (_, version) in doomed.items() if version in gone)
     if gone:
         log.info("retention pruned versions %s of %s (kept %s); registry rows %s marked pruned", gone, collection,
                  sorted(keep), marked)
@@ -99,7 +146,7 @@ def enforce_all(settings: Settings, registry: Registry, *, quiet: bool = False) 
     for collection in collections(settings, registry):
         try:
             gone = enforce(settings, registry, collection).pruned
-        except (StoreUnavailable, SQLAlchemyError) as exc:  # the refresh's version is recorded whole already
+        except (StoreUnavailable, ClockSkew, SQLAlchemyError) as exc:  # the refresh's version is recorded whole already
             if not quiet:
                 raise
             log.warning("could not prune old versions of %s (retried at the next refresh): %s", collection, exc)

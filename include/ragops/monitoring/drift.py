@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import delete, func, select
 
 from ragops.config import Settings
+from ragops.errors import RagopsError
 from ragops.monitoring.quality import (QualityPolicy, SignalResult, baseline_release, compare, first_served,
                                        load_answers)
 from ragops.notify import build_notifier
@@ -27,6 +28,7 @@ from ragops.registry.models import QualityCheck
 
 LABELS = {"refusal_rate": "refusal rate", "evidence": "weak-evidence share", "similarity": "weak-similarity share",
           "downvote_share": "down-vote share", "citation_followed": "citation-followed share"}
+AHEAD = timedelta(minutes=5)  # clock skew between hosts a window's end may be ahead of now
 RUNBOOK = ("see docs/monitoring.md#live-quality-signals: `ragops monitor quality --json` for the evidence, then "
            "`ragops gaps` for the questions behind it; a new release or a refresh is the usual cause")
 
@@ -64,13 +66,17 @@ def baseline_window(settings: Settings, registry: Registry, start: datetime, acc
 def assess(settings: Settings, registry: Registry, start: datetime, end: datetime
            ) -> tuple[list[SignalResult], Baseline | None]:
     endpoints = settings.quality_endpoints
-    current = load_answers(registry, start, end, endpoints)
+    limit = settings.quality_max_answers
+    current = load_answers(registry, start, end, endpoints, limit=limit)
     base = baseline_window(settings, registry, start, baseline_release(current))
-    answers = [] if base is None else load_answers(registry, base.start, base.end, endpoints, variant="stable")
+    answers = [] if base is None else load_answers(registry, base.start, base.end, endpoints, variant="stable",
+                                                   limit=limit)
     if base is not None and base.release is not None:
         answers = [a for a in answers if a.release == base.release]
     # without a baseline every signal is `too_little`: recorded all the same, so that a shift of before ends
-    return compare(answers, current, QualityPolicy.from_settings(settings)), base
+    hours = (base.end - base.start).total_seconds() / 3600 if base is not None else None
+    return compare(answers, current, QualityPolicy.from_settings(settings), baseline_hours=hours,
+                   current_hours=(end - start).total_seconds() / 3600), base
 
 
 def _previous(session, result: SignalResult, end: datetime) -> QualityCheck | None:
@@ -166,7 +172,11 @@ def check(settings: Settings, *, end: datetime | None = None, registry: Registry
           notifier=None) -> dict:
     """One drift check over [end - RAGOPS_QUALITY_WINDOW_HOURS, end): record it, alert on changes, return it."""
     registry = registry or Registry(settings.registry_url)
-    end = _utc(end or datetime.now(timezone.utc))
+    now = datetime.now(timezone.utc)
+    end = _utc(end or now)
+    if end > now + AHEAD:
+        raise RagopsError(f"the window's end {end.isoformat()} is in the future (now {now.isoformat()}): a check of "
+                          "it would see no answers, close real shifts and hide the hourly checks from /metrics")
     start = end - timedelta(hours=settings.quality_window_hours)
     results, base = assess(settings, registry, start, end)
     rows = record(registry, start, end, results, base, settings.quality_sustain_checks)
@@ -183,8 +193,9 @@ def check(settings: Settings, *, end: datetime | None = None, registry: Registry
 
 def latest(registry: Registry) -> list[dict]:
     """The newest check's rows (what /metrics exports): groups no longer served drop out with the next check."""
-    with registry.session() as s:
-        newest = s.execute(select(func.max(QualityCheck.window_end))).scalar()
+    with registry.session() as s:  # a check recorded ahead of the clock (a host's clock ran fast) never hides the rest
+        newest = s.execute(select(func.max(QualityCheck.window_end)).where(
+            QualityCheck.window_end <= datetime.now(timezone.utc) + AHEAD)).scalar()
         if newest is None:
             return []
         rows = s.execute(select(QualityCheck).where(QualityCheck.window_end == newest)).scalars().all()

@@ -17,6 +17,7 @@ is one-sided: only a decline alarms. Synthetic (probe) traffic never counts.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import Counter
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from ragops.monitoring.sequential import Counts, compare_rates
 from ragops.registry import Registry
 from ragops.registry.models import Feedback, Release, RequestEvent
 
+log = logging.getLogger(__name__)
 SIGNALS = ("refusal_rate", "evidence", "similarity", "downvote_share", "citation_followed")
 REFUSED = "no_results"  # answer/fallbacks.py: "No matching information was found in the knowledge base"
 SIM_WEIGHT = 2.0  # AbstentionPolicy's default (answer/abstention.py); a release's `abstain_sim_weight` overrides it
@@ -41,11 +43,18 @@ class QualityPolicy:
     tau: float = 0.05
     quantile: float = 0.10
     min_users: int = 20
+    user_answers_per_day: float | None = 20.0  # a user counts as at most this many answers a day of a window
 
     @classmethod
     def from_settings(cls, settings) -> QualityPolicy:
         return cls(settings.quality_alpha, settings.quality_tau, settings.quality_score_quantile,
-                   settings.quality_min_users)
+                   settings.quality_min_users, settings.quality_user_answers_per_day)
+
+    def cap(self, hours: float | None) -> float | None:
+        """The most answers one user counts as in a window of `hours` (None: no cap)."""
+        if self.user_answers_per_day is None or hours is None:
+            return None
+        return max(1.0, self.user_answers_per_day * hours / 24)
 
 
 @dataclass(frozen=True)
@@ -85,8 +94,11 @@ class SignalResult:
 
 
 def load_answers(registry: Registry, start: datetime, end: datetime, endpoints: list[str],
-                 variant: str | None = None) -> list[Answer]:
-    """Real users' answered or refused questions served in [start, end), with their votes."""
+                 variant: str | None = None, limit: int | None = None) -> list[Answer]:
+    """Real users' answered or refused questions served in [start, end), with their votes.
+
+    `limit`: when more were served, every k-th event by registry id (the order the registry stored them in, which
+    no caller chooses), so memory and time stay bounded on a large `request_events` table."""
     query = (select(RequestEvent.ts, RequestEvent.release_id, RequestEvent.variant, RequestEvent.user_hash,
                     RequestEvent.fallback, RequestEvent.coverage, RequestEvent.similarity, Feedback.rating,
                     Feedback.cited_followed)
@@ -97,6 +109,12 @@ def load_answers(registry: Registry, start: datetime, end: datetime, endpoints: 
     if variant:
         query = query.where(RequestEvent.variant == variant)
     with registry.session() as s:
+        if limit is not None:
+            served = s.execute(select(func.count()).select_from(query.subquery())).scalar() or 0
+            if served > limit:
+                every = math.ceil(served / limit)
+                log.info("quality: %d answers in [%s, %s); reading every %d-th", served, start, end, every)
+                query = query.where(RequestEvent.id % every == 0)
         rows = s.execute(query).all()
         releases = {r.id: (r.name, (r.answer_config or {}).get("abstain_sim_weight", SIM_WEIGHT))
                     for r in s.execute(select(Release)).scalars()}
@@ -150,13 +168,18 @@ def _flags(signal: str, answers: list[Answer], limits: dict) -> tuple[list[str],
     return [u for u, _ in kept], np.array([b for _, b in kept], dtype=bool)
 
 
-def _counts(users: list[str], bad: np.ndarray) -> Counts:
+def _counts(users: list[str], bad: np.ndarray, cap: float | None = None) -> Counts:
     codes = np.unique(np.array(users, dtype=object).astype(str), return_inverse=True)[1] if users else np.zeros(0, int)
-    return Counts.of(codes, bad)
+    return Counts.of(codes, bad, cap)
 
 
-def compare(baseline: list[Answer], current: list[Answer], policy: QualityPolicy) -> list[SignalResult]:
-    """Every signal of every (release, variant) in `current` against `baseline`, oldest group names first."""
+def compare(baseline: list[Answer], current: list[Answer], policy: QualityPolicy, *,
+            baseline_hours: float | None = None, current_hours: float | None = None) -> list[SignalResult]:
+    """Every signal of every (release, variant) in `current` against `baseline`, oldest group names first.
+
+    With the windows' lengths, each user counts as at most `policy.cap(hours)` answers of a window (at their own bad
+    share): one address flooding refusals cannot page anyone, nor can one user's many good answers hide a decline."""
+    base_cap, now_cap = policy.cap(baseline_hours), policy.cap(current_hours)
     limits = thresholds(baseline, policy.quantile)
     groups: dict[tuple[str, str], list[Answer]] = {}
     for a in current:
@@ -165,8 +188,8 @@ def compare(baseline: list[Answer], current: list[Answer], policy: QualityPolicy
     results = []
     for (release, variant), answers in sorted(groups.items()):
         for signal in SIGNALS:
-            base = _counts(*_flags(signal, baseline, limits))
-            now = _counts(*_flags(signal, answers, limits))
+            base_flags, now_flags = _flags(signal, baseline, limits), _flags(signal, answers, limits)
+            base, now = _counts(*base_flags, base_cap), _counts(*now_flags, now_cap)
             c = compare_rates(signal, [(now, base)], allowed=policy.tau, alpha_rollback=alpha,
                               alpha_promote=policy.alpha, tau=policy.tau)
             enough = min(now.users, base.users) >= policy.min_users
@@ -178,6 +201,6 @@ def compare(baseline: list[Answer], current: list[Answer], policy: QualityPolicy
 
             results.append(SignalResult(
                 signal, release, variant, shown(now), shown(base), round(now.rate - base.rate, 5),
-                round(c.at_least, 5) if math.isfinite(c.at_least) else None, int(now.requests), now.users,
-                int(base.requests), base.users, limits.get(signal), verdict))
+                round(c.at_least, 5) if math.isfinite(c.at_least) else None, len(now_flags[0]), now.users,
+                len(base_flags[0]), base.users, limits.get(signal), verdict))
     return results

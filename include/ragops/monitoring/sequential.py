@@ -35,14 +35,18 @@ class Counts:
     s_nn: float = 0.0  # ... of requests^2
 
     @classmethod
-    def of(cls, users: np.ndarray, bad: np.ndarray) -> Counts:
-        """`users` are small non-negative integer codes, `bad` 0/1 flags, one of each per request."""
+    def of(cls, users: np.ndarray, bad: np.ndarray, cap: float | None = None) -> Counts:
+        """`users` are small non-negative integer codes, `bad` 0/1 flags, one of each per request. `cap`: a user with
+        more requests counts as `cap` of them at the same bad share, so no one caller outweighs the rest."""
         if len(users) == 0:
             return cls()
         n = np.bincount(users).astype(float)
         x = np.bincount(users, weights=bad.astype(float), minlength=len(n))
         keep = n > 0
         n, x = n[keep], x[keep]
+        if cap is not None:
+            scale = np.minimum(1.0, cap / n)
+            n, x = n * scale, x * scale
         return cls(int(keep.sum()), float(n.sum()), float(x.sum()), float(x @ x), float(x @ n), float(n @ n))
 
     @property

@@ -19,7 +19,8 @@ def create_release(registry: Registry, name: str, index_version_id: int | None, 
     with registry.session() as s:
         if s.scalars(select(Release).where(Release.name == name)).first():
             raise ReleaseError(f"a release named {name!r} exists already")
-        version = s.get(IndexVersion, index_version_id) if index_version_id is not None else None
+        # locked: retention marks a version pruned before deleting it (ingest/retention.py), never under a new release
+        version = s.get(IndexVersion, index_version_id, with_for_update=True) if index_version_id is not None else None
         if index_version_id is not None and version is None:
             raise ReleaseError(f"index version {index_version_id} does not exist")
         if version is not None and version.status == "pruned":

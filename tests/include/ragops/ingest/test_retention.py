@@ -177,3 +177,47 @@ def test_ragops_doctor_exits_7_naming_the_vanished_versions(tiny_remote_settings
     report = json.loads(found.stdout)
     assert found.returncode == 7 and report["versions"]["missing"][0]["store_version"] == 999
     assert "no longer holds (chunks v999)" in report["error"]["message"] and "--repair" in report["error"]["message"]
+
+
+# -- attacked after landing (docs/reliability.md, "Issues 23 and 24: attacked after landing") --------------------------
+def test_a_release_made_while_the_keep_set_is_computed_keeps_its_version(on_weaviate, corpus, monkeypatch):
+    """The race between computing what to keep and pruning: a release created in between (or a rollout started
+    on it) must keep its version, and the registry must never name a deleted version as releasable."""
+    import ragops.ingest.retention as retention
+
+    cfg, client = on_weaviate
+    registry = Registry(cfg.registry_url)
+    ids = [_refresh(cfg.model_copy(update={"retention_min_versions": 9}), corpus, n) for n in range(4)]
+    computed = retention.reachable
+
+    def then_a_release_is_made(session, settings, collection, now=None, **again):
+        keep = computed(session, settings, collection, now, **again)
+        if not again:
+            create_release(registry, "late", ids[0], {}, "someone")  # between the keep set and the prune
+        return keep
+
+    monkeypatch.setattr(retention, "reachable", then_a_release_is_made)
+    result = enforce(cfg, registry, "chunks")
+    rows = _rows(registry)
+    assert rows[ids[0]][0] != "pruned" and rows[ids[0]][1] in open_catalog(cfg).versions("chunks")
+    assert result.pruned == [rows[ids[1]][1]] and rows[ids[1]][0] == "pruned"
+    assert check_versions(cfg, registry).ok
+    with pytest.raises(ReleaseError, match="pruned"):
+        create_release(registry, "too-late", ids[1], {}, "someone")
+
+
+def test_a_clock_running_ahead_of_the_registrys_prunes_nothing(on_weaviate, corpus, monkeypatch):
+    """A host whose clock runs days ahead would see every release and version as outside the rollback window."""
+    import ragops.ingest.retention as retention
+    from ragops.errors import RagopsError
+
+    cfg, client = on_weaviate
+    cfg = cfg.model_copy(update={"retention_days": 30.0})
+    registry = Registry(cfg.registry_url)
+    ids = [_refresh(cfg, corpus, n) for n in range(4)]
+    monkeypatch.setattr(retention, "database_now", lambda session: retention.datetime.now(retention.timezone.utc)
+                        - timedelta(days=40))
+    with pytest.raises(RagopsError, match="clock"):
+        enforce(cfg, registry, "chunks")
+    assert retention.enforce_all(cfg, registry, quiet=True) == {}
+    assert client.deleted == [] and all(status != "pruned" for status, _ in _rows(registry).values()) and len(ids) == 4

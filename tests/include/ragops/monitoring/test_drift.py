@@ -152,3 +152,67 @@ def test_the_trailing_baseline_is_the_days_before_the_window(settings, registry)
     result = drift.check(settings, end=NOW, registry=registry, notifier=Slack())
     assert result["baseline"]["start"] == (NOW - timedelta(days=3)).isoformat()
     assert result["baseline"]["end"] == (NOW - timedelta(days=1)).isoformat()
+
+
+# -- attacked after landing (docs/reliability.md, "Issues 23 and 24: attacked after landing") --------------------------
+def test_one_address_flooding_refusals_pages_no_one(settings, registry):
+    """Anonymous callers are one user per address: 3,000 refused questions from it (well under its rate limit over a
+    day) must not raise a shift that the other 40 users do not show."""
+    baseline(registry)
+    write_traffic(registry, NOW - timedelta(days=1), 24, seed=14)
+    write_traffic(registry, NOW - timedelta(days=1), 24, per_hour=125, users=1, seed=15, refused=1.0,
+                  user_prefix="addr:203.0.113.", prefix="flood")
+    slack = Slack()
+    for hour in (0, 1):
+        result = drift.check(settings, end=NOW + timedelta(hours=hour), registry=registry, notifier=slack)
+    row = next(r for r in result["signals"] if r["signal"] == "refusal_rate")
+    assert not row["crossed"] and result["shifted"] == [] and slack.sent == []
+    assert row["requests"] > 23 * 125  # the answers are all reported; the flood only weighs less
+
+
+def test_one_users_many_good_answers_do_not_hide_a_decline(settings, registry):
+    baseline(registry)
+    write_traffic(registry, NOW - timedelta(days=1), 24, seed=16, refused=0.30)
+    write_traffic(registry, NOW - timedelta(days=1), 24, per_hour=125, users=1, seed=17, refused=0.0,
+                  user_prefix="key:batch-", prefix="mask")
+    rows = drift.check(settings, end=NOW, registry=registry, notifier=Slack())["signals"]
+    assert next(r for r in rows if r["signal"] == "refusal_rate")["crossed"]
+
+
+@pytest.mark.parametrize("db", ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def test_a_large_window_is_read_as_an_even_sample_of_at_most_max_answers(settings, registry, db, request):
+    """Memory and time stay bounded on a large request_events table (1M rows: docs/reliability.md)."""
+    settings = settings.model_copy(update={"quality_max_answers": 1000})
+    if db == "postgresql":
+        registry = Registry(request.getfixturevalue("postgres_url"))
+        request.addfinalizer(registry.dispose)
+    baseline(registry)  # 2,016 answers over 7 days
+    write_traffic(registry, NOW - timedelta(days=1), 24, per_hour=60, seed=18, refused=0.30)  # 1,440
+    row = next(r for r in drift.check(settings, end=NOW, registry=registry, notifier=Slack())["signals"]
+               if r["signal"] == "refusal_rate")
+    assert 500 <= row["baseline_requests"] <= 1000 and 500 <= row["requests"] <= 1000
+    assert row["crossed"] and row["baseline"] == pytest.approx(0.10, abs=0.03)
+
+
+def test_a_check_of_a_future_window_is_refused_and_never_masks_the_newest_real_one(settings, registry):
+    """`ragops monitor quality --at <future>` (or a host clock set ahead) must not close a real shift in Slack nor
+    become the newest check /metrics exports, which would hide every hourly check after it."""
+    from ragops.errors import RagopsError
+    from ragops.registry.models import QualityCheck
+
+    baseline(registry)
+    write_traffic(registry, NOW - timedelta(days=1), 26, seed=3, refused=0.30)
+    slack = Slack()
+    for hour in (0, 1):
+        drift.check(settings, end=NOW + timedelta(hours=hour), registry=registry, notifier=slack)
+    assert len(slack.sent) == 1
+    future = datetime.now(timezone.utc) + timedelta(days=365)
+    with pytest.raises(RagopsError, match="future"):
+        drift.check(settings, end=future, registry=registry, notifier=slack)
+    assert len(slack.sent) == 1
+    with registry.session() as s:  # one recorded before this guard (or by a host whose clock ran ahead)
+        s.add(QualityCheck(window_start=future - timedelta(days=1), window_end=future, signal="refusal_rate",
+                           release="live", variant="stable", requests=0, users=0, crossed=False, streak=0,
+                           shifted=False, difference=0.0, evidence={}))
+    latest = {r["signal"]: r for r in drift.latest(registry)}
+    assert latest["refusal_rate"]["shifted"] and latest["refusal_rate"]["window_end"] == NOW + timedelta(hours=1)
