@@ -167,7 +167,7 @@ class Refresher:
             run = s.get(RefreshRun, run_id)
             run.plan = {
                 "added": [u for u in plan.added if u in good], "changed": [u for u in plan.changed if u in good],
-                "deleted": plan.deleted, "unchanged": len(plan.unchanged), "quarantined": quarantined,
+                "deleted": plan.deleted, "unchanged": plan.unchanged, "quarantined": quarantined,
                 "fingerprints": {u: listed[u].fingerprint for u in good}, "sizes": {u: listed[u].size_bytes for u in good},
                 "to_embed": len(to_embed), "reconciled": {"ghosts": ghosts, "lost": lost},
                 "guard": {"baseline": baseline, "after": n_after, "chunk_baseline": chunks.baseline,
@@ -180,7 +180,7 @@ class Refresher:
             log.warning("reconciled the index with the registry: %d ghost documents to delete, %d lost ones to index "
                         "again", len(ghosts), len(lost))
         n_batches = (len(to_embed) + self.settings.dag_batch_chunks - 1) // self.settings.dag_batch_chunks
-        counts = {k: len(run.plan[k]) for k in ("added", "changed", "deleted")} | {"unchanged": len(plan.unchanged)}
+        counts = {k: len(run.plan[k]) for k in ("added", "changed", "deleted")} | {"unchanged": plan.unchanged}
         log.info("refresh run %s planned: %s, %s quarantined; %s new chunks to embed in %s batches", run_id,
                  ", ".join(f"{n} {k}" for k, n in counts.items()), len(quarantined), len(to_embed), n_batches)
         return PreparedRefresh(run_id, list(range(n_batches)), len(to_embed), counts, quarantined)

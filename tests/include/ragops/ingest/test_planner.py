@@ -13,7 +13,7 @@ def _guard(plan, n_listed, n_current, ratio, allow, *, baseline=None, n_after=No
 
 def test_plan_classifies_every_document():
     plan = plan_refresh({"a": "1", "b": "2", "c": "9"}, {"b": "2", "c": "3", "d": "4"})
-    assert (plan.added, plan.changed, plan.unchanged, plan.deleted) == (["a"], ["c"], ["b"], ["d"])
+    assert (plan.added, plan.changed, plan.unchanged, plan.deleted) == (["a"], ["c"], 1, ["d"])
     assert plan.has_changes
     assert plan_refresh({"b": "2"}, {"b": "2"}, full=True).changed == ["b"]
 
@@ -77,3 +77,19 @@ def test_content_shrinking_a_little_passes_and_cannot_ratchet():
     assert _guard(plan, 16, 16, 0.2, False, chunks=ChunkTally(214, 180, 214)) is False  # 34 of 214: 16%
     with pytest.raises(RefreshBlocked, match="from 180 to 170 chunks"):  # 44 of the remembered 214: 21%
         _guard(plan, 16, 16, 0.2, False, chunks=ChunkTally(180, 170, guard_baseline(214, 180)))
+
+
+def test_the_plan_is_the_per_document_comparison_whatever_the_mix():
+    """The set-difference plan classifies every document as the one-by-one comparison does."""
+    import random
+
+    rng = random.Random(24)
+    for _ in range(200):
+        uris = [f"u{i}" for i in range(rng.randint(0, 30))]
+        indexed = {u: str(rng.randint(0, 2)) for u in uris if rng.random() < 0.7}
+        listed = {u: str(rng.randint(0, 2)) for u in uris if rng.random() < 0.7}
+        plan = plan_refresh(listed, indexed)
+        assert plan.added == sorted(u for u in listed if u not in indexed)
+        assert plan.changed == sorted(u for u in listed if u in indexed and listed[u] != indexed[u])
+        assert plan.unchanged == sum(1 for u in listed if indexed.get(u) == listed[u])
+        assert plan.deleted == sorted(u for u in indexed if u not in listed)
