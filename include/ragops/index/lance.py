@@ -22,6 +22,7 @@ from ragops.index import IndexedChunk, SearchHit, SearchMode
 from ragops.index.ann import AnnKnob, AnnPolicy
 from ragops.index.fusion import COLUMNS, depth, reciprocal_rank_fusion, to_hit
 from ragops.index.lance_ann import AnnReport, dense_query, has_vector_index, maintain
+from ragops.index.vectors import checked_query, checked_rows
 
 log = logging.getLogger(__name__)
 # A write's optimize() (which adds the new rows to the FTS index) prunes nothing a reader may still need: versions are
@@ -191,9 +192,9 @@ class LanceStore:
             raise StoreUnavailable(f"the store on {self.collection!r} is pinned to version {self._pinned}: read-only")
 
     def _rows(self, chunks: Sequence[IndexedChunk]) -> pa.Table:
-        dim = int(chunks[0].vector.shape[0])
+        vectors = checked_rows([ch.vector for ch in chunks], [ch.chunk_id for ch in chunks])
+        dim = int(vectors.shape[1])
         data = {c: [getattr(ch, c) for ch in chunks] for c in COLUMNS}
-        vectors = np.stack([ch.vector for ch in chunks]).astype(np.float32)
         data["vector"] = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dim)
         return pa.Table.from_pydict(data, schema=self._schema(dim))
 
@@ -263,7 +264,9 @@ class LanceStore:
             raise StoreUnavailable(f"index search failed: {exc}") from exc
 
     def _dense(self, vector: np.ndarray, limit: int, knob: AnnKnob | None = None) -> list[dict]:
-        query = dense_query(self._tbl, vector, self.ann, knob, self._has_vector_index())
+        table = self._tbl
+        vector = checked_query(vector, table.schema.field("vector").type.list_size)
+        query = dense_query(table, vector, self.ann, knob, self._has_vector_index())
         return query.select(COLUMNS + ["_distance"]).limit(limit).to_list()
 
     def _has_vector_index(self) -> bool:
