@@ -111,7 +111,9 @@ class ExactTop:
         ids = np.array([c.chunk_id for c in batch], dtype=object)
         sims = self.queries @ matrix.T
         for q in range(len(self.queries)):
-            top = np.argpartition(-sims[q], self.depth)[:self.depth]
+            # a batch may hold no more rows than the depth (the last one): then every row is a candidate
+            top = (np.argpartition(-sims[q], self.depth)[:self.depth] if len(batch) > self.depth
+                   else np.arange(len(batch)))
             all_sims, all_ids = np.concatenate([self.sims[q], sims[q][top]]), np.concatenate([self.ids[q], ids[top]])
             keep = np.argsort(-all_sims, kind="stable")[:self.depth]
             self.sims[q], self.ids[q] = all_sims[keep], all_ids[keep]

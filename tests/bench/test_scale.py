@@ -66,3 +66,18 @@ def test_the_planner_cost_is_reported_for_both_corpus_sizes(scale):
     costs = scale.planner_cost()
     assert set(costs) == {"10000_docs_10_changed_ms", "100000_docs_10_changed_ms", "100000_docs_1000_changed_ms"}
     assert all(v > 0 for v in costs.values())
+
+
+def test_the_exact_top_k_takes_a_last_batch_smaller_than_its_depth(scale, monkeypatch):
+    monkeypatch.setattr(scale, "BATCH", 100)
+    texts, vectors = _seeds()
+    corpus = scale.Corpus(texts, vectors, chunks=420)  # the last batch holds 20 chunks, fewer than the depth of 30
+    exact = scale.ExactTop(vectors[:3], depth=30)
+    chunks = [c for b in corpus.batches() for c in exact.add(b)]
+    matrix = np.stack([c.vector for c in chunks])
+    for q in range(3):
+        full = [chunks[i].chunk_id for i in np.argsort(-(matrix @ vectors[q]), kind="stable")[:30]]
+        assert list(exact.ids[q]) == full
+    tiny = scale.ExactTop(vectors[:1], depth=30)
+    tiny.add(chunks[:5])
+    assert len(tiny.ids[0]) == 5
