@@ -69,6 +69,8 @@ class WeaviateCatalog:
         self._client = None
         self._users = 0
         self._lock = threading.RLock()
+        self.ef_set: dict[str, int] = {}  # the HNSW ef last set per Weaviate collection by a store of this process
+        self.ef_lock = threading.Lock()
 
     # -- the one client ------------------------------------------------------------------------------------------
     def client(self):

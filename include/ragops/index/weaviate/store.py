@@ -59,7 +59,6 @@ class WeaviateStore:
         self.collection = check_collection(collection)
         self._pinned: int | None = None
         self._closed = False
-        self._ef: dict[str, int] = {}  # the HNSW ef this store last set per Weaviate collection
         catalog.acquire()
 
     # -- which Weaviate collection ------------------------------------------------------------------------------
@@ -172,12 +171,18 @@ class WeaviateStore:
                                           self._bm25(collection, query, depth(k)), k)
 
     def _tune(self, collection, ef: int) -> None:
-        """Weaviate takes no ef per query: it is the version's HNSW setting, so set it there (for every reader)."""
-        if self._ef.get(collection.name) == ef:
-            return
-        with weaviate_errors(f"cannot set the HNSW ef of {collection.name}"):
-            collection.config.update(vector_config=hnsw_ef(ef))
-        self._ef[collection.name] = ef
+        """Weaviate takes no ef per query: it is the version's HNSW setting, so set it there (for every reader).
+
+        What was last set is remembered by the catalogue, shared by every store of the process: a store's own memory
+        went stale as soon as another store set another ef, and its queries then ran at that one. Another process may
+        still change it between two queries; docs/reliability.md (Issue 24) says why the knob is for one tuner only.
+        """
+        with self.catalog.ef_lock:
+            if self.catalog.ef_set.get(collection.name) == ef:
+                return
+            with weaviate_errors(f"cannot set the HNSW ef of {collection.name}"):
+                collection.config.update(vector_config=hnsw_ef(ef))
+            self.catalog.ef_set[collection.name] = ef
 
     @staticmethod
     def _dense(collection, vector: np.ndarray, limit: int) -> list[dict]:

@@ -108,3 +108,18 @@ def test_a_query_ef_is_set_on_the_version_read_once_not_per_query(client_double)
     store._tune(collection, AnnKnob(ef=64).ef)
     assert len(updates) == 2
     store.close()
+
+
+def test_a_store_does_not_trust_an_ef_another_store_of_the_process_has_since_changed(client_double):
+    from types import SimpleNamespace
+
+    client = client_double()
+    catalog = WeaviateCatalog(lambda: client)
+    first, second = catalog.open("chunks"), catalog.open("chunks")
+    updates = []
+    collection = SimpleNamespace(name="Ragops_chunks_v1", config=SimpleNamespace(update=lambda **kw: updates.append(kw)))
+    first._tune(collection, 200)
+    second._tune(collection, 64)  # the version's ef is now 64, for every reader
+    first._tune(collection, 200)  # so the first store must set 200 again, not believe it is still set
+    assert [u["vector_config"].vectorIndexConfig.ef for u in updates] == [200, 64, 200]
+    first.close(), second.close()
