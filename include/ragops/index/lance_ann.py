@@ -4,7 +4,9 @@ After every write (`LanceStore._after_write`) `maintain` decides: below the thre
 a first build; afterwards `optimize` (called by the store for the full-text index too) has already folded the new
 rows into the index with the trained centroids. Rows the index does not hold yet are searched exactly by LanceDB
 and merged in, so a fresh chunk is found at once. The index is retrained when it covers too small a share of the
-rows, or when the recall measured on a sample against an exact search falls below the floor.
+rows, when the collection has grown to want twice the partitions it was trained with (optimize adds rows to the
+trained partitions, which then grow and make every query read more), or when the recall measured on a sample against
+an exact search falls below the floor.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from ragops.index.ann import AnnKnob, AnnPolicy, ivf_params, recall_at_k
 log = logging.getLogger(__name__)
 VECTOR_INDEX = "vector_idx"  # LanceDB's name for an index on the column `vector`
 RECALL_K = 10
+PARTITIONS_KEY = "ragops:ann_partitions"
+GROWTH = 2  # retrain once the rows want this many times the partitions the index has: 4x the rows it was trained on
 
 
 @dataclass
@@ -52,7 +56,16 @@ def build(table, rows: int) -> dict:
     params = ivf_params(rows)
     table.create_index("vector", config=IvfSq(distance_type="cosine", num_partitions=params.num_partitions),
                        replace=True)
+    # LanceDB reports no partition count: kept on the column, so a later write sees when the collection outgrew it
+    table.update_field_metadata({"path": "vector", "metadata": {PARTITIONS_KEY: str(params.num_partitions)}})
     return asdict(params)
+
+
+def built_partitions(table) -> int | None:
+    """The partitions the current index was trained with; None for an index built before they were recorded."""
+    metadata = table.schema.field("vector").metadata or {}
+    value = metadata.get(PARTITIONS_KEY.encode())
+    return int(value) if value and value.isdigit() else None
 
 
 def dense_query(table, vector: np.ndarray, policy: AnnPolicy, knob: AnnKnob | None, indexed: bool):
@@ -103,6 +116,11 @@ def maintain(table, policy: AnnPolicy, *, built_now: bool = False) -> AnnReport:
         params = build(table, rows)
         return _logged(AnnReport("rebuilt", rows, indexed_share(table, rows), params=params,
                                  reason=f"the index held {share:.3f} of the rows < {policy.min_indexed_share}"))
+    built, wanted = built_partitions(table), ivf_params(rows).num_partitions
+    if built and wanted >= GROWTH * built:  # optimize only adds rows to the trained partitions, which grow and slow
+        params = build(table, rows)
+        return _logged(AnnReport("rebuilt", rows, indexed_share(table, rows), params=params,
+                                 reason=f"{rows} rows want {wanted} partitions; the index has {built} partitions"))
     if policy.recall_sample <= 0:
         return AnnReport("absorbed", rows, share)
     recall = measure_recall(table, policy, rows, seed=table.version)

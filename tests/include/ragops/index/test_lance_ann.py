@@ -92,3 +92,18 @@ def test_a_pinned_reader_uses_the_index_of_its_version(tmp_path):
     assert not reader._has_vector_index() and reader.count() == 500
     latest = LanceStore(tmp_path, "chunks", ann=store.ann)
     assert latest._has_vector_index()
+
+
+def test_the_index_is_retrained_once_the_collection_has_outgrown_its_partitions(tmp_path):
+    store = _store(tmp_path, min_rows=500)
+    store.rebuild(_chunks(600, 1))
+    assert store.ann_report.params == {"num_partitions": 6}
+    store.apply(_chunks(1_000, 2, prefix="n"), [], [])  # 1,600 rows: 10 partitions would do, 6 still serve
+    assert store.ann_report.action == "absorbed"
+    store.apply(_chunks(1_000, 3, prefix="m"), [], [])  # 2,600 rows want 13 partitions: twice those it was built with
+    assert store.ann_report.action == "rebuilt" and store.ann_report.params == {"num_partitions": 13}
+    assert "6 partitions" in store.ann_report.reason
+    store.apply(_chunks(5, 4, prefix="k"), [], [])
+    assert store.ann_report.action == "absorbed"  # retrained once, not on every write after
+    reader = LanceStore(tmp_path, "chunks", ann=store.ann)
+    assert reader.search("", _chunks(1_000, 3, prefix="m")[7].vector, 1, "dense")[0].chunk_id == "m7"
