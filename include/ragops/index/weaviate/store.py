@@ -23,6 +23,7 @@ from ragops.index.fusion import depth, reciprocal_rank_fusion, to_hit
 from ragops.index.weaviate.batch import write_objects
 from ragops.index.weaviate.catalog import weaviate_errors
 from ragops.index.weaviate.indexing import wait_until_indexed
+from ragops.index.vectors import checked_query, checked_rows
 from ragops.index.weaviate.schema import (PROPS, SEARCHED, VECTOR, check_collection, collection_config, hnsw_ef,
                                           physical, survivors)
 
@@ -112,6 +113,8 @@ class WeaviateStore:
             raise StoreUnavailable("cannot create an empty index collection")
         if base is not None and not upserts and not touched:
             return base
+        if upserts:
+            checked_rows([c.vector for c in upserts], [c.chunk_id for c in upserts])
         fresh = {c.chunk_id: c for c in upserts}  # one object per chunk id, as an upsert by id means
 
         def objects() -> Iterator[tuple[str, dict, dict[str, list[float]]]]:
@@ -127,6 +130,8 @@ class WeaviateStore:
 
     def rebuild(self, chunks: Sequence[IndexedChunk]) -> int:
         versions = self._writable()
+        if chunks:
+            checked_rows([c.vector for c in chunks], [c.chunk_id for c in chunks])
         fresh = {c.chunk_id: c for c in chunks}
         return self._write_version((versions[-1] if versions else 0) + 1, (to_object(c) for c in fresh.values()))
 
@@ -157,6 +162,8 @@ class WeaviateStore:
     # -- reads --------------------------------------------------------------------------------------------------
     def search(self, query: str, vector: np.ndarray | None, k: int, mode: SearchMode = "hybrid", *,
                ann: AnnKnob | None = None) -> list[SearchHit]:
+        if mode != "bm25":
+            vector = checked_query(vector)
         collection = self._reading()
         if ann is not None and ann.ef is not None and mode != "bm25":
             self._tune(collection, ann.ef)

@@ -123,3 +123,20 @@ def test_a_store_does_not_trust_an_ef_another_store_of_the_process_has_since_cha
     first._tune(collection, 200)  # so the first store must set 200 again, not believe it is still set
     assert [u["vector_config"].vectorIndexConfig.ef for u in updates] == [200, 64, 200]
     first.close(), second.close()
+
+
+@pytest.mark.parametrize("bad", [np.full(4, np.nan, np.float32), np.zeros(4, np.float32)])
+def test_an_unusable_vector_is_refused_before_a_version_is_created(client_double, bad):
+    from dataclasses import replace
+
+    catalog, client = _catalog(client_double)
+    store = catalog.open("chunks")
+    store.rebuild([_chunk("a0", A)])
+    for write in (lambda: store.rebuild([_chunk("b0", B), replace(_chunk("b1", B), vector=bad)]),
+                  lambda: store.apply([replace(_chunk("b1", B), vector=bad)], [], [])):
+        with pytest.raises(StoreUnavailable, match="'b1'"):
+            write()
+    assert list(client.stored) == ["Ragops_chunks_v1"] and catalog.versions("chunks") == [1]
+    with pytest.raises(StoreUnavailable, match="query vector"):
+        store.search("text", bad, 3, "dense")
+    store.close()
