@@ -105,6 +105,8 @@ class OpenAIChatModel:
                         except StopAsyncIteration:
                             break
                     text = chunk.choices[0].delta.content if chunk.choices and chunk.choices[0].delta else None
+                    if not pieces:  # leading whitespace is dropped, as `complete` strips it: a blank answer is none
+                        text = text.lstrip() if text else None
                     if text:
                         pieces += 1
                         yield text

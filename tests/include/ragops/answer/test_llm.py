@@ -80,3 +80,36 @@ def test_stream_passes_pieces_and_a_stall_is_cut_at_the_deadline_closing_the_ups
         assert fake.disconnected.wait(10) and model.breaker.failures == 1
     finally:
         fake.close()
+
+
+def test_a_stream_of_only_whitespace_is_an_empty_answer_as_complete_says():
+    """Attacked after landing (issue 25): `complete` refused a blank answer but `stream` passed spaces and newlines on
+    as an answer (a 200 with nothing in it, counted a success by the breaker and the canary gate)."""
+    import asyncio
+
+    from ragops.answer.llm import OpenAIChatModel
+    from support import FakeLLM
+
+    fake = FakeLLM()
+    try:
+        fake.reply = " \n \n  "  # the fake streams it a word (here: whitespace) at a time
+        model = OpenAIChatModel(fake.base_url, "test-model", max_retries=0, deadline_s=30,
+                                breaker=CircuitBreaker(threshold=50))
+
+        async def collect():
+            got = []
+            try:
+                async for piece in model.stream("system", "user"):
+                    got.append(piece)
+            except LLMUnavailable as exc:
+                return got, exc
+            return got, None
+
+        pieces, failure = asyncio.run(collect())
+        assert fake.streams == 1 and pieces == [] and "empty answer" in str(failure)
+        assert model.breaker.failures == 1
+        fake.reply = "\n\n  Leading blank lines are dropped [1]."
+        pieces, failure = asyncio.run(collect())
+        assert failure is None and "".join(pieces) == "Leading blank lines are dropped [1]."
+    finally:
+        fake.close()
