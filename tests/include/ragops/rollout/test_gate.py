@@ -303,3 +303,16 @@ def test_anonymous_events_count_as_the_policy_says():
     assert capped.fallbacks.sum() == 5
     with pytest.raises(ValueError, match="exclude or address"):
         samples_from_events(events, "everyone")
+
+
+def test_a_client_that_left_mid_stream_is_not_a_served_sample():
+    """Attacked after landing (issue 25): a 499 (the client closed the stream) is not an error, and its latency is
+    when the client left, not how long the answer took: counted, a slow canary whose users give up looked fast."""
+    def event(status, latency_ms, fallback=None):
+        return {"variant": "canary", "user_hash": "a", "status": status, "fallback": fallback,
+                "latency_ms": latency_ms}
+
+    events = [event(200, 900.0), event(499, 5.0), event(499, 7.0), event(503, 20.0, "llm_unavailable")]
+    _, canary = samples_from_events(events)
+    assert len(canary) == 2 and canary.latency_ms.tolist() == [900.0, 20.0]
+    assert canary.errors.tolist() == [False, True]
