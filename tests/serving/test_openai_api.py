@@ -239,3 +239,19 @@ def test_the_recorded_question_and_query_are_redacted(make_client, indexed):
     assert len(rows) == 2 and all("ann@example.com" not in (e.question + e.query) for e in rows)
     assert all("[email]" in e.question and "ann" not in e.query.split("(")[1] for e in rows)
 
+
+
+@pytest.mark.parametrize("content", ['"what is \\ud800 quarantined?"',
+                                     '[{"type": "text", "text": "what is \\udfff quarantined?"}]'])
+def test_a_lone_surrogate_is_refused_as_ask_refuses_it(make_client, indexed, content):
+    """Attacked after landing (issue 25): JSON may escape half a UTF-16 pair; /v1/ask refused it with 422 but a chat
+    message's content (a union of string and parts) let it through to the embedder, which failed: a 500."""
+    client = make_client()
+    raw = '{"model": "ragops", "messages": [{"role": "user", "content": %s}]}' % content
+    for stream in (False, True):
+        body = raw[:-1] + (', "stream": true}' if stream else "}")
+        reply = client.post("/v1/chat/completions", content=body, headers={"Content-Type": "application/json"})
+        assert reply.status_code == 422, reply.text
+        assert reply.json()["error"]["code"] == "invalid_request" and "UTF-8" in reply.json()["error"]["message"]
+    client.app.state.events.flush()
+    assert [e.status for e in events(indexed, endpoint="/v1/chat/completions")] == [422, 422]
