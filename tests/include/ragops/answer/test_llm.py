@@ -113,3 +113,33 @@ def test_a_stream_of_only_whitespace_is_an_empty_answer_as_complete_says():
         assert failure is None and "".join(pieces) == "Leading blank lines are dropped [1]."
     finally:
         fake.close()
+
+
+def test_a_runaway_stream_is_cut_at_its_size_bound():
+    """Attacked after landing (issue 25): the deadline bounded a stream's time, not its size: a model that streams
+    text as fast as it can filled the server's memory (every piece is also kept for the request event)."""
+    import asyncio
+
+    from ragops.answer.llm import OpenAIChatModel
+    from support import FakeLLM
+
+    fake = FakeLLM()
+    try:
+        fake.reply = "word " * 2000
+        model = OpenAIChatModel(fake.base_url, "test-model", max_retries=0, deadline_s=60, max_chars=1000,
+                                breaker=CircuitBreaker(threshold=50))
+
+        async def collect():
+            got = []
+            try:
+                async for piece in model.stream("system", "user"):
+                    got.append(piece)
+            except LLMUnavailable as exc:
+                return got, exc
+            return got, None
+
+        pieces, failure = asyncio.run(collect())
+        assert len("".join(pieces)) == 1000 and "over 1000 characters" in str(failure)
+        assert fake.streams == 1 and model.breaker.failures == 1
+    finally:
+        fake.close()
