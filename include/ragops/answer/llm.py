@@ -93,7 +93,7 @@ class OpenAIChatModel:
         """Stream the reply (OpenAI server-sent events) under the same total deadline as `complete`: each wait for the
         next piece gets what is left of it. Closing this generator (a client that left) closes the upstream response."""
         self.breaker.before()
-        deadline, stream, pieces, written = time.monotonic() + self.deadline_s, None, 0, 0
+        deadline, stream, pieces, written, finished = time.monotonic() + self.deadline_s, None, 0, 0, False
         try:
             with self._accounted("finish"):
                 with anyio.fail_after(self.deadline_s):
@@ -106,6 +106,7 @@ class OpenAIChatModel:
                             chunk = await stream.__anext__()
                         except StopAsyncIteration:
                             break
+                    finished = finished or bool(chunk.choices and chunk.choices[0].finish_reason)
                     text = chunk.choices[0].delta.content if chunk.choices and chunk.choices[0].delta else None
                     if not pieces:  # leading whitespace is dropped, as `complete` strips it: a blank answer is none
                         text = text.lstrip() if text else None
@@ -117,6 +118,8 @@ class OpenAIChatModel:
                             raise LLMUnavailable(f"the language model's answer ran over {self.max_chars} characters")
                 if not pieces:
                     raise LLMUnavailable("the language model returned an empty answer")
+                if not finished:  # the connection closed mid-answer: no last chunk saying why the model stopped
+                    raise LLMUnavailable("the language model's stream ended before the answer finished")
         finally:
             if stream is not None:
                 with anyio.CancelScope(shield=True):  # also when cancelled: the upstream connection is released now

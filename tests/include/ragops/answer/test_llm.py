@@ -143,3 +143,35 @@ def test_a_runaway_stream_is_cut_at_its_size_bound():
         assert fake.streams == 1 and model.breaker.failures == 1
     finally:
         fake.close()
+
+
+def test_a_stream_cut_before_its_finish_reason_is_not_a_finished_answer():
+    """Attacked after landing (issue 25): an upstream connection that closed mid-answer (no last chunk with its
+    finish_reason, no [DONE]) ended the stream as if the answer were whole: cut text served as a finished answer."""
+    import asyncio
+
+    from ragops.answer.llm import OpenAIChatModel
+    from support import FakeLLM
+
+    fake = FakeLLM()
+    try:
+        fake.mode = "stall"  # three words, then the connection closes once released
+        model = OpenAIChatModel(fake.base_url, "test-model", max_retries=0, deadline_s=60,
+                                breaker=CircuitBreaker(threshold=50))
+
+        async def collect():
+            got = []
+            try:
+                async for piece in model.stream("system", "user"):
+                    got.append(piece)
+                    if len(got) == 3:
+                        fake.released.set()
+            except LLMUnavailable as exc:
+                return got, exc
+            return got, None
+
+        pieces, failure = asyncio.run(collect())
+        assert len(pieces) == 3 and "ended before the answer finished" in str(failure)
+        assert model.breaker.failures == 1
+    finally:
+        fake.close()
