@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ragops.answer.pipeline import AnswerResult
 from serving.schemas import NAME_MAX
@@ -20,11 +20,24 @@ from serving.streams import sse
 ROUTED = "ragops"  # the model name of the routed default: stable or canary, sticky per caller
 
 
+def _utf8(text: str | None) -> str | None:
+    """A string that is valid UTF-8: JSON may escape half a surrogate pair ("\\ud800"), which a plain `str` field
+    refuses but a union with str lets through, to fail later in the embedder (a 500)."""
+    if text is not None:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("the text is not valid UTF-8 (a lone surrogate escape)") from None
+    return text
+
+
 class ContentPart(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     type: str = Field(max_length=32)
     text: str | None = None
+
+    _text_is_utf8 = field_validator("text")(_utf8)
 
 
 class Message(BaseModel):
@@ -32,6 +45,11 @@ class Message(BaseModel):
 
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: str | list[ContentPart] | None = None
+
+    @field_validator("content")
+    @classmethod
+    def _content_is_utf8(cls, content):
+        return _utf8(content) if isinstance(content, str) else content
 
     def text(self) -> str:
         if isinstance(self.content, list):

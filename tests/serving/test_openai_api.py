@@ -239,3 +239,53 @@ def test_the_recorded_question_and_query_are_redacted(make_client, indexed):
     assert len(rows) == 2 and all("ann@example.com" not in (e.question + e.query) for e in rows)
     assert all("[email]" in e.question and "ann" not in e.query.split("(")[1] for e in rows)
 
+
+
+@pytest.mark.parametrize("content", ['"what is \\ud800 quarantined?"',
+                                     '[{"type": "text", "text": "what is \\udfff quarantined?"}]'])
+def test_a_lone_surrogate_is_refused_as_ask_refuses_it(make_client, indexed, content):
+    """Attacked after landing (issue 25): JSON may escape half a UTF-16 pair; /v1/ask refused it with 422 but a chat
+    message's content (a union of string and parts) let it through to the embedder, which failed: a 500."""
+    client = make_client()
+    raw = '{"model": "ragops", "messages": [{"role": "user", "content": %s}]}' % content
+    for stream in (False, True):
+        body = raw[:-1] + (', "stream": true}' if stream else "}")
+        reply = client.post("/v1/chat/completions", content=body, headers={"Content-Type": "application/json"})
+        assert reply.status_code == 422, reply.text
+        assert reply.json()["error"]["code"] == "invalid_request" and "UTF-8" in reply.json()["error"]["message"]
+    client.app.state.events.flush()
+    assert [e.status for e in events(indexed, endpoint="/v1/chat/completions")] == [422, 422]
+
+
+def test_a_stream_holds_its_cost_slot_until_it_ends(make_client, fake_llm, indexed):
+    """Attacked after landing (issue 25), found holding: a streamed answer keeps its admission until its response
+    ends, so slow streams cannot be stacked past the cost gate's concurrency."""
+    import threading
+
+    client = make_client(indexed.model_copy(update={"expensive_cost": 1, "expensive_concurrency": 1,
+                                                    "expensive_queue": 0}), chat_model=_llm(fake_llm))
+    fake_llm.mode = "stall"  # three words, then nothing until released
+    first, pieces = {}, threading.Event()
+
+    def streamed():
+        with client.stream("POST", "/v1/chat/completions",
+                           json=_chat("What happens to documents that fail validation?", stream=True)) as reply:
+            text = ""
+            for chunk in reply.iter_text():
+                text += chunk
+                if text.count('"content"') >= 4:  # the role chunk and three words
+                    pieces.set()
+            first["text"], first["status"] = text, reply.status_code
+
+    thread = threading.Thread(target=streamed)
+    thread.start()
+    try:
+        assert pieces.wait(30)
+        refused = client.post("/v1/chat/completions", json=_chat("What is quarantined?"))
+        assert refused.status_code == 429 and refused.json()["error"]["code"] == "rate_limited"
+        assert 'ragops_rate_limited_total{scope="cost"} 1.0' in client.get("/metrics").text
+    finally:
+        fake_llm.released.set()
+        thread.join(30)
+    assert first["status"] == 200 and "[DONE]" in first["text"]
+    assert client.post("/v1/chat/completions", json=_chat("What is quarantined?")).status_code == 200

@@ -21,8 +21,8 @@ QUESTION = "What blocks a mass delete?"
 
 
 class Served:
-    def __init__(self, base: str, settings, key: str, llm: FakeLLM):
-        self.base, self.settings, self.key, self.llm = base, settings, key, llm
+    def __init__(self, base: str, settings, key: str, llm: FakeLLM, pid: int = 0):
+        self.base, self.settings, self.key, self.llm, self.pid = base, settings, key, llm, pid
 
     def client(self, **kw):
         from openai import OpenAI
@@ -72,7 +72,7 @@ def served(indexed_template, tmp_path_factory):
                 pass
             assert time.monotonic() < deadline, "ragops serve did not start"
             time.sleep(0.5)
-        yield Served(base, settings, key, llm)
+        yield Served(base, settings, key, llm, proc.pid)
     finally:
         stop_group(proc)
         log.close()
@@ -168,3 +168,29 @@ def test_a_client_that_leaves_cancels_the_model_and_is_recorded(served, llm):
     event = served.event(request_id)
     # 499, not the 503 of the model's deadline: the server saw the client leave and cancelled the answer
     assert event.status == 499 and event.error == "client_disconnected" and event.question == QUESTION
+
+
+def test_clients_that_leave_leak_no_thread_of_the_server(served, llm):
+    """Attacked after landing (issue 25), found holding: each client that leaves mid-stream closes its upstream and
+    the server's threads stay as many as before (its asyncio tasks cannot be counted from outside; its threads can)."""
+    llm.mode = "stall"
+
+    def leave():
+        llm.disconnected.clear()
+        stream = served.client().chat.completions.create(model="ragops", messages=_ask(), stream=True)
+        words = 0
+        for chunk in stream:
+            words += bool(chunk.choices and chunk.choices[0].delta.content)
+            if words == 3:
+                break
+        stream.close()
+        assert llm.disconnected.wait(30), "the upstream call to the model was not closed"
+
+    def threads() -> int:
+        return len(os.listdir(f"/proc/{served.pid}/task"))
+
+    leave()  # the first one may start the server's worker threads
+    before = threads()
+    for _ in range(5):
+        leave()
+    assert threads() <= before

@@ -64,11 +64,13 @@ class OpenAIChatModel:
     call, retries included, and the breaker stops hammering an outage."""
 
     def __init__(self, base_url: str, model: str, api_key: str | None = None, timeout_s: float = 10.0,
-                 max_retries: int = 2, breaker: CircuitBreaker | None = None, deadline_s: float = 15.0):
+                 max_retries: int = 2, breaker: CircuitBreaker | None = None, deadline_s: float = 15.0,
+                 max_chars: int = 20000):
         from openai import AsyncOpenAI
 
         self.name = model
         self.deadline_s = deadline_s
+        self.max_chars = max_chars  # a streamed answer's size bound: the deadline bounds its time only
         self.client = AsyncOpenAI(base_url=base_url, api_key=api_key or "not-needed", timeout=timeout_s,
                                   max_retries=max_retries)
         self.breaker = breaker or CircuitBreaker()
@@ -91,7 +93,7 @@ class OpenAIChatModel:
         """Stream the reply (OpenAI server-sent events) under the same total deadline as `complete`: each wait for the
         next piece gets what is left of it. Closing this generator (a client that left) closes the upstream response."""
         self.breaker.before()
-        deadline, stream, pieces = time.monotonic() + self.deadline_s, None, 0
+        deadline, stream, pieces, written, finished = time.monotonic() + self.deadline_s, None, 0, 0, False
         try:
             with self._accounted("finish"):
                 with anyio.fail_after(self.deadline_s):
@@ -104,12 +106,20 @@ class OpenAIChatModel:
                             chunk = await stream.__anext__()
                         except StopAsyncIteration:
                             break
+                    finished = finished or bool(chunk.choices and chunk.choices[0].finish_reason)
                     text = chunk.choices[0].delta.content if chunk.choices and chunk.choices[0].delta else None
+                    if not pieces:  # leading whitespace is dropped, as `complete` strips it: a blank answer is none
+                        text = text.lstrip() if text else None
                     if text:
-                        pieces += 1
-                        yield text
+                        pieces, room = pieces + 1, self.max_chars - written
+                        written += len(text)
+                        yield text[:room]
+                        if written > self.max_chars:  # a runaway model: what fits was sent, the upstream closes
+                            raise LLMUnavailable(f"the language model's answer ran over {self.max_chars} characters")
                 if not pieces:
                     raise LLMUnavailable("the language model returned an empty answer")
+                if not finished:  # the connection closed mid-answer: no last chunk saying why the model stopped
+                    raise LLMUnavailable("the language model's stream ended before the answer finished")
         finally:
             if stream is not None:
                 with anyio.CancelScope(shield=True):  # also when cancelled: the upstream connection is released now
@@ -140,4 +150,4 @@ def build_chat_model(settings) -> ChatModel | None:
         return None
     key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
     return OpenAIChatModel(settings.llm_base_url, settings.llm_model, key, settings.llm_timeout_s,
-                           deadline_s=settings.llm_deadline_s)
+                           deadline_s=settings.llm_deadline_s, max_chars=settings.llm_answer_max_chars)

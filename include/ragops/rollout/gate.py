@@ -59,7 +59,8 @@ class GatePolicy:
 
 @dataclass
 class Sample:
-    """One variant's served requests (429s excluded) as arrays; `users` are integer codes shared by both variants."""
+    """One variant's served requests (4xx excluded: served_status) as arrays; `users` are integer codes shared by both
+    variants."""
 
     users: np.ndarray
     errors: np.ndarray
@@ -85,6 +86,13 @@ class Analysis:
     evidence: dict
 
 
+def served_status(status: int) -> bool:
+    """An answer (or a 5xx failing one). Every 4xx is not: refused before routing (invalid, unknown key or model,
+    rate limited; recorded as variant stable) or a client that closed the connection mid-stream (499), which is
+    neither an error nor an answer's latency. No answer, fallbacks included, has a 4xx status but rate_limited."""
+    return not 400 <= status < 500
+
+
 def samples_from_events(events: list[dict], anonymous: str = "exclude", per_address: int = 5) -> tuple[Sample, Sample]:
     """(stable, canary) from request events (dicts with variant, user_hash, status, fallback, latency_ms, synthetic,
     `verified`, and `stratum`: the stage in force when the request was served, any sortable label), oldest first.
@@ -92,7 +100,7 @@ def samples_from_events(events: list[dict], anonymous: str = "exclude", per_addr
     Events of callers without an API key (`verified` false) count as `anonymous` says: `exclude`, not at all, or
     `address`, each address (their user_hash) one user with its first `per_address` requests. Events without
     `verified` (simulations) count as verified."""
-    served = _counted([e for e in events if e["status"] != 429], anonymous, per_address)
+    served = _counted([e for e in events if served_status(e["status"])], anonymous, per_address)
     strata = np.unique([e.get("stratum") or 0 for e in served], return_inverse=True)[1] if served else np.zeros(0, int)
     _, codes = np.unique(np.array([e.get("user_hash") or "" for e in served], dtype=object).astype(str),
                          return_inverse=True)

@@ -80,3 +80,98 @@ def test_stream_passes_pieces_and_a_stall_is_cut_at_the_deadline_closing_the_ups
         assert fake.disconnected.wait(10) and model.breaker.failures == 1
     finally:
         fake.close()
+
+
+def test_a_stream_of_only_whitespace_is_an_empty_answer_as_complete_says():
+    """Attacked after landing (issue 25): `complete` refused a blank answer but `stream` passed spaces and newlines on
+    as an answer (a 200 with nothing in it, counted a success by the breaker and the canary gate)."""
+    import asyncio
+
+    from ragops.answer.llm import OpenAIChatModel
+    from support import FakeLLM
+
+    fake = FakeLLM()
+    try:
+        fake.reply = " \n \n  "  # the fake streams it a word (here: whitespace) at a time
+        model = OpenAIChatModel(fake.base_url, "test-model", max_retries=0, deadline_s=30,
+                                breaker=CircuitBreaker(threshold=50))
+
+        async def collect():
+            got = []
+            try:
+                async for piece in model.stream("system", "user"):
+                    got.append(piece)
+            except LLMUnavailable as exc:
+                return got, exc
+            return got, None
+
+        pieces, failure = asyncio.run(collect())
+        assert fake.streams == 1 and pieces == [] and "empty answer" in str(failure)
+        assert model.breaker.failures == 1
+        fake.reply = "\n\n  Leading blank lines are dropped [1]."
+        pieces, failure = asyncio.run(collect())
+        assert failure is None and "".join(pieces) == "Leading blank lines are dropped [1]."
+    finally:
+        fake.close()
+
+
+def test_a_runaway_stream_is_cut_at_its_size_bound():
+    """Attacked after landing (issue 25): the deadline bounded a stream's time, not its size: a model that streams
+    text as fast as it can filled the server's memory (every piece is also kept for the request event)."""
+    import asyncio
+
+    from ragops.answer.llm import OpenAIChatModel
+    from support import FakeLLM
+
+    fake = FakeLLM()
+    try:
+        fake.reply = "word " * 2000
+        model = OpenAIChatModel(fake.base_url, "test-model", max_retries=0, deadline_s=60, max_chars=1000,
+                                breaker=CircuitBreaker(threshold=50))
+
+        async def collect():
+            got = []
+            try:
+                async for piece in model.stream("system", "user"):
+                    got.append(piece)
+            except LLMUnavailable as exc:
+                return got, exc
+            return got, None
+
+        pieces, failure = asyncio.run(collect())
+        assert len("".join(pieces)) == 1000 and "over 1000 characters" in str(failure)
+        assert fake.streams == 1 and model.breaker.failures == 1
+    finally:
+        fake.close()
+
+
+def test_a_stream_cut_before_its_finish_reason_is_not_a_finished_answer():
+    """Attacked after landing (issue 25): an upstream connection that closed mid-answer (no last chunk with its
+    finish_reason, no [DONE]) ended the stream as if the answer were whole: cut text served as a finished answer."""
+    import asyncio
+
+    from ragops.answer.llm import OpenAIChatModel
+    from support import FakeLLM
+
+    fake = FakeLLM()
+    try:
+        fake.mode = "stall"  # three words, then the connection closes once released
+        model = OpenAIChatModel(fake.base_url, "test-model", max_retries=0, deadline_s=60,
+                                breaker=CircuitBreaker(threshold=50))
+
+        async def collect():
+            got = []
+            try:
+                async for piece in model.stream("system", "user"):
+                    got.append(piece)
+                    if len(got) == 3:
+                        fake.released.set()
+            except LLMUnavailable as exc:
+                return got, exc
+            return got, None
+
+        pieces, failure = asyncio.run(collect())
+        assert len(pieces) == 3 and "ended before the answer finished" in str(failure)
+        assert model.breaker.failures == 1
+    finally:
+        fake.close()

@@ -303,3 +303,22 @@ def test_anonymous_events_count_as_the_policy_says():
     assert capped.fallbacks.sum() == 5
     with pytest.raises(ValueError, match="exclude or address"):
         samples_from_events(events, "everyone")
+
+
+def test_a_client_that_left_mid_stream_or_a_refused_request_is_not_a_served_sample():
+    """Attacked after landing (issue 25): a 499 (the client closed the stream) is not an error, and its latency is
+    when the client left, not how long the answer took: counted, a slow canary whose users give up looked fast."""
+    def event(status, latency_ms, fallback=None):
+        return {"variant": "canary", "user_hash": "a", "status": status, "fallback": fallback,
+                "latency_ms": latency_ms}
+
+    events = [event(200, 900.0), event(499, 5.0), event(499, 7.0), event(503, 20.0, "llm_unavailable")]
+    _, canary = samples_from_events(events)
+    assert len(canary) == 2 and canary.latency_ms.tolist() == [900.0, 20.0]
+    assert canary.errors.tolist() == [False, True]
+    # a request refused before routing (422, 404 model_not_found, 400 conversation_too_long) was recorded as
+    # variant stable: a key that floods them made stable look fast and error-free beside the canary
+    refused = [event(200, 800.0) | {"variant": "stable"}] + [
+        event(status, 1.0) | {"variant": "stable"} for status in (400, 401, 404, 413, 422)]
+    stable, _ = samples_from_events(refused)
+    assert stable.latency_ms.tolist() == [800.0]
