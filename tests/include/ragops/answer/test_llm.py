@@ -53,7 +53,6 @@ def test_a_hanging_model_gives_llm_unavailable_within_the_deadline():
 
 def test_stream_passes_pieces_and_a_stall_is_cut_at_the_deadline_closing_the_upstream():
     """The deadline bounds the whole stream; what was cut is closed upstream, and counted by the breaker."""
-    import asyncio
 
     from ragops.answer.llm import OpenAIChatModel
     from support import FakeLLM
@@ -63,19 +62,10 @@ def test_stream_passes_pieces_and_a_stall_is_cut_at_the_deadline_closing_the_ups
         model = OpenAIChatModel(fake.base_url, "test-model", max_retries=0, deadline_s=1.0,
                                 breaker=CircuitBreaker(threshold=50))
 
-        async def collect():
-            got = []
-            try:
-                async for piece in model.stream("system", "user"):
-                    got.append(piece)
-            except LLMUnavailable as exc:
-                return got, exc
-            return got, None
-
-        pieces, failure = asyncio.run(collect())
+        pieces, failure = _streamed(model)
         assert "".join(pieces) == fake.reply and len(pieces) > 3 and failure is None and model.breaker.failures == 0
         fake.mode = "stall"
-        pieces, failure = asyncio.run(collect())
+        pieces, failure = _streamed(model)
         assert len(pieces) == 3 and "did not finish within 1 s" in str(failure)
         assert fake.disconnected.wait(10) and model.breaker.failures == 1
     finally:
@@ -85,7 +75,6 @@ def test_stream_passes_pieces_and_a_stall_is_cut_at_the_deadline_closing_the_ups
 def test_a_stream_of_only_whitespace_is_an_empty_answer_as_complete_says():
     """Attacked after landing (issue 25): `complete` refused a blank answer but `stream` passed spaces and newlines on
     as an answer (a 200 with nothing in it, counted a success by the breaker and the canary gate)."""
-    import asyncio
 
     from ragops.answer.llm import OpenAIChatModel
     from support import FakeLLM
@@ -96,20 +85,11 @@ def test_a_stream_of_only_whitespace_is_an_empty_answer_as_complete_says():
         model = OpenAIChatModel(fake.base_url, "test-model", max_retries=0, deadline_s=30,
                                 breaker=CircuitBreaker(threshold=50))
 
-        async def collect():
-            got = []
-            try:
-                async for piece in model.stream("system", "user"):
-                    got.append(piece)
-            except LLMUnavailable as exc:
-                return got, exc
-            return got, None
-
-        pieces, failure = asyncio.run(collect())
+        pieces, failure = _streamed(model)
         assert fake.streams == 1 and pieces == [] and "empty answer" in str(failure)
         assert model.breaker.failures == 1
         fake.reply = "\n\n  Leading blank lines are dropped [1]."
-        pieces, failure = asyncio.run(collect())
+        pieces, failure = _streamed(model)
         assert failure is None and "".join(pieces) == "Leading blank lines are dropped [1]."
     finally:
         fake.close()
@@ -118,7 +98,6 @@ def test_a_stream_of_only_whitespace_is_an_empty_answer_as_complete_says():
 def test_a_runaway_stream_is_cut_at_its_size_bound():
     """Attacked after landing (issue 25): the deadline bounded a stream's time, not its size: a model that streams
     text as fast as it can filled the server's memory (every piece is also kept for the request event)."""
-    import asyncio
 
     from ragops.answer.llm import OpenAIChatModel
     from support import FakeLLM
@@ -129,16 +108,7 @@ def test_a_runaway_stream_is_cut_at_its_size_bound():
         model = OpenAIChatModel(fake.base_url, "test-model", max_retries=0, deadline_s=60, max_chars=1000,
                                 breaker=CircuitBreaker(threshold=50))
 
-        async def collect():
-            got = []
-            try:
-                async for piece in model.stream("system", "user"):
-                    got.append(piece)
-            except LLMUnavailable as exc:
-                return got, exc
-            return got, None
-
-        pieces, failure = asyncio.run(collect())
+        pieces, failure = _streamed(model)
         assert len("".join(pieces)) == 1000 and "over 1000 characters" in str(failure)
         assert fake.streams == 1 and model.breaker.failures == 1
     finally:
@@ -175,3 +145,19 @@ def test_a_stream_cut_before_its_finish_reason_is_not_a_finished_answer():
         assert model.breaker.failures == 1
     finally:
         fake.close()
+
+
+def _streamed(model) -> tuple[list[str], LLMUnavailable | None]:
+    """The pieces `model.stream` yielded, and the LLMUnavailable that ended it (None when it finished)."""
+    import asyncio
+
+    async def collect():
+        got = []
+        try:
+            async for piece in model.stream("system", "user"):
+                got.append(piece)
+        except LLMUnavailable as exc:
+            return got, exc
+        return got, None
+
+    return asyncio.run(collect())
