@@ -299,3 +299,34 @@ def index_state(settings):
 
     rows = open_store(settings).rows(["chunk_id", "doc_uri", "chunk_hash"])
     return sorted((r["chunk_id"], r["doc_uri"], r["chunk_hash"]) for r in rows)
+
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+def chromium_missing() -> str | None:
+    """Why a real Chromium cannot run here, or None: Debian's chromium and chromium-driver, and selenium."""
+    import os
+
+    if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
+        return (f"no Debian chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER}); .ci/run installs them with "
+                "apt-get install chromium chromium-driver")
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not installed (requirements-dev.txt)"
+    return None
+
+
+def chromium(tmp_path, size: str):
+    """A headless Chromium driven by selenium, its profile under `tmp_path`; the caller quits it."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'chromium'}",
+                 f"--window-size={size}"):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from support import REPO, free_port
+from support import REPO, chromium, chromium_missing, free_port
 
 CORPUS = {
     "refresh.md": "# Refresh\n\nThe refresh DAG runs weekly and whenever the source changes.\n\n## Guards\n\n"
@@ -27,20 +27,8 @@ CORPUS = {
     "serving.md": "# Serving\n\nThe serving app answers from the index and rate-limits heavy traffic.\n",
     "audit.md": "# Audit\n\nThe MCP permission audit runs monthly over the access log.\n",
 }
-CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 ARTIFACTS = REPO / "test-artifacts"
 pytestmark = [pytest.mark.browser, pytest.mark.airflow, pytest.mark.timeout(1800)]
-
-
-def _missing() -> str | None:
-    if not (os.access(CHROMIUM, os.X_OK) and os.access(DRIVER, os.X_OK)):
-        return (f"no Debian chromium and chromium-driver ({CHROMIUM}, {DRIVER}); .ci/run installs them with "
-                "apt-get install chromium chromium-driver")
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        return "selenium is not installed (requirements-dev.txt)"
-    return None
 
 
 class Standalone:
@@ -136,8 +124,8 @@ def _seed(settings) -> None:
 
 @pytest.fixture(scope="module")
 def standalone(tmp_path_factory):
-    if _missing():
-        pytest.skip(_missing())
+    if chromium_missing():
+        pytest.skip(chromium_missing())
     server = Standalone(tmp_path_factory.mktemp("standalone"))
     try:
         _seed(server.settings)
@@ -149,16 +137,7 @@ def standalone(tmp_path_factory):
 
 @pytest.fixture
 def browser(tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'chromium'}",
-                 "--window-size=1440,1100"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    driver = chromium(tmp_path, "1440,1100")
     driver.implicitly_wait(20)
     yield driver
     driver.quit()

@@ -1,18 +1,16 @@
 """The RAG Ops page's content-gaps section: the newest stored report, escaped, largest reach first; and Chromium's
 screenshot of it on traffic sent through the real app (saved to test-artifacts/rag-ops-gaps.png)."""
 
-import os
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from gaps_traffic import send
-from support import REPO
+from support import REPO, chromium, chromium_missing
 
 from ragops.gaps.report import GapCluster, GapReport, store_report
 from ragops.registry import Registry
 
 HOSTILE = '"><script>alert(1)</script>'
-CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 ARTIFACTS = REPO / "test-artifacts"
 
 
@@ -58,22 +56,10 @@ def test_the_section_says_when_there_is_no_report_yet(settings):
     assert "No content-gap report yet" in html
 
 
-def _missing() -> str | None:
-    if not (os.access(CHROMIUM, os.X_OK) and os.access(DRIVER, os.X_OK)):
-        return f"no Debian chromium and chromium-driver ({CHROMIUM}, {DRIVER}): apt-get install chromium chromium-driver"
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        return "selenium is not installed (requirements-dev.txt)"
-    return None
-
-
 @pytest.mark.browser
 def test_chromium_shows_the_planted_gap(indexed, embedder, tmp_path):
-    if _missing():
-        pytest.skip(_missing())
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    if chromium_missing():
+        pytest.skip(chromium_missing())
     from selenium.webdriver.common.by import By
 
     from ragops.gaps import run_gaps
@@ -83,13 +69,7 @@ def test_chromium_shows_the_planted_gap(indexed, embedder, tmp_path):
     _, html = _page(indexed)
     page = tmp_path / "rag-ops.html"
     page.write_text(html, encoding="utf-8")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'chromium'}",
-                 "--window-size=1100,1400"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    driver = chromium(tmp_path, "1100,1400")
     try:
         driver.get(page.as_uri())
         section = driver.find_element(By.ID, "gaps")
