@@ -1,10 +1,12 @@
 """
 ### model_training
 
-Trains the reader from the corpus alone: weak pairs that the documents provide (a section's heading against its
-text, a title against its passages, a sentence against the neighbouring passage), with BM25 hard negatives and
-in-batch negatives. From them, a cross-encoder reranker (initialised from the embedding model's weights) and a
-contrastively adapted embedding model. No question from any evaluation set is used. Each model is stored as a
+Trains the reader from the corpus and from its users: weak pairs that the documents provide (a section's heading
+against its text, a title against its passages, a sentence against the neighbouring passage), and pairs from the
+votes of callers with a key (an up-voted question against its answer's first passage; a "wrong" vote's passages as
+negatives; `RAGOPS_TRAIN_VOTES`), with BM25 hard negatives and in-batch negatives. From them, a cross-encoder
+reranker (initialised from the embedding model's weights) and a contrastively adapted embedding model. No question
+that any evaluation set asks is used. Each model is stored as a
 versioned artefact under `RAGOPS_HOME/models/<kind>/<n>/` with its manifest: the index version trained from, the
 hash of the training pairs, the parameters and the held-out ranking metrics before and after.
 
@@ -46,11 +48,13 @@ def model_training():
         from airflow.sdk.exceptions import AirflowSkipException
 
         from ragops.errors import StoreUnavailable
+        from ragops.evaluation.growth import evaluation_questions
         from ragops.training.run import train_models
 
+        s = settings()
         try:
-            result = train_models(settings(), kinds=tuple(params["kinds"].split(",")),
-                                  max_seconds=float(params["max_seconds"]))
+            result = train_models(s, kinds=tuple(params["kinds"].split(",")), max_seconds=float(params["max_seconds"]),
+                                  evaluation_questions=evaluation_questions(s))
         except StoreUnavailable as exc:
             raise AirflowSkipException(str(exc)) from exc  # no index yet: nothing to train from
         return [m["ref"] for m in result["models"].values()]

@@ -259,6 +259,13 @@ class Settings(BaseSettings):
                                          "reasons and scores stay")
     feedback_wait_s: float = Field(default=2.0, ge=0, le=30, description="how long a vote waits for its request "
                                    "event to be stored (events are written in batches, maybe by another replica)")
+    # What the reader learns from users' votes (training/votes.py, the model_training DAG).
+    train_votes: bool = Field(default=True, description="the model training also learns from users' votes: an up "
+                              "vote's question against its answer's first chunk, a 'wrong' vote's chunks as negatives")
+    train_votes_verified_only: bool = Field(default=True, description="learn only from votes of callers with a key "
+                                            "(an anonymous caller cannot teach the reader)")
+    train_votes_per_user: int = Field(default=20, ge=0, le=10_000, description="at most this many training pairs "
+                                      "from one caller's votes in a run")
 
     @field_validator("store")
     @classmethod

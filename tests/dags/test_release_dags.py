@@ -101,6 +101,7 @@ def test_model_training_trains_stores_and_proposes_through_evaluation(dagbag, do
     assert refs == ["trained:reranker/1"]
     manifest = json.loads((docs_indexed.home / "models" / "reranker" / "1" / "manifest.json").read_text())
     assert manifest["data_hash"] and manifest["pairs"]["train"]["heading"] > 0
+    assert manifest["votes"] == {"votes": 0, "pairs": 0, "skipped": {}}  # read, with the evaluation questions left out
     [outcome] = run.get_task_instance("propose").xcom_pull(task_ids="propose")
     assert outcome["ref"] == "trained:reranker/1" and ("release" in outcome or "rejected" in outcome)
     assert any(m["text"].startswith("Model training: trained:reranker/1") for m in outbox())

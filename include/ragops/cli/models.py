@@ -16,13 +16,17 @@ def models(args):
                           f"{(m['held_out'] or {}).get('after', {}).get('mrr')}" for m in found) or "no trained models"
         return {"models": found}, human, 0
     if args.action == "train":
+        from ragops.evaluation.growth import evaluation_questions
         from ragops.training.run import train_models
 
         kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
-        result = train_models(settings, kinds=kinds, max_seconds=args.max_seconds)
+        result = train_models(settings, kinds=kinds, max_seconds=args.max_seconds,
+                              evaluation_questions=evaluation_questions(settings))
         human = "\n".join(f"{m['ref']}: held-out MRR {m['held_out']['before_cosine']['mrr']} (embedding cosine) -> "
                           f"{m['held_out']['after']['mrr']}, {m['training']['steps']} steps in "
                           f"{m['training']['seconds']} s" for m in result["models"].values())
+        if not result["votes"].get("off"):
+            human += f"\nusers' votes: {result['votes']['pairs']} pairs from {result['votes']['votes']} votes"
         if args.propose:
             from ragops.rollout.retrain import propose
 

@@ -185,3 +185,15 @@ def accept(settings: Settings, path: Path | str, actor: str) -> dict:
     with (folder / "manifest.jsonl").open("a", encoding="utf-8") as manifest:
         manifest.write(json.dumps(entry) + "\n")
     return entry | {"path": str(target), "refused": refused}
+
+
+def evaluation_questions(settings: Settings) -> set[str]:
+    """Every question an evaluation asks (the configured or bundled set, the grown set, the unanswerable set), as
+    `training.votes.normal` compares them: what the reader must never be trained on."""
+    from ragops.evaluation.abstention import load_unanswerable
+    from ragops.training.votes import normal
+
+    asked = [item.question for item in load_testset(settings.eval_testset or BUNDLED).items]
+    asked += [item.question for item in (latest_grown(settings) or EvalSet("", "", [])).items]
+    asked += [item.question for item in load_unanswerable().items]
+    return {normal(q) for q in asked}

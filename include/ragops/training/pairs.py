@@ -56,7 +56,7 @@ class CorpusChunk:
 
 @dataclass(frozen=True)
 class Pair:
-    kind: str  # heading | title | neighbour
+    kind: str  # heading | title | neighbour | vote (training/votes.py)
     query: str
     positive: str
     negatives: tuple[str, ...]
@@ -100,32 +100,44 @@ def _sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE.split(" ".join(text.split())) if 6 <= len(s.split()) <= 40]
 
 
+class HardNegatives:
+    """For a query, the chunks Okapi BM25 ranks highest outside the excluded sections (random chunks of other sections
+    when BM25 barely matches it): what a model must learn to rank below the positive."""
+
+    def __init__(self, chunks: list[CorpusChunk], rng: random.Random, negatives: int = 3):
+        self.chunks, self.rng, self.negatives = chunks, rng, negatives
+        self.bodies = [c.body for c in chunks]
+        self.index = BM25(self.bodies)
+
+    def __call__(self, query: str, excluded: set[tuple[str, str]], positive: str,
+                 first: tuple[str, ...] = ()) -> tuple[str, ...]:
+        """`first`: negatives known already (a passage users voted wrong for this query), kept ahead of BM25's."""
+        picked = [t for t in dict.fromkeys(first) if t != positive][: self.negatives]
+        for i in self.index.top(query, 8 * self.negatives + 8):
+            if len(picked) >= self.negatives:
+                break
+            if self.chunks[i].section in excluded or self.bodies[i] == positive or self.bodies[i] in picked:
+                continue
+            picked.append(self.bodies[i])
+        if len(picked) < self.negatives:  # a query BM25 barely matches: random chunks of other sections
+            others = sorted({self.bodies[i] for i, c in enumerate(self.chunks)
+                             if c.section not in excluded and self.bodies[i] != positive and self.bodies[i] not in picked})
+            picked += self.rng.sample(others, min(self.negatives - len(picked), len(others)))
+        return tuple(picked)
+
+
 def build_pairs(chunks: list[CorpusChunk], *, negatives: int = 3, seed: int = 13,
                 max_per_kind: int | None = None) -> list[Pair]:
     """Weak pairs with BM25 hard negatives, deterministic for the same chunks and seed."""
     rng = random.Random(seed)
     chunks = sorted(chunks, key=lambda c: (c.doc_uri, c.ordinal))
-    bodies = [c.body for c in chunks]
-    index = BM25(bodies)
+    hard_negatives = HardNegatives(chunks, rng, negatives)
+    bodies = hard_negatives.bodies
     by_section: dict[tuple[str, str], list[int]] = collections.defaultdict(list)
     by_doc: dict[str, list[int]] = collections.defaultdict(list)
     for i, c in enumerate(chunks):
         by_section[c.section].append(i)
         by_doc[c.doc_uri].append(i)
-
-    def hard_negatives(query: str, excluded: set[tuple[str, str]], positive: str) -> tuple[str, ...]:
-        picked = []
-        for i in index.top(query, 8 * negatives + 8):
-            if chunks[i].section in excluded or bodies[i] == positive or bodies[i] in picked:
-                continue
-            picked.append(bodies[i])
-            if len(picked) == negatives:
-                break
-        if len(picked) < negatives:  # a query BM25 barely matches: random chunks of other sections
-            others = sorted({bodies[i] for i, c in enumerate(chunks)
-                             if c.section not in excluded and bodies[i] != positive and bodies[i] not in picked})
-            picked += rng.sample(others, min(negatives - len(picked), len(others)))
-        return tuple(picked)
 
     heading, title, neighbour = [], [], []
     for section, members in by_section.items():

@@ -3,13 +3,16 @@
 The chunks come from one pinned index version (what users are answered from), so the pairs are reproducible: the
 manifest records the index version, the hash of the training pairs, their counts per kind, the parameters, the
 training statistics and the held-out ranking metrics before (the embedding model's cosine) and after training.
-Nothing here reads a question from any evaluation set.
+Users' votes add pairs of real questions (training/votes.py, `RAGOPS_TRAIN_VOTES`), never a question any
+evaluation asks: the caller passes those in (`ragops.evaluation.growth.evaluation_questions`), and training from
+votes without them is refused. The held-out metric stays on the corpus's own pairs.
 """
 
 from __future__ import annotations
 
 import tempfile
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -22,6 +25,7 @@ from ragops.models.artifacts import ModelStore
 from ragops.registry import Registry
 from ragops.training import models
 from ragops.training.pairs import CorpusChunk, build_pairs, counts, data_hash, split
+from ragops.training.votes import VoteHarvest, vote_pairs
 
 KINDS = ("reranker", "embedder")
 HELD_OUT_LIMIT = 60  # held-out heading pairs scored per model: 600 reranker pairs, bounded in time on 2 cores
@@ -56,13 +60,31 @@ def _cosine_scorer(embedder) -> models.Scorer:
 
 def train_models(settings: Settings, *, kinds: tuple[str, ...] = KINDS, max_seconds: float = 840.0,
                  registry: Registry | None = None, index_version: int | None = None, base_model: str | None = None,
-                 seed: int = 13, clock: Callable[[], float] = time.monotonic) -> dict:
-    """Build the pairs, train each kind within its share of `max_seconds`, publish each as an artefact."""
+                 seed: int = 13, clock: Callable[[], float] = time.monotonic,
+                 evaluation_questions: set[str] | None = None) -> dict:
+    """Build the pairs, train each kind within its share of `max_seconds`, publish each as an artefact.
+    `evaluation_questions`: the `normal()`-ised questions of every evaluation set, required when votes are used."""
+    if settings.train_votes and evaluation_questions is None:
+        raise ConfigError("training from users' votes needs the evaluation sets' questions, to leave them out "
+                          "(ragops.evaluation.growth.evaluation_questions); or set RAGOPS_TRAIN_VOTES=false")
     with no_progress_bars():  # loading and saving models draw bars on stderr, which Airflow logs as errors
-        return _train_models(settings, kinds, max_seconds, registry, index_version, base_model, seed, clock)
+        return _train_models(settings, kinds, max_seconds, registry, index_version, base_model, seed, clock,
+                             evaluation_questions or set())
 
 
-def _train_models(settings, kinds, max_seconds, registry, index_version, base_model, seed, clock) -> dict:
+def _votes(settings: Settings, registry: Registry | None, chunks: list[CorpusChunk], asked: set[str],
+           seed: int) -> tuple[list, dict]:
+    """Pairs from the votes of the question-retention window (older questions have no text left), and their account."""
+    if not settings.train_votes:
+        return [], {"off": True}
+    since = datetime.now(timezone.utc) - timedelta(days=settings.question_retention_days)
+    harvest: VoteHarvest = vote_pairs(registry or Registry(settings.registry_url), chunks, asked, since,
+                                      verified_only=settings.train_votes_verified_only,
+                                      per_user=settings.train_votes_per_user, seed=seed)
+    return harvest.pairs, harvest.to_dict()
+
+
+def _train_models(settings, kinds, max_seconds, registry, index_version, base_model, seed, clock, asked) -> dict:
     unknown = [k for k in kinds if k not in KINDS]
     if unknown or not kinds:
         raise ConfigError(f"unknown model kind(s) {unknown or kinds}; choose from {', '.join(KINDS)}")
@@ -79,8 +101,11 @@ def _train_models(settings, kinds, max_seconds, registry, index_version, base_mo
     pairs = build_pairs(chunks, seed=seed)
     train, held = split(pairs, seed=seed)
     held = [p for p in held if p.kind == "heading"][:HELD_OUT_LIMIT]  # the pairs closest to a user's question
-    evidence = {"index_version": version_id, "base_model": base_name, "data_hash": data_hash(pairs),
-                "pairs": {"train": counts(train), "held_out": counts(held)}, "seed": seed, "precision": precision}
+    voted, votes = _votes(settings, registry, chunks, asked, seed)
+    train += voted  # all trained on: the held-out metric stays the corpus's own
+    evidence = {"index_version": version_id, "base_model": base_name, "data_hash": data_hash(pairs + voted),
+                "pairs": {"train": counts(train), "held_out": counts(held)}, "votes": votes, "seed": seed,
+                "precision": precision}
     before = models.held_out_ranking(held, _cosine_scorer(Embedder(base_name, 16, precision)), seed=seed)
     training = (1 - OVERHEAD_SHARE) * max_seconds - (clock() - started)
     share = {"reranker": 0.6, "embedder": 0.4} if len(kinds) == 2 else {kinds[0]: 1.0}
@@ -109,7 +134,7 @@ def _train_models(settings, kinds, max_seconds, registry, index_version, base_mo
         published[kind] = {"ref": artifact.ref, "path": str(artifact.model_path), "training": stats.to_dict(),
                            "held_out": manifest["held_out"]}
     return {"index_version": version_id, "data_hash": evidence["data_hash"], "pairs": evidence["pairs"],
-            "models": published, "seconds": round(clock() - started, 1)}
+            "votes": votes, "models": published, "seconds": round(clock() - started, 1)}
 
 
 def list_models(settings: Settings) -> list[dict]:

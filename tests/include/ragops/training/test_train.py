@@ -54,17 +54,33 @@ def test_train_models_publishes_artefacts_and_propose_judges_them_by_evaluation(
     """The release path: a useless (random) model is evaluated against stable and not registered."""
     from sqlalchemy import select
 
+    from ragops.errors import ConfigError
+    from ragops.feedback.votes import store_vote
+    from ragops.monitoring.events import hash_user, request_event
     from ragops.registry import Registry
-    from ragops.registry.models import Release
+    from ragops.registry.models import Release, RequestEvent
     from ragops.rollout.retrain import propose
-    from ragops.training.run import list_models, train_models
+    from ragops.training.run import corpus_chunks, list_models, train_models
+    from ragops.training.votes import normal
 
     monkeypatch.setattr("ragops.training.run.HELD_OUT_LIMIT", 10)
-    result = train_models(indexed, base_model=str(tiny), max_seconds=30)
+    with pytest.raises(ConfigError, match="evaluation sets' questions"):  # votes without the questions to leave out
+        train_models(indexed, base_model=str(tiny), max_seconds=30)
+    [chunk, *_] = corpus_chunks(indexed)[0]
+    registry = Registry(indexed.registry_url)
+    for request_id, question in (("r1", "Which port does the service use?"), ("r2", "What does a refresh do?")):
+        with registry.session() as s:
+            s.add(RequestEvent(**request_event(request_id, "/v1/ask", "alice", 200, 5.0, chunk_ids=[chunk.chunk_id],
+                                               verified=True, question=question)))
+            s.commit()
+        store_vote(registry, request_id, hash_user("alice"), "up")
+    result = train_models(indexed, base_model=str(tiny), max_seconds=30,
+                          evaluation_questions={normal("What does a refresh do?")})
     refs = [m["ref"] for m in result["models"].values()]
     assert refs == ["trained:reranker/1", "trained:embedder/1"]
     manifest = json.loads((indexed.home / "models" / "reranker" / "1" / "manifest.json").read_text())
     assert manifest["data_hash"] == result["data_hash"] and manifest["index_version"] == result["index_version"]
+    assert manifest["pairs"]["train"]["vote"] == 1 and manifest["votes"]["skipped"] == {"evaluation_question": 1}
     assert 1 <= manifest["held_out"]["before_cosine"]["pairs"] <= 10 and set(manifest["pairs"]) == {"train", "held_out"}
     assert [m["ref"] for m in list_models(indexed)] == refs
 

@@ -1,0 +1,93 @@
+"""Users' votes as training pairs: what is learned, and what is left out (evaluation questions, probes, anonymous
+callers, ballot stuffing, cleared questions, gone chunks)."""
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from test_pairs import _corpus
+
+from ragops.feedback.votes import store_vote
+from ragops.monitoring.events import hash_user, request_event
+from ragops.registry import Registry
+from ragops.registry.models import RequestEvent
+from ragops.training.votes import normal, vote_pairs
+
+CHUNKS = _corpus()
+INSTALL, ROUTE, PLUGINS = "install.md-0", "install.md-2", "plugins.md-0"
+
+
+@pytest.fixture
+def registry(tmp_path):
+    return Registry(f"sqlite:///{tmp_path / 'r.sqlite'}")
+
+
+def served(registry, request_id, user, question, chunk_ids, *, rating="up", reason=None, verified=True,
+           synthetic=False, fallback=None, query=None):
+    row = request_event(request_id, "/v1/ask", user, 200, 5.0, fallback=fallback, chunk_ids=chunk_ids,
+                        verified=verified, synthetic=synthetic, question=question, query=query)
+    with registry.session() as s:
+        s.add(RequestEvent(**row))
+        s.commit()
+    store_vote(registry, request_id, hash_user(user), rating, reason)
+
+
+def harvest(registry, asked=frozenset(), **kwargs):
+    return vote_pairs(registry, CHUNKS, set(asked), datetime.now(timezone.utc) - timedelta(days=1), **kwargs)
+
+
+def body(chunk_id):
+    return next(c.body for c in CHUNKS if c.chunk_id == chunk_id)
+
+
+def test_an_up_vote_teaches_its_question_against_the_first_chunk_and_a_wrong_vote_gives_negatives(registry):
+    served(registry, "r1", "alice", "How do I install the operator?", [INSTALL, ROUTE])
+    served(registry, "r2", "bob", "how do I install the Operator", [PLUGINS], rating="down", reason="wrong")
+    served(registry, "r3", "carol", "How do I expose the hub outside the cluster?", [ROUTE], rating="down",
+           reason="incomplete")
+    found = harvest(registry)
+    [pair] = found.pairs
+    assert (pair.kind, pair.query, pair.positive) == ("vote", "How do I install the operator?", body(INSTALL))
+    assert pair.negatives[0] == body(PLUGINS)  # what users said was wrong for this question comes first
+    assert len(pair.negatives) == 3 and body(INSTALL) not in pair.negatives
+    assert found.to_dict() == {"votes": 3, "pairs": 1, "skipped": {"down_not_wrong": 1}}
+
+
+def test_questions_an_evaluation_asks_are_never_trained_on(registry):
+    served(registry, "r1", "alice", "How do I install the operator?", [INSTALL])
+    asked = {normal("  HOW do I install the operator ")}  # case, punctuation and spacing aside
+    found = harvest(registry, asked)
+    assert found.pairs == [] and found.skipped == {"evaluation_question": 1}
+
+
+def test_probes_anonymous_callers_refusals_and_cleared_questions_teach_nothing(registry):
+    served(registry, "r1", "probe", "How do I install the operator?", [INSTALL], synthetic=True)
+    served(registry, "r2", "anon", "How do I enable a dynamic plugin?", [PLUGINS], verified=False)
+    served(registry, "r3", "alice", "How do I remove a plugin?", [], fallback="no_results")
+    served(registry, "r4", "bob", None, [ROUTE])  # retention cleared the question's text
+    served(registry, "r5", "carol", "How do I route traffic?", ["gone.md-0"])  # a chunk the index no longer holds
+    found = harvest(registry)
+    assert found.pairs == []
+    assert found.skipped == {"probe": 1, "unverified": 1, "not_answered": 1, "question_cleared": 1,
+                             "chunks_gone": 1}
+    assert [p.query for p in harvest(registry, verified_only=False).pairs] == ["How do I enable a dynamic plugin?"]
+
+
+def test_one_caller_cannot_stuff_the_ballot(registry):
+    for i in range(5):
+        served(registry, f"r{i}", "mallory", f"How do I install the operator, take {i}?", [INSTALL])
+    served(registry, "r9", "alice", "How do I enable a dynamic plugin?", [PLUGINS])
+    found = harvest(registry, per_user=2)
+    assert len(found.pairs) == 3 and found.skipped == {"caller_cap": 3}
+    assert "How do I enable a dynamic plugin?" in {p.query for p in found.pairs}
+
+
+def test_a_condensed_follow_up_is_read_by_its_query(registry):
+    served(registry, "r1", "alice", "and how do I turn it on?", [PLUGINS], query="dynamic plugins: how do I turn it on")
+    [pair] = harvest(registry).pairs
+    assert pair.query == "dynamic plugins: how do I turn it on" and pair.positive == body(PLUGINS)
+
+
+def test_a_vote_outside_the_window_is_not_read(registry):
+    served(registry, "r1", "alice", "How do I install the operator?", [INSTALL])
+    later = vote_pairs(registry, CHUNKS, set(), datetime.now(timezone.utc) + timedelta(hours=1))
+    assert later.votes == 0 and later.pairs == []
