@@ -30,6 +30,7 @@ from ragops.feedback.redact import Redactor
 from ragops.feedback.votes import WaitSlots
 from ragops.index import close_backends
 from ragops.mcp_client import ToolConfig
+from ragops.monitoring.aggregate import served_status
 from ragops.monitoring.events import EventWriter, asked, request_event
 from ragops.registry import Registry
 from serving.admission import CostGate, cost
@@ -124,7 +125,8 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
                release_id: int | None = None, fallback: str | None = None, error: str | None = None,
                chunk_ids: list[str] | None = None, caller: Caller | None = None, **kept) -> None:
         metrics.requests.labels(endpoint, str(status)).inc()
-        metrics.latency.labels(endpoint, variant).observe(latency_ms / 1000)
+        if served_status(status):  # a 4xx (refused, or 499: the client left) is counted, but is no answer's latency
+            metrics.latency.labels(endpoint, variant).observe(latency_ms / 1000)
         if fallback:
             metrics.fallbacks.labels(fallback).inc()
         if settings.request_events:

@@ -21,9 +21,9 @@ import anyio
 from starlette.responses import StreamingResponse
 
 from ragops.answer.pipeline import AnswerResult
+from ragops.monitoring.aggregate import DISCONNECTED  # 499: the client closed the connection before the answer ended
 
 log = logging.getLogger(__name__)
-DISCONNECTED = 499  # the client closed the connection before the answer ended (nginx's convention)
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # proxies must not buffer a stream
 
 
