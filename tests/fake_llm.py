@@ -92,7 +92,8 @@ class FakeLLM:
             def _reply(self, payload, content, finish):
                 self._send(200, json.dumps({
                     "id": "c1", "object": "chat.completion", "created": 0, "model": payload.get("model"),
-                    "choices": [{"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": content}}],
+                    "choices": [{"index": 0, "finish_reason": finish,
+                                 "message": {"role": "assistant", "content": content}}],
                     "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}).encode())
 
             def _stream(self, payload):

@@ -55,8 +55,9 @@ def test_ask_reports_a_cut_answer_as_truncated(make_client, fake_llm, indexed):
     fake_llm.reply = "Refreshes are guarded [1]. " + "word " * 400
     client = make_client(chat_model=_llm(fake_llm, max_chars=300))
     reply = client.post("/v1/ask", json={"question": QUESTION})
-    assert reply.status_code == 503 and reply.json()["truncated"] is True
-    assert reply.json()["answer"].startswith(fake_llm.reply[:300]) and fake_llm.reply[:301] not in reply.json()["answer"]
+    body = reply.json()
+    assert reply.status_code == 503 and body["truncated"] is True and body["error"]["code"] == "llm_unavailable"
+    assert body["answer"].startswith(fake_llm.reply[:300]) and fake_llm.reply[:301] not in body["answer"]
     assert _event(client, indexed, "/v1/ask").error.startswith("truncated mid-answer")
 
 
