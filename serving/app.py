@@ -175,16 +175,17 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
         return error(request, 500, "internal_error", "the request failed unexpectedly; it was logged under this request id")
 
     @asynccontextmanager
-    async def admitted(request: Request, question: str, user_id: str | None, k: int | None):
-        """Identify the caller, apply its rate limits and admit the question by cost; yields (caller, decision,
-        refusal), the refusal being the 429 to send instead. A cost-gate slot is held until this exits."""
+    async def admitted(request: Request, question: str, user_id: str | None, k: int | None, extra_cost: int = 0):
+        """Identify the caller, apply its rate limits and admit the question by cost (plus `extra_cost`: a model call
+        made for it beside the answer's); yields (caller, decision, refusal), the refusal being the 429 to send
+        instead. A cost-gate slot is held until this exits."""
         caller = callers.identify(request, user_id)  # the body's user_id never picks the variant on its own
         request.state.caller = caller
         decision = await limiter.hit(caller.bucket, caller.limit)
         if decision is not None and not decision.allowed:
             yield caller, decision, refuse(request, caller, decision)
             return
-        async with gate.admit(cost(question, k or DEFAULTS["k"])) as refused_by_cost:
+        async with gate.admit(cost(question, k or DEFAULTS["k"]) + extra_cost) as refused_by_cost:
             yield caller, decision, (refuse(request, caller, refused_by_cost) if refused_by_cost else None)
 
     async def answer(request: Request, body: Query, endpoint: str, operation) -> Response:
@@ -245,7 +246,8 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
 
     doors = Doors(settings, admitted, ready, record_redacted, error, reply_headers,
                   lambda endpoint, status: metrics.requests.labels(endpoint, str(status)).inc(),
-                  lambda endpoint, ms: metrics.first_token.labels(endpoint).observe(ms / 1000))
+                  lambda endpoint, ms: metrics.first_token.labels(endpoint).observe(ms / 1000),
+                  lambda: _has_model(backend, settings))
 
     streamed = {200: {"content": {"text/event-stream": {}}}}  # server-sent events: docs/serving.md
 
@@ -329,6 +331,13 @@ def _tool_guard(settings: Settings, service: AnswerService | None, tools: list[T
     if service is not None:
         service.tool_guard = guard
     return guard
+
+
+def _has_model(backend: Backend, settings: Settings) -> bool:
+    """Whether a language model answers (and condenses follow-ups), known before the registry is: the service's own
+    model once it is built, else the one the settings configure (`build_chat_model`)."""
+    service = backend.service
+    return service.chat_model is not None if service is not None else bool(settings.llm_base_url)
 
 
 def _session_header(caller: Caller | None) -> dict:

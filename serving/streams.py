@@ -182,6 +182,7 @@ class Doors:
     headers: Callable
     count: Callable  # (endpoint, status): counted in /metrics without a request event (not a question)
     first_token: Callable  # (endpoint, milliseconds): a streamed answer's time to its first piece of text
+    has_model: Callable[[], bool]  # a language model answers, and condenses follow-ups (charged by the cost gate)
 
 
 def recorder(doors: Doors, request, endpoint: str, caller, asked: dict, routed: tuple[str, int | None],
