@@ -60,9 +60,10 @@ class Review:
 
 def check_slos(settings: Settings, overall: dict, availability: float | None) -> list[dict]:
     slos = []
-    if overall["requests"]:
+    if overall["p95_ms"] is not None:  # None when no request was served (every one refused or left)
         slos.append({"name": "p95 latency", "objective": f"<= {settings.slo_p95_latency_ms:g} ms",
                      "actual": f"{overall['p95_ms']} ms", "ok": overall["p95_ms"] <= settings.slo_p95_latency_ms})
+    if overall["requests"]:
         slos.append({"name": "error rate", "objective": f"<= {settings.slo_error_rate:.2%}",
                      "actual": f"{overall['error_rate']:.2%}", "ok": overall["error_rate"] <= settings.slo_error_rate})
     if availability is not None:

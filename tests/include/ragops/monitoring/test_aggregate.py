@@ -90,6 +90,11 @@ def test_disconnects_and_refusals_are_counted_apart_and_left_out_of_latency():
     assert only_gone["p95_ms"] is None and only_gone["disconnects"] == 1
 
 
+def test_slos_without_a_served_request_check_no_latency(settings):
+    gone = summarize([event(60_000, 499, error="client_disconnected")] * 3)
+    assert [s["name"] for s in check_slos(settings, gone, None)] == ["error rate"]
+
+
 def test_the_latency_rule_is_the_gates():
     from ragops.monitoring.aggregate import served_status
     from ragops.rollout import gate
