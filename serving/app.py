@@ -228,7 +228,7 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
 
     async def ask_op(svc: AnswerService, question: str, user: str, k: int | None, request_id: str):
         result = await svc.ask(question, user_key=user, k=k, reference=request_id)
-        return result, result.to_dict()
+        return result, result.to_dict() | {"truncated": result.truncated}
 
     async def search_op(svc: AnswerService, question: str, user: str, k: int | None, _request_id: str):
         result: AnswerResult = await svc.search(question, user_key=user, k=k)

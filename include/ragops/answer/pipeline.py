@@ -61,7 +61,7 @@ class AnswerResult:
 
     def to_dict(self) -> dict:
         return {"answer": self.answer, "citations": self.citations, "fallback": self.fallback, "variant": self.variant,
-                "release": self.release, "latency_ms": round(self.latency_ms, 2), "truncated": self.truncated}
+                "release": self.release, "latency_ms": round(self.latency_ms, 2)}
 
 
 @dataclass
