@@ -2,10 +2,11 @@
 ### monitoring_review
 
 The daily review of response times, error rates and system health, from the serving app's request events and
-the `health_probe` DAG's probes: request count, p50/p95/p99 latency, error rate, fallback rate by code and
-rate-limited requests, per variant (stable and canary); SLO checks (`RAGOPS_SLO_P95_LATENCY_MS`,
-`RAGOPS_SLO_ERROR_RATE`, `RAGOPS_SLO_AVAILABILITY`); and unusual errors even inside the SLOs (today's error and
-fallback rates against the previous seven days, error kinds not seen before).
+the `health_probe` DAG's probes: request count, p50/p95/p99 latency (of answers: refusals and clients that left
+are left out), error rate, fallback rate by code, rate-limited requests, disconnects (499) and truncated answers,
+per variant (stable and canary); SLO checks (`RAGOPS_SLO_P95_LATENCY_MS`, `RAGOPS_SLO_ERROR_RATE`,
+`RAGOPS_SLO_AVAILABILITY`); and unusual errors even inside the SLOs (today's error, fallback and disconnect rates
+against the previous seven days, error kinds not seen before).
 
 **When**: daily at 06:00 UTC, over the 24 hours before the run's logical date. **Params**: `window` (e.g. 24h).
 

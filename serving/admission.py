@@ -6,6 +6,10 @@ core. A question's cost is estimated before any work, as its approximate tokens 
 RAGOPS_EXPENSIVE_COST takes one of RAGOPS_EXPENSIVE_CONCURRENCY slots, or waits in a queue of
 RAGOPS_EXPENSIVE_QUEUE, or is refused. Cheap questions never wait here. The bound is per process, as the CPU it
 protects is.
+
+A chat follow-up that a language model condenses first (ragops.answer.conversation) costs a second model call that
+reads the earlier turns: its tokens are added to the question's cost (`condensing_cost`), so a short question after
+long turns is admitted as what it is, not as the short question alone.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from contextlib import asynccontextmanager
 
 import anyio
 
+from ragops.answer.conversation import condensing_chars
 from serving.ratelimit import Decision
 
 CHARS_PER_TOKEN = 4  # by characters, not words: a question without spaces still costs per wordpiece
@@ -24,6 +29,12 @@ CHARS_PER_TOKEN = 4  # by characters, not words: a question without spaces still
 def cost(question: str, k: int) -> int:
     """Estimated work units of a question: approximate tokens x passages retrieved."""
     return math.ceil(len(question) / CHARS_PER_TOKEN) * k
+
+
+def condensing_cost(earlier: list[str], question: str) -> int:
+    """Estimated work units of the call that condenses a follow-up: the approximate tokens the model reads (read once,
+    no passages). 0 when the question is not condensed."""
+    return math.ceil(condensing_chars(earlier, question) / CHARS_PER_TOKEN)
 
 
 class CostGate:

@@ -30,6 +30,7 @@ from ragops.feedback.redact import Redactor
 from ragops.feedback.votes import WaitSlots
 from ragops.index import close_backends
 from ragops.mcp_client import ToolConfig
+from ragops.monitoring.aggregate import served_status
 from ragops.monitoring.events import EventWriter, asked, request_event
 from ragops.registry import Registry
 from serving.admission import CostGate, cost
@@ -124,7 +125,8 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
                release_id: int | None = None, fallback: str | None = None, error: str | None = None,
                chunk_ids: list[str] | None = None, caller: Caller | None = None, **kept) -> None:
         metrics.requests.labels(endpoint, str(status)).inc()
-        metrics.latency.labels(endpoint, variant).observe(latency_ms / 1000)
+        if served_status(status):  # a 4xx (refused, or 499: the client left) is counted, but is no answer's latency
+            metrics.latency.labels(endpoint, variant).observe(latency_ms / 1000)
         if fallback:
             metrics.fallbacks.labels(fallback).inc()
         if settings.request_events:
@@ -173,16 +175,17 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
         return error(request, 500, "internal_error", "the request failed unexpectedly; it was logged under this request id")
 
     @asynccontextmanager
-    async def admitted(request: Request, question: str, user_id: str | None, k: int | None):
-        """Identify the caller, apply its rate limits and admit the question by cost; yields (caller, decision,
-        refusal), the refusal being the 429 to send instead. A cost-gate slot is held until this exits."""
+    async def admitted(request: Request, question: str, user_id: str | None, k: int | None, extra_cost: int = 0):
+        """Identify the caller, apply its rate limits and admit the question by cost (plus `extra_cost`: a model call
+        made for it beside the answer's); yields (caller, decision, refusal), the refusal being the 429 to send
+        instead. A cost-gate slot is held until this exits."""
         caller = callers.identify(request, user_id)  # the body's user_id never picks the variant on its own
         request.state.caller = caller
         decision = await limiter.hit(caller.bucket, caller.limit)
         if decision is not None and not decision.allowed:
             yield caller, decision, refuse(request, caller, decision)
             return
-        async with gate.admit(cost(question, k or DEFAULTS["k"])) as refused_by_cost:
+        async with gate.admit(cost(question, k or DEFAULTS["k"]) + extra_cost) as refused_by_cost:
             yield caller, decision, (refuse(request, caller, refused_by_cost) if refused_by_cost else None)
 
     async def answer(request: Request, body: Query, endpoint: str, operation) -> Response:
@@ -225,7 +228,7 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
 
     async def ask_op(svc: AnswerService, question: str, user: str, k: int | None, request_id: str):
         result = await svc.ask(question, user_key=user, k=k, reference=request_id)
-        return result, result.to_dict()
+        return result, result.to_dict() | {"truncated": result.truncated}
 
     async def search_op(svc: AnswerService, question: str, user: str, k: int | None, _request_id: str):
         result: AnswerResult = await svc.search(question, user_key=user, k=k)
@@ -243,7 +246,8 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
 
     doors = Doors(settings, admitted, ready, record_redacted, error, reply_headers,
                   lambda endpoint, status: metrics.requests.labels(endpoint, str(status)).inc(),
-                  lambda endpoint, ms: metrics.first_token.labels(endpoint).observe(ms / 1000))
+                  lambda endpoint, ms: metrics.first_token.labels(endpoint).observe(ms / 1000),
+                  lambda: _has_model(backend, settings))
 
     streamed = {200: {"content": {"text/event-stream": {}}}}  # server-sent events: docs/serving.md
 
@@ -327,6 +331,13 @@ def _tool_guard(settings: Settings, service: AnswerService | None, tools: list[T
     if service is not None:
         service.tool_guard = guard
     return guard
+
+
+def _has_model(backend: Backend, settings: Settings) -> bool:
+    """Whether a language model answers (and condenses follow-ups), known before the registry is: the service's own
+    model once it is built, else the one the settings configure (`build_chat_model`)."""
+    service = backend.service
+    return service.chat_model is not None if service is not None else bool(settings.llm_base_url)
 
 
 def _session_header(caller: Caller | None) -> dict:

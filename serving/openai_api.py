@@ -24,6 +24,7 @@ from ragops.answer.conversation import condense
 from ragops.answer.pipeline import AnswerResult
 from ragops.answer.streaming import stream_answer
 from ragops.errors import StoreUnavailable
+from serving.admission import condensing_cost
 from serving.openai_schemas import ROUTED, ChatError, ChatRequest, ChunkEncoder, completion, conversation
 from serving.schemas import QUESTION_MAX
 from serving.streams import Doors, recorder, stream_response
@@ -47,9 +48,11 @@ def register(app, doors: Doors, responses: dict) -> None:
         except ChatError as exc:
             (earlier, question), problem = ([], body.messages[-1].text()[:QUESTION_MAX]), exc
         started, stack = time.perf_counter(), AsyncExitStack()
+        # the model's call that condenses a follow-up is charged with the question (serving/admission.py)
+        condensing = condensing_cost(earlier, question) if doors.has_model() else 0
         try:
             caller, decision, refusal = await stack.enter_async_context(
-                doors.admitted(request, question, body.user, None))
+                doors.admitted(request, question, body.user, None, condensing))
             if refusal is not None:
                 await stack.aclose()
                 return refusal

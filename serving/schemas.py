@@ -45,6 +45,7 @@ class AskResponse(BaseModel):
     release: str
     latency_ms: float
     request_id: str
+    truncated: bool = False  # the model did not finish the answer (cut at a size or token limit, or mid-answer)
 
 
 class SearchResult(BaseModel):

@@ -21,9 +21,9 @@ import anyio
 from starlette.responses import StreamingResponse
 
 from ragops.answer.pipeline import AnswerResult
+from ragops.monitoring.aggregate import DISCONNECTED  # 499: the client closed the connection before the answer ended
 
 log = logging.getLogger(__name__)
-DISCONNECTED = 499  # the client closed the connection before the answer ended (nginx's convention)
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # proxies must not buffer a stream
 
 
@@ -182,6 +182,7 @@ class Doors:
     headers: Callable
     count: Callable  # (endpoint, status): counted in /metrics without a request event (not a question)
     first_token: Callable  # (endpoint, milliseconds): a streamed answer's time to its first piece of text
+    has_model: Callable[[], bool]  # a language model answers, and condenses follow-ups (charged by the cost gate)
 
 
 def recorder(doors: Doors, request, endpoint: str, caller, asked: dict, routed: tuple[str, int | None],

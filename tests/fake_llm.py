@@ -15,7 +15,8 @@ class FakeLLM:
 
     A request with `stream: true` is answered as the real API streams: `chat.completion.chunk` server-sent events, a
     word each, then `data: [DONE]`; mode `stall` sends the first words and then nothing until released or the
-    client leaves (`disconnected` is set then). A request to condense a follow-up (its system prompt asks for a
+    client leaves (`disconnected` is set then). `finish_reason` is what an answer ends with ("length": the model's
+    own token limit stopped it), streamed or not. A request to condense a follow-up (its system prompt asks for a
     standalone query) is answered with `condensed` and counted in `condense_calls`."""
 
     def __init__(self):
@@ -30,6 +31,7 @@ class FakeLLM:
         self.streams = 0  # streamed requests
         self.condensed = "How do I turn off the refresh guard?"
         self.condense_calls = 0
+        self.finish_reason = "stop"
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -68,7 +70,7 @@ class FakeLLM:
                 payload = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 if "standalone search query" in payload["messages"][0]["content"]:
                     fake.condense_calls += 1
-                    return self._reply(payload, fake.condensed)
+                    return self._reply(payload, fake.condensed, "stop")
                 fake.calls += 1
                 fake.last_prompt = payload["messages"][-1]["content"]
                 fake.last_system = payload["messages"][0]["content"]
@@ -85,12 +87,13 @@ class FakeLLM:
                 content = "" if fake.mode == "empty" else fake.reply
                 if fake.mode == "decline":
                     content = "No matching information was found in the provided passages."
-                self._reply(payload, content)
+                self._reply(payload, content, fake.finish_reason)
 
-            def _reply(self, payload, content):
+            def _reply(self, payload, content, finish):
                 self._send(200, json.dumps({
                     "id": "c1", "object": "chat.completion", "created": 0, "model": payload.get("model"),
-                    "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
+                    "choices": [{"index": 0, "finish_reason": finish,
+                                 "message": {"role": "assistant", "content": content}}],
                     "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}).encode())
 
             def _stream(self, payload):
@@ -115,7 +118,7 @@ class FakeLLM:
                         if fake.mode == "stall" and n == 3:
                             return self._stall()
                         event({"content": word})
-                    event({}, "stop")
+                    event({}, fake.finish_reason)
                     self.wfile.write(b"data: [DONE]\n\n")
                     self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):

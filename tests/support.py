@@ -132,6 +132,16 @@ def samples(exposition: str) -> dict[tuple, float]:
             for family in text_string_to_metric_families(exposition) for s in family.samples}
 
 
+def served_latency(metrics: str, endpoint: str) -> tuple[dict, float]:
+    """(requests counted by status, answers observed in the latency histogram) for one endpoint."""
+    found = samples(metrics)
+    counted = {dict(labels)["status"]: value for (name, labels), value in found.items()
+               if name == "ragops_requests_total" and dict(labels)["endpoint"] == endpoint}
+    observed = sum(value for (name, labels), value in found.items()
+                   if name == "ragops_request_latency_seconds_count" and dict(labels)["endpoint"] == endpoint)
+    return counted, observed
+
+
 async def hanging_lookup(query: str) -> str:
     """An MCP tool that answers after every test's tool timeout."""
     import asyncio

@@ -109,8 +109,8 @@ class Settings(BaseSettings):
     llm_api_key: SecretStr | None = None
     llm_timeout_s: float = 10.0  # one attempt
     llm_deadline_s: float = 15.0  # one answer, retries included: a hanging model gives llm_unavailable within it
-    llm_answer_max_chars: int = Field(default=20000, ge=1, description="a streamed answer's characters at most: "
-                                      "a model that runs on is cut there (truncated, llm_unavailable)")
+    llm_answer_max_chars: int = Field(default=20000, ge=1, description="an answer's characters at most, streamed or "
+                                      "not: a model that runs on is cut there (truncated, llm_unavailable)")
 
     slack_token: SecretStr | None = None
     slack_channel: str = "#ragops"

@@ -74,3 +74,39 @@ def test_a_refused_expensive_question_gets_the_json_429_and_its_metric(make_clie
     assert cheap.status_code == 200
     assert client.post("/v1/search", json={"question": LONG}).status_code != 429  # the slot is free again
     assert 'ragops_rate_limited_total{scope="cost"} 1.0' in client.get("/metrics").text
+
+
+def test_a_follow_up_is_charged_for_the_model_call_that_condenses_it(make_client, fake_llm, indexed):
+    """Issue 25 leftover: a chat request was admitted by its last question alone, so a short follow-up after long
+    earlier turns, which the model condenses in an extra call that reads them, was cheap. Now the condensing call's
+    tokens are added to the question's cost; a question that stands alone, or is condensed by the rule (no model),
+    is not charged for a call that is not made."""
+    from ragops.answer.llm import CircuitBreaker, OpenAIChatModel
+
+    def chat(question, earlier=()):
+        messages = [m for turn in earlier for m in ({"role": "user", "content": turn},
+                                                    {"role": "assistant", "content": "An earlier answer."})]
+        return {"model": "ragops", "messages": messages + [{"role": "user", "content": question}]}
+
+    earlier = ["How do I configure the guard that blocks refreshes deleting too many documents? " * 20] * 3
+    follow_up, standalone = "And how do I turn it off?", "How are documents validated before indexing?"
+    settings = indexed.model_copy(update={"expensive_concurrency": 1, "expensive_queue": 0})
+    model = OpenAIChatModel(fake_llm.base_url, "test-model", max_retries=0, breaker=CircuitBreaker(threshold=50))
+    with_model, rule_only = make_client(settings, chat_model=model), make_client(settings)
+    gates = [client.app.state.cost_gate for client in (with_model, rule_only)]
+    for client, gate in zip((with_model, rule_only), gates):
+        client.portal.call(gate._slots.acquire)  # an expensive question in flight, for as long as the test says
+    try:
+        refused = with_model.post("/v1/chat/completions", json=chat(follow_up, earlier))
+        alone = with_model.post("/v1/chat/completions", json=chat(standalone, earlier))
+        first = with_model.post("/v1/chat/completions", json=chat(follow_up))
+        by_rule = rule_only.post("/v1/chat/completions", json=chat(follow_up, earlier))
+    finally:
+        for client, gate in zip((with_model, rule_only), gates):
+            client.portal.call(gate._slots.release)
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "rate_limited"
+    assert fake_llm.condense_calls == 0  # refused before the condensing call
+    assert (alone.status_code, first.status_code, by_rule.status_code) == (200, 200, 200)
+    assert 'ragops_rate_limited_total{scope="cost"} 1.0' in with_model.get("/metrics").text
+    admitted = with_model.post("/v1/chat/completions", json=chat(follow_up, earlier))
+    assert admitted.status_code == 200 and fake_llm.condense_calls == 1  # the slot is free again

@@ -78,6 +78,14 @@ async def condense(earlier: list[str], question: str, model: ChatModel | None = 
     return Condensed(by_rule(earlier, question)[:QUERY_MAX], "rule")
 
 
+def condensing_chars(earlier: list[str], question: str) -> int:
+    """The characters a language model is sent to condense `question` (both prompts), 0 when it is not condensed:
+    what the cost gate charges for the extra call (serving/admission.py)."""
+    if not earlier or not leans_back(question):
+        return 0
+    return len(CONDENSE_SYSTEM) + len(_condense_prompt(earlier, question))
+
+
 def _condense_prompt(earlier: list[str], question: str) -> str:
     marker = secrets.token_hex(8)
 

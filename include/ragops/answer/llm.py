@@ -13,13 +13,31 @@ from ragops.config import mask_urls
 from ragops.errors import LLMUnavailable
 
 
+LENGTH = "length"  # why an answer is not whole: the model stopped at its own token limit (finish_reason "length")
+SIZE = "size"  # ... it ran over RAGOPS_LLM_ANSWER_MAX_CHARS
+
+
+class AnswerCut(LLMUnavailable):
+    """The model's answer is not whole, but what it wrote stands: `kept` (for a stream, the pieces already yielded).
+    `failed`: the model misbehaved (SIZE: it ran on; llm_unavailable, a failure for the breaker) or not (LENGTH: it
+    stopped at its own token limit; the answer is served, marked truncated, and the breaker counts a success). A
+    caller that only wants whole answers (condensing) treats it as any LLMUnavailable."""
+
+    def __init__(self, message: str, kept: str, reason: str):
+        super().__init__(message)
+        self.kept, self.reason, self.failed = kept, reason, reason != LENGTH
+
+
 class ChatModel(Protocol):
     name: str
 
-    async def complete(self, system: str, user: str) -> str: ...
+    async def complete(self, system: str, user: str) -> str:
+        """The whole answer; LLMUnavailable on failure, AnswerCut when it is not whole."""
+        ...
 
     def stream(self, system: str, user: str) -> AsyncIterator[str]:
-        """The answer's text pieces as the model writes them; LLMUnavailable on failure, before or mid-stream."""
+        """The answer's text pieces as the model writes them; LLMUnavailable on failure, before or mid-stream, and
+        AnswerCut after the last piece when the answer is not whole."""
         ...
 
 
@@ -70,12 +88,14 @@ class OpenAIChatModel:
 
         self.name = model
         self.deadline_s = deadline_s
-        self.max_chars = max_chars  # a streamed answer's size bound: the deadline bounds its time only
+        self.max_chars = max_chars  # an answer's size bound: the deadline bounds its time only
         self.client = AsyncOpenAI(base_url=base_url, api_key=api_key or "not-needed", timeout=timeout_s,
                                   max_retries=max_retries)
         self.breaker = breaker or CircuitBreaker()
 
     async def complete(self, system: str, user: str) -> str:
+        """The answer, stripped. The SDK reads the reply whole (within the deadline); what is kept of it is bounded
+        by `max_chars`, as a stream is."""
         self.breaker.before()
         with self._accounted("answer"):
             with anyio.fail_after(self.deadline_s):
@@ -86,14 +106,19 @@ class OpenAIChatModel:
             text = reply.choices[0].message.content if reply.choices else None
             if not text or not text.strip():
                 raise LLMUnavailable("the language model returned an empty answer")
+            text = text.strip()
+            if len(text) > self.max_chars:
+                raise self._ran_over(text[:self.max_chars])
         self.breaker.success()
-        return text.strip()
+        if reply.choices[0].finish_reason == LENGTH:
+            raise _stopped(text)
+        return text
 
     async def stream(self, system: str, user: str) -> AsyncIterator[str]:
         """Stream the reply (OpenAI server-sent events) under the same total deadline as `complete`: each wait for the
         next piece gets what is left of it. Closing this generator (a client that left) closes the upstream response."""
         self.breaker.before()
-        deadline, stream, pieces, written, finished = time.monotonic() + self.deadline_s, None, 0, 0, False
+        deadline, stream, pieces, written, finished = time.monotonic() + self.deadline_s, None, 0, 0, None
         try:
             with self._accounted("finish"):
                 with anyio.fail_after(self.deadline_s):
@@ -106,7 +131,6 @@ class OpenAIChatModel:
                             chunk = await stream.__anext__()
                         except StopAsyncIteration:
                             break
-                    finished = finished or bool(chunk.choices and chunk.choices[0].finish_reason)
                     text = chunk.choices[0].delta.content if chunk.choices and chunk.choices[0].delta else None
                     if not pieces:  # leading whitespace is dropped, as `complete` strips it: a blank answer is none
                         text = text.lstrip() if text else None
@@ -115,7 +139,9 @@ class OpenAIChatModel:
                         written += len(text)
                         yield text[:room]
                         if written > self.max_chars:  # a runaway model: what fits was sent, the upstream closes
-                            raise LLMUnavailable(f"the language model's answer ran over {self.max_chars} characters")
+                            raise self._ran_over("")
+                    if chunk.choices and chunk.choices[0].finish_reason:
+                        finished = chunk.choices[0].finish_reason
                 if not pieces:
                     raise LLMUnavailable("the language model returned an empty answer")
                 if not finished:  # the connection closed mid-answer: no last chunk saying why the model stopped
@@ -125,6 +151,11 @@ class OpenAIChatModel:
                 with anyio.CancelScope(shield=True):  # also when cancelled: the upstream connection is released now
                     await stream.close()
         self.breaker.success()
+        if finished == LENGTH:
+            raise _stopped("")
+
+    def _ran_over(self, kept: str) -> AnswerCut:
+        return AnswerCut(f"the language model's answer ran over {self.max_chars} characters", kept, SIZE)
 
     @contextmanager
     def _accounted(self, verb: str):
@@ -143,6 +174,10 @@ class OpenAIChatModel:
         except LLMUnavailable:
             self.breaker.failure()
             raise
+
+
+def _stopped(kept: str) -> AnswerCut:
+    return AnswerCut("the language model stopped at its token limit (finish_reason length)", kept, LENGTH)
 
 
 def build_chat_model(settings) -> ChatModel | None:

@@ -3,9 +3,11 @@
 `stream_answer` yields text pieces (str) as they are written, then exactly one AnswerResult, the same one `ask`
 would have returned (its `answer` is the whole text sent). With a language model its tokens pass through as they
 arrive, under the model's total deadline; without one the extractive answer goes out sentence by sentence. A model
-that fails before its first token gives the llm_unavailable fallback, as `ask` does; one that fails or runs out of
-time mid-answer leaves the text sent so far, marked `truncated`, with the llm_unavailable code and the cause in
-`error`. A consumer that stops early (a client that left) closes the model's upstream stream with this generator.
+that fails before its first token gives the llm_unavailable fallback, as `ask` does; one that fails, runs out of
+time or runs over its size mid-answer leaves the text sent so far, marked `truncated`, with the llm_unavailable code
+and the cause in `error`; one that stops at its own token limit is `truncated` too, with the answer's own status
+(`AnswerService.unfinished`). A consumer that stops early (a client that left) closes the model's upstream stream
+with this generator.
 """
 
 from __future__ import annotations
@@ -16,13 +18,12 @@ from typing import AsyncIterator
 
 from ragops.answer import fallbacks
 from ragops.answer.extractive import extractive_answer
+from ragops.answer.llm import AnswerCut
 from ragops.answer.pipeline import SYSTEM_PROMPT, AnswerResult, AnswerService, Draft
 from ragops.errors import LLMUnavailable
 from ragops.releases import ReleaseInfo
 
 _SENTENCE_END = re.compile(r"(?<=\])\s+|\n")  # the extractive answer cites after each sentence: "... [2] Next ..."
-TRUNCATED = ("\n\n[The answer was cut off: the language model did not finish it ({reason}). "
-             "Please try again.]")
 
 
 def sentences(text: str) -> list[str]:
@@ -62,6 +63,11 @@ async def _from_model(service: AnswerService, draft: Draft) -> AsyncIterator[str
     if not hasattr(model, "stream"):  # a ChatModel that cannot stream answers in one piece
         try:
             text = await model.complete(SYSTEM_PROMPT, draft.prompt)
+        except AnswerCut as cut:
+            notice, result = service.unfinished(draft, cut.kept, cut)
+            for item in (cut.kept, notice, result):
+                yield item
+            return
         except LLMUnavailable:
             for item in _llm_unavailable(service, draft):
                 yield item
@@ -80,11 +86,8 @@ async def _from_model(service: AnswerService, draft: Draft) -> AsyncIterator[str
             for item in _llm_unavailable(service, draft):
                 yield item
             return
-        notice = TRUNCATED.format(reason=_reason(exc))
+        notice, result = service.unfinished(draft, "".join(parts), exc)
         yield notice
-        result = service.finish(draft, "".join(parts) + notice)
-        result.fallback, result.status = fallbacks.LLM_UNAVAILABLE.code, fallbacks.LLM_UNAVAILABLE.status
-        result.error, result.truncated = f"truncated mid-answer: {exc}", True
         yield result
         return
     yield service.finish(draft, "".join(parts))
@@ -97,7 +100,3 @@ def _llm_unavailable(service: AnswerService, draft: Draft) -> list[str | AnswerR
     result.answer = draft.preamble + message
     return [message, result]
 
-
-def _reason(exc: LLMUnavailable) -> str:
-    text = str(exc)
-    return "time ran out" if "did not finish within" in text else "it failed"

@@ -51,7 +51,8 @@ class Review:
         o = self.overall
         lines = [f"{self.start:%Y-%m-%d %H:%M} to {self.end:%Y-%m-%d %H:%M} UTC: {o['requests']} requests, "
                  f"p50 {o['p50_ms']} ms, p95 {o['p95_ms']} ms, p99 {o['p99_ms']} ms, error rate {o['error_rate']:.2%}, "
-                 f"fallback rate {o['fallback_rate']:.2%}, rate-limited {o['rate_limited']}"]
+                 f"fallback rate {o['fallback_rate']:.2%}, rate-limited {o['rate_limited']}, "
+                 f"disconnects {o['disconnects']}, truncated {o['truncated']}"]
         lines += [f"SLO {s['name']}: {'ok' if s['ok'] else 'BREACHED'} ({s['actual']} vs {s['objective']})" for s in self.slos]
         lines += [f"anomaly: {a['message']}" for a in self.anomalies]
         return "\n".join(lines)
@@ -59,9 +60,10 @@ class Review:
 
 def check_slos(settings: Settings, overall: dict, availability: float | None) -> list[dict]:
     slos = []
-    if overall["requests"]:
+    if overall["p95_ms"] is not None:  # None when no request was served (every one refused or left)
         slos.append({"name": "p95 latency", "objective": f"<= {settings.slo_p95_latency_ms:g} ms",
                      "actual": f"{overall['p95_ms']} ms", "ok": overall["p95_ms"] <= settings.slo_p95_latency_ms})
+    if overall["requests"]:
         slos.append({"name": "error rate", "objective": f"<= {settings.slo_error_rate:.2%}",
                      "actual": f"{overall['error_rate']:.2%}", "ok": overall["error_rate"] <= settings.slo_error_rate})
     if availability is not None:
@@ -71,12 +73,13 @@ def check_slos(settings: Settings, overall: dict, availability: float | None) ->
 
 
 def find_anomalies(today: list[dict], baseline_days: list[list[dict]]) -> list[dict]:
-    """Today's error and fallback rates against the trailing days' mean, and error kinds never seen before."""
+    """Today's error, fallback and disconnect rates against the trailing days' mean, and error kinds never seen
+    before."""
     anomalies = []
     now = summarize(today)
     days = [summarize(day) for day in baseline_days if day]
     if now["requests"] >= MIN_REQUESTS and days:
-        for rate in ("error_rate", "fallback_rate"):
+        for rate in ("error_rate", "fallback_rate", "disconnect_rate"):  # a wave of clients giving up shows too
             base = sum(d[rate] for d in days) / len(days)
             if now[rate] > max(2 * base, base + 0.02):
                 anomalies.append({"kind": f"{rate}_spike", "today": now[rate], "baseline": round(base, 4),

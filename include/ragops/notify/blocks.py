@@ -132,7 +132,10 @@ def monitoring_digest(review: dict, chart: str | None = None) -> Message:
         {"type": "context", "elements": [{"type": "mrkdwn", "text": f"{review['start'][:16]} → {review['end'][:16]} UTC"}]},
         _fields({"Requests": o["requests"], "p50 / p95 / p99": f"{o['p50_ms']} / {o['p95_ms']} / {o['p99_ms']} ms",
                  "Error rate": f"{o['error_rate']:.2%}", "Fallback rate": f"{o['fallback_rate']:.2%}",
-                 "Rate-limited": o["rate_limited"], "Fallbacks": ", ".join(f"{k} {v}" for k, v in o["fallbacks"].items()) or "none"}),
+                 "Rate-limited": o["rate_limited"],
+                 "Fallbacks": ", ".join(f"{k} {v}" for k, v in o["fallbacks"].items()) or "none",
+                 "Disconnects": f"{o['disconnects']} ({o['disconnect_rate']:.2%})",
+                 "Truncated answers": o["truncated"]}),
     ]
     slo_lines = "\n".join(f"{'✅' if s['ok'] else '❌'} {s['name']}: {s['actual']} (objective {s['objective']})" for s in review["slos"])
     if slo_lines:

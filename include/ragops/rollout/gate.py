@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ragops.monitoring.aggregate import served_status  # the one rule of what is an answer: monitoring's too
 from ragops.monitoring.sequential import Clustered, Comparison, compare_clustered
 
 METRICS = ("error_rate", "fallback_rate", "latency", "error_rate_per_user", "fallback_rate_per_user")
@@ -84,13 +85,6 @@ class Analysis:
     verdict: str  # promote | hold | rollback
     reasons: list[str]
     evidence: dict
-
-
-def served_status(status: int) -> bool:
-    """An answer (or a 5xx failing one). Every 4xx is not: refused before routing (invalid, unknown key or model,
-    rate limited; recorded as variant stable) or a client that closed the connection mid-stream (499), which is
-    neither an error nor an answer's latency. No answer, fallbacks included, has a 4xx status but rate_limited."""
-    return not 400 <= status < 500
 
 
 def samples_from_events(events: list[dict], anonymous: str = "exclude", per_address: int = 5) -> tuple[Sample, Sample]:

@@ -161,3 +161,56 @@ def _streamed(model) -> tuple[list[str], LLMUnavailable | None]:
         return got, None
 
     return asyncio.run(collect())
+
+
+def test_a_non_streamed_answer_is_cut_at_its_size_bound():
+    """Issue 25 leftover: `complete` had no size bound; a model that ran on was kept whole for the answer and its event.
+    Now it is cut as a stream is: what fits is kept (AnswerCut), and the overrun is a failure for the breaker."""
+    import asyncio
+
+    from ragops.answer.llm import SIZE, AnswerCut, OpenAIChatModel
+    from support import FakeLLM
+
+    fake = FakeLLM()
+    try:
+        fake.reply = "word " * 2000
+        model = OpenAIChatModel(fake.base_url, "test-model", max_retries=0, deadline_s=60, max_chars=1000,
+                                breaker=CircuitBreaker(threshold=50))
+        with pytest.raises(AnswerCut) as cut:
+            asyncio.run(model.complete("system", "user"))
+        assert cut.value.kept == fake.reply.strip()[:1000] and cut.value.reason == SIZE and cut.value.failed
+        assert "over 1000 characters" in str(cut.value) and model.breaker.failures == 1
+    finally:
+        fake.close()
+
+
+def test_a_model_stopping_at_its_own_token_limit_is_an_unfinished_answer_not_a_failure():
+    """Issue 25 leftover: `finish_reason: "length"` (the model's own token limit) was passed on as a finished answer.
+    Now both `complete` and `stream` end with AnswerCut(reason length): the text stands, and it is not a failure
+    of the model (the breaker counts a success)."""
+    import asyncio
+
+    from ragops.answer.llm import LENGTH, AnswerCut, OpenAIChatModel
+    from support import FakeLLM
+
+    fake = FakeLLM()
+    try:
+        fake.finish_reason = "length"
+        model = OpenAIChatModel(fake.base_url, "test-model", max_retries=0, deadline_s=60,
+                                breaker=CircuitBreaker(threshold=50))
+        model.breaker.failures = 1  # a success resets it: the stop is not counted as a failure
+        with pytest.raises(AnswerCut) as cut:
+            asyncio.run(model.complete("system", "user"))
+        assert (cut.value.kept, cut.value.reason, cut.value.failed) == (fake.reply, LENGTH, False)
+        assert model.breaker.failures == 0
+
+        model.breaker.failures = 1
+        pieces, stopped = _streamed(model)
+        assert "".join(pieces) == fake.reply and isinstance(stopped, AnswerCut) and stopped.reason == LENGTH
+        assert not stopped.failed and model.breaker.failures == 0
+
+        fake.finish_reason = "stop"  # a finished answer is still no AnswerCut
+        assert asyncio.run(model.complete("system", "user")) == fake.reply
+        assert _streamed(model) == ([w + " " for w in fake.reply.split(" ")[:-1]] + [fake.reply.split(" ")[-1]], None)
+    finally:
+        fake.close()

@@ -28,8 +28,9 @@ def generated():
 
 def test_summary_matches_hand_computed_figures():
     s = summarize(generated())
-    # linear interpolation over 1..100: p50 = 50.5, p95 = 95.05, p99 = 99.01
-    assert (s["requests"], s["p50_ms"], s["p95_ms"], s["p99_ms"]) == (100, 50.5, 95.05, 99.01)
+    # linear interpolation over 1..100 without the three 429s (16, 17, 18 ms: refused, no answer's latency), 97
+    # values: p50 at rank 48 = 52, p95 at rank 91.2 = 95.2, p99 at rank 95.04 = 99.04
+    assert (s["requests"], s["p50_ms"], s["p95_ms"], s["p99_ms"]) == (100, 52.0, 95.2, 99.04)
     assert s["errors"] == 5 and s["error_rate"] == 0.05
     assert s["fallbacks"] == {"llm_unavailable": 5, "no_results": 10, "rate_limited": 3}
     assert s["fallback_rate"] == 0.18 and s["rate_limited"] == 3
@@ -70,3 +71,52 @@ def test_window_parsing():
     assert parse_window("24h") == timedelta(hours=24) and parse_window("90m") == timedelta(minutes=90)
     with pytest.raises(Exception, match="like 90m"):
         parse_window("yesterday")
+
+
+def test_disconnects_and_refusals_are_counted_apart_and_left_out_of_latency():
+    """Issue 25 leftover: a client that left mid-stream (499) and refused requests (4xx) were in the latency
+    percentiles, as if they were answers. Now latency is over served requests only (the gate's `served_status`), and
+    disconnects are a figure of their own, so a wave of them shows."""
+    events = [event(ms) for ms in range(1, 101)]
+    events += [event(60_000, 499, error="client_disconnected")] * 10 + [event(1, 422, error="invalid_request")] * 5
+    events += [event(0.5, 429, "rate_limited")]
+    s = summarize(events)
+    assert (s["requests"], s["p50_ms"], s["p95_ms"], s["p99_ms"]) == (116, 50.5, 95.05, 99.01)
+    assert s["disconnects"] == 10 and s["disconnect_rate"] == round(10 / 116, 4)
+    assert s["rejected_4xx"] == 5 and s["rate_limited"] == 1  # a disconnect is not a refusal
+    [bucket] = hourly(events, T0, T0 + timedelta(hours=1))
+    assert bucket["p95_ms"] == 95.05 and bucket["disconnects"] == 10
+    only_gone = summarize([event(60_000, 499, error="client_disconnected")])
+    assert only_gone["p95_ms"] is None and only_gone["disconnects"] == 1
+
+
+def test_slos_without_a_served_request_check_no_latency(settings):
+    gone = summarize([event(60_000, 499, error="client_disconnected")] * 3)
+    assert [s["name"] for s in check_slos(settings, gone, None)] == ["error rate"]
+
+
+def test_the_latency_rule_is_the_gates():
+    from ragops.monitoring.aggregate import served_status
+    from ragops.rollout import gate
+
+    assert gate.served_status is served_status  # one definition, imported, not copied
+    assert [served_status(s) for s in (200, 499, 404, 429, 503)] == [True, False, False, False, True]
+
+
+def test_truncated_answers_are_counted():
+    events = [event(10), event(10, error="truncated at the model's token limit (finish_reason length)"),
+              event(10, 503, "llm_unavailable", error="truncated mid-answer: the model failed")]
+    assert summarize(events)["truncated"] == 2 and summarize([])["truncated"] == 0
+
+
+def test_a_wave_of_disconnects_is_an_anomaly_and_in_the_digest():
+    from ragops.notify.blocks import monitoring_digest
+
+    quiet = [[event(10)] * 99 + [event(10, 499, error="client_disconnected")] for _ in range(7)]
+    wave = [event(10)] * 80 + [event(10, 499, error="client_disconnected")] * 20
+    [anomaly] = find_anomalies(wave, quiet)
+    assert anomaly["kind"] == "disconnect_rate_spike" and "disconnect rate 20.00%" in anomaly["message"]
+    review = {"overall": summarize(wave), "slos": [], "anomalies": [anomaly], "variants": {}, "health": {},
+              "start": T0.isoformat(), "end": T0.isoformat()}
+    digest = monitoring_digest(review)
+    assert "Disconnects" in str(digest.blocks) and "20 (20.00%)" in str(digest.blocks)

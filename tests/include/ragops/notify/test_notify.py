@@ -174,7 +174,7 @@ def test_every_builder_escapes_user_controlled_strings():
         "testset": "/x/t.jsonl", "run_id": 1, "duration_s": 1.0}, None))
     _assert_inert(blocks.monitoring_digest({
         "overall": {"requests": 1, "p50_ms": 1, "p95_ms": 1, "p99_ms": 1, "error_rate": 0, "fallback_rate": 0,
-                    "rate_limited": 0, "fallbacks": {}},
+                    "rate_limited": 0, "fallbacks": {}, "disconnects": 0, "disconnect_rate": 0.0, "truncated": 0},
         "slos": [], "variants": {"stable": {}}, "health": {}, "anomalies": [{"message": HOSTILE}],
         "start": "2026-01-01T00:00", "end": "2026-01-02T00:00"}))
     tool = {"tool": HOSTILE, "server_url": f"http://x/{HOSTILE}", "detail": HOSTILE, "contract": "failed",
