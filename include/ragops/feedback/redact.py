@@ -47,6 +47,16 @@ _OPAQUE = re.compile(r"(?<![A-Za-z0-9+/_=-])(?=[A-Za-z0-9+/_=-]*\d)(?=[A-Za-z0-9
                      r"[A-Za-z0-9+/_-]{32,}={0,2}")
 
 
+# Controls that drive a terminal or reorder text (`ragops gaps` prints questions; the page and Slack show them): C0 but
+# tab and newline, DEL and C1, zero-width and bidirectional formatting. Dropped whether redaction is on or off.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+
+
+def printable(text: str) -> str:
+    """`text` without the control and formatting characters that could drive a terminal or disguise what it says."""
+    return _CONTROLS.sub("", text)
+
+
 def _digits(min_digits: int) -> re.Pattern:
     """A run of at least `min_digits` digits, allowing the separators of card, phone and account numbers. It starts
     where a number starts (not inside one, not after `_` as in `chunks_20241215103000_repair`) and never at an ISO
@@ -72,7 +82,10 @@ class Redactor:
         return cls(settings.redact, settings.redact_min_digits, list(settings.redact_patterns))
 
     def __call__(self, text: str | None) -> str | None:
-        if not text or not self.enabled:
+        if not text:
+            return text
+        text = printable(text)
+        if not self.enabled:
             return text
         if "-----BEGIN" in text:
             text = _PEM.sub(SECRET, text)
