@@ -93,7 +93,9 @@ def propose(settings: Settings, since: timedelta, end: datetime | None = None, *
         if q.question.casefold() in proposed:
             continue
         proposed.add(q.question.casefold())
-        out.append({"id": f"down-{stamp}-{q.request_id[:12]}", "question": q.question, "reference_answer": "",
+        # a digest, not a prefix: clients choose request ids (X-Request-ID), and theirs may share a long prefix
+        digest = hashlib.sha256(q.request_id.encode()).hexdigest()[:12]
+        out.append({"id": f"down-{stamp}-{digest}", "question": q.question, "reference_answer": "",
                     "reference_doc_ids": [],
                     "provenance": {"source": "down_voted", "request_id": q.request_id, "request_ids": [q.request_id],
                                    "reason": q.reason, "comment": (q.comment or "")[:500] or None}})
