@@ -78,3 +78,24 @@ def test_a_registry_lost_mid_vote_is_a_503_not_a_500(served, monkeypatch):
     monkeypatch.setattr(votes_module, "owns_event", away)
     lost = post("/v1/feedback", {"request_id": rid, "rating": "down"})
     assert lost.status_code == 503 and lost.json()["error"]["code"] == "store_unavailable", lost.text
+
+
+def test_one_ipv6_network_is_one_caller(served):
+    """Without a key the caller is its address; an IPv6 host commonly holds a whole /64, so one attacker could ask and
+    vote as millions of "users" (each with a fresh rate limit), page the on-call through the quality-drift check
+    and push a fake topic to the top of the content gaps. The /64 is one caller; IPv4 addresses stay as they were."""
+    post = served(rate_limit_address="2/minute")
+    first = post("/v1/ask", {"question": "How are refresh guards applied?"}, peer="2001:db8:1:2::a")
+    second = post("/v1/ask", {"question": "What does the refresh DAG do?"}, peer="2001:db8:1:2:ffff::b")
+    third = post("/v1/ask", {"question": "Where do reports go?"}, peer="2001:db8:1:2::c")
+    assert (first.status_code, second.status_code, third.status_code) == (200, 200, 429)
+    assert post("/v1/ask", {"question": "Where do reports go?"}, peer="2001:db8:1:3::a").status_code == 200
+    mapped = post("/v1/ask", {"question": "Where do reports go?"}, peer="::ffff:198.51.100.4")
+    assert post("/v1/ask", {"question": "Where do reports go?"}, peer="198.51.100.4").status_code == 200
+    assert mapped.status_code == 200 and post("/v1/ask", {"question": "x"}, peer="198.51.100.4").status_code == 429
+
+    post.client.app.app.state.events.flush(10)
+    asked = {e.request_id: e.user_hash for e in events(post.settings)}
+    assert asked[first.json()["request_id"]] == asked[second.json()["request_id"]]
+    voted = post("/v1/feedback", {"request_id": first.json()["request_id"], "rating": "down"}, peer="2001:db8:1:3::a")
+    assert voted.status_code == 404  # another /64 is another caller: not its request
