@@ -35,3 +35,22 @@ def test_down_voted_requests_with_a_shared_id_prefix_get_distinct_candidate_ids(
     down = [c for c in candidates if c["provenance"]["source"] == "down_voted"]
     assert len(down) == 2 and len({c["id"] for c in down}) == 2, [c["id"] for c in down]
     registry.dispose()
+
+
+def test_gap_candidates_of_two_runs_on_one_day_get_distinct_ids(settings, monkeypatch):
+    """`propose` run twice on one day (after more traffic, or with another --since) ranks different questions first:
+    ids made of the date, rank and position repeated, and `accept` refused the second run's reviewed items."""
+    settings.ensure_home()
+
+    def report(question, request_id):
+        gap = SimpleNamespace(rank=1, name="billing", users=5, request_ids=[request_id], new_page=True,
+                              belongs_in=None, documents=[],
+                              representatives=[{"question": question, "request_id": request_id, "kind": "refused"}])
+        return SimpleNamespace(clusters=[gap])
+
+    ids = []
+    for question, request_id in (("where is my invoice?", "r-morning"), ("how do refunds work?", "r-evening")):
+        monkeypatch.setattr(growth, "analyse", lambda *a, _r=report(question, request_id), **k: _r)
+        [candidate] = growth.propose(settings, timedelta(days=30), NOW, service=Service(None))
+        ids.append(candidate["id"])
+    assert ids[0] != ids[1]
