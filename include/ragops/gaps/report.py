@@ -11,6 +11,7 @@ import numpy as np
 from sqlalchemy import select
 
 from ragops.config import Settings
+from ragops.errors import RagopsError
 from ragops.gaps.clusters import Cluster, clusters
 from ragops.gaps.nearest import LiveIndex
 from ragops.gaps.questions import FailedQuestion, failed_questions
@@ -186,9 +187,9 @@ def run_gaps(settings: Settings, since: timedelta, end: datetime | None = None, 
     report and post it."""
     # a plain UTC datetime: Airflow passes a pendulum DateTime, whose arithmetic refuses the registry's naive values
     end = datetime.fromtimestamp((end or datetime.now(timezone.utc)).timestamp(), timezone.utc)
-    # a run dated ahead (a manual trigger with a future logical date) ends now: a report dated in the future would
-    # stay the page's newest until that date
-    end = min(end, datetime.now(timezone.utc))
+    if end > datetime.now(timezone.utc) + AHEAD:  # a report dated ahead would stay the page's newest until its date
+        raise RagopsError(f"the period's end {end.isoformat()} is in the future: a content-gap report is made for a "
+                          "period that has ended (trigger the run with today's logical date)")
     registry = registry or Registry(settings.registry_url)
     report = analyse(settings, end - since, end, registry=registry, embedder=embedder)
     store_report(registry, report)
