@@ -48,8 +48,10 @@ _OPAQUE = re.compile(r"(?<![A-Za-z0-9+/_=-])(?=[A-Za-z0-9+/_=-]*\d)(?=[A-Za-z0-9
 
 
 # Controls that drive a terminal or reorder text (`ragops gaps` prints questions; the page and Slack show them): C0 but
-# tab and newline, DEL and C1, zero-width and bidirectional formatting. Dropped whether redaction is on or off.
-_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+# tab and newline, DEL and C1, invisible spaces, bidirectional embeddings, overrides and isolates. The joiners and
+# direction marks (U+200C-U+200F) stay: scripts and emoji need them, and they reorder nothing. Dropped whether
+# redaction is on or off.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 
 
 def printable(text: str) -> str:
