@@ -7,6 +7,7 @@ address of X-Forwarded-For (uvicorn's ProxyHeadersMiddleware does that rewrite; 
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import uuid
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from ragops.errors import RagopsError
 from ragops.releases import routing_key
 from serving.sessions import HEADER, Sessions
 
+IPV6_NETWORK = 64  # the prefix one IPv6 subscriber commonly holds whole: one caller, one budget, one user
 REQUEST_ID = re.compile(r"[\x21-\x7e]{1,200}")  # visible ASCII; stored bounded to its column (ragops.registry.bounds)
 
 
@@ -65,11 +67,23 @@ class Callers:
             bucket = f"key:{key.name}"
             return Caller(bucket, key.rate_limit or self.key_limit, key.name, routing_key(bucket, user_id),
                           synthetic=key.name == self.probe_key)
-        bucket = f"addr:{request.client.host if request.client else 'unknown'}"
+        bucket = f"addr:{address_key(request.client.host if request.client else 'unknown')}"
         session = self.sessions.verify(request.headers.get(HEADER))
         if session is not None:
             return Caller(bucket, self.address_limit, route=f"session:{session}")
         return Caller(bucket, self.address_limit, route=bucket, session=self.sessions.issue())
+
+
+def address_key(host: str) -> str:
+    """The caller an address stands for: an IPv4 address itself (an IPv4-mapped IPv6 one too), an IPv6 address its
+    /64, since one host may use any address of it. A host that is not an address (a test client) stays as it is."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ipaddress.ip_network(f"{ip}/{IPV6_NETWORK}", strict=False)) if ip.version == 6 else str(ip)
 
 
 def presented_key(request: Request) -> str | None:

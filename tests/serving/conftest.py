@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from support import FakeLLM
+from support import FakeLLM, Peer
 
 
 @pytest.fixture
@@ -32,6 +32,41 @@ def make_client(request, embedder):
         client.__enter__()
         clients.append(client)
         return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+OPEN = {"rate_limit": "1000/minute", "rate_limit_address": "1000/minute", "rate_limit_global": "1000/minute"}
+
+
+@pytest.fixture
+def served(indexed, embedder, tmp_path):
+    """An app behind Peer (X-Test-Peer sets the client address) with two API keys;
+    `post(path, body, peer, key, headers)`."""
+    from fastapi.testclient import TestClient
+
+    from ragops.answer.pipeline import AnswerService
+    from ragops.audit.apikeys import issue
+    from serving.app import create_app
+
+    keys = tmp_path / "keys.yaml"
+    secrets = {name: issue(keys, name)[0] for name in ("desk", "other")}
+    clients = []
+
+    def make(**overrides):
+        cfg = indexed.model_copy(update=OPEN | {"api_keys": keys} | overrides)
+        client = TestClient(Peer(create_app(cfg, service=AnswerService(cfg, embedder=embedder))))
+        client.__enter__()
+        clients.append(client)
+
+        def post(path, body, peer="203.0.113.7", key=None, headers=None):
+            sent = {"X-Test-Peer": peer} | ({"Authorization": f"Bearer {secrets[key]}"} if key else {})
+            return client.post(path, json=body, headers=sent | (headers or {}))
+
+        post.client, post.settings = client, cfg
+        return post
 
     yield make
     for client in clients:

@@ -4,44 +4,12 @@ asked may vote, the limits of /v1/ask apply, and what users type is redacted bef
 import json
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from support import Peer, events, live_server, rows, samples
-from ragops.audit.apikeys import issue
+from support import events, live_server, rows, samples
 from ragops.audit.permissions import hash_token
 from ragops.registry import Registry
 from ragops.registry.models import Feedback, McpAccessLog
-
-OPEN = {"rate_limit": "1000/minute", "rate_limit_address": "1000/minute", "rate_limit_global": "1000/minute"}
-
-
-@pytest.fixture
-def served(indexed, embedder, tmp_path):
-    """An app behind Peer (X-Test-Peer sets the client address) with two API keys; `post(path, body, peer, key)`."""
-    from ragops.answer.pipeline import AnswerService
-    from serving.app import create_app
-
-    keys = tmp_path / "keys.yaml"
-    secrets = {name: issue(keys, name)[0] for name in ("desk", "other")}
-    clients = []
-
-    def make(**overrides):
-        cfg = indexed.model_copy(update=OPEN | {"api_keys": keys} | overrides)
-        client = TestClient(Peer(create_app(cfg, service=AnswerService(cfg, embedder=embedder))))
-        client.__enter__()
-        clients.append(client)
-
-        def post(path, body, peer="203.0.113.7", key=None):
-            headers = {"X-Test-Peer": peer} | ({"Authorization": f"Bearer {secrets[key]}"} if key else {})
-            return client.post(path, json=body, headers=headers)
-
-        post.client, post.settings = client, cfg
-        return post
-
-    yield make
-    for client in clients:
-        client.__exit__(None, None, None)
 
 
 def votes(settings):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ragops.config import Settings
+from ragops.feedback.redact import printable
 
 
 def gaps(args):
@@ -19,9 +20,10 @@ def human(report: dict) -> str:
              f"{len(report['clusters'])} clusters" + (" (capped)" if report["capped"] else "")]
     for g in report["clusters"]:
         where = g["belongs_in"] or "no index"
-        lines.append(f"{g['rank']:>2}. {g['name']}: {g['users']} users, {g['questions']} questions, {g['trend']} "
+        lines.append(f"{g['rank']:>2}. {printable(g['name'])}: {g['users']} users, {g['questions']} questions, {g['trend']} "
                      f"(before: {g['previous']}); {'new page? nearest ' if g['new_page'] else 'belongs in '}{where}")
-        lines += [f"      - {r['question'][:120]}" for r in g["representatives"]]
+        # a report stored before controls were dropped at storage must not drive the reader's terminal
+        lines += [f"      - {printable(r['question'])[:120]}" for r in g["representatives"]]
     return "\n".join(lines)
 
 

@@ -70,6 +70,11 @@ def _answers_now(settings: Settings, registry: Registry, questions: list[str], s
     return asyncio.run(every()) if questions else []
 
 
+def _digest(request_id: str) -> str:
+    """A candidate's id part: clients choose request ids (X-Request-ID), and theirs may share a long prefix."""
+    return hashlib.sha256(request_id.encode()).hexdigest()[:12]
+
+
 def propose(settings: Settings, since: timedelta, end: datetime | None = None, *, registry: Registry | None = None,
             service=None, embedder=None) -> list[dict]:
     """Candidate test questions from the period's gap clusters and down-voted answers, for a person to review."""
@@ -80,8 +85,10 @@ def propose(settings: Settings, since: timedelta, end: datetime | None = None, *
     known, out = _known_questions(settings), []
     stamp = f"{end:%Y%m%d}"
     for gap in report.clusters:
-        for i, rep in enumerate(gap.representatives, start=1):
-            out.append({"id": f"gap-{stamp}-{gap.rank}-{i}", "question": rep["question"], "reference_answer": "",
+        for rep in gap.representatives:
+            # the request's digest, not the position: a second run on one day ranks other questions first
+            out.append({"id": f"gap-{stamp}-{gap.rank}-{_digest(rep['request_id'])}", "question": rep["question"],
+                        "reference_answer": "",
                         "reference_doc_ids": [] if gap.new_page or not gap.belongs_in else [gap.belongs_in],
                         "provenance": {"source": "content_gap", "cluster": gap.name, "rank": gap.rank,
                                        "users": gap.users, "request_id": rep["request_id"],
@@ -93,7 +100,7 @@ def propose(settings: Settings, since: timedelta, end: datetime | None = None, *
         if q.question.casefold() in proposed:
             continue
         proposed.add(q.question.casefold())
-        out.append({"id": f"down-{stamp}-{q.request_id[:12]}", "question": q.question, "reference_answer": "",
+        out.append({"id": f"down-{stamp}-{_digest(q.request_id)}", "question": q.question, "reference_answer": "",
                     "reference_doc_ids": [],
                     "provenance": {"source": "down_voted", "request_id": q.request_id, "request_ids": [q.request_id],
                                    "reason": q.reason, "comment": (q.comment or "")[:500] or None}})

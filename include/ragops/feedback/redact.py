@@ -25,9 +25,13 @@ _PEM = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIV
 # \w, not [A-Za-z0-9], so internationalised addresses (jürgen@exämple.de) are caught too.
 _EMAIL = re.compile(r"(?<![\w.%+-])[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}")
 _BEARER = re.compile(r"\b(bearer|basic|token)(\s+)[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE)
+# A name may end an environment variable's (DB_PASSWORD=, ACCESS_TOKEN=, SECRET_KEY=): it starts after anything but a
+# letter or digit, so after `_` too.
 _ASSIGNED = re.compile(  # password=..., "api_key": "...", secret: ...
-    r"\b((?:password|passwd|pwd|pw|passphrase|secret|client[_-]?secret|token|api[_-]?key|apikey|access[_-]?key|"
-    r"auth|private[_-]?key)[\"']?\s*[:=]\s*[\"']?)[^\s\"',;]+", re.IGNORECASE)
+    r"(?<![A-Za-z0-9])((?:password|passwd|pwd|pw|passphrase|secret|secret[_-]?key|client[_-]?secret|token|"
+    r"api[_-]?key|apikey|access[_-]?key|auth|private[_-]?key)[\"']?\s*[:=]\s*[\"']?)[^\s\"',;]+", re.IGNORECASE)
+# the password of a URL's user info (redis://:pw@host, amqp://user:pw@host), bounded so that many "://" stay linear
+_URL_PASSWORD = re.compile(r"(?<![A-Za-z0-9+.-])([A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:]{0,256}:)[^\s/?#@]{1,256}@")
 _KEYS = re.compile(
     r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{16,}"  # OpenAI, Anthropic, Stripe style
     r"|\bgh[pousr]_[A-Za-z0-9]{20,}|\bgithub_pat_[A-Za-z0-9_]{20,}"  # GitHub
@@ -35,10 +39,24 @@ _KEYS = re.compile(
     r"|\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"  # AWS access key ids
     r"|\bAIza[0-9A-Za-z_-]{35}"  # Google API keys
     r"|(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"  # JWTs
-    r"|\bglpat-[A-Za-z0-9_-]{20}")  # GitLab
+    r"|\bglpat-[A-Za-z0-9_-]{20}"  # GitLab
+    r"|\b[spr]k_(?:live|test)_[A-Za-z0-9]{10,}"  # Stripe
+    r"|\bhf_[A-Za-z0-9]{30,}")  # Hugging Face
 # a long run of key-like characters mixing letters and digits: hex digests, base64 secrets
 _OPAQUE = re.compile(r"(?<![A-Za-z0-9+/_=-])(?=[A-Za-z0-9+/_=-]*\d)(?=[A-Za-z0-9+/_=-]*[A-Za-z])"
                      r"[A-Za-z0-9+/_-]{32,}={0,2}")
+
+
+# Controls that drive a terminal or reorder text (`ragops gaps` prints questions; the page and Slack show them): C0 but
+# tab and newline, DEL and C1, invisible spaces, bidirectional embeddings, overrides and isolates. The joiners and
+# direction marks (U+200C-U+200F) stay: scripts and emoji need them, and they reorder nothing. Dropped whether
+# redaction is on or off.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+
+
+def printable(text: str) -> str:
+    """`text` without the control and formatting characters that could drive a terminal or disguise what it says."""
+    return _CONTROLS.sub("", text)
 
 
 def _digits(min_digits: int) -> re.Pattern:
@@ -66,10 +84,15 @@ class Redactor:
         return cls(settings.redact, settings.redact_min_digits, list(settings.redact_patterns))
 
     def __call__(self, text: str | None) -> str | None:
-        if not text or not self.enabled:
+        if not text:
+            return text
+        text = printable(text)
+        if not self.enabled:
             return text
         if "-----BEGIN" in text:
             text = _PEM.sub(SECRET, text)
+        if "://" in text:  # before e-mail addresses, which a URL's "password@host.domain" resembles
+            text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{SECRET}@", text)
         if "@" in text:
             text = _EMAIL.sub(EMAIL, text)
         text = _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{SECRET}", text)

@@ -1,6 +1,7 @@
 """Retention of what users typed: after RAGOPS_QUESTION_RETENTION_DAYS the text of questions, searched queries and
 feedback comments is cleared (set to NULL); the rows stay, so counts, ratings, reasons, fallbacks and retrieval
-scores remain as aggregates.
+scores remain as aggregates. The stored content-gap reports lose the example questions asked before the cut-off;
+their counts, names and documents stay.
 
 `purge` works on a cut-off the caller derives from its run (the DAG's data interval, never now()), in batches of
 `batch` rows each committed on its own, so a huge table is never locked in one long transaction. Running it again
@@ -16,7 +17,7 @@ from sqlalchemy import func, or_, select, update
 
 from ragops.config import Settings
 from ragops.registry import Registry
-from ragops.registry.models import Feedback, RequestEvent
+from ragops.registry.models import ContentGapReport, Feedback, RequestEvent
 
 # (table, its text columns that retention clears)
 TEXTS = ((RequestEvent, (RequestEvent.question, RequestEvent.query)), (Feedback, (Feedback.comment,)))
@@ -28,6 +29,7 @@ class Purge:
     events: int  # request events whose question or query was cleared (or would be, on a dry run)
     comments: int  # feedback comments cleared
     dry_run: bool
+    reports: int = 0  # content-gap reports whose old example questions were removed
 
     def to_dict(self) -> dict:
         return asdict(self) | {"before": self.before.isoformat()}
@@ -35,7 +37,8 @@ class Purge:
     def summary_text(self) -> str:
         verb = "would clear" if self.dry_run else "cleared"
         return (f"privacy purge {verb} the text of {self.events} request events and {self.comments} feedback "
-                f"comments older than {self.before:%Y-%m-%d %H:%M} UTC")
+                f"comments older than {self.before:%Y-%m-%d %H:%M} UTC, and the older example questions of "
+                f"{self.reports} content-gap reports")
 
 
 def cutoff(settings: Settings, end: datetime | None) -> datetime:
@@ -75,4 +78,27 @@ def purge(registry: Registry, before: datetime, *, batch: int = 1000, dry_run: b
                 break
             after = ids[-1]
         counts.append(cleared)
-    return Purge(before, counts[0], counts[1], dry_run)
+    return Purge(before, counts[0], counts[1], dry_run, _reports(registry, before, dry_run))
+
+
+def _older(iso: str | None, before: datetime) -> bool:
+    ts = datetime.fromisoformat(iso) if iso else None
+    if ts is not None and ts.tzinfo is None:  # SQLite gives the questions' times as naive UTC
+        ts = ts.replace(tzinfo=timezone.utc)
+    return ts is None or ts < before
+
+
+def _reports(registry: Registry, before: datetime, dry_run: bool) -> int:
+    """Remove from the stored content-gap reports the example questions asked before `before` (a report a month:
+    a few rows, read whole)."""
+    changed = 0
+    with registry.session() as s:
+        for row in s.scalars(select(ContentGapReport).where(ContentGapReport.period_start < before)):
+            clusters = [c | {"representatives": [r for r in c.get("representatives", [])
+                                                 if not _older(r.get("ts"), before)]}
+                        for c in row.report.get("clusters", [])]
+            if clusters != row.report.get("clusters", []):
+                changed += 1
+                if not dry_run:
+                    row.report = dict(row.report) | {"clusters": clusters}
+    return changed

@@ -42,7 +42,9 @@ def failed_questions(registry: Registry, start: datetime, end: datetime, limit: 
     asked = func.coalesce(RequestEvent.query, RequestEvent.question)
     query = (select(RequestEvent.request_id, RequestEvent.ts, RequestEvent.user_hash, asked,
                     RequestEvent.fallback, Feedback.rating, Feedback.reason, Feedback.comment)
-             .outerjoin(Feedback, Feedback.request_id == RequestEvent.request_id)
+             # the vote's own caller: request ids are client-chosen, so another caller may have used the same one
+             .outerjoin(Feedback, (Feedback.request_id == RequestEvent.request_id)
+                        & (Feedback.user_hash == RequestEvent.user_hash))
              .where(RequestEvent.ts >= start, RequestEvent.ts < end, RequestEvent.synthetic.is_(False),
                     RequestEvent.question.is_not(None), RequestEvent.question != "",
                     or_(RequestEvent.fallback.in_(REFUSED), down))
@@ -51,14 +53,16 @@ def failed_questions(registry: Registry, start: datetime, end: datetime, limit: 
     with registry.session() as s:
         rows = s.execute(query).all()
     capped = len(rows) > limit
-    seen, out = set(), []
+    seen, voted, out = set(), set(), []
     for request_id, ts, user_hash, question, fallback, rating, reason, comment in rows[:limit]:
         text = _SPACE.sub(" ", question).strip()[:QUESTION_CHARS]
         key = (user_hash, text.casefold())
-        if not text or key in seen:
+        voted_down = rating == "down" and (request_id, user_hash) not in voted  # retries share an id: one vote
+        if not text or key in seen or not (voted_down or fallback in REFUSED):
             continue
         seen.add(key)
-        voted_down = rating == "down"
+        if voted_down:
+            voted.add((request_id, user_hash))
         out.append(FailedQuestion(request_id, ts, user_hash, text, "down_voted" if voted_down else "refused",
                                   reason if voted_down else None, comment if voted_down else None))
     return out, capped

@@ -11,6 +11,7 @@ import numpy as np
 from sqlalchemy import select
 
 from ragops.config import Settings
+from ragops.errors import RagopsError
 from ragops.gaps.clusters import Cluster, clusters
 from ragops.gaps.nearest import LiveIndex
 from ragops.gaps.questions import FailedQuestion, failed_questions
@@ -28,6 +29,7 @@ CLOSE_DOCUMENT = 0.4
 # the cluster's farthest member, or this close (cosine, all-MiniLM-L6-v2: paraphrases sit above ~0.6, neighbouring
 # topics ~0.3-0.5): a tight cluster would otherwise disown rephrasings of its own question.
 SAME_QUESTION = 0.5
+AHEAD = timedelta(minutes=5)  # clock skew between hosts a stored report's period end may be ahead of now
 GROWTH = 1.5  # now / then at or beyond this is "growing", at or below its inverse "shrinking"
 
 
@@ -164,8 +166,10 @@ def store_report(registry: Registry, report: GapReport) -> int:
 
 
 def latest_report(registry: Registry) -> GapReport | None:
+    """The newest report; one dated ahead of the clock (stored by a host whose clock ran fast) never hides it."""
     with registry.session() as s:
-        row = s.scalars(select(ContentGapReport).order_by(ContentGapReport.period_end.desc(),
+        row = s.scalars(select(ContentGapReport).where(
+            ContentGapReport.period_end <= datetime.now(timezone.utc) + AHEAD).order_by(ContentGapReport.period_end.desc(),
                                                           ContentGapReport.id.desc()).limit(1)).first()
         return GapReport.from_dict(dict(row.report)) if row is not None else None
 
@@ -183,6 +187,9 @@ def run_gaps(settings: Settings, since: timedelta, end: datetime | None = None, 
     report and post it."""
     # a plain UTC datetime: Airflow passes a pendulum DateTime, whose arithmetic refuses the registry's naive values
     end = datetime.fromtimestamp((end or datetime.now(timezone.utc)).timestamp(), timezone.utc)
+    if end > datetime.now(timezone.utc) + AHEAD:  # a report dated ahead would stay the page's newest until its date
+        raise RagopsError(f"the period's end {end.isoformat()} is in the future: a content-gap report is made for a "
+                          "period that has ended (trigger the run with today's logical date)")
     registry = registry or Registry(settings.registry_url)
     report = analyse(settings, end - since, end, registry=registry, embedder=embedder)
     store_report(registry, report)

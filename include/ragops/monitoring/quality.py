@@ -101,8 +101,10 @@ def load_answers(registry: Registry, start: datetime, end: datetime, endpoints: 
     no caller chooses), so memory and time stay bounded on a large `request_events` table."""
     query = (select(RequestEvent.ts, RequestEvent.release_id, RequestEvent.variant, RequestEvent.user_hash,
                     RequestEvent.fallback, RequestEvent.coverage, RequestEvent.similarity, Feedback.rating,
-                    Feedback.cited_followed)
-             .outerjoin(Feedback, Feedback.request_id == RequestEvent.request_id)
+                    Feedback.cited_followed, RequestEvent.request_id)
+             # the vote's own caller: request ids are client-chosen, so another caller may have used the same one
+             .outerjoin(Feedback, (Feedback.request_id == RequestEvent.request_id)
+                        & (Feedback.user_hash == RequestEvent.user_hash))
              .where(RequestEvent.ts >= start, RequestEvent.ts < end, RequestEvent.endpoint.in_(endpoints),
                     RequestEvent.synthetic.is_(False), RequestEvent.status == 200,
                     (RequestEvent.fallback.is_(None)) | (RequestEvent.fallback == REFUSED)))
@@ -118,8 +120,12 @@ def load_answers(registry: Registry, start: datetime, end: datetime, endpoints: 
         rows = s.execute(query).all()
         releases = {r.id: (r.name, (r.answer_config or {}).get("abstain_sim_weight", SIM_WEIGHT))
                     for r in s.execute(select(Release)).scalars()}
-    out = []
-    for ts, release_id, var, user, fallback, coverage, similarity, rating, followed in rows:
+    out, voted = [], set()
+    for ts, release_id, var, user, fallback, coverage, similarity, rating, followed, request_id in rows:
+        if rating is not None or followed is not None:  # a caller's retries share their id: its vote counts once
+            if (request_id, user) in voted:
+                rating = followed = None
+            voted.add((request_id, user))
         name, weight = releases.get(release_id, (LIVE if release_id is None else str(release_id), SIM_WEIGHT))
         score = coverage + weight * similarity if coverage is not None and similarity is not None else None
         out.append(Answer(ts, name, var, user, fallback == REFUSED, score, similarity, rating, followed))

@@ -18,12 +18,18 @@ BASELINE_DAYS = 7
 MIN_REQUESTS = 20  # below this many requests a rate says too little to flag
 
 
+MAX_WINDOW = timedelta(days=3650)  # with the period before it (gaps' trend), still far inside the calendar
+
+
 def parse_window(text: str) -> timedelta:
-    match = re.fullmatch(r"\s*(\d+)\s*([mhd])\s*", text or "")
+    match = re.fullmatch(r"\s*(\d{1,9})\s*([mhd])\s*", text or "")
     if not match:
         raise RagopsError(f"window {text!r} is not like 90m, 24h or 7d")
     value, unit = int(match.group(1)), match.group(2)
-    return {"m": timedelta(minutes=value), "h": timedelta(hours=value), "d": timedelta(days=value)}[unit]
+    window = {"m": timedelta(minutes=value), "h": timedelta(hours=value), "d": timedelta(days=value)}[unit]
+    if not timedelta(minutes=1) <= window <= MAX_WINDOW:  # 0 stores an empty report; a huge one overflows the dates
+        raise RagopsError(f"window {text!r} must be between 1 minute and {MAX_WINDOW.days} days")
+    return window
 
 
 @dataclass

@@ -165,7 +165,7 @@ def test_hostile_comments_are_stored_bounded(registry):
 
     asked(registry, "h1")
     stored = vote(registry, "h1", comment="a\x00b \ud800 see a@b.io", redact=Redactor()).comment
-    assert stored == "a\ufffdb ? see [email]"
+    assert stored == "ab ? see [email]"  # NUL is a control character: redaction drops it (bound_text would replace it)
     asked(registry, "h2")
     longer = vote(registry, "h2", comment="a@b.io " * (COMMENT_MAX // 7), redact=Redactor()).comment
     assert len(longer) <= COMMENT_MAX and longer.startswith("[email] [email]")
