@@ -95,6 +95,12 @@ class Settings(BaseSettings):
     max_document_bytes: int = 5_000_000
     mass_delete_ratio: float = 0.2
     source_timeout_s: float = Field(default=30.0, description="total timeout of one request to an http(s) source")
+    source_feed: bool = Field(default=True, description="plan a refresh from the source's change feed (a local "
+                              "folder's journal under RAGOPS_HOME/feeds) when it can vouch for every change since the "
+                              "last refresh; false: list and fingerprint the whole source every time")
+    source_full_listing_days: float = Field(default=7.0, gt=0, description="a refresh lists the whole source when "
+                                            "the last full listing is older than this, whatever the feed says (the "
+                                            "periodic reconciliation)")
     parse_budget_s: float = Field(default=30.0, description="CPU seconds one document may take to parse and "
                                    "chunk")
     lock_ttl_s: float = Field(default=300.0, description="a lease not renewed for this long is taken over")

@@ -89,6 +89,16 @@ class Source:
     def from_settings(cls, settings, uri: str | None = None) -> "Source":
         return cls(uri or settings.source, max_bytes=settings.max_document_bytes, timeout_s=settings.source_timeout_s)
 
+    def feed(self, home):
+        """The source's change feed (ragops.sources.feed), or None when it has none: only local folders keep one."""
+        from ragops.sources.local import LocalFiles
+
+        if not isinstance(self.backend, LocalFiles):
+            return None
+        from ragops.sources.feed import LocalJournal
+
+        return LocalJournal.for_source(home, self)
+
     def list_paths(self) -> list[str]:
         """Every supported document path under the source, sorted; hidden folders and unstorable names skipped."""
         keep = []
