@@ -95,10 +95,12 @@ class LocalJournal:
                 if held is None or held[1] is None or held[1] != stamp:
                     entries.append({"op": "put", "uri": uri, "path": path})
             entries += [{"op": "del", "uri": uri} for uri in sorted(known.keys() - seen.keys())]
-            if epoch is None or self._oversized(len(seen)):
+            fresh = epoch is None or self._oversized(len(seen))
+            if fresh:
                 epoch = self._start(now)
             self._append(entries, now)
-            self._write_manifest(seen, epoch)
+            if entries or fresh:
+                self._write_manifest(seen, epoch)
             return len(entries)
 
     def _oversized(self, documents: int) -> bool:
