@@ -31,7 +31,15 @@ class Settings(BaseSettings):
     store: str = "lance"
     weaviate_url: str | None = None
     weaviate_grpc_port: int = 50051
-    weaviate_api_key: SecretStr | None = None
+    weaviate_api_key: SecretStr | None = Field(default=None, description="the Weaviate API key with write rights "
+                                               "(an AUTHORIZATION_ADMINLIST_USERS user): refreshes, promotion, "
+                                               "pruning; Airflow and the CLI")
+    weaviate_reader_api_key: SecretStr | None = Field(default=None, description="the read-only Weaviate API key (an "
+                                                      "AUTHORIZATION_ADMINLIST_READONLY_USERS user) the serving app "
+                                                      "connects with; unset there: RAGOPS_WEAVIATE_API_KEY, with a "
+                                                      "warning")
+    weaviate_read_only: bool = Field(default=False, description="this process only reads Weaviate and connects with "
+                                     "RAGOPS_WEAVIATE_READER_API_KEY; the serving app sets it itself")
     # The approximate vector index (index/ann.py, docs/configuration.md#approximate-vector-index)
     ann_min_rows: int = Field(default=20_000, ge=256, description="a collection with at least this many chunks gets "
                               "an approximate vector index (IVF-SQ on LanceDB); below it dense search is exact")
