@@ -332,8 +332,9 @@ class Refresher:
     def _collection_dim(self) -> int | None:
         """The dimension of the vectors the live collection holds; None while it holds none."""
         with _store_errors("read its vectors", reading=True):
-            for row in self.store.rows(["vector"]):
-                return len(row["vector"])
+            for batch in self.store.scan(["vector"], batch_rows=1):  # one row, not every vector of the collection
+                for row in batch:
+                    return len(row["vector"])
         return None
 
     def _expected_dim(self, plan: dict) -> tuple[int | None, str, str]:

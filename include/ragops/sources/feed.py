@@ -82,12 +82,11 @@ class LocalJournal:
             known, epoch = self._load_manifest()
             seen: dict[str, list] = {}
             entries = []
-            for path in self.source.list_paths():
+            for path, uri in self.source.list_uris():
                 try:
                     st = os.lstat(path)
                 except FileNotFoundError:
                     continue  # gone between the listing and the stat: absent, as the next scan will confirm
-                uri = self.source.backend.uri(path)
                 stamp = _stamp(st) if stat.S_ISREG(st.st_mode) else [0, 0, -1, st.st_ino]
                 # a racy stamp is not remembered, so the next scan logs the file again
                 seen[uri] = [path, None if st.st_mtime_ns >= (now - RACY_S) * 1e9 else stamp]
