@@ -50,6 +50,22 @@ def _stamp(st: os.stat_result) -> list[int]:
     return [st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino]
 
 
+def _stamp_of(path: str) -> tuple[list[int], int] | None:
+    """(stamp, mtime_ns) of a document; a symlink's is its target's and its own, since the source reads the target.
+    None when it is gone."""
+    try:
+        own = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISLNK(own.st_mode):
+        return (_stamp(own) if stat.S_ISREG(own.st_mode) else [0, 0, -1, own.st_ino]), own.st_mtime_ns
+    try:
+        target = os.stat(path)
+    except OSError:  # broken, a loop, or out of reach: the link itself is all there is to compare
+        return [0, 0, -1, own.st_ino, own.st_ctime_ns], own.st_mtime_ns
+    return _stamp(target) + [own.st_ino, own.st_ctime_ns], max(target.st_mtime_ns, own.st_mtime_ns)
+
+
 class LocalJournal:
     """The change feed of a local folder source (see the module docstring)."""
 
@@ -83,18 +99,18 @@ class LocalJournal:
             seen: dict[str, list] = {}
             entries = []
             for path, uri in self.source.list_uris():
-                try:
-                    st = os.lstat(path)
-                except FileNotFoundError:
+                found = _stamp_of(path)
+                if found is None:
                     continue  # gone between the listing and the stat: absent, as the next scan will confirm
-                stamp = _stamp(st) if stat.S_ISREG(st.st_mode) else [0, 0, -1, st.st_ino]
+                stamp, mtime_ns = found
                 # a racy stamp is not remembered, so the next scan logs the file again
-                seen[uri] = [path, None if st.st_mtime_ns >= (now - RACY_S) * 1e9 else stamp]
+                seen[uri] = [path, None if mtime_ns >= (now - RACY_S) * 1e9 else stamp]
                 held = known.get(uri)
                 if held is None or held[1] is None or held[1] != stamp:
                     entries.append({"op": "put", "uri": uri, "path": path})
             entries += [{"op": "del", "uri": uri} for uri in sorted(known.keys() - seen.keys())]
-            fresh = epoch is None or self._oversized(len(seen))
+            # a journal whose tail a crash cut (or damaged) is started anew: appending to it would bury the damage
+            fresh = epoch is None or self._oversized(len(seen)) or self._tail() is None
             if fresh:
                 epoch = self._start(now)
             self._append(entries, now)
@@ -118,7 +134,7 @@ class LocalJournal:
         return epoch
 
     def _append(self, entries: list[dict], now: float) -> None:
-        seq = self._last_seq()
+        seq = self._tail()[0]
         with open(self.journal, "a", encoding="utf-8") as out:
             for entry in entries:
                 seq += 1
@@ -128,14 +144,24 @@ class LocalJournal:
             out.flush()
             os.fsync(out.fileno())  # the journal before the manifest: a crash between them logs the changes twice
 
-    def _last_seq(self) -> int:
-        with open(self.journal, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            end = f.tell()
-            f.seek(max(0, end - 65536))
-            lines = f.read().splitlines()
-        last = json.loads(lines[-1])
-        return int(last.get("seq", 0))
+    def _tail(self) -> tuple[int, int] | None:
+        """(seq, end offset) of the journal's last entry (0 for the header alone); None if its tail is damaged."""
+        try:
+            with open(self.journal, "rb") as f:
+                header = f.readline()
+                end = f.seek(0, os.SEEK_END)
+                f.seek(max(len(header), end - 65536))
+                tail = f.read()
+        except FileNotFoundError:
+            return None
+        if not tail:
+            return (0, len(header)) if header.endswith(b"\n") else None
+        if not tail.endswith(b"\n"):
+            return None
+        try:
+            return int(json.loads(tail.splitlines()[-1])["seq"]), end
+        except (ValueError, KeyError, TypeError):
+            return None
 
     def _load_manifest(self) -> tuple[dict[str, list], str | None]:
         try:
@@ -164,28 +190,26 @@ class LocalJournal:
 
     def head(self) -> str:
         """The cursor after the newest entry: where a full listing made now leaves the next refresh."""
-        return self.changes(None, from_start=True).cursor
+        epoch, tail = self._epoch(), self._tail()
+        if tail is None:
+            raise FeedGap(f"the change journal {self.journal} ends in a damaged entry")
+        return f"{epoch}:{tail[0]}:{tail[1]}"
 
-    def changes(self, since: str | None, *, from_start: bool = False) -> FeedChanges:
+    def changes(self, since: str | None) -> FeedChanges:
         """Every change after `since`, collapsed per document (the last entry wins); FeedGap if it cannot vouch."""
         epoch = self._epoch()
-        if from_start:
-            seq, offset = 0, None
-        else:
-            if not since:
-                raise FeedGap("no cursor from a previous refresh")
-            try:
-                their_epoch, seq_text, offset_text = since.split(":")
-                seq, offset = int(seq_text), int(offset_text)
-            except ValueError:
-                raise FeedGap(f"the cursor {since[:80]!r} is corrupt") from None
-            if their_epoch != epoch:
-                raise FeedGap(f"the cursor belongs to journal {their_epoch[:16]!r}, which was replaced by {epoch!r}")
+        if not since:
+            raise FeedGap("no cursor from a previous refresh")
+        try:
+            their_epoch, seq_text, offset_text = since.split(":")
+            seq, offset = int(seq_text), int(offset_text)
+        except ValueError:
+            raise FeedGap(f"the cursor {since[:80]!r} is corrupt") from None
+        if their_epoch != epoch:
+            raise FeedGap(f"the cursor belongs to journal {their_epoch[:16]!r}, which was replaced by {epoch!r}")
         out = FeedChanges()
         with open(self.journal, "rb") as f:
             header = f.readline()
-            if offset is None:
-                offset = len(header)
             f.seek(0, os.SEEK_END)
             if not len(header) <= offset <= f.tell():
                 raise FeedGap(f"the cursor {since!r} points outside the journal")

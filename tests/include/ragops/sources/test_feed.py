@@ -115,3 +115,29 @@ def test_an_entry_still_being_written_is_left_for_the_next_read(journal, folder)
         f.write('{"seq": 99, "op": "put", "uri": "file:///half')  # no newline yet
     changes = journal.changes(cursor)
     assert changes.entries == 0 and changes.cursor == cursor
+
+
+def test_an_edit_behind_a_symlink_is_seen_on_the_link(journal, folder):
+    (folder / "real").mkdir()
+    (folder / "real" / "target.bin").write_text("first\n")  # not a document itself: only the link is
+    os.symlink(folder / "real" / "target.bin", folder / "link.md")
+    journal.scan(now=LATER)
+    cursor = journal.head()
+    (folder / "real" / "target.bin").write_text("second, longer\n")
+    journal.scan(now=LATER)
+    assert uri(folder, "link.md") in journal.changes(cursor).put
+
+
+def test_a_journal_cut_by_a_crash_is_started_anew_never_appended_to(journal, folder):
+    journal.scan(now=LATER)
+    cursor = journal.head()
+    with open(journal.journal, "a") as f:
+        f.write('{"seq": 5, "op": "put", "uri": "fi')  # the writer died mid-entry
+    (folder / "a.md").write_text("# a\n\nedited\n")
+    journal.scan(now=LATER)  # no error: a new journal
+    with pytest.raises(FeedGap, match="replaced"):
+        journal.changes(cursor)
+    fresh = journal.head()
+    (folder / "b.md").unlink()
+    journal.scan(now=LATER)
+    assert journal.changes(fresh).deleted == {uri(folder, "b.md")}
