@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Iterable
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from ragops.config import Settings
 from ragops.ingest.planner import indexed_fingerprints
 from ragops.registry import Registry
+from ragops.registry.db import live_index_version
 from ragops.registry.models import Chunk, Document, RefreshRun
 from ragops.sources import Source, SourceDocument
 from ragops.sources.feed import FeedGap
@@ -40,10 +41,17 @@ class Inventory:
 
 
 def previous_listing(registry: Registry, source_uri: str) -> dict:
-    """The listing record of the newest successful refresh of `source_uri` ({} if there is none)."""
+    """The listing record of the newest successful refresh of `source_uri` that the live index version came from
+    (the run that wrote it, or a later one that found nothing to change): {} if there is none. A cursor left by a
+    refresh of another collection (before a switch, a blue/green build) never counts: the live one never saw it."""
     with registry.session() as s:
-        plan = s.scalar(select(RefreshRun.plan).where(RefreshRun.source == source_uri, RefreshRun.status == "succeeded")
-                        .order_by(RefreshRun.id.desc()).limit(1))
+        live = live_index_version(s)
+        if live is None:
+            return {}
+        plan = s.scalar(select(RefreshRun.plan).where(
+            RefreshRun.source == source_uri, RefreshRun.status == "succeeded",
+            or_(RefreshRun.id == live.refresh_run_id, RefreshRun.base_index_version == live.id))
+            .order_by(RefreshRun.id.desc()).limit(1))
     listing = (plan or {}).get("listing") if isinstance(plan, dict) else None
     return listing if isinstance(listing, dict) else {}
 

@@ -142,3 +142,21 @@ def test_a_feed_off_or_a_source_without_one_lists_in_full(refresher, settings, s
                     embedder=refresher.embedder)
     off.run()
     assert last_listing(refresher)["reason"] == "RAGOPS_SOURCE_FEED is off"
+
+
+def test_a_cursor_of_another_index_version_does_not_count(refresher, settings, settled):
+    """After a switch (a blue/green candidate made live, a rollback) the live version was not built by the run that
+    left the cursor: the catch-up lists in full, so nothing the new live version never saw is skipped."""
+    from ragops.registry.models import IndexVersion
+
+    refresher.run()
+    with refresher.registry.session() as s:  # what `switch_live` leaves: another live row, from no refresh of ours
+        live = s.scalars(select(IndexVersion).where(IndexVersion.status == "live")).one()
+        live.status = "retired"
+        s.add(IndexVersion(store=live.store, collection=live.collection, store_version=live.store_version,
+                           embedding_model=live.embedding_model, n_documents=live.n_documents,
+                           n_chunks=live.n_chunks, status="live"))
+    refresher.run()
+    assert last_listing(refresher)["reason"] == "no full listing of this source is recorded"
+    refresher.run()
+    assert last_listing(refresher)["mode"] == "feed"  # a no-change run on the live version carries the cursor on
