@@ -3,7 +3,8 @@
 From the feed (ragops.sources.feed) a refresh reads only the documents logged since the cursor its last successful
 run stored (`refresh_runs.plan["listing"]["cursor"]`), and looks up only their fingerprints: planning grows with the
 changes. It lists the whole source instead, and records why in `plan["listing"]["reason"]`, when the source has no
-feed, when the feed cannot vouch for every change since that cursor (none, corrupt, or of a journal started anew), on
+feed, when the feed cannot vouch for every change since that cursor (none, corrupt, of a journal started anew, or
+left by a run the live index version did not come from), when the index and the registry disagree, on
 a full rebuild or forced documents, and when the last full listing is older than RAGOPS_SOURCE_FULL_LISTING_DAYS (the
 periodic reconciliation, which also finds what the index and the registry disagree on). A full listing stores the
 feed's cursor taken before it read anything, so a change made while it ran is seen again by the next run.
