@@ -54,6 +54,7 @@ class RefreshReport:
     duration_s: float
     quarantine: list[dict] = field(default_factory=list)
     changed: bool = False
+    listing: dict = field(default_factory=dict)  # {"mode": "feed" or "full", "reason": why a full listing}
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -280,6 +281,7 @@ class Refresher:
                 duration_s=round(time.time() - _ts(started), 3),
                 quarantine=plan["quarantined"],
                 changed=changed,
+                listing={k: (plan.get("listing") or {}).get(k) for k in ("mode", "reason")},
             )
             s.execute(update(RefreshRun).where(RefreshRun.id == run_id).values(
                 status="succeeded", report=report.to_dict(), finished_at=datetime.now(timezone.utc)))

@@ -68,6 +68,7 @@ def test_the_first_refresh_lists_in_full_and_the_next_reads_only_the_changed_doc
     assert [os.path.basename(p) for p in reads] == ["notes.txt"]
     assert report.documents == {"added": 0, "changed": 1, "deleted": 0, "unchanged": 5, "quarantined": 0}
     assert listing["last_full_at"] == first["last_full_at"]
+    assert report.listing == {"mode": "feed", "reason": None}
 
 
 def test_a_deletion_and_a_rename_through_the_feed(refresher, settings, settled, reads):
