@@ -10,9 +10,11 @@ vocabulary and a long tail of frequent filler.
 Per mode: the store's own build (write plus full-text and vector index), disk, p50/p99 at concurrency 1 and 8 on
 one pinned reader, recall@10 against an exact search of the same vectors (numpy, over every vector; hybrid: the
 same fusion of the exact dense list and the BM25 list), the cost of a refresh that replaces 0.1% of the documents,
-and the refresh planner's cost with 10 changed documents of 10,000 and of 100,000.
+and the refresh planner's cost with 10 changed documents of 10,000 and of 100,000, and 1,000 of 100,000: from a
+full listing and from the source's change feed.
 
     nice -n 10 .venv/bin/python bench/scale.py --chunks 100000 [--queries 200] [--home DIR]
+    nice -n 10 .venv/bin/python bench/scale.py --planner-only [--planner-files 100000]
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import resource
 import shutil
@@ -148,16 +151,82 @@ def recall(found: list[list[str]], exact: list[list[str]]) -> float:
     return round(recall_at_k(found, exact), 4)
 
 
-def planner_cost() -> dict:
-    from ragops.ingest.planner import plan_refresh
+PLANNER_CASES = ((10_000, 10), (100_000, 10), (100_000, 1_000))
 
-    out = {}
-    for docs, changed in ((10_000, 10), (100_000, 10), (100_000, 1_000)):
-        indexed = {f"file:///kb/{i}.md": f"{i:064x}" for i in range(docs)}
-        listed = dict(indexed) | {f"file:///kb/{i}.md": "0" * 64 for i in range(changed)}
-        best = min(_seconds(lambda: plan_refresh(listed, indexed)) for _ in range(3))
-        out[f"{docs}_docs_{changed}_changed_ms"] = round(best * 1000, 2)
+
+def planner_cost(work: Path | None = None) -> dict:
+    """The plan from a full listing (every fingerprint compared) and from the change feed (the journal read from the
+    cursor, then only the named documents compared), best of 3; neither reads a file (see `real_files`)."""
+    from ragops.ingest.planner import plan_refresh
+    from ragops.sources.feed import LocalJournal
+
+    out: dict = {"full_listing": {}, "feed": {}, "feed_entries_read": {}, "plans_agree": True}
+    folder = Path(tempfile.mkdtemp(prefix="ragops-feed-", dir=work))
+    try:
+        for docs, changed in PLANNER_CASES:
+            key = f"{docs}_docs_{changed}_changed_ms"
+            indexed = {f"file:///kb/{i}.md": f"{i:064x}" for i in range(docs)}
+            moved = {f"file:///kb/{i}.md": "0" * 64 for i in range(changed)}
+            listed = dict(indexed) | moved
+            full = min(_seconds(lambda: plan_refresh(listed, indexed)) for _ in range(3))
+            out["full_listing"][key] = round(full * 1000, 2)
+            journal = LocalJournal(folder / key, None)  # written directly: the watcher's entries without a folder
+            journal.folder.mkdir(parents=True)
+            journal._start(0.0)
+            journal._append([{"op": "put", "uri": u, "path": u[7:]} for u in indexed], 0.0)
+            cursor = journal.head()
+            journal._append([{"op": "put", "uri": u, "path": u[7:]} for u in moved], 1.0)
+
+            def from_feed():
+                changes = journal.changes(cursor)
+                named = {u: listed[u] for u in changes.put}  # the documents it names, read and fingerprinted
+                plan = plan_refresh(named, {u: indexed[u] for u in [*named, *changes.deleted] if u in indexed})
+                plan.unchanged = docs - len(plan.added) - len(plan.changed) - len(plan.deleted)
+                return plan, changes.entries
+
+            best = min(_seconds(from_feed) for _ in range(3))
+            out["feed"][key] = round(best * 1000, 2)
+            plan, out["feed_entries_read"][key] = from_feed()
+            out["plans_agree"] &= plan.counts() == plan_refresh(listed, indexed).counts()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     return out
+
+
+def real_files(files: int, changed: int, work: Path | None = None) -> dict:
+    """On `files` real files: a full listing (list, read and fingerprint every one) against the feed (the watcher's
+    scan, a stat per file, then the journal read and the `changed` documents read)."""
+    from ragops.sources import Source
+    from ragops.sources.feed import LocalJournal
+
+    root = Path(tempfile.mkdtemp(prefix="ragops-files-", dir=work))
+    try:
+        for i in range(files):
+            (root / f"{i // 1000}").mkdir(exist_ok=True)
+            (root / f"{i // 1000}" / f"{i}.md").write_text(f"# Page {i}\n\nThe text of page {i}.\n")
+        old = time.time() - 3600
+        for path in root.rglob("*.md"):
+            os.utime(path, (old, old))
+        source = Source(root.as_uri())
+        journal = LocalJournal(root.parent / (root.name + "-feed"), source)
+        journal.scan()
+        cursor = journal.head()
+        start = time.perf_counter()
+        listed = sum(1 for _ in source.documents())
+        full_s = time.perf_counter() - start
+        for i in range(changed):
+            (root / f"{i // 1000}" / f"{i}.md").write_text(f"# Page {i}\n\nEdited.\n")
+        scan_s = _seconds(journal.scan)
+        start = time.perf_counter()
+        changes = journal.changes(cursor)
+        read = [source.read(p) for p in changes.put.values()]
+        feed_s = time.perf_counter() - start
+        return {"files": files, "changed": changed, "listed": listed, "read_from_feed": len(read),
+                "full_listing_ms": round(full_s * 1000, 1), "scan_ms": round(scan_s * 1000, 1),
+                "feed_read_ms": round(feed_s * 1000, 1)}
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(root.parent / (root.name + "-feed"), ignore_errors=True)
 
 
 def _seconds(fn) -> float:
@@ -264,7 +333,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=500)
     parser.add_argument("--home", type=Path, help="where the table goes (default: a temporary folder, removed)")
     parser.add_argument("--vectors-cache", type=Path, help="an .npz that keeps the real embeddings between runs")
+    parser.add_argument("--planner-only", action="store_true", help="measure only the refresh planner (and, with "
+                        "--planner-files, the listing of real files)")
+    parser.add_argument("--planner-files", type=int, default=0, help="real files for the listing measure (0: none)")
     args = parser.parse_args(argv)
+    if args.planner_only:
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+        report = {"planner": planner_cost(args.home)}
+        if args.planner_files:
+            report["real_files"] = [real_files(args.planner_files, n, args.home) for n in (10, 1_000)]
+        print(json.dumps(report, indent=2))
+        return 0
     if not 1_000 <= args.chunks <= 5_000_000 or not 1 <= args.queries <= 2_000 or not 10 <= args.seeds <= 5_000:
         parser.error("--chunks 1,000..5,000,000, --queries 1..2,000, --seeds 10..5,000")
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")

@@ -9,6 +9,10 @@ commit. The live index is never touched by a run that fails or is blocked.
 **When**: weekly (Monday 03:00 UTC), whenever `source_watch` sees the source change, and on demand. A fresh
 install runs no past slot: its first refresh is the one `make up` triggers (or yours, from Trigger).
 
+**Listing**: a run started by `source_watch` or by hand reads only what the source's change feed logged since the last
+successful run; the weekly run lists and fingerprints the whole source (the reconciliation), as does any run whose
+feed cannot vouch for every change. The run's record says which and why (`plan.listing`).
+
 **Params**: `source` (URI; empty = `RAGOPS_SOURCE`), `full_rebuild` (re-process every document),
 `allow_mass_delete` (override the guard that refuses to leave more than 20% fewer documents than the most the
 index held since the last override, or to empty it).
@@ -46,15 +50,17 @@ from _ragops_airflow import INDEX_ASSET, SOURCE_CHANGED, cron, default_args, opt
 )
 def document_refresh():
     @task
-    def prepare(params=None) -> dict:
+    def prepare(params=None, dag_run=None) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
         from ragops.errors import RefreshBlocked
         from ragops.ingest.refresh import Refresher
 
+        run_type = getattr(dag_run, "run_type", None)
         try:
             prepared = Refresher(settings()).prepare(
-                params["source"] or None, full=params["full_rebuild"], allow_mass_delete=params["allow_mass_delete"]
+                params["source"] or None, full=params["full_rebuild"], allow_mass_delete=params["allow_mass_delete"],
+                reconcile=getattr(run_type, "value", run_type) == "scheduled",  # the weekly run lists in full
             )
         except RefreshBlocked as exc:
             raise AirflowFailException(str(exc)) from exc  # retrying a guard decision changes nothing

@@ -1,8 +1,9 @@
 """
 ### source_watch
 
-The cheap change detector for `document_refresh`: every 10 minutes it fingerprints the source and compares
-with the registry (no parsing, no embedding). Only when a document was added, changed or deleted does it emit
+The cheap change detector for `document_refresh`: every 10 minutes it scans the source's change journal (a local
+folder: a stat of every file, no read) and fingerprints only what it logged since the last refresh; a source without
+a feed, or a feed that cannot vouch for every change, is fingerprinted in full (no parsing, no embedding). Only when a document was added, changed or deleted does it emit
 the `ragops_source_changed` asset, which starts a refresh. Versions already quarantined are ignored, so a bad
 file does not trigger a refresh every 10 minutes. Until the first `document_refresh` has succeeded there is nothing
 to compare with (that first refresh indexes everything): the check is skipped, with that reason.

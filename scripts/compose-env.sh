@@ -16,5 +16,6 @@ sed -e "s|^POSTGRES_PASSWORD=|POSTGRES_PASSWORD=$(secret)|" \
     -e "s|^AIRFLOW_API_SECRET_KEY=|AIRFLOW_API_SECRET_KEY=$(secret)|" \
     -e "s|^GRAFANA_ADMIN_PASSWORD=|GRAFANA_ADMIN_PASSWORD=$(secret)|" \
     -e "s|^WEAVIATE_API_KEY=|WEAVIATE_API_KEY=$(secret)|" \
+    -e "s|^WEAVIATE_READER_API_KEY=|WEAVIATE_READER_API_KEY=$(secret)|" \
     .env.example > .env
 echo "wrote .env (mode 600); the Grafana admin password is GRAFANA_ADMIN_PASSWORD in it"

@@ -54,7 +54,8 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None, *, service: AnswerService | None = None,
                tools: list[ToolConfig] | None = None, limiter: RateLimiter | None = None,
                base_url: str | None = None):
-    settings = settings or Settings()
+    # The serving path only reads the index: on Weaviate it connects with the read-only key (RAGOPS_WEAVIATE_READER_API_KEY)
+    settings = (settings or Settings()).model_copy(update={"weaviate_read_only": True})
     settings.ensure_home()
     audit_key = signing_key(settings)  # a bad key file stops the app here, before anything starts
     tools = tools if tools is not None else [ToolConfig.from_dict(t) for t in settings.mcp_tools]

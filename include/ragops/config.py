@@ -31,7 +31,15 @@ class Settings(BaseSettings):
     store: str = "lance"
     weaviate_url: str | None = None
     weaviate_grpc_port: int = 50051
-    weaviate_api_key: SecretStr | None = None
+    weaviate_api_key: SecretStr | None = Field(default=None, description="the Weaviate API key with write rights "
+                                               "(an AUTHORIZATION_ADMINLIST_USERS user): refreshes, promotion, "
+                                               "pruning; Airflow and the CLI")
+    weaviate_reader_api_key: SecretStr | None = Field(default=None, description="the read-only Weaviate API key (an "
+                                                      "AUTHORIZATION_ADMINLIST_READONLY_USERS user) the serving app "
+                                                      "connects with; unset there: RAGOPS_WEAVIATE_API_KEY, with a "
+                                                      "warning")
+    weaviate_read_only: bool = Field(default=False, description="this process only reads Weaviate and connects with "
+                                     "RAGOPS_WEAVIATE_READER_API_KEY; the serving app sets it itself")
     # The approximate vector index (index/ann.py, docs/configuration.md#approximate-vector-index)
     ann_min_rows: int = Field(default=20_000, ge=256, description="a collection with at least this many chunks gets "
                               "an approximate vector index (IVF-SQ on LanceDB); below it dense search is exact")
@@ -95,6 +103,12 @@ class Settings(BaseSettings):
     max_document_bytes: int = 5_000_000
     mass_delete_ratio: float = 0.2
     source_timeout_s: float = Field(default=30.0, description="total timeout of one request to an http(s) source")
+    source_feed: bool = Field(default=True, description="plan a refresh from the source's change feed (a local "
+                              "folder's journal under RAGOPS_HOME/feeds) when it can vouch for every change since the "
+                              "last refresh; false: list and fingerprint the whole source every time")
+    source_full_listing_days: float = Field(default=7.0, gt=0, description="a refresh lists the whole source when "
+                                            "the last full listing is older than this, whatever the feed says (the "
+                                            "periodic reconciliation)")
     parse_budget_s: float = Field(default=30.0, description="CPU seconds one document may take to parse and "
                                    "chunk")
     lock_ttl_s: float = Field(default=300.0, description="a lease not renewed for this long is taken over")

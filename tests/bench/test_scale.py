@@ -62,10 +62,20 @@ def test_the_exact_top_k_merged_batch_by_batch_equals_a_full_scan(scale, monkeyp
             1 - float(np.max(matrix @ queries[q])), abs=1e-5)
 
 
-def test_the_planner_cost_is_reported_for_both_corpus_sizes(scale):
-    costs = scale.planner_cost()
-    assert set(costs) == {"10000_docs_10_changed_ms", "100000_docs_10_changed_ms", "100000_docs_1000_changed_ms"}
-    assert all(v > 0 for v in costs.values())
+def test_the_planner_cost_is_reported_for_both_corpus_sizes_and_both_listings(scale, tmp_path):
+    costs = scale.planner_cost(tmp_path)
+    keys = {"10000_docs_10_changed_ms", "100000_docs_10_changed_ms", "100000_docs_1000_changed_ms"}
+    assert set(costs["full_listing"]) == set(costs["feed"]) == keys
+    assert all(v > 0 for v in [*costs["full_listing"].values(), *costs["feed"].values()])
+    # the feed reads only what was logged after the cursor (the changes and the watcher's scan marker)
+    assert costs["feed_entries_read"] == {"10000_docs_10_changed_ms": 11, "100000_docs_10_changed_ms": 11,
+                                          "100000_docs_1000_changed_ms": 1001}
+    assert costs["plans_agree"]
+
+
+def test_the_real_files_measure_reads_only_what_changed_from_the_feed(scale, tmp_path):
+    found = scale.real_files(300, 7, tmp_path)
+    assert found["listed"] == 300 and found["read_from_feed"] == 7
 
 
 def test_the_exact_top_k_takes_a_last_batch_smaller_than_its_depth(scale, monkeypatch):

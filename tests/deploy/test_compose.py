@@ -24,7 +24,7 @@ ONE_SHOT = {"ragops-data-init", "airflow-init"}
 AIRFLOW = {"airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
            "airflow-worker"}
 SECRETS = {"POSTGRES_PASSWORD", "REGISTRY_DB_PASSWORD", "AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET",
-           "AIRFLOW_API_SECRET_KEY", "GRAFANA_ADMIN_PASSWORD", "WEAVIATE_API_KEY"}
+           "AIRFLOW_API_SECRET_KEY", "GRAFANA_ADMIN_PASSWORD", "WEAVIATE_API_KEY", "WEAVIATE_READER_API_KEY"}
 PUBLISHED = {"airflow-apiserver": ["8080"], "serving": ["8000"], "grafana": ["3000"]}  # each behind a login or key
 OPT_IN = {"prometheus": "9090", "alertmanager": "9093", "weaviate": "8080"}  # deploy/compose/publish-<name>.yaml
 VARIABLE = re.compile(r"(?<!\$)\$\{([A-Z0-9_]+)(?:(:?[-?])([^}]*))?\}")
@@ -244,18 +244,35 @@ def test_each_internal_service_can_be_published_by_its_own_opt_in_file():
     assert "COMPOSE_FILE=docker-compose.yaml:deploy/compose/publish-" in (REPO / ".env.example").read_text()
 
 
-def test_weaviate_requires_the_api_key_that_ragops_sends():
+def test_weaviate_requires_the_api_keys_that_ragops_sends():
     weaviate = env_of("weaviate", {n: f"secret-{n}" for n in SECRETS})
     assert weaviate["AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED"] == "false"
     assert weaviate["AUTHENTICATION_APIKEY_ENABLED"] == "true"
-    assert weaviate["AUTHENTICATION_APIKEY_ALLOWED_KEYS"] == "secret-WEAVIATE_API_KEY"
-    assert len(weaviate["AUTHENTICATION_APIKEY_USERS"].split(",")) == 1  # one key, one user
-    for name in AIRFLOW | {"serving"}:
+    for name in AIRFLOW:
         env = env_of(name, {n: f"secret-{n}" for n in SECRETS})
         assert env["RAGOPS_WEAVIATE_API_KEY"] == "secret-WEAVIATE_API_KEY", name
-    with pytest.raises(KeyError, match="WEAVIATE_API_KEY"):  # no key: compose refuses to start, never anonymous
-        env_of("weaviate", {n: "x" for n in SECRETS - {"WEAVIATE_API_KEY"}})
+    for secret in ("WEAVIATE_API_KEY", "WEAVIATE_READER_API_KEY"):  # no key: compose refuses, never anonymous
+        with pytest.raises(KeyError, match=secret):
+            env_of("weaviate", {n: "x" for n in SECRETS - {secret}})
     assert "ports" not in SERVICES["weaviate"]
+
+
+def test_the_serving_app_holds_only_the_read_only_weaviate_key():
+    """Keys and users pair by position; the reader's user is on the read-only list alone, and serving never holds the
+    writer's key under any name."""
+    secrets = {n: f"secret-{n}" for n in SECRETS}
+    weaviate = env_of("weaviate", secrets)
+    users = dict(zip(weaviate["AUTHENTICATION_APIKEY_ALLOWED_KEYS"].split(","),
+                     weaviate["AUTHENTICATION_APIKEY_USERS"].split(",")))
+    writer, reader = users["secret-WEAVIATE_API_KEY"], users["secret-WEAVIATE_READER_API_KEY"]
+    assert len(users) == 2 and writer != reader
+    assert weaviate["AUTHORIZATION_ADMINLIST_ENABLED"] == "true"
+    assert weaviate["AUTHORIZATION_ADMINLIST_USERS"].split(",") == [writer]
+    assert weaviate["AUTHORIZATION_ADMINLIST_READONLY_USERS"].split(",") == [reader]
+    serving = env_of("serving", secrets)
+    assert serving["RAGOPS_WEAVIATE_READER_API_KEY"] == "secret-WEAVIATE_READER_API_KEY"
+    assert "RAGOPS_WEAVIATE_API_KEY" not in serving
+    assert not [k for k, v in serving.items() if "secret-WEAVIATE_API_KEY" in v]
 
 
 def test_the_event_spool_lives_on_a_named_volume_the_serving_user_owns():

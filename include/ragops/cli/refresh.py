@@ -33,7 +33,8 @@ def refresh(args):
 
     source = args.source or settings.source
     try:
-        report = Refresher(settings).run(source, full=args.full, allow_mass_delete=args.allow_mass_delete, on_progress=progress)
+        report = Refresher(settings).run(source, full=args.full, allow_mass_delete=args.allow_mass_delete,
+                                         on_progress=progress, reconcile=args.reconcile)
     except RefreshConflict:
         raise  # another refresh is running or just ran: nothing failed, nothing to alert
     except RagopsError as exc:
@@ -109,6 +110,8 @@ def add_parsers(sub, common) -> None:
     p.add_argument("--source", help="source URI (default: RAGOPS_SOURCE, the repo's docs/)")
     p.add_argument("--full", action="store_true", help="re-process every document, not only changed ones")
     p.add_argument("--allow-mass-delete", action="store_true", help="override the shrinkage guard")
+    p.add_argument("--reconcile", action="store_true", help="list and fingerprint the whole source instead of "
+                   "reading its change feed (what the weekly run does)")
     p.set_defaults(handler=refresh)
 
     p = sub.add_parser("doctor", parents=[common], help="check the index against the registry (and repair it)")

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 # A write's optimize() (which adds the new rows to the FTS index) prunes nothing a reader may still need: versions are
 # pruned by the one retention policy (ragops.ingest.retention through LanceCatalog.prune), as on Weaviate.
 NO_CLEANUP = timedelta(days=36500)
-CLEANUP_SLACK = timedelta(seconds=60)  # versions this close before the oldest kept one stay too (clock and latency)
+KEEP_TAG = "ragops-keep-"  # the Lance tag on each version the retention policy keeps: `ragops-keep-<version>`
 
 
 def _quote(values: Sequence[str]) -> str:
@@ -88,34 +88,46 @@ class LanceCatalog:
         return [] if table is None else [int(v["version"]) for v in self._listed(table)]
 
     def prune(self, collection: str, keep: Collection[int]) -> list[int]:
-        """Delete the versions of `collection` older than the oldest one in `keep` (never the newest); return them.
+        """Delete every version of `collection` the retention policy does not keep (never the newest); return them.
 
-        Lance cleans versions by age only (its tags, which would exempt one version, make a cleanup fail), so a
-        version younger than the oldest kept one stays until that one is released; nothing kept is ever deleted.
-        Lance also counts the steps of one write (merge, delete, index) as versions: old ones go too.
+        The same keep set as Weaviate's, not an age: each kept version carries a Lance tag (`ragops-keep-<v>`), so no
+        cleanup by age, an operator's `optimize(cleanup_older_than=...)` included, can remove a version a release or
+        the rollback window still reaches (Lance refuses such a cleanup); tags of versions no longer kept are removed.
+        The others, Lance's intermediate versions of one write (merge, delete, index) among them, are cleaned by
+        number with pylance's `cleanup_old_versions(versions=...)`. Versions someone else tagged are left alone.
+        Files a failed write left are removed only after Lance's 7 days (`delete_unverified` stays off: a write in
+        progress elsewhere would be damaged).
         """
         table = self._table(collection)
         if table is None:
             return []
+        newest = table.version  # the newest a writer made: kept, like the newest after compaction
         try:
-            table.optimize(cleanup_older_than=NO_CLEANUP)  # compact first, so the cleanup below starts at once
+            table.optimize(cleanup_older_than=NO_CLEANUP)  # compact first: the versions it makes are pruned below
         except (OSError, RuntimeError, ValueError) as exc:
             raise StoreUnavailable(f"cannot compact {collection!r}: {exc}") from exc
-        listed = self._listed(table)
-        wanted = set(keep)
-        kept = [v for v in listed if int(v["version"]) in wanted] or listed[-1:]
-        oldest = kept[0]["timestamp"]
-        if not any(v["timestamp"] < oldest - CLEANUP_SLACK for v in listed):
-            return []
-        try:  # Lance cleans what is older than its own now - older_than: the slack covers the time until then
-            table.optimize(cleanup_older_than=datetime.now(oldest.tzinfo) - oldest + CLEANUP_SLACK)
+        listed = [int(v["version"]) for v in self._listed(table)]
+        wanted = (set(keep) & set(listed)) | {newest} | set(listed[-1:])
+        doomed = [v for v in listed if v not in wanted]
+        try:
+            dataset = table.to_lance()
+            _retag(dataset, wanted)
+            if doomed:
+                dataset.cleanup_old_versions(versions=doomed, error_if_tagged_old_versions=False)
         except (OSError, RuntimeError, ValueError) as exc:
             raise StoreUnavailable(f"cannot prune old versions of {collection!r}: {exc}") from exc
         after = set(self.versions(collection))
-        lost = sorted(wanted & {int(v["version"]) for v in listed} - after)
+        lost = sorted(wanted - after)
         if lost:
             raise StoreUnavailable(f"pruning {collection!r} removed versions it had to keep: {lost}")
-        return [int(v["version"]) for v in listed if int(v["version"]) not in after]
+        return [v for v in listed if v not in after]
+
+    def kept_tags(self, collection: str) -> dict[str, int]:
+        """The retention tags of `collection`: {tag: version}."""
+        table = self._table(collection)
+        if table is None:
+            return {}
+        return {name: int(tag["version"]) for name, tag in table.tags.list().items() if name.startswith(KEEP_TAG)}
 
     def live(self) -> None:
         return None  # the registry's live row is the pointer
@@ -139,6 +151,16 @@ class LanceCatalog:
 
     def close(self) -> None:
         pass  # an embedded directory: no connection outlives a call
+
+
+def _retag(dataset, wanted: set[int]) -> None:
+    """Tag exactly the `wanted` versions with KEEP_TAG (tags of other owners untouched)."""
+    ours = {name: int(tag["version"]) for name, tag in dataset.tags.list().items() if name.startswith(KEEP_TAG)}
+    for name, version in ours.items():
+        if version not in wanted:
+            dataset.tags.delete(name)
+    for version in sorted(wanted - set(ours.values())):
+        dataset.tags.create(f"{KEEP_TAG}{version}", version)
 
 
 class LanceStore:

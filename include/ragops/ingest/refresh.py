@@ -20,12 +20,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from ragops.config import Settings
 from ragops.errors import RefreshConflict, StoreUnavailable
 from ragops.index import IndexedChunk, IndexStore, open_catalog, open_store
-from ragops.ingest import retention, runs
+from ragops.ingest import listing, retention, runs
 from ragops.ingest.crash_points import pause_point
 from ragops.ingest.documents import process_documents
 from ragops.ingest.embedding import EmbeddingCache, Embedder, check_dimensions
-from ragops.ingest.planner import (ChunkTally, check_guards, guard_baseline, indexed_fingerprints, known_bad,
-                                   next_baseline, plan_refresh)
+from ragops.ingest.planner import ChunkTally, check_guards, guard_baseline, known_bad, next_baseline, plan_refresh
 from ragops.registry import Lease, Registry, registry_lock
 from ragops.registry.db import live_index_version, require_first_refresh
 from ragops.registry.lease import lease_settings
@@ -55,6 +54,7 @@ class RefreshReport:
     duration_s: float
     quarantine: list[dict] = field(default_factory=list)
     changed: bool = False
+    listing: dict = field(default_factory=dict)  # {"mode": "feed" or "full", "reason": why a full listing}
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -106,8 +106,11 @@ class Refresher:
 
     # -- step 1 ---------------------------------------------------------------------------------
     def prepare(self, source_uri: str | None = None, *, full: bool = False, allow_mass_delete: bool = False,
-                lease: Lease | None = None, force: Sequence[str] = ()) -> PreparedRefresh:
-        """Plan, validate, chunk and stage; `force` names documents to process again whatever their fingerprint."""
+                lease: Lease | None = None, force: Sequence[str] = (), reconcile: bool = False) -> PreparedRefresh:
+        """Plan, validate, chunk and stage; `force` names documents to process again whatever their fingerprint.
+
+        The plan comes from the source's change feed when it can vouch for every change (ingest/listing.py);
+        `reconcile` (the weekly run) lists the whole source instead, as `full` does."""
         uri = source_uri or self.settings.source
         try:
             with self.registry.session() as s:
@@ -118,36 +121,47 @@ class Refresher:
         except SQLAlchemyError as exc:
             raise StoreUnavailable(f"the registry cannot record a refresh run: {exc}") from exc
         with runs.failures_recorded(self.registry, run.id):
-            return self._prepare(run.id, Source.from_settings(self.settings, uri), full, allow_mass_delete, set(force))
+            source = Source.from_settings(self.settings, uri)
+            inventory = listing.take(self.settings, self.registry, source, uri, full=full or reconcile,
+                                     forced=bool(force))
+            if inventory.mode == "feed" and (mismatch := self._disagreement()):
+                inventory = listing.take(self.settings, self.registry, source, uri, full_because=mismatch)
+            return self._prepare(run.id, inventory, full, allow_mass_delete, set(force))
 
-    def _prepare(self, run_id: int, source: Source, full: bool, allow_mass_delete: bool, force: set[str]) -> PreparedRefresh:
-        listed = {d.uri: d for d in source.documents()}
-        indexed = indexed_fingerprints(self.registry)
-        with _store_errors("list its documents", reading=True):
-            chunks_in_index = Counter(r["doc_uri"] for r in self.store.rows(["doc_uri"]))
-        in_index = set(chunks_in_index)
-        # Reconcile before planning: the index may hold documents the registry lost (ghosts), and the registry may
-        # name documents the index lost. Ghosts gone from the source are deleted; lost ones are processed again.
-        ghosts = sorted(in_index - set(indexed) - set(listed))
-        lost = sorted(set(indexed) - in_index)
+    def _prepare(self, run_id: int, inventory: listing.Inventory, full: bool, allow_mass_delete: bool,
+                 force: set[str]) -> PreparedRefresh:
+        listed, indexed = inventory.listed, inventory.indexed
+        if inventory.mode == "full":
+            with _store_errors("list its documents", reading=True):
+                chunks_in_index = Counter(r["doc_uri"] for r in self.store.rows(["doc_uri"]))
+            in_index = set(chunks_in_index)
+            # Reconcile before planning: the index may hold documents the registry lost (ghosts), and the registry
+            # may name documents the index lost. Ghosts gone from the source are deleted; lost ones processed again.
+            ghosts = sorted(in_index - set(indexed) - set(listed))
+            lost = sorted(set(indexed) - in_index)
+            present = set(indexed) | in_index
+            n_current, n_chunks = len(present), chunks_in_index.total()
+        else:  # from the feed: the registry's counts, and only the documents it named (reconciled at a full listing)
+            chunks_in_index, n_current, n_chunks = listing.registry_counts(self.registry, [*listed, *indexed])
+            ghosts, lost, present = [], [], set(indexed)
         plan = plan_refresh({u: d.fingerprint for u, d in listed.items()},
                             {u: "" if u in lost or u in force else f for u, f in indexed.items()}, full=full)
         plan.deleted = sorted(set(plan.deleted) | set(ghosts))
+        plan.unchanged = inventory.n_listed - len(plan.added) - len(plan.changed)
 
         chunks_by_doc, titles, reasons = process_documents(self.settings, self.embedder, listed, plan.to_process,
                                                            self.parse_clock)
         good = [u for u in plan.to_process if u not in reasons]
-        n_current = len(set(indexed) | in_index)
-        n_after = len(((set(indexed) | in_index) - set(plan.deleted)) | set(good))
+        n_after = n_current - len(plan.deleted) + len(set(good) - present)  # deleted ones are all present
         staged = [c for u in good for c in chunks_by_doc[u]]
         replaced = set(plan.deleted) | set(good)
-        kept = sum(n for u, n in chunks_in_index.items() if u not in replaced)
+        kept = n_chunks - sum(chunks_in_index[u] for u in replaced)
         with self.registry.session() as s:
             live = live_index_version(s)
             baseline = guard_baseline(live.doc_baseline or live.n_documents if live else 0, n_current)
-            chunks = ChunkTally(chunks_in_index.total(), kept + len(staged),
-                                guard_baseline(live.chunk_baseline or live.n_chunks if live else 0, chunks_in_index.total()))
-        overridden = check_guards(plan, n_listed=len(listed), n_current=n_current, n_after=n_after, baseline=baseline,
+            chunks = ChunkTally(n_chunks, kept + len(staged),
+                                guard_baseline(live.chunk_baseline or live.n_chunks if live else 0, n_chunks))
+        overridden = check_guards(plan, n_listed=inventory.n_listed, n_current=n_current, n_after=n_after, baseline=baseline,
                                   chunks=chunks, ratio=self.settings.mass_delete_ratio,
                                   allow_mass_delete=allow_mass_delete)
 
@@ -172,7 +186,7 @@ class Refresher:
                 "to_embed": len(to_embed), "reconciled": {"ghosts": ghosts, "lost": lost},
                 "guard": {"baseline": baseline, "after": n_after, "chunk_baseline": chunks.baseline,
                           "chunks_after": chunks.after, "overridden": overridden},
-                "collection": self.store.collection, "dim": dim,
+                "collection": self.store.collection, "dim": dim, "listing": inventory.record,
             }
         for q in quarantined:
             log.warning("quarantined %s: %s", q["uri"], q["reason"])
@@ -181,7 +195,8 @@ class Refresher:
                         "again", len(ghosts), len(lost))
         n_batches = (len(to_embed) + self.settings.dag_batch_chunks - 1) // self.settings.dag_batch_chunks
         counts = {k: len(run.plan[k]) for k in ("added", "changed", "deleted")} | {"unchanged": plan.unchanged}
-        log.info("refresh run %s planned: %s, %s quarantined; %s new chunks to embed in %s batches", run_id,
+        log.info("refresh run %s planned from %s: %s, %s quarantined; %s new chunks to embed in %s batches", run_id,
+                 "the change feed" if inventory.mode == "feed" else f"a full listing ({inventory.record['reason']})",
                  ", ".join(f"{n} {k}" for k, n in counts.items()), len(quarantined), len(to_embed), n_batches)
         return PreparedRefresh(run_id, list(range(n_batches)), len(to_embed), counts, quarantined)
 
@@ -266,6 +281,7 @@ class Refresher:
                 duration_s=round(time.time() - _ts(started), 3),
                 quarantine=plan["quarantined"],
                 changed=changed,
+                listing={k: (plan.get("listing") or {}).get(k) for k in ("mode", "reason")},
             )
             s.execute(update(RefreshRun).where(RefreshRun.id == run_id).values(
                 status="succeeded", report=report.to_dict(), finished_at=datetime.now(timezone.utc)))
@@ -307,11 +323,20 @@ class Refresher:
             s.flush()
             return version.id
 
+    def _disagreement(self) -> str | None:
+        """Why the feed cannot be trusted with the index as it is (it names source changes only), or None: the
+        index must hold the chunks the registry lists, else a full listing reconciles them."""
+        _, _, n_chunks = listing.registry_counts(self.registry, [])
+        with _store_errors("count its chunks", reading=True):
+            held = self.store.count()
+        return None if held == n_chunks else f"the index holds {held} chunks and the registry lists {n_chunks}"
+
     def _collection_dim(self) -> int | None:
         """The dimension of the vectors the live collection holds; None while it holds none."""
         with _store_errors("read its vectors", reading=True):
-            for row in self.store.rows(["vector"]):
-                return len(row["vector"])
+            for batch in self.store.scan(["vector"], batch_rows=1):  # one row, not every vector of the collection
+                for row in batch:
+                    return len(row["vector"])
         return None
 
     def _expected_dim(self, plan: dict) -> tuple[int | None, str, str]:
@@ -322,11 +347,13 @@ class Refresher:
 
     # -- all three, in one process ----------------------------------------------------------------
     def run(self, source_uri: str | None = None, *, full: bool = False, allow_mass_delete: bool = False,
-            on_progress: Callable[[int, int], None] | None = None, force: Sequence[str] = ()) -> RefreshReport:
+            on_progress: Callable[[int, int], None] | None = None, force: Sequence[str] = (),
+            reconcile: bool = False) -> RefreshReport:
         """The whole refresh under one lease, renewed in the background while it parses and embeds."""
         with self._lease() as lease:
             self._sweep(lease)
-            prepared = self.prepare(source_uri, full=full, allow_mass_delete=allow_mass_delete, lease=lease, force=force)
+            prepared = self.prepare(source_uri, full=full, allow_mass_delete=allow_mass_delete, lease=lease, force=force,
+                                    reconcile=reconcile)
             return self.finish(prepared, lease, on_progress)
 
     def finish(self, prepared: PreparedRefresh, lease: Lease,
@@ -348,13 +375,15 @@ def detect_changes(settings: Settings, registry: Registry | None = None, source_
     """
     registry = registry or Registry(settings.registry_url)
     require_first_refresh(registry, "the change detector")
-    source = Source.from_settings(settings, source_uri)
-    listed = {d.uri: d.fingerprint for d in source.documents()}
-    bad = known_bad(registry)
-    indexed = indexed_fingerprints(registry)
+    uri = source_uri or settings.source
+    # The watcher: scans the change feed (stat only) and reads just what it names, when it can vouch for it.
+    inventory = listing.take(settings, registry, Source.from_settings(settings, uri), uri, periodic=False)
+    bad, indexed = known_bad(registry), inventory.indexed
     # A version already quarantined counts as "no news": the indexed (last good) version stands for it.
-    seen = {u: indexed.get(u) if (u, f) in bad else f for u, f in listed.items()}
+    seen = {u: indexed.get(u) if (u, d.fingerprint) in bad else d.fingerprint for u, d in inventory.listed.items()}
     plan = plan_refresh({u: f for u, f in seen.items() if f is not None}, indexed)
+    never_good = sum(1 for f in seen.values() if f is None)  # quarantined, never indexed: not counted, as before
+    plan.unchanged = inventory.n_listed - len(plan.added) - len(plan.changed) - never_good
     return plan.counts()
 
 

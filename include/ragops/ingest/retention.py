@@ -104,7 +104,7 @@ def enforce(settings: Settings, registry: Registry, collection: str, now: dateti
     The rows to go are marked `pruned` *before* the backend deletes anything, so a release created meanwhile is
     refused (releases/records.py); then the keep set is computed again, and a version that became reachable in
     between (a release or a rollout of it) is restored and kept. Rows whose version the backend kept after all (a
-    failure, LanceDB's age rule) get their status back."""
+    failure, a version someone else tagged on LanceDB) get their status back."""
     with registry.session() as s:
         now = now or _checked_now(s)  # one instant for both: a release made since is within the window
         keep = reachable(s, settings, collection, now)

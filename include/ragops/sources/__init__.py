@@ -89,8 +89,22 @@ class Source:
     def from_settings(cls, settings, uri: str | None = None) -> "Source":
         return cls(uri or settings.source, max_bytes=settings.max_document_bytes, timeout_s=settings.source_timeout_s)
 
+    def feed(self, home):
+        """The source's change feed (ragops.sources.feed), or None when it has none: only local folders keep one."""
+        from ragops.sources.local import LocalFiles
+
+        if not isinstance(self.backend, LocalFiles):
+            return None
+        from ragops.sources.feed import LocalJournal
+
+        return LocalJournal.for_source(home, self)
+
     def list_paths(self) -> list[str]:
         """Every supported document path under the source, sorted; hidden folders and unstorable names skipped."""
+        return [path for path, _ in self.list_uris()]
+
+    def list_uris(self) -> list[tuple[str, str]]:
+        """`list_paths` with each path's URI, made once (a change feed's scan needs both)."""
         keep = []
         for path in self.backend.list():
             rel = path[len(self.backend.root):].lstrip("/")
@@ -107,7 +121,7 @@ class Source:
             if len(uri) > MAX_URI_CHARS:
                 log.warning("skipped a file whose URI is longer than %d characters: %s...", MAX_URI_CHARS, uri[:200])
                 continue
-            keep.append(path)
+            keep.append((path, uri))
         return sorted(keep)
 
     def read(self, path: str) -> SourceDocument:

@@ -60,8 +60,9 @@ class WeaviateCatalog:
     live_pointer = "alias"
 
     def __init__(self, connect: Callable[[], Any], prefix: str = "Ragops", index_wait_s: float = INDEX_WAIT_S,
-                 ann: AnnPolicy | None = None):
+                 ann: AnnPolicy | None = None, read_only: bool = False):
         self._connect = connect
+        self.read_only = read_only  # connected with the read-only key (serving): every write is refused here first
         self.ann = ann or AnnPolicy()  # its ef is each new version's HNSW query list size
         self.prefix = check_prefix(prefix)
         self.alias = live_alias(prefix)
@@ -108,6 +109,12 @@ class WeaviateCatalog:
     def connected(self) -> bool:
         return self._client is not None
 
+    def writing(self, what: str) -> None:
+        """Refuse a write in a read-only process before Weaviate does (it would answer 403), saying why."""
+        if self.read_only:
+            raise StoreUnavailable(f"cannot {what}: this process reads Weaviate with the read-only key "
+                                   "(RAGOPS_WEAVIATE_READER_API_KEY); writes belong to Airflow and the CLI")
+
     # -- versions and collections --------------------------------------------------------------------------------
     def open(self, collection: str, version: int | None = None):
         from ragops.index.weaviate.store import WeaviateStore
@@ -144,6 +151,7 @@ class WeaviateCatalog:
     # -- the live pointer ----------------------------------------------------------------------------------------
     def promote(self, collection: str, version: int) -> None:
         target = physical(self.prefix, collection, version)
+        self.writing(f"point the alias {self.alias} at {target}")
         with self._lock:
             if not self.exists(collection, version):
                 raise StoreUnavailable(f"cannot promote {collection!r} version {version}: {target} does not exist")
@@ -160,6 +168,7 @@ class WeaviateCatalog:
 
     # -- clean-up ------------------------------------------------------------------------------------------------
     def delete(self, collection: str, version: int) -> None:
+        self.writing(f"delete version {version} of {collection!r}")
         with self._lock, weaviate_errors(f"cannot delete version {version} of {collection!r}"):
             self.client().collections.delete(physical(self.prefix, collection, version))
 
@@ -169,6 +178,7 @@ class WeaviateCatalog:
         `keep` comes from the one retention policy (ragops.ingest.retention), which reads what releases, the rollout
         and the rollback window can still reach. Only collections under this catalogue's prefix are ever touched.
         """
+        self.writing(f"prune {collection!r}")
         with self._lock:
             versions = self.versions(collection)
             kept = set(keep) | set(versions[-1:])

@@ -101,6 +101,7 @@ class WeaviateStore:
 
     # -- writes: a new collection per version --------------------------------------------------------------------
     def _writable(self) -> list[int]:
+        self.catalog.writing(f"write the index collection {self.collection!r}")
         if self._pinned is not None:
             raise StoreUnavailable(f"the store on {self.collection!r} is pinned to version {self._pinned}: read-only")
         return self._versions()
@@ -187,6 +188,8 @@ class WeaviateStore:
         with self.catalog.ef_lock:
             if self.catalog.ef_set.get(collection.name) == ef:
                 return
+            self.catalog.writing(f"set the HNSW ef of {collection.name} (set it when the version is written: "
+                                 "RAGOPS_ANN_EF)")
             with weaviate_errors(f"cannot set the HNSW ef of {collection.name}"):
                 collection.config.update(vector_config=hnsw_ef(ef))
             self.catalog.ef_set[collection.name] = ef
@@ -252,6 +255,7 @@ class WeaviateStore:
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
     def drop(self) -> None:
+        self.catalog.writing(f"drop the index collection {self.collection!r}")
         versions = self._versions()
         live = self.catalog.live()
         if live and live[0] == self.collection:

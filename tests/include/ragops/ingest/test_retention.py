@@ -1,7 +1,6 @@
 """One retention policy on both backends: what a release, the rollout or the rollback window can reach is kept, the
 rest is pruned, and the registry follows; `ragops doctor` finds and repairs rows that name vanished versions."""
 
-import time
 from datetime import timedelta
 
 import pytest
@@ -82,22 +81,45 @@ def test_a_prefix_keeps_two_deployments_on_one_weaviate_apart(on_weaviate, corpu
     assert client.alias.targets == {"Ragops_live": "Ragops_chunks_v4", "Blue_live": "Blue_chunks_v1"}
 
 
-def test_lancedb_follows_the_same_policy_by_age(tiny_remote_settings, corpus, monkeypatch):
-    """LanceDB cleans by age: the versions older than the oldest kept one go, and nothing kept ever does."""
-    monkeypatch.setattr("ragops.index.lance.CLEANUP_SLACK", timedelta(seconds=2))
+def test_lancedb_prunes_exactly_what_nothing_reaches_and_the_registry_follows(tiny_remote_settings, corpus):
+    """The same keep set as Weaviate's, not an age: a version newer than a pinned one goes when nothing reaches it."""
     cfg = tiny_remote_settings.model_copy(update=POLICY)
     registry = Registry(cfg.registry_url)
-    first = _refresh(cfg, corpus, 1)
-    time.sleep(2.5)  # more than the slack: the first version is old enough to go once two newer ones exist
-    second, third = _refresh(cfg, corpus, 2), _refresh(cfg, corpus, 3)
+    first, second = _refresh(cfg, corpus, 1), _refresh(cfg, corpus, 2)
+    _pin_as_rollback_target(registry, second)
+    later = [_refresh(cfg, corpus, n) for n in (3, 4, 5)]
     rows = _rows(registry)
-    assert rows[first][0] == "pruned" and rows[second][0] == "retired" and rows[third][0] == "live"
-    held = open_catalog(cfg).versions("chunks")
-    assert rows[first][1] not in held and {rows[second][1], rows[third][1]} <= set(held)
-    store = open_catalog(cfg).open("chunks", rows[second][1])  # the rollback target still reads whole
+    assert {i for i, (status, _) in rows.items() if status == "pruned"} == {first, later[0]}
+    assert rows[second][0] == "retired" and rows[later[-1]][0] == "live"
+    catalog = open_catalog(cfg)
+    held = set(catalog.versions("chunks"))
+    kept = {rows[i][1] for i in (second, *later[1:])}
+    assert kept <= held and not {rows[first][1], rows[later[0]][1]} & held
+    assert set(catalog.kept_tags("chunks").values()) - kept <= {max(held)}  # and Lance's newest, if not a row's
+    store = catalog.open("chunks", rows[second][1])  # the rollback target still reads whole
     with registry.session() as s:
         assert store.count() == s.get(IndexVersion, second).n_chunks > 0
     assert check_versions(cfg, registry).ok
+
+
+def test_a_version_a_release_pins_survives_a_cleanup_by_age(tiny_remote_settings, corpus):
+    """An operator's `optimize(cleanup_older_than=0)` cannot delete a kept version: Lance refuses it for the tag."""
+    cfg = tiny_remote_settings.model_copy(update=POLICY)
+    registry = Registry(cfg.registry_url)
+    pinned = _refresh(cfg, corpus, 1)
+    _pin_as_rollback_target(registry, pinned)
+    for n in (2, 3, 4):
+        _refresh(cfg, corpus, n)
+    version = _rows(registry)[pinned][1]
+    table = open_catalog(cfg).open("chunks")._tbl
+    with pytest.warns(UserWarning), pytest.raises(RuntimeError, match="tagged version"):
+        table.optimize(cleanup_older_than=timedelta(0))
+    assert version in open_catalog(cfg).versions("chunks")
+    with registry.session() as s:  # the release is given up: the next prune removes the version and its tag
+        s.merge(RolloutState(id=1, stable_release_id=None, previous_stable_release_id=None, status="promoted"))
+    enforce(cfg, registry, "chunks")
+    assert version not in open_catalog(cfg).versions("chunks") and _rows(registry)[pinned][0] == "pruned"
+    assert version not in open_catalog(cfg).kept_tags("chunks").values()
 
 
 def test_the_policy_keeps_the_rollback_window(on_weaviate, corpus):
