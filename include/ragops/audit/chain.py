@@ -132,7 +132,9 @@ def verify(session: Session, key: bytes | None = None, anchors: Sequence = (), b
     result = Verification(head_seq=head.seq if head else 0, head_hash=head.head_hash if head else GENESIS,
                           anchors=len(anchors),
                           macs_from=min((a.macs_from for a in anchors if a.macs_from is not None), default=None))
-    anchored = {a.seq: a.head_hash for a in anchors}
+    anchored: dict[int, set[str]] = {}  # every anchor of a row counts: one appended later never overrides another
+    for a in anchors:
+        anchored.setdefault(a.seq, set()).add(a.head_hash)
     unchained = session.scalars(select(McpAccessLog.id).where(McpAccessLog.seq.is_(None)).limit(100)).all()
     if unchained:
         result.problems.append({"kind": "unchained", "ids": list(unchained),
@@ -150,7 +152,7 @@ def verify(session: Session, key: bytes | None = None, anchors: Sequence = (), b
         if digest(row.prev_hash, {k: getattr(row, k) for k in FIELDS}) != row.row_hash:
             result.problems.append({"kind": "edited", "seq": row.seq, "id": row.id,
                                     "message": f"row {row.seq} (id {row.id}) was edited after it was written"})
-        if anchored.get(row.seq, row.row_hash) != row.row_hash:
+        if anchored.get(row.seq, {row.row_hash}) != {row.row_hash}:
             result.problems.append({"kind": "anchor_mismatch", "seq": row.seq, "id": row.id,
                                     "message": f"row {row.seq} is not the row an anchor recorded: the log was "
                                                f"rewritten up to it and rehashed"})

@@ -1,0 +1,40 @@
+"""The anchored access log attacked a second time (docs/reliability.md, "Attack round on issue 21, second pass"):
+an anchor appended to an append-only anchor file, a verify that runs while the app writes, and a log so large or so
+broken that every row is a problem.
+"""
+
+import json
+from dataclasses import asdict
+
+import pytest
+from sqlalchemy import select, update
+
+from ragops.audit import chain
+from ragops.audit.anchor import Anchor, publish, read_anchors, verify_anchored
+from ragops.registry.models import McpAccessLog
+from support import AUDIT_KEY as KEY, access_row as _row, audit_settings, rehash_access_log as _rehash
+
+
+@pytest.fixture
+def settings(settings, registry):
+    return audit_settings(settings, registry)
+
+
+@pytest.mark.parametrize("key", [KEY, None], ids=["key", "anchors-only"])
+def test_an_unsigned_anchor_appended_for_the_same_row_does_not_override_the_real_one(registry, settings, key):
+    """The anchor file is append-only (`chattr +a`), so the insider cannot remove the real anchor, but may append.
+    Rows written before the key (no MACs) were anchored; the insider rewrites one, rehashes, and appends an unsigned
+    anchor of the same row with the new hash."""
+    with registry.session() as s:
+        chain.append(s, [_row(i) for i in range(1, 13)])  # before the serving app had the key
+    publish(settings, registry=registry)  # the DAG already has it: a signed anchor of row 12
+    with registry.session() as s:
+        s.execute(update(McpAccessLog).where(McpAccessLog.seq == 4).values(client="someone-else"))
+        _rehash(s)
+        new_head = s.scalar(select(McpAccessLog.row_hash).where(McpAccessLog.seq == 12))
+    [real] = read_anchors(settings.audit_anchor_path)
+    with open(settings.audit_anchor_path, "a") as f:
+        f.write(json.dumps(asdict(Anchor(12, new_head, real.ts, None))) + "\n")
+    with registry.session() as s:
+        result = verify_anchored(s, key, read_anchors(settings.audit_anchor_path))
+    assert "anchor_mismatch" in {p["kind"] for p in result.problems}
