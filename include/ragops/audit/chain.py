@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from ragops.registry.models import AuditChainHead, McpAccessLog
@@ -140,7 +140,8 @@ def verify(session: Session, key: bytes | None = None, anchors: Sequence = (), b
         result.problems.append({"kind": "unchained", "ids": list(unchained),
                                 "message": f"{len(unchained)} row(s) carry no link of the chain (inserted around it)"})
     expected_seq, prev = 1, GENESIS
-    query = select(McpAccessLog).where(McpAccessLog.seq.is_not(None)).order_by(McpAccessLog.seq)
+    # Only up to the head read above: rows the app commits meanwhile (with a later head) are the next run's to check
+    query = select(McpAccessLog).where(McpAccessLog.seq <= result.head_seq).order_by(McpAccessLog.seq)
     for row in session.scalars(query.execution_options(yield_per=batch)):
         result.rows += 1
         if row.seq != expected_seq:
@@ -163,5 +164,19 @@ def verify(session: Session, key: bytes | None = None, anchors: Sequence = (), b
         result.problems.append({"kind": "truncated", "seq": [expected_seq, result.head_seq],
                                 "message": f"the chain ends at row {expected_seq - 1} but its head is row "
                                            f"{result.head_seq}: the newest rows were deleted or the head was changed"})
+    _check_beyond_head(session, result)
     _check_anchors(result, anchors, expected_seq - 1)
     return result
+
+
+def _check_beyond_head(session: Session, result: Verification) -> None:
+    """Rows past the head as it is now (read after them: an append commits its rows and its head together) were
+    written around the head: the head was moved back, or rows were added without it."""
+    beyond = session.scalar(select(func.max(McpAccessLog.seq)).where(McpAccessLog.seq > result.head_seq))
+    if beyond is None:
+        return
+    head_now = session.scalar(select(AuditChainHead.seq).where(AuditChainHead.name == CHAIN)) or 0
+    if beyond > head_now:
+        result.problems.append({"kind": "truncated", "seq": [head_now + 1, beyond],
+                                "message": f"rows up to {beyond} lie beyond the chain's head, row {head_now}: the "
+                                           f"head was moved back or rows were added around it"})

@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, insert, select, update
 
 from ragops.audit import chain
 from ragops.audit.anchor import Anchor, publish, read_anchors, verify_anchored
@@ -38,3 +38,42 @@ def test_an_unsigned_anchor_appended_for_the_same_row_does_not_override_the_real
     with registry.session() as s:
         result = verify_anchored(s, key, read_anchors(settings.audit_anchor_path))
     assert "anchor_mismatch" in {p["kind"] for p in result.problems}
+
+
+def test_rows_appended_while_verify_reads_are_not_a_truncation(registry, settings):
+    """The serving app keeps writing while the daily DAG verifies: rows committed after verify read the head are
+    not rows beyond the head (a false `truncated` would fail the DAG and page someone at 03:30)."""
+    with registry.session() as s:
+        chain.append(s, [_row(i) for i in range(1, 6)], KEY)
+    appended = []
+
+    def app_writes(conn, cursor, statement, params, context, executemany):
+        if not appended and "FROM mcp_access_log" in statement and "ORDER BY mcp_access_log.seq" in statement:
+            appended.append(True)
+            with registry.session() as other:  # another connection, committed before the scan starts
+                chain.append(other, [_row(i) for i in range(6, 9)], KEY)
+
+    event.listen(registry.engine, "before_cursor_execute", app_writes)
+    try:
+        anchor, result = publish(settings, registry=registry)
+    finally:
+        event.remove(registry.engine, "before_cursor_execute", app_writes)
+    assert appended and result.ok, result.problems
+    assert anchor.seq == 5 and result.rows == 5
+    with registry.session() as s:  # the next run sees all eight, held against the anchor of five
+        later = verify_anchored(s, KEY, read_anchors(settings.audit_anchor_path))
+    assert later.ok and later.rows == 8
+
+
+def test_a_row_beyond_the_head_is_still_caught(registry):
+    with registry.session() as s:
+        chain.append(s, [_row(i) for i in range(1, 4)], KEY)
+    with registry.session() as s:  # a linked row inserted past the head, the head left where it was
+        seq, head = s.execute(select(McpAccessLog.seq, McpAccessLog.row_hash)
+                              .order_by(McpAccessLog.seq.desc()).limit(1)).one()
+        row = _row(9) | {"seq": seq + 1, "prev_hash": head}
+        row |= {"row_hash": chain.digest(head, row), "row_mac": ""}
+        s.execute(insert(McpAccessLog), [row])
+    with registry.session() as s:
+        result = chain.verify(s, KEY)
+    assert "truncated" in {p["kind"] for p in result.problems}
