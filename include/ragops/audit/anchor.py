@@ -30,7 +30,7 @@ class AuditLogTampered(RagopsError):
     exit_code = 7
 
     def __init__(self, result: chain.Verification):
-        super().__init__(f"{len(result.problems)} problem(s) in the MCP access log: "
+        super().__init__(f"{result.total_problems} problem(s) in the MCP access log {result.problem_counts}: "
                          + "; ".join(p["message"] for p in result.problems[:5]))
         self.result = result
 
@@ -104,8 +104,9 @@ def verify_anchored(session, key: bytes | None, anchors: list[Anchor]) -> chain.
     for a in anchors:
         (forged if key is not None and a.signature and not a.valid(key) else trusted).append(a)
     result = chain.verify(session, key, [a for a in trusted if a.chain == chain.CHAIN])
-    result.problems += [{"kind": "forged_anchor", "seq": a.seq, "message": f"the anchor of row {a.seq} ({a.ts}) "
-                         f"was not signed with the key: someone wrote to the anchor file"} for a in forged]
+    for a in forged:
+        result.add({"kind": "forged_anchor", "seq": a.seq, "message": f"the anchor of row {a.seq} ({a.ts}) was not "
+                    f"signed with the key: someone wrote to the anchor file"})
     if key is None:
         result.warnings.append(NO_KEY)
     elif any(not a.signature for a in trusted):

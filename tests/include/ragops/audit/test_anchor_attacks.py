@@ -77,3 +77,16 @@ def test_a_row_beyond_the_head_is_still_caught(registry):
     with registry.session() as s:
         result = chain.verify(s, KEY)
     assert "truncated" in {p["kind"] for p in result.problems}
+
+
+def test_a_log_where_every_row_is_a_problem_keeps_a_bounded_list_and_counts_the_rest(registry):
+    """A rotated key (or a wholesale rewrite) makes every row a problem: `verify` must not hold, print or post one
+    entry per row of a log of millions."""
+    with registry.session() as s:
+        chain.append(s, [_row(i) for i in range(1, 1201)], KEY)
+    with registry.session() as s:
+        result = chain.verify(s, b"another key, 32 bytes long......")
+    assert not result.ok
+    assert len(result.problems) == chain.MAX_PROBLEMS < 1200
+    assert result.problem_counts == {"forged_row": 1200}
+    assert result.to_dict()["problem_counts"] == {"forged_row": 1200}
