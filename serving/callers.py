@@ -1,5 +1,6 @@
-"""Who is calling: a verified API key, or else the client address. A body's `user_id` is never an identity: it only
-sub-keys routing within a verified key. Callers without a key are routed by a session the server issued (sessions.py).
+"""Who is calling: a verified API key, or else the client address (an IPv6 one by its /64). A body's `user_id` is
+never an identity: it only sub-keys routing within a verified key. Callers without a key are routed by a session the
+server issued (sessions.py).
 
 The address is the socket's peer, or, when that peer is one of RAGOPS_TRUSTED_PROXIES, the nearest untrusted
 address of X-Forwarded-For (uvicorn's ProxyHeadersMiddleware does that rewrite; nothing else believes the header).
@@ -7,6 +8,7 @@ address of X-Forwarded-For (uvicorn's ProxyHeadersMiddleware does that rewrite; 
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import uuid
 from dataclasses import dataclass
@@ -65,11 +67,25 @@ class Callers:
             bucket = f"key:{key.name}"
             return Caller(bucket, key.rate_limit or self.key_limit, key.name, routing_key(bucket, user_id),
                           synthetic=key.name == self.probe_key)
-        bucket = f"addr:{request.client.host if request.client else 'unknown'}"
+        bucket = address_bucket(request.client.host if request.client else "unknown")
         session = self.sessions.verify(request.headers.get(HEADER))
         if session is not None:
             return Caller(bucket, self.address_limit, route=f"session:{session}")
         return Caller(bucket, self.address_limit, route=bucket, session=self.sessions.issue())
+
+
+def address_bucket(host: str) -> str:
+    """The rate-limit bucket (and, without a key, the gate's user) of a client address: an IPv6 address counts as its
+    /64, the block one host is given, so a host cannot be 2^64 callers; an IPv4-mapped address is its IPv4."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:  # "unknown", a test client's name
+        return f"addr:{host}"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return f"addr:{address.ipv4_mapped}"
+        return f"addr:{ipaddress.IPv6Network((address, 64), strict=False)}"
+    return f"addr:{address}"
 
 
 def presented_key(request: Request) -> str | None:

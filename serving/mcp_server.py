@@ -34,7 +34,7 @@ from ragops.feedback.redact import Redactor
 from ragops.feedback.votes import REASONS, WaitSlots, submit_vote
 from ragops.monitoring.events import EventWriter, asked, request_event
 from ragops.releases import ReleaseError, release_for_view
-from serving.callers import bearer_token
+from serving.callers import address_bucket, bearer_token
 from serving.ratelimit import RateLimiter
 from serving.refusals import RefusalLog
 from serving.schemas import COMMENT_MAX, K_MAX, NAME_MAX, QUESTION_MAX, REQUEST_ID_MAX, URI_MAX
@@ -167,7 +167,7 @@ class GatedServer(MCPServer):
             return
         address = _request_address(context)
         decision = await self.limiter.hit_each([(f"mcp:{client}", self.limits[0] or None),
-                                                (f"addr:{address}", self.limits[1] or None)])
+                                                (address_bucket(address), self.limits[1] or None)])
         if decision is None or decision.allowed:
             return
         scope = ("mcp_global" if decision.scope == "global"
