@@ -7,11 +7,11 @@ import json
 from dataclasses import asdict
 
 import pytest
-from sqlalchemy import event, insert, select, update
+from sqlalchemy import delete, event, insert, select, update
 
 from ragops.audit import chain
-from ragops.audit.anchor import Anchor, publish, read_anchors, verify_anchored
-from ragops.registry.models import McpAccessLog
+from ragops.audit.anchor import Anchor, AuditLogTampered, publish, read_anchors, verify_anchored
+from ragops.registry.models import AuditChainHead, McpAccessLog
 from support import AUDIT_KEY as KEY, access_row as _row, audit_settings, rehash_access_log as _rehash
 
 
@@ -90,3 +90,43 @@ def test_a_log_where_every_row_is_a_problem_keeps_a_bounded_list_and_counts_the_
     assert len(result.problems) == chain.MAX_PROBLEMS < 1200
     assert result.problem_counts == {"forged_row": 1200}
     assert result.to_dict()["problem_counts"] == {"forged_row": 1200}
+
+
+@pytest.fixture
+def two_anchors(registry, settings):
+    """Rows 1-12 anchored, rows 13-15 anchored, then rows 16-17: what the daily DAG leaves after two runs."""
+    with registry.session() as s:
+        chain.append(s, [_row(i) for i in range(1, 13)], KEY)
+    publish(settings, registry=registry)
+    with registry.session() as s:
+        chain.append(s, [_row(i) for i in range(13, 16)], KEY)
+    publish(settings, registry=registry)
+    with registry.session() as s:
+        chain.append(s, [_row(i) for i in range(16, 18)], KEY)
+    return registry
+
+
+def test_a_backup_from_before_the_last_anchor_restored_and_written_on_is_caught(two_anchors, settings):
+    """A restore to the state at the first anchor (every row and MAC genuine), then the app writes on: row 15 exists
+    again, but it is not the row the second anchor recorded."""
+    with two_anchors.session() as s:
+        s.execute(delete(McpAccessLog).where(McpAccessLog.seq > 12))
+        s.execute(update(AuditChainHead).values(
+            seq=12, head_hash=s.scalar(select(McpAccessLog.row_hash).where(McpAccessLog.seq == 12))))
+    with two_anchors.session() as s:
+        chain.append(s, [_row(i, client="after-restore") for i in range(13, 19)], KEY)
+    with two_anchors.session() as s:
+        result = verify_anchored(s, KEY, read_anchors(settings.audit_anchor_path))
+    assert {p["kind"] for p in result.problems} == {"anchor_mismatch"}
+    assert [p["seq"] for p in result.problems] == [15]
+
+
+@pytest.mark.parametrize("key", [KEY, None], ids=["key", "anchors-only"])
+def test_rows_between_two_anchors_rewritten_then_the_dag_run_by_hand_anchors_nothing(two_anchors, settings, key):
+    settings = settings.model_copy(update={"audit_signing_key": None if key is None else settings.audit_signing_key})
+    with two_anchors.session() as s:
+        s.execute(update(McpAccessLog).where(McpAccessLog.seq == 14).values(decision="allowed", client="alibi"))
+        _rehash(s)
+    with pytest.raises(AuditLogTampered):
+        publish(settings, registry=two_anchors)
+    assert [a.seq for a in read_anchors(settings.audit_anchor_path)] == [12, 15]
