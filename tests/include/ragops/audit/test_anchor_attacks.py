@@ -130,3 +130,17 @@ def test_rows_between_two_anchors_rewritten_then_the_dag_run_by_hand_anchors_not
     with pytest.raises(AuditLogTampered):
         publish(settings, registry=two_anchors)
     assert [a.seq for a in read_anchors(settings.audit_anchor_path)] == [12, 15]
+
+
+def test_an_unsigned_anchor_after_a_signed_one_is_a_forged_anchor_not_a_cut_log(registry, settings):
+    """Once the DAG signs, an unsigned anchor appended after its anchors was written by someone else: the pager must
+    be told the anchor file was written to, not that the database lost its newest rows."""
+    with registry.session() as s:
+        chain.append(s, [_row(i) for i in range(1, 6)], KEY)
+    [real] = [publish(settings, registry=registry)[0]]
+    with open(settings.audit_anchor_path, "a") as f:
+        f.write(json.dumps(asdict(Anchor(10**9, "f" * 64, real.ts, None))) + "\n")
+    with registry.session() as s:
+        result = verify_anchored(s, KEY, read_anchors(settings.audit_anchor_path))
+    assert [p["kind"] for p in result.problems] == ["forged_anchor"]
+    assert "unsigned" in result.problems[0]["message"]
