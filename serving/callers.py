@@ -1,5 +1,6 @@
-"""Who is calling: a verified API key, or else the client address. A body's `user_id` is never an identity: it only
-sub-keys routing within a verified key. Callers without a key are routed by a session the server issued (sessions.py).
+"""Who is calling: a verified API key, or else the client address (an IPv6 one by its /64). A body's `user_id` is
+never an identity: it only sub-keys routing within a verified key. Callers without a key are routed by a session the
+server issued (sessions.py).
 
 The address is the socket's peer, or, when that peer is one of RAGOPS_TRUSTED_PROXIES, the nearest untrusted
 address of X-Forwarded-For (uvicorn's ProxyHeadersMiddleware does that rewrite; nothing else believes the header).

@@ -340,3 +340,37 @@ def chromium(tmp_path, size: str):
                  f"--window-size={size}"):
         options.add_argument(flag)
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+AUDIT_KEY = b"k" * 32  # the audit key of the access-log tests (tests/include/ragops/audit)
+
+
+def access_row(i: int, **kw) -> dict:
+    """One MCP access-log row as the app writes it (every third a denial)."""
+    from datetime import datetime, timezone
+
+    return dict(ts=datetime.now(timezone.utc), client="reader", tool="search_knowledge_base",
+                decision="denied" if i % 3 == 0 else "allowed", reason="granted", latency_ms=1.25 + i, status="ok",
+                request_id=str(i), args_hash="a" * 32) | kw
+
+
+def rehash_access_log(s) -> None:
+    """The insider's tool: the digest is public, so every row is relinked and rehashed and the head moved to the end."""
+    from sqlalchemy import select, update
+
+    from ragops.audit import chain
+    from ragops.registry.models import AuditChainHead, McpAccessLog
+
+    s.flush()
+    prev, seq = chain.GENESIS, 0
+    for row in s.scalars(select(McpAccessLog).order_by(McpAccessLog.seq)):
+        row.prev_hash, seq = prev, row.seq
+        row.row_hash = prev = chain.digest(prev, {k: getattr(row, k) for k in chain.FIELDS})
+    s.execute(update(AuditChainHead).values(seq=seq, head_hash=prev))
+
+
+def audit_settings(settings, registry):
+    """Settings on this registry with the audit key configured."""
+    from pydantic import SecretStr
+
+    return settings.model_copy(update={"database_url": registry.url, "audit_signing_key": SecretStr(AUDIT_KEY.decode())})

@@ -334,8 +334,9 @@ class Settings(BaseSettings):
 
 
 def mask_url(url: str) -> str:
-    """`url` as it may be shown or stored: a userinfo password and every credential-like query or fragment parameter
-    replaced by ***; user, host, port and path stay, so the operator still sees which service is meant.
+    """`url` as it may be shown or stored: a userinfo password (or a userinfo without one, often a token) and every
+    credential-like query or fragment parameter replaced by ***; a user beside a password, the host, port and path
+    stay, so the operator still sees which service is meant.
 
     Configured URLs (MCP tools, the registry, model endpoints) can carry credentials; this is the one place that
     takes them out. Malformed input is masked as far as it can be read, never passed through whole.
@@ -348,7 +349,8 @@ def mask_url(url: str) -> str:
     if "@" in netloc:
         userinfo, _, host = netloc.rpartition("@")
         user, has_password, _ = userinfo.partition(":")
-        netloc = f"{user}:{MASK}@{host}" if has_password else f"{userinfo}@{host}"
+        # userinfo without a password is a token as often as a name (https://<token>@host): masked whole
+        netloc = f"{user}:{MASK}@{host}" if has_password else f"{MASK}@{host}"
     elif "@" in url:  # no authority (no "//"): e.g. user:password@host, which reads as a scheme and a path
         return f"{MASK}@{url.rpartition('@')[2]}"
     # spelled out, not urlunsplit, which drops an empty authority: sqlite:////abs/path must stay as it was

@@ -126,6 +126,21 @@ def test_forwarded_for_is_believed_only_from_a_trusted_proxy(app_for, limiter_fa
     assert spoofed == [429, 429]
 
 
+def test_one_ipv6_64_is_one_caller(app_for, indexed, limiter_factory):
+    """A host is given a whole /64 (2^64 addresses): one address each would make the address limit, and the gate's
+    per-address cap (RAGOPS_ROLLOUT_ANONYMOUS=address), worthless. An IPv4 address written IPv6-mapped is itself."""
+    app, at = app_for(limiter_factory("1000/minute", "1000/minute"), rate_limit_address="3/minute")
+    codes = [_search(at(f"2001:db8:1:2::{i:x}")).status_code for i in range(1, 6)]
+    assert codes == [200, 200, 200, 429, 429]
+    assert _search(at("2001:db8:1:2:ffff:ffff:ffff:fffe")).status_code == 429
+    assert _search(at("2001:db8:1:3::1")).status_code == 200  # the next /64 is another caller
+    assert [_search(at(a)).status_code for a in ("203.0.113.7", "::ffff:203.0.113.7", "::ffff:cb00:7107")] == [
+        200, 200, 200]
+    assert _search(at("203.0.113.7")).status_code == 429  # the three above were one IPv4 caller
+    app.state.events.flush()
+    assert len({e.user_hash for e in events(indexed)}) == 3  # the gate's user: the /64, the next /64, the IPv4
+
+
 def test_a_flooding_address_cannot_starve_a_keyed_caller(app_for, tmp_path, limiter_factory):
     """The per-address limit sits well below the global one: the flood spends only its own budget."""
     from ragops.audit.apikeys import issue

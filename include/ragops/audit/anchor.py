@@ -30,7 +30,7 @@ class AuditLogTampered(RagopsError):
     exit_code = 7
 
     def __init__(self, result: chain.Verification):
-        super().__init__(f"{len(result.problems)} problem(s) in the MCP access log: "
+        super().__init__(f"{result.total_problems} problem(s) in the MCP access log {result.problem_counts}: "
                          + "; ".join(p["message"] for p in result.problems[:5]))
         self.result = result
 
@@ -98,14 +98,26 @@ def verify_anchored(session, key: bytes | None, anchors: list[Anchor]) -> chain.
     """Verify the chain with its MACs and against every anchor; an anchor the key did not sign is itself a problem.
 
     An unsigned anchor (published before the key existed) is still held against the chain: a false anchor can
-    only raise an alarm, never hide a rewrite.
+    only raise an alarm, never hide a rewrite. One that follows a signed anchor was not published by the DAG, which
+    had the key by then: it is a forged anchor, so the alarm names the file, not the database.
     """
-    trusted, forged = [], []
+    trusted, forged, unsigned_late, signed_seen = [], [], [], False
     for a in anchors:
-        (forged if key is not None and a.signature and not a.valid(key) else trusted).append(a)
+        if key is not None and a.signature and not a.valid(key):
+            forged.append(a)
+        elif key is not None and not a.signature and signed_seen:  # the file is appended in order: the DAG signed
+            unsigned_late.append(a)                                 # before this one, so someone else wrote it
+        else:
+            trusted.append(a)
+            signed_seen = signed_seen or bool(a.signature)
     result = chain.verify(session, key, [a for a in trusted if a.chain == chain.CHAIN])
-    result.problems += [{"kind": "forged_anchor", "seq": a.seq, "message": f"the anchor of row {a.seq} ({a.ts}) "
-                         f"was not signed with the key: someone wrote to the anchor file"} for a in forged]
+    for a in forged:
+        result.add({"kind": "forged_anchor", "seq": a.seq, "message": f"the anchor of row {a.seq} ({a.ts}) was not "
+                    f"signed with the key: someone wrote to the anchor file"})
+    for a in unsigned_late:
+        result.add({"kind": "forged_anchor", "seq": a.seq, "message": f"the anchor of row {a.seq} ({a.ts}) is "
+                    f"unsigned, though anchors before it were signed: someone wrote to the anchor file (or the DAG "
+                    f"ran without the key)"})
     if key is None:
         result.warnings.append(NO_KEY)
     elif any(not a.signature for a in trusted):

@@ -48,6 +48,8 @@ def verify(args):
     failure = AuditLogTampered(result)
     lines = [f"the MCP access log was tampered with ({head}):"]
     lines += [f"  [{p['kind']}] {p['message']}" for p in result.problems]
+    if result.total_problems > len(result.problems):
+        lines.append(f"  ... {result.total_problems - len(result.problems)} more; by kind: {result.problem_counts}")
     return payload | failure.to_dict(), "\n".join(lines + warnings), failure.exit_code
 
 

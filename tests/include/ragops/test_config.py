@@ -60,6 +60,9 @@ def test_blank_slack_token_from_code_selects_the_outbox(tmp_path):
     ("http://[::1/hunter2", "***"),
     ("sqlite:////srv/ragops/registry.sqlite", "sqlite:////srv/ragops/registry.sqlite"),
     ("http://gpu-1:8080", "http://gpu-1:8080"),
+    # a token as the whole userinfo (git over HTTPS, DSNs, some hosted MCP servers): no colon, still a credential
+    ("https://hunter2@tools.example.com/mcp/", "https://***@tools.example.com/mcp/"),
+    ("redis://:hunter2@cache:6379/0", "redis://:***@cache:6379/0"),
 ])
 def test_mask_url_hides_passwords_and_credential_parameters_and_keeps_the_rest(url, shown):
     from ragops.config import mask_url

@@ -7,10 +7,8 @@ is caught once the rows carry MACs and the head has been anchored outside the da
 import json
 import os
 from dataclasses import asdict
-from datetime import datetime, timezone
 
 import pytest
-from pydantic import SecretStr
 from sqlalchemy import delete, select, update
 
 from ragops.audit import chain
@@ -18,19 +16,15 @@ from ragops.audit.anchor import Anchor, AuditLogTampered, publish, read_anchors,
 from ragops.config import Settings
 from ragops.errors import ConfigError
 from ragops.registry.models import AuditChainHead, McpAccessLog
+from support import AUDIT_KEY, access_row, audit_settings, rehash_access_log
 
-KEY = b"k" * 32
-
-
-def _row(i, **kw):
-    return dict(ts=datetime.now(timezone.utc), client="reader", tool="search_knowledge_base",
-                decision="denied" if i % 3 == 0 else "allowed", reason="granted", latency_ms=1.25 + i, status="ok",
-                request_id=str(i), args_hash="a" * 32) | kw
+KEY = AUDIT_KEY
+_row, _rehash = access_row, rehash_access_log
 
 
 @pytest.fixture
 def settings(settings, registry):
-    return settings.model_copy(update={"database_url": registry.url, "audit_signing_key": SecretStr(KEY.decode())})
+    return audit_settings(settings, registry)
 
 
 @pytest.fixture

@@ -68,6 +68,23 @@ def test_a_name_listed_twice_is_drift_never_unchanged_never_pinned(tool_settings
         approve_tool(tool_settings, registry, "lookup", "bob", fingerprint=fingerprint)
 
 
+def test_a_confusable_name_beside_the_pinned_tool_is_another_tool(tool_settings, registry, tool_server):
+    """A server adds `lооkup` (two Cyrillic o's) with an injected description, listed first: ragops lists, compares
+    and calls the configured name byte for byte, so the pinned `lookup` stays what was approved, and the confusable
+    is neither a duplicate of it nor ever pinned under its name."""
+    pin_tools(tool_settings, registry, [], "ann")
+    listed = tool_server.server.list_tools
+
+    async def with_confusable():
+        tools = await listed()
+        return [tools[0].model_copy(update={"name": "l\u043e\u043ekup", "description": INJECTED})] + tools
+
+    tool_server.server.list_tools = with_confusable
+    (tool,) = check_tools(tool_settings, registry).tools
+    assert tool.state.state == "unchanged" and tool.state.definition["description"] != INJECTED
+    assert list(current_pins(registry)) == [(tool_server.url, "lookup")]
+
+
 def test_a_name_listed_twice_is_never_pinned_first(tool_settings, registry, tool_server):
     _list_twice(tool_server, INJECTED)
     out = pin_tools(tool_settings, registry, [], "ann")
