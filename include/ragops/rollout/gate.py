@@ -216,17 +216,15 @@ def compare(stable: Sample, canary: Sample, policy: GatePolicy) -> tuple[list[Co
     typical = _typical_latency(stable, canary, k_s, k_c, stages, policy, alpha_rb)
     tier_s, tier_c, tiers = activity_tiers(stable.users, stable.synthetic, canary.users, canary.synthetic,
                                            policy.user_tiers)
-    # Bonferroni over the tiers; a tier must rule out the regression that, confined to its users, would be the
-    # allowed one over all users (a quarter of the users: 4x the allowed points)
+    # Bonferroni over the tiers; before a promotion, a tier must rule out the regression that, confined to its users,
+    # would be the allowed one over all users (a quarter of the users: 4x the allowed points; ties at a cut point
+    # that put half the users in a tier: 2x), so a regression of a few light users holds until their tier shows it
+    users = max(sum(t["users"] for t in tiers), 1)
     by_tier = [rates("error_rate_by_tier", canary.errors, stable.errors, tier_c == t, tier_s == t,
-                     policy.error_mde * _tier_factor(policy, t), True, share=1 / len(tiers)) for t in range(len(tiers))]
+                     min(policy.error_mde * users / max(tiers[t]["users"], 1), 1.0), True, share=1 / len(tiers))
+               for t in range(len(tiers))]
     return [errors, fallbacks, latency, typical, user_errors, user_fallbacks,
             _family(by_tier, tiers, policy.min_users)], thresholds
-
-
-def _tier_factor(policy: GatePolicy, t: int) -> float:
-    cuts = (0.0, *policy.user_tiers, 1.0)
-    return 1.0 / (cuts[t + 1] - cuts[t])
 
 
 def _family(by_tier: list[Comparison], tiers: list[dict], min_users: int) -> Comparison:
