@@ -194,8 +194,8 @@ def rollout_decision(decision: dict) -> Message:
         more = {}
         if m.get("error_rate_by_tier"):
             t = m["error_rate_by_tier"].get("tier") or {}
-            more[f"Error difference per user, tier {t.get('tier', '?')} of users by activity "
-                 f"({t.get('requests_per_user', '?')} requests each)"] = bounds("error_rate_by_tier")
+            more[f"Error difference per user, activity tier {t.get('tier', '?')} "
+                 f"(requests per user: {t.get('requests_per_user', '?')})"] = bounds("error_rate_by_tier")
         if m.get("latency_typical"):
             b = m["latency_typical"]
             ratio = lambda v: "none yet" if v is None else f"{math.exp(v):.2f}x"  # noqa: E731  logs of ratios

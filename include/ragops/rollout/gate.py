@@ -316,7 +316,7 @@ def _points(x: float) -> str:
 
 def _tier_name(c: Comparison) -> str:
     t = c.tier
-    return f"tier {t['tier']} of users by activity ({t['requests_per_user']} requests each, {t['users']} users)"
+    return f"activity tier {t['tier']} (requests per user: {t['requests_per_user']}; {t['users']} users)"
 
 
 def _worse(c: Comparison, policy: GatePolicy, limits: dict) -> str:
