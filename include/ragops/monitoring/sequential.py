@@ -126,13 +126,12 @@ class Clustered:
     def of(cls, users: np.ndarray, strata: np.ndarray, bad: np.ndarray, n_strata: int,
            per_user: bool = False) -> Clustered:
         """`per_user`: each user's rate within a stratum counts once (every user weighted equally), not each request."""
-        cell = users.astype(np.int64) * n_strata + strata.astype(np.int64)
-        size = (int(users.max()) + 1) * n_strata if len(users) else 0
+        present, dense = np.unique(users, return_inverse=True)  # codes of the users present only: a subset of a
+        cell = dense.astype(np.int64) * n_strata + strata.astype(np.int64)  # large population stays small
+        size = len(present) * n_strata
         n = np.bincount(cell, minlength=size).astype(float).reshape(-1, n_strata)
         x = np.bincount(cell, weights=bad.astype(float), minlength=size).astype(float).reshape(-1, n_strata)
         seen = n > 0
-        keep = seen.any(1)
-        n, x, seen = n[keep], x[keep], seen[keep]
         if per_user:
             rates = np.divide(x, n, out=np.zeros_like(x), where=seen)
             inverse = np.divide(1.0, n, out=np.zeros_like(n), where=seen)
