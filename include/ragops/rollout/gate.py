@@ -1,18 +1,21 @@
 """The canary analysis: does the candidate serve real users as well as stable, with evidence enough to say so?
 
-Five metrics, each an always-valid comparison by user (monitoring/sequential.py):
+Seven metrics, each an always-valid comparison by user (monitoring/sequential.py):
 - error rate (5xx responses), canary against stable, per request and per user (each user's own rate, every user
-  weighted equally, so that a regression confined to a minority of light users shows);
+  weighted equally), and per user within each activity tier (rollout/tiers.py: quartiles of the users' own request
+  counts, Bonferroni over the tiers), so that a regression confined to a minority of light users shows;
 - fallback rate (answers that fell back, e.g. `no_results`), canary against stable, per request and per user;
 - latency: within each stratum, stable's own p95 t and the canary's limit max(ratio x t, t + margin); the share of
   canary requests above the limit against the share of stable requests above t (5% by construction, but estimated,
   so its uncertainty is counted; requests tied at t count in part, so that ties cannot move that share), a
   two-sample comparison like the rates, i.e. "is the canary's p95 above the limit?". The margin is a small fraction
   of the service's own p95 objective (`RAGOPS_SLO_P95_LATENCY_MS`), so a fast service's 2x slowdown fails while a
-  few milliseconds of jitter never do, and a slow service is held to the ratio.
+  few milliseconds of jitter never do, and a slow service is held to the ratio;
+- typical latency: each user's geometric-mean latency, the canary's against stable's, held to the same limit on the
+  median, which heavy tails and users' own slowness barely move.
 
 Verdicts: `rollback` as soon as any metric is worse with confidence (the chance of ever rolling back an equal candidate
-over the whole rollout is at most `false_rollback`, split over the five metrics); `promote` only once every metric
+over the whole rollout is at most `false_rollback`, split over the seven metrics); `promote` only once every metric
 rules out a regression larger than its allowed size (the chance of promoting a candidate that is worse by more is at
 most `false_promotion`); `hold` in between. Evidence accumulates over the whole rollout, but rates are compared
 within strata, the rollout stage (or raised share) each request was served in (and probes apart), and then combined:
@@ -191,7 +194,7 @@ def _latency_flags(stable: Sample, canary: Sample, k_s: np.ndarray, k_c: np.ndar
 
 
 def compare(stable: Sample, canary: Sample, policy: GatePolicy) -> tuple[list[Comparison], list[dict]]:
-    """The five comparisons, and the latency thresholds of each stratum (stage, real users or probes)."""
+    """The seven comparisons, and the latency thresholds of each stratum (stage, real users or probes)."""
     alpha_rb = policy.false_rollback / len(METRICS)
     stages = int(max(stable.stratum.max(initial=0), canary.stratum.max(initial=0))) + 1
     k_c, k_s = _codes(canary, stages), _codes(stable, stages)
