@@ -3,7 +3,9 @@
 Each rollout: the world of bench/gate_world.py (sticky users, a candidate, a traffic level) sends requests; the gate
 looks every 15 minutes at everything since the rollout began, each request tagged with its stage as
 rollout/machine.py tags it, and moves the canary through 10% -> 25% -> 50% -> 100% with a 30-minute bake time per
-stage, or rolls it back. Rollouts that decide nothing within three days are counted apart as undecided.
+stage, or rolls it back. Rollouts that decide nothing within three days are counted apart as undecided. On a hold
+the real low-traffic policy (rollout/traffic.py) is asked, as Rollout.step asks it: it may raise the canary's share
+(a new stratum), extend the horizon or ask a person, and each row counts the rollouts that took each action.
 
 The previous rule (bench/legacy_gate.py) and Flagger's threshold rule run on the same simulated traffic. Flagger:
 every interval (here: every look) the canary's metrics over that interval are checked against fixed thresholds

@@ -337,7 +337,8 @@ def _worse(c: Comparison, policy: GatePolicy, limits: dict) -> str:
                 f"max of {policy.latency_ratio:g}x and +{policy.latency_margin_ms:g} ms over stable's p95) against "
                 f"{c.stable:.1%} of stable's above its own p95: at least {_points(c.at_least)} more ({level})")
     name = c.metric.replace("_", " ")
-    return f"{name} {c.canary:.2%} on the canary vs {c.stable:.2%} on stable: at least {_points(c.at_least)} worse ({level})"
+    return (f"{name} {c.canary:.2%} on the canary vs {c.stable:.2%} on stable: at least {_points(c.at_least)} worse "
+            f"({level})")
 
 
 def _bound(c: Comparison, confidence: str, limits: dict) -> str:

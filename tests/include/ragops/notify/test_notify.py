@@ -264,7 +264,8 @@ def test_a_rollout_decision_names_the_activity_tier_and_the_typical_latency():
 
     def users(first: int, n: int, per_user: int, rate: float) -> Sample:
         ids = np.repeat(np.arange(first, first + n), per_user)
-        return Sample(ids, rng.random(len(ids)) < rate, np.zeros(len(ids), bool), 25 * np.exp(rng.normal(0, .4, len(ids))))
+        latency = 25 * np.exp(rng.normal(0, 0.4, len(ids)))
+        return Sample(ids, rng.random(len(ids)) < rate, np.zeros(len(ids), bool), latency)
 
     def both(*parts: Sample) -> Sample:
         return Sample(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("users", "errors", "fallbacks",
@@ -275,7 +276,8 @@ def test_a_rollout_decision_names_the_activity_tier_and_the_typical_latency():
     canary = both(users(100_000, 1500, 20, 0.01), users(150_000, 500, 1, 0.07))
     analysis = analyze(stable, canary, {"run_id": 1, "regressed": False}, GatePolicy())
     message = rollout_decision({"decision": analysis.verdict, "candidate": "cand", "from_percent": 10.0,
-                                "to_percent": 0.0, "reason": "; ".join(analysis.reasons), "evidence": analysis.evidence})
+                                "to_percent": 0.0, "reason": "; ".join(analysis.reasons),
+                                "evidence": analysis.evidence})
     fields = json.dumps(message.blocks)
     assert analysis.verdict == "rollback" and message.kind == "alert"
     assert "Error difference per user, activity tier 1 (requests per user: 1)" in fields
