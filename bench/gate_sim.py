@@ -3,7 +3,9 @@
 Each rollout: the world of bench/gate_world.py (sticky users, a candidate, a traffic level) sends requests; the gate
 looks every 15 minutes at everything since the rollout began, each request tagged with its stage as
 rollout/machine.py tags it, and moves the canary through 10% -> 25% -> 50% -> 100% with a 30-minute bake time per
-stage, or rolls it back. Rollouts that decide nothing within three days are counted apart as undecided.
+stage, or rolls it back. Rollouts that decide nothing within three days are counted apart as undecided. On a hold
+the real low-traffic policy (rollout/traffic.py) is asked, as Rollout.step asks it: it may raise the canary's share
+(a new stratum), extend the horizon or ask a person, and each row counts the rollouts that took each action.
 
 The previous rule (bench/legacy_gate.py) and Flagger's threshold rule run on the same simulated traffic. Flagger:
 every interval (here: every look) the canary's metrics over that interval are checked against fixed thresholds
@@ -26,6 +28,7 @@ import argparse
 import json
 import sys
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import legacy_gate  # noqa: E402
 from gate_world import LOOK_MIN, SCENARIOS, STAGES, TRAFFIC, World  # noqa: E402
 
-from ragops.rollout.gate import GatePolicy, Sample, analyze  # noqa: E402
+from ragops.rollout.gate import Analysis, GatePolicy, Sample, analyze  # noqa: E402
+from ragops.rollout.traffic import ACTIONS, Seen, TrafficPolicy, low_traffic  # noqa: E402
 
 BAKE_LOOKS = 2  # each stage lasts at least 30 minutes
 HORIZON_LOOKS = 3 * 24 * 4  # three days
@@ -43,6 +47,7 @@ FLAGGER_THRESHOLD = 5
 FLAGGER_MARGIN_MS = 100.0  # its p99 check: max(1.2x, +100 ms) over stable's, fixed (not the ragops gate's SLO floor)
 GATES = ("ragops", "previous", "flagger")
 FIELDS = ("users", "errors", "fallbacks", "latency_ms", "synthetic", "stratum")
+START = datetime(2026, 1, 1, tzinfo=timezone.utc)  # looks are timed from here, for the low-traffic policy
 
 
 def _join(a: Sample, b: Sample) -> Sample:
@@ -54,24 +59,45 @@ def _empty() -> Sample:
                   np.zeros(0, int))
 
 
-def simulate(rng, traffic: str, scenario: str, gate: str, policy: GatePolicy) -> dict:
-    """One rollout under one rule: its outcome, the stage it ended at, and the looks and requests it took."""
+def _at(look: int) -> datetime:
+    return START + timedelta(minutes=LOOK_MIN * look)
+
+
+def _low_traffic(analysis: Analysis, stage: int, percent: float, look: int, stage_from: int, policy: GatePolicy,
+                 traffic: TrafficPolicy) -> dict | None:
+    """rollout/traffic.py's decision on a hold, as Rollout.step asks it (the real policy code, not a copy)."""
+    counted = analysis.evidence["counted"]
+    seen = Seen(counted["users"], counted["requests"], policy.min_users, policy.min_requests)
+    ceiling = STAGES[stage + 1] if stage + 1 < len(STAGES) else percent
+    return low_traffic(seen, percent, ceiling, START, _at(stage_from), _at(look), traffic)
+
+
+def simulate(rng, traffic: str, scenario: str, gate: str, policy: GatePolicy,
+             traffic_policy: TrafficPolicy = TrafficPolicy()) -> dict:
+    """One rollout under one rule: its outcome, the stage it ended at, the looks and requests it took, and (ragops)
+    the low-traffic actions taken: a share raised, a horizon extended, a person asked."""
     world = World(rng, TRAFFIC[traffic], SCENARIOS[scenario])
-    stage, looks_in_stage, failed = 0, 0, 0
+    stage, looks_in_stage, failed, stratum, percent, stage_from = 0, 0, 0, 0, STAGES[0], 0
     total_s, total_c, stage_s, stage_c = _empty(), _empty(), _empty(), _empty()
-    requests, probing = 0, False
+    requests, probing, actions = 0, False, set()
     for look in range(1, HORIZON_LOOKS + 1):
-        s, c = world.look(stage)
+        s, c = world.look(stage, percent, stratum)
         if probing or (gate == "flagger" and world.probe_requests):
-            ps, pc = world.probes(stage)
+            ps, pc = world.probes(stage, stratum)
             s, c = _join(s, ps), _join(c, pc)
         requests += len(s) + len(c)
         total_s, total_c, stage_s, stage_c = _join(total_s, s), _join(total_c, c), _join(stage_s, s), _join(stage_c, c)
         looks_in_stage += 1
         if gate == "ragops":
-            verdict = analyze(total_s, total_c, PASSED, policy, detail=False).verdict
+            analysis = analyze(total_s, total_c, PASSED, policy, detail=False)
+            verdict = analysis.verdict
             if verdict == "promote" and looks_in_stage < BAKE_LOOKS:
                 verdict = "hold"
+            low = _low_traffic(analysis, stage, percent, look, stage_from, policy, traffic_policy) \
+                if verdict == "hold" else None
+            actions |= {low["action"]} if low else set()
+            if low and low["action"] == "raise_share":  # a new stratum at the raised share; the stage's clock restarts
+                percent, stratum, stage_from, looks_in_stage = low["to_percent"], stratum + 1, look, 0
         elif gate == "previous":
             verdict = legacy_gate.verdict(stage_s, stage_c)
             if verdict == "promote" and looks_in_stage < BAKE_LOOKS:
@@ -82,13 +108,16 @@ def simulate(rng, traffic: str, scenario: str, gate: str, policy: GatePolicy) ->
                 failed += 1
                 verdict = "rollback" if failed >= FLAGGER_THRESHOLD else "hold"
         probing = verdict == "hold" and world.probe_requests > 0
+        done = {"looks": look, "requests": requests, "low_traffic": sorted(actions)}
         if verdict == "rollback":
-            return {"outcome": "rolled_back", "stage": STAGES[stage], "looks": look, "requests": requests}
+            return done | {"outcome": "rolled_back", "stage": STAGES[stage]}
         if verdict == "promote":
             stage, looks_in_stage, stage_s, stage_c = stage + 1, 0, _empty(), _empty()
+            stratum, percent, stage_from = stratum + 1, STAGES[stage], look
             if STAGES[stage] >= 100:
-                return {"outcome": "promoted", "stage": 100.0, "looks": look, "requests": requests}
-    return {"outcome": "undecided", "stage": STAGES[stage], "looks": HORIZON_LOOKS, "requests": requests}
+                return done | {"outcome": "promoted", "stage": 100.0}
+    return {"outcome": "undecided", "stage": STAGES[stage], "looks": HORIZON_LOOKS, "requests": requests,
+            "low_traffic": sorted(actions)}
 
 
 def _flagger(s: Sample, c: Sample, policy: GatePolicy) -> str:
@@ -109,6 +138,7 @@ def summarize(runs: list[dict]) -> dict:
     decided = [r for r in runs if r["outcome"] != "undecided"]
     share = {o: round(sum(r["outcome"] == o for r in runs) / n, 4) for o in ("rolled_back", "promoted", "undecided")}
     return share | {"rollouts": n, "undecided_rollouts": n - len(decided),
+                    "low_traffic": {a: sum(a in r["low_traffic"] for r in runs) for a in ACTIONS},
                     "rolled_back_at": {f"{p:g}%": sum(r["outcome"] == "rolled_back" and r["stage"] == p
                                                       for r in runs) for p in STAGES[:-1]},
                     "median_requests_to_decision": int(np.median([r["requests"] for r in decided])) if decided else None,
@@ -158,15 +188,17 @@ def run(rollouts: int, seed: int, traffics: list[str], scenarios: list[str], gat
 def markdown(doc: dict) -> str:
     """The results as docs/benchmarks.md shows them: one row per scenario, traffic level and rule."""
     lines = ["| candidate | harmful? | traffic | gate | rolled back | promoted | undecided (3 days) "
-             "| median hours to a decision (decided only) | target | met |", "|---" * 10 + "|"]
+             "| median hours to a decision (decided only) | low traffic: raised / extended / asked a person "
+             "| target | met |", "|---" * 11 + "|"]
     for scenario, by_traffic in doc["results"].items():
         harm = doc["scenarios"][scenario]["harm"] or "no"
         for traffic, by_gate in by_traffic.items():
             for gate, r in by_gate.items():
                 hours = "-" if r["median_hours_to_decision"] is None else f"{r['median_hours_to_decision']:g}"
+                low = " / ".join(str(r["low_traffic"][a]) for a in ACTIONS) if gate == "ragops" else "-"
                 cells = [doc["scenarios"][scenario]["label"], harm, traffic.replace("_", " "), gate,
                          f"{r['rolled_back']:.1%}", f"{r['promoted']:.1%}",
-                         f"{r['undecided']:.1%} ({r['undecided_rollouts']})", hours, r["target"],
+                         f"{r['undecided']:.1%} ({r['undecided_rollouts']})", hours, low, r["target"],
                          "yes" if r["met"] else "**no**"]
                 lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -140,24 +140,27 @@ class World:
             latency *= self.slowness[users] * np.where(tail, 1 + rng.pareto(1.5, n), 1.0)
         return latency
 
-    def look(self, stage: int) -> tuple[Sample, Sample]:
-        """The real users' requests of the next look at stage index `stage`: (stable, canary)."""
+    def look(self, stage: int, percent: float | None = None, stratum: int | None = None) -> tuple[Sample, Sample]:
+        """The real users' requests of the next look at stage index `stage`: (stable, canary). `percent` (a share
+        raised for want of users, rollout/traffic.py) replaces the stage's share, and `stratum` the stage's index."""
         rng, s = self.rng, self.s
+        percent = STAGES[stage] if percent is None else percent
         base, incident = self._shared_errors(stage)
         n = rng.poisson(self.rate * LOOK_MIN * (1 + 0.8 * self._cycle()))
         self.minute += LOOK_MIN
         users = np.minimum(np.searchsorted(self.cumulative, rng.random(n)), len(self.cumulative) - 1)
-        canary = self.bucket[users] < STAGES[stage]
+        canary = self.bucket[users] < percent
         hit = canary & self.affected[users]
         errors = rng.random(n) < np.minimum(base * self.propensity[users] + incident + hit * s.errors, 1.0)
         fallbacks = ~errors & (rng.random(n) < BASE_FALLBACKS + hit * s.fallbacks)
         latency = self._latency(n, users)
         if s.slow is not None:
             latency[canary] = s.slow(rng, latency[canary])
-        parts = (users, errors, fallbacks, latency, np.zeros(n, dtype=bool), np.full(n, stage))
+        label = stage if stratum is None else stratum
+        parts = (users, errors, fallbacks, latency, np.zeros(n, dtype=bool), np.full(n, label))
         return Sample(*(p[~canary] for p in parts)), Sample(*(p[canary] for p in parts))
 
-    def probes(self, stage: int) -> tuple[Sample, Sample]:
+    def probes(self, stage: int, stratum: int | None = None) -> tuple[Sample, Sample]:
         """`probe_requests` test-set questions to each variant, round robin over the questions."""
         rng, n, out = self.rng, self.probe_requests, []
         for side in (0, 1):
@@ -168,5 +171,6 @@ class World:
             latency = self._latency(n, None)
             if side and self.s.slow is not None:
                 latency = self.s.slow(rng, latency)
-            out.append(Sample(users, errors, fallbacks, latency, np.ones(n, dtype=bool), np.full(n, stage)))
+            out.append(Sample(users, errors, fallbacks, latency, np.ones(n, dtype=bool),
+                              np.full(n, stage if stratum is None else stratum)))
         return out[0], out[1]

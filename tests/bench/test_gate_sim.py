@@ -9,7 +9,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 ROW = {"rolled_back", "promoted", "undecided", "rollouts", "undecided_rollouts", "rolled_back_at",
-       "median_requests_to_decision", "median_hours_to_decision", "target", "met"}
+       "median_requests_to_decision", "median_hours_to_decision", "target", "met", "low_traffic"}
 
 
 def gate_sim(*args: str) -> subprocess.CompletedProcess:
@@ -38,7 +38,21 @@ def test_markdown_prints_the_documented_table_and_unknown_names_are_refused():
                     "previous,flagger", "--markdown")
     assert done.returncode == 0, done.stderr
     header, rule, *rows = done.stdout.strip().splitlines()
-    assert header.startswith("| candidate | harmful? | traffic | gate |") and rule.count("|---") == 10
+    assert header.startswith("| candidate | harmful? | traffic | gate |") and rule.count("|---") == 11
+    assert "| low traffic: raised / extended / asked a person |" in header
     assert [row.split(" | ")[3] for row in rows] == ["previous", "flagger"]
     refused = gate_sim("--scenario", "equal,no_such_world")
     assert refused.returncode == 2 and "no_such_world" in refused.stderr
+
+
+def test_low_traffic_rollouts_follow_the_policy_of_rollout_traffic_and_are_never_rolled_back():
+    """100 users in all: about 10 canary users at 10%, under min_users. The simulation asks rollout/traffic.py, as
+    Rollout.step does, and raises the share to 25% (a new stratum), extends the horizon, then asks a person."""
+    done = gate_sim("--rollouts-low", "3", "--traffic", "low", "--scenario", "hundred_users", "--gates", "ragops",
+                    "--seed", "7")
+    assert done.returncode == 0, done.stderr
+    row = json.loads(done.stdout)["results"]["hundred_users"]["low"]["ragops"]
+    assert row["rolled_back"] == 0.0 and row["met"] is True
+    assert set(row["low_traffic"]) == {"raise_share", "extend_horizon", "ask_a_person"}
+    assert row["low_traffic"]["raise_share"] == 3  # each rollout was short of users at 10%
+    assert row["promoted"] + row["undecided"] == 1.0 and row["promoted"] > 0  # 25% reaches the minimum in some

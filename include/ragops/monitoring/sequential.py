@@ -126,13 +126,12 @@ class Clustered:
     def of(cls, users: np.ndarray, strata: np.ndarray, bad: np.ndarray, n_strata: int,
            per_user: bool = False) -> Clustered:
         """`per_user`: each user's rate within a stratum counts once (every user weighted equally), not each request."""
-        cell = users.astype(np.int64) * n_strata + strata.astype(np.int64)
-        size = (int(users.max()) + 1) * n_strata if len(users) else 0
+        present, dense = np.unique(users, return_inverse=True)  # codes of the users present only: a subset of a
+        cell = dense.astype(np.int64) * n_strata + strata.astype(np.int64)  # large population stays small
+        size = len(present) * n_strata
         n = np.bincount(cell, minlength=size).astype(float).reshape(-1, n_strata)
         x = np.bincount(cell, weights=bad.astype(float), minlength=size).astype(float).reshape(-1, n_strata)
         seen = n > 0
-        keep = seen.any(1)
-        n, x, seen = n[keep], x[keep], seen[keep]
         if per_user:
             rates = np.divide(x, n, out=np.zeros_like(x), where=seen)
             inverse = np.divide(1.0, n, out=np.zeros_like(n), where=seen)
@@ -205,6 +204,29 @@ def compare_clustered(metric: str, canary: Clustered, stable: Clustered, *, allo
     verdict = "worse" if at_least > margin else "within" if excess(allowed) > 0 else "unsure"
     return Comparison(metric, total_c.rate, total_s.rate, diff, at_least, _smallest_ruled_out(excess, diff), allowed,
                       int(total_c.requests), users, verdict)
+
+
+def compare_means(metric: str, canary: Clustered, stable: Clustered, *, limit: float, alpha_rollback: float,
+                  alpha_promote: float, tau: float) -> Comparison:
+    """Is the canary's mean value (e.g. its users' mean log latency) above stable's by more than `limit` with
+    confidence (worse), or is that ruled out (within)? The stratified, user-clustered difference of
+    `compare_clustered`, for a value that is not a share: no binomial floor and no score test, and both variants'
+    uncertainty counted. `at_most` is the upper confidence bound of the difference at the promotion level."""
+    strata = [(canary.counts(k), stable.counts(k)) for k in range(len(canary.n))]
+    weights = _weights(strata)
+    total_c, total_s = _total([c for c, _ in strata]), _total([s for _, s in strata])
+    users = canary.users()
+    if not weights:
+        return Comparison(metric, total_c.rate, total_s.rate, 0.0, -math.inf, None, limit, int(total_c.requests),
+                          users, "unsure")
+    cs, ss = [strata[k][0] for k, _ in weights], [strata[k][1] for k, _ in weights]
+    diff = sum(w * (c.rate - s.rate) for (_, w), c, s in zip(weights, cs, ss))
+    none = [0.0] * len(weights)
+    v = canary.variance(weights)([c.rate for c in cs], none) + stable.variance(weights)([s.rate for s in ss], none)
+    at_least, at_most = diff - boundary(v, alpha_rollback, tau), diff + boundary(v, alpha_promote, tau)
+    verdict = "worse" if at_least > limit else "within" if at_most < limit else "unsure"
+    return Comparison(metric, total_c.rate, total_s.rate, diff, at_least, at_most if math.isfinite(at_most) else None,
+                      limit, int(total_c.requests), users, verdict)
 
 
 def compare_rates(metric: str, strata: list[tuple[Counts, Counts]], *, allowed: float, alpha_rollback: float,

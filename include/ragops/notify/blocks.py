@@ -8,6 +8,7 @@ cannot disguise a link. Header texts are plain_text, which Slack never parses fo
 from __future__ import annotations
 
 import json
+import math
 import re
 
 from ragops.notify.slack import Message
@@ -193,6 +194,18 @@ def rollout_decision(decision: dict) -> Message:
             "Error difference per user (each user weighted equally)": bounds("error_rate_per_user"),
             "Fallback difference per user": bounds("fallback_rate_per_user"),
             "Canary share over its latency limit, beyond stable's over its p95": bounds("latency")}))
+        more = {}
+        if m.get("error_rate_by_tier"):
+            t = m["error_rate_by_tier"].get("tier") or {}
+            more[f"Error difference per user, activity tier {t.get('tier', '?')} "
+                 f"(requests per user: {t.get('requests_per_user', '?')})"] = bounds("error_rate_by_tier")
+        if m.get("latency_typical"):
+            b = m["latency_typical"]
+            ratio = lambda v: "none yet" if v is None else f"{math.exp(v):.2f}x"  # noqa: E731  logs of ratios
+            more["Typical latency per user (canary / stable, geometric mean)"] = (
+                f"at most {ratio(b.get('at_most'))}, limit {ratio(b.get('allowed'))} ({b.get('verdict', '?')})")
+        if more:
+            blocks.append(_fields(more))
     low = evidence.get("low_traffic")
     if low:
         blocks.append(_fields({

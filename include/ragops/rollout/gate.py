@@ -1,18 +1,21 @@
 """The canary analysis: does the candidate serve real users as well as stable, with evidence enough to say so?
 
-Five metrics, each an always-valid comparison by user (monitoring/sequential.py):
+Seven metrics, each an always-valid comparison by user (monitoring/sequential.py):
 - error rate (5xx responses), canary against stable, per request and per user (each user's own rate, every user
-  weighted equally, so that a regression confined to a minority of light users shows);
+  weighted equally), and per user within each activity tier (rollout/tiers.py: quartiles of the users' own request
+  counts, Bonferroni over the tiers), so that a regression confined to a minority of light users shows;
 - fallback rate (answers that fell back, e.g. `no_results`), canary against stable, per request and per user;
 - latency: within each stratum, stable's own p95 t and the canary's limit max(ratio x t, t + margin); the share of
   canary requests above the limit against the share of stable requests above t (5% by construction, but estimated,
   so its uncertainty is counted; requests tied at t count in part, so that ties cannot move that share), a
   two-sample comparison like the rates, i.e. "is the canary's p95 above the limit?". The margin is a small fraction
   of the service's own p95 objective (`RAGOPS_SLO_P95_LATENCY_MS`), so a fast service's 2x slowdown fails while a
-  few milliseconds of jitter never do, and a slow service is held to the ratio.
+  few milliseconds of jitter never do, and a slow service is held to the ratio;
+- typical latency: each user's geometric-mean latency, the canary's against stable's, held to the same limit on the
+  median, which heavy tails and users' own slowness barely move.
 
 Verdicts: `rollback` as soon as any metric is worse with confidence (the chance of ever rolling back an equal candidate
-over the whole rollout is at most `false_rollback`, split over the five metrics); `promote` only once every metric
+over the whole rollout is at most `false_rollback`, split over the seven metrics); `promote` only once every metric
 rules out a regression larger than its allowed size (the chance of promoting a candidate that is worse by more is at
 most `false_promotion`); `hold` in between. Evidence accumulates over the whole rollout, but rates are compared
 within strata, the rollout stage (or raised share) each request was served in (and probes apart), and then combined:
@@ -25,15 +28,18 @@ clustered by question, and they never count toward `min_users` or `min_requests`
 
 from __future__ import annotations
 
+import math
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
 from ragops.monitoring.aggregate import served_status  # the one rule of what is an answer: monitoring's too
-from ragops.monitoring.sequential import Clustered, Comparison, compare_clustered
+from ragops.monitoring.sequential import Clustered, Comparison, compare_clustered, compare_means
+from ragops.rollout.tiers import activity_tiers
 
-METRICS = ("error_rate", "fallback_rate", "latency", "error_rate_per_user", "fallback_rate_per_user")
+METRICS = ("error_rate", "fallback_rate", "latency", "latency_typical", "error_rate_per_user", "fallback_rate_per_user",
+           "error_rate_by_tier")
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,7 @@ class GatePolicy:
     latency_share: float = 0.05  # i.e. the p95
     min_users: int = 20  # distinct canary users before a promotion
     min_requests: int = 50  # canary requests before a promotion
+    user_tiers: tuple[float, ...] = (0.25, 0.5, 0.75)  # activity tiers' cut points, as shares of users  # activity tiers' cut points, as shares of users
 
     @classmethod
     def from_settings(cls, settings) -> GatePolicy:
@@ -181,19 +188,18 @@ def _latency_flags(stable: Sample, canary: Sample, k_s: np.ndarray, k_c: np.ndar
 
 
 def compare(stable: Sample, canary: Sample, policy: GatePolicy) -> tuple[list[Comparison], list[dict]]:
-    """The five comparisons, and the latency thresholds of each stratum (stage, real users or probes)."""
+    """The seven comparisons, and the latency thresholds of each stratum (stage, real users or probes)."""
     alpha_rb = policy.false_rollback / len(METRICS)
-    a = {"alpha_rollback": alpha_rb, "alpha_promote": policy.false_promotion}
     stages = int(max(stable.stratum.max(initial=0), canary.stratum.max(initial=0))) + 1
     k_c, k_s = _codes(canary, stages), _codes(stable, stages)
     served_c, served_s = ~canary.errors, ~stable.errors
 
     def rates(name: str, bad_c, bad_s, mask_c, mask_s, allowed: float, per_user: bool,
-              tau: float | None = None) -> Comparison:
+              tau: float | None = None, share: float = 1.0) -> Comparison:
         return compare_clustered(
             name, Clustered.of(canary.users[mask_c], k_c[mask_c], bad_c[mask_c], 2 * stages, per_user),
             Clustered.of(stable.users[mask_s], k_s[mask_s], bad_s[mask_s], 2 * stages, per_user),
-            allowed=allowed, tau=tau or allowed, **a)
+            allowed=allowed, tau=tau or allowed, alpha_rollback=alpha_rb * share, alpha_promote=policy.false_promotion)
 
     every_c, every_s = np.ones(len(canary), bool), np.ones(len(stable), bool)
     errors, user_errors = (rates(name, canary.errors, stable.errors, every_c, every_s, policy.error_mde, per_user)
@@ -204,7 +210,62 @@ def compare(stable: Sample, canary: Sample, policy: GatePolicy) -> tuple[list[Co
     slow_s, slow_c, thresholds = _latency_flags(stable, canary, k_s, k_c, stages, policy)
     # allowed 0: a promotion rules out that the canary's share over its limit exceeds stable's over its own p95
     latency = rates("latency", slow_c, slow_s, served_c, served_s, 0.0, False, tau=policy.latency_share)
-    return [errors, fallbacks, latency, user_errors, user_fallbacks], thresholds
+    typical = _typical_latency(stable, canary, k_s, k_c, stages, policy, alpha_rb)
+    tier_s, tier_c, tiers = activity_tiers(stable.users, stable.synthetic, canary.users, canary.synthetic,
+                                           policy.user_tiers)
+    # Bonferroni over the tiers; before a promotion, a tier must rule out the regression that, confined to its users,
+    # would be the allowed one over all users (a quarter of the users: 4x the allowed points; ties at a cut point
+    # that put half the users in a tier: 2x), so a regression of a few light users holds until their tier shows it
+    users = max(sum(t["users"] for t in tiers), 1)
+    by_tier = [rates("error_rate_by_tier", canary.errors, stable.errors, tier_c == t, tier_s == t,
+                     min(policy.error_mde * users / max(tiers[t]["users"], 1), 1.0), True, share=1 / len(tiers))
+               for t in range(len(tiers))]
+    return [errors, fallbacks, latency, typical, user_errors, user_fallbacks,
+            _family(by_tier, tiers, policy.min_users)], thresholds
+
+
+def _family(by_tier: list[Comparison], tiers: list[dict], min_users: int) -> Comparison:
+    """One verdict for the tiers: worse if any tier is, within once every tier rules out its allowed regression. The
+    comparison shown is the failing tier's, else the least certain one's; `tier` names it."""
+    # a tier speaks for a group of users, not for a few (a normal approximation over 4 users once failed an equal
+    # candidate): one with fewer than `min_users` canary users, or without evidence either way (empty, as ties at a
+    # cut point may leave it, or no stage in which both variants served its users) neither holds nor fails; the
+    # comparison over all users still has to pass
+    used = [t for t in range(len(tiers)) if by_tier[t].canary_users >= min_users
+            and (by_tier[t].at_most is not None or by_tier[t].verdict == "worse")]
+    if not used:
+        return _Tiered(**(replace(by_tier[0], verdict="within").__dict__), tier=tiers[0])
+    worst = max(used, key=lambda t: (by_tier[t].verdict == "worse", by_tier[t].at_least))
+    verdicts = {by_tier[t].verdict for t in used}
+    verdict = "worse" if "worse" in verdicts else "within" if verdicts == {"within"} else "unsure"
+    shown = worst if verdict != "unsure" else next(t for t in used if by_tier[t].verdict != "within")
+    return _Tiered(**(replace(by_tier[shown], verdict=verdict).__dict__), tier=tiers[shown])
+
+
+@dataclass(frozen=True)
+class _Tiered(Comparison):
+    tier: dict = field(default_factory=dict)  # the tier shown: its number, requests per user and users
+
+
+def _typical_latency(stable: Sample, canary: Sample, k_s: np.ndarray, k_c: np.ndarray, stages: int,
+                     policy: GatePolicy, alpha_rb: float) -> Comparison:
+    """Each user's geometric-mean latency (served requests), every user weighted equally, the canary's against
+    stable's within strata: robust to a heavy tail and to slow and fast users, which make the p95 test noisy. The
+    limit is the p95 test's, on the median: max(ratio, 1 + margin / stable's median)."""
+    served_c, served_s = ~canary.errors, ~stable.errors
+    real = stable.latency_ms[served_s & ~stable.synthetic]
+    median = float(np.median(real)) if len(real) else math.nan
+    limit = math.log(max(policy.latency_ratio, 1 + policy.latency_margin_ms / median)) if median > 0 else math.inf
+
+    def users(sample: Sample, k: np.ndarray, served: np.ndarray) -> Clustered:
+        log = np.log(np.maximum(sample.latency_ms[served], 1e-3))
+        return Clustered.of(sample.users[served], k[served], log, 2 * stages, per_user=True)
+
+    typical = compare_means("latency_typical", users(canary, k_c, served_c), users(stable, k_s, served_s),
+                            limit=limit, alpha_rollback=alpha_rb, alpha_promote=policy.false_promotion,
+                            tau=math.log(policy.latency_ratio))
+    # a mean over a few users, each with their own latency, is not yet normal: below `min_users` it only holds
+    return typical if typical.canary_users >= policy.min_users else replace(typical, verdict="unsure")
 
 
 def analyze(stable: Sample, canary: Sample, evaluation: dict | None, policy: GatePolicy,
@@ -250,19 +311,42 @@ def _points(x: float) -> str:
     return f"{x * 100:+.1f} points"
 
 
+def _tier_name(c: Comparison) -> str:
+    t = c.tier
+    return f"activity tier {t['tier']} (requests per user: {t['requests_per_user']}; {t['users']} users)"
+
+
 def _worse(c: Comparison, policy: GatePolicy, limits: dict) -> str:
+    level = f"always-valid, {1 - policy.false_rollback / len(METRICS):.2%}"
+    if c.metric == "latency_typical":
+        return (f"typical latency: the canary users' geometric-mean latency at least {math.exp(c.at_least):.2f}x "
+                f"stable's (estimate {math.exp(c.difference):.2f}x; limit {math.exp(c.allowed):.2f}x: max of "
+                f"{policy.latency_ratio:g}x and +{policy.latency_margin_ms:g} ms over stable's median) ({level})")
+    if c.metric == "error_rate_by_tier":
+        return (f"error rate per user in {_tier_name(c)}: {c.canary:.2%} on the canary vs {c.stable:.2%} on stable, "
+                f"at least {_points(c.at_least)} worse ({level}, over {len(policy.user_tiers) + 1} tiers)")
     if c.metric == "latency":
         limit = limits.get("users", next(iter(limits.values()), 0))
         return (f"latency: {c.canary:.1%} of canary requests above their limit ({limit:g} ms in the newest stage: "
                 f"max of {policy.latency_ratio:g}x and +{policy.latency_margin_ms:g} ms over stable's p95) against "
-                f"{c.stable:.1%} of stable's above its own p95: at least {_points(c.at_least)} more "
-                f"(always-valid, {1 - policy.false_rollback / len(METRICS):.2%})")
+                f"{c.stable:.1%} of stable's above its own p95: at least {_points(c.at_least)} more ({level})")
     name = c.metric.replace("_", " ")
     return (f"{name} {c.canary:.2%} on the canary vs {c.stable:.2%} on stable: at least {_points(c.at_least)} worse "
-            f"(always-valid, {1 - policy.false_rollback / len(METRICS):.2%})")
+            f"({level})")
 
 
 def _bound(c: Comparison, confidence: str, limits: dict) -> str:
+    if c.metric == "latency_typical":
+        if c.at_most is None:
+            return "typical latency: no bound yet on the canary users' geometric-mean latency against stable's"
+        verb = "within" if c.verdict == "within" else "not yet within"
+        return (f"typical latency at most {math.exp(c.at_most):.2f}x stable's at {confidence} ({verb} the limit of "
+                f"{math.exp(c.allowed):.2f}x)")
+    if c.metric == "error_rate_by_tier":
+        if c.verdict == "within":
+            return f"error rate per user in every activity tier within its allowed regression at {confidence}"
+        return (f"error rate per user in {_tier_name(c)} not yet ruled out above {_points(c.allowed)}"
+                + ("" if c.at_most is None else f": at most {_points(c.at_most)} at {confidence} so far"))
     if c.metric == "latency":
         limit = limits.get("users", next(iter(limits.values()), None))
         if c.at_most is None or limit is None:

@@ -252,3 +252,34 @@ def test_a_rollout_decision_shows_the_per_user_comparisons_beside_the_per_reques
     per_user = analysis.evidence["metrics"]["error_rate_per_user"]
     assert "Error difference per user" in fields and "Fallback difference per user" in fields
     assert f"({per_user['verdict']})" in fields.split("Error difference per user")[1][:120]
+
+
+def test_a_rollout_decision_names_the_activity_tier_and_the_typical_latency():
+    import numpy as np
+
+    from ragops.notify.blocks import rollout_decision
+    from ragops.rollout.gate import GatePolicy, Sample, analyze
+
+    rng = np.random.default_rng(1)
+
+    def users(first: int, n: int, per_user: int, rate: float) -> Sample:
+        ids = np.repeat(np.arange(first, first + n), per_user)
+        latency = 25 * np.exp(rng.normal(0, 0.4, len(ids)))
+        return Sample(ids, rng.random(len(ids)) < rate, np.zeros(len(ids), bool), latency)
+
+    def both(*parts: Sample) -> Sample:
+        return Sample(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("users", "errors", "fallbacks",
+                                                                                 "latency_ms")))
+
+    # a quarter of the users, one request each, at +6 points of errors on the canary
+    stable = both(users(0, 6000, 20, 0.01), users(50_000, 2000, 1, 0.01))
+    canary = both(users(100_000, 1500, 20, 0.01), users(150_000, 500, 1, 0.07))
+    analysis = analyze(stable, canary, {"run_id": 1, "regressed": False}, GatePolicy())
+    message = rollout_decision({"decision": analysis.verdict, "candidate": "cand", "from_percent": 10.0,
+                                "to_percent": 0.0, "reason": "; ".join(analysis.reasons),
+                                "evidence": analysis.evidence})
+    fields = json.dumps(message.blocks)
+    assert analysis.verdict == "rollback" and message.kind == "alert"
+    assert "Error difference per user, activity tier 1 (requests per user: 1)" in fields
+    assert "(worse)" in fields.split("(requests per user: 1)*")[1][:80]
+    assert "Typical latency per user" in fields and "limit 1.60x (within)" in fields  # 25 ms: the +15 ms floor

@@ -322,3 +322,70 @@ def test_a_client_that_left_mid_stream_or_a_refused_request_is_not_a_served_samp
         event(status, 1.0) | {"variant": "stable"} for status in (400, 401, 404, 413, 422)]
     stable, _ = samples_from_events(refused)
     assert stable.latency_ms.tolist() == [800.0]
+
+
+def heavy_tailed(rng, n_users: int, offset: int, slower: float, per_user: int = 20) -> Sample:
+    """An 800 ms service whose users each have their own latency multiplier (log-normal, sigma 0.5), and 5% of
+    requests a Pareto tail (alpha 1.5): bench/gate_world.py's heavy tails."""
+    users = np.repeat(np.arange(n_users) + offset, per_user)
+    latency = 800 * np.exp(rng.normal(0, 0.5, len(users))) * rng.lognormal(0, 0.5, n_users)[users - offset]
+    latency *= np.where(rng.random(len(users)) < 0.05, 1 + rng.pareto(1.5, len(users)), 1.0) * slower
+    return Sample(users, rng.random(len(users)) < 0.01, np.zeros(len(users), bool), latency)
+
+
+def test_half_again_as_slow_with_heavy_tails_is_rolled_back_on_typical_latency():
+    # The p95 comparison alone is noisy here: a canary of a few hundred users is slow or fast by their own luck.
+    rng = np.random.default_rng(0)  # 11 of seeds 0-11 fail the typical latency test, 9 the p95 test
+    stable, canary = heavy_tailed(rng, 1350, 0, 1.0), heavy_tailed(rng, 300, 10_000, 1.5)
+    result = analyze(stable, canary, PASSED, GatePolicy())
+    assert result.evidence["metrics"]["latency"]["verdict"] != "worse"  # the p95 test does not see it
+    assert result.verdict == "rollback", result.reasons
+    typical = next(r for r in result.reasons if r.startswith("typical latency"))
+    assert "limit 1.20x" in typical and "stable's median" in typical
+    json.dumps(result.evidence, allow_nan=False)
+
+
+def test_equal_heavy_tails_are_not_rolled_back_on_typical_latency():
+    rng = np.random.default_rng(100)
+    for _ in range(40):
+        stable, canary = heavy_tailed(rng, 1350, 0, 1.0), heavy_tailed(rng, 300, 10_000, 1.0)
+        result = analyze(stable, canary, PASSED, GatePolicy(), detail=False)
+        assert result.evidence["metrics"]["latency_typical"]["verdict"] != "worse", result.reasons
+
+
+def test_typical_latency_keeps_the_floor_of_a_fast_service():
+    # 5 ms more on a 25 ms service is +20% at the median, below the floor (+15 ms), so it cannot fail the test
+    rng = np.random.default_rng(3)
+    stable = spread(rng, 2000, 3, 0.0)
+    canary = spread(rng, 700, 3, 0.0, offset=10_000, latency=lambda n: 30 * np.exp(rng.normal(0, 0.4, n)))
+    typical = analyze(stable, canary, PASSED, GatePolicy()).evidence["metrics"]["latency_typical"]
+    assert typical["verdict"] == "within" and np.exp(typical["allowed"]) == pytest.approx(1 + 15 / 25, rel=0.05)
+
+
+def test_a_regression_of_the_light_users_is_rolled_back_by_their_activity_tier():
+    # A quarter of the users send one request each and get +6 points of errors: +1.5 points over all users, which
+    # the comparison over all users rules out above +2 (it would promote), while their own tier shows it.
+    rng = np.random.default_rng(1)
+    stable = join(spread(rng, 6000, 20, 0.01), spread(rng, 2000, 1, 0.01, offset=50_000))
+    canary = join(spread(rng, 1500, 20, 0.01, offset=100_000), spread(rng, 500, 1, 0.07, offset=150_000))
+    result = analyze(stable, canary, PASSED, GatePolicy())
+    assert result.evidence["metrics"]["error_rate_per_user"]["verdict"] == "within"
+    assert result.verdict == "rollback", result.reasons
+    tier = result.evidence["metrics"]["error_rate_by_tier"]
+    assert tier["verdict"] == "worse" and tier["tier"] == {"tier": 1, "requests_per_user": "1", "users": 2500}
+    assert result.reasons == [next(r for r in result.reasons if r.startswith(
+        "error rate per user in activity tier 1 (requests per user: 1; 2500 users)"))]
+    json.dumps(result.evidence, allow_nan=False)
+
+
+def test_tier_cut_points_come_from_both_variants_so_the_canary_cannot_move_them():
+    from ragops.rollout.tiers import activity_tiers
+
+    users_s, users_c = np.repeat(np.arange(8), [1, 1, 2, 2, 3, 3, 9, 9]), np.repeat(np.arange(8, 12), [1, 2, 3, 40])
+    no = lambda u: np.zeros(len(u), bool)  # noqa: E731
+    tier_s, tier_c, tiers = activity_tiers(users_s, no(users_s), users_c, no(users_c), (0.25, 0.5, 0.75))
+    assert [t["requests_per_user"] for t in tiers] == ["1", "2", "3", "4+"]
+    assert [t["users"] for t in tiers] == [3, 3, 3, 3]
+    assert tier_c.tolist() == [0, 1, 1, 2, 2, 2] + [3] * 40
+    probes = np.ones(len(users_c), bool)  # probe requests have no tier and no say in the cut points
+    assert (activity_tiers(users_s, no(users_s), users_c, probes, (0.25, 0.5, 0.75))[1] == -1).all()
