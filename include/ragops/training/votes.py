@@ -51,18 +51,20 @@ class VoteHarvest:
 
 
 def _voted(registry: Registry, since: datetime) -> list[dict]:
-    """Votes since `since`, oldest first, each joined once to its own caller's request event."""
+    """Votes since `since`, oldest first, each joined once to its own caller's latest request event of that id."""
     columns = (Feedback.request_id, Feedback.user_hash, Feedback.rating, Feedback.reason,
                RequestEvent.question, RequestEvent.query, RequestEvent.chunk_ids, RequestEvent.verified,
                RequestEvent.synthetic, RequestEvent.fallback, RequestEvent.status)
     query = (select(*columns)
              .join(RequestEvent, (RequestEvent.request_id == Feedback.request_id)
                    & (RequestEvent.user_hash == Feedback.user_hash))
-             .where(Feedback.ts >= since).order_by(Feedback.ts, Feedback.id))
+             .where(Feedback.ts >= since)
+             .order_by(Feedback.ts, Feedback.id, RequestEvent.ts.desc(), RequestEvent.id.desc()))
     seen, out = set(), []
     with registry.session() as s:
         for row in s.execute(query):
-            if row.request_id not in seen:  # a request logged twice (a retried id) counts once
+            # a request logged twice (a retried id) counts once: by its latest answer, the one the vote was on
+            if row.request_id not in seen:
                 seen.add(row.request_id)
                 out.append(row._asdict())
     return out
@@ -115,6 +117,8 @@ def vote_pairs(registry: Registry, chunks: list[CorpusChunk], evaluation_questio
         found = hard(text, {chunk.section}, chunk.body, first=tuple(wrong.get(key, ())))
         if found:
             harvest.pairs.append(Pair("vote", text, chunk.body, found, "|".join(chunk.section)))
+        else:  # every other chunk is of the answer's section: nothing to rank below it
+            harvest.skipped["no_negatives"] += 1
     return harvest
 
 
