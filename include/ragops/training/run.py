@@ -73,14 +73,14 @@ def train_models(settings: Settings, *, kinds: tuple[str, ...] = KINDS, max_seco
 
 
 def _votes(settings: Settings, registry: Registry | None, chunks: list[CorpusChunk], asked: set[str],
-           seed: int) -> tuple[list, dict]:
+           seed: int, held_out: set[str]) -> tuple[list, dict]:
     """Pairs from the votes of the question-retention window (older questions have no text left), and their account."""
     if not settings.train_votes:
         return [], {"off": True}
     since = datetime.now(timezone.utc) - timedelta(days=settings.question_retention_days)
     harvest: VoteHarvest = vote_pairs(registry or Registry(settings.registry_url), chunks, asked, since,
                                       verified_only=settings.train_votes_verified_only,
-                                      per_user=settings.train_votes_per_user, seed=seed)
+                                      per_user=settings.train_votes_per_user, seed=seed, held_out=held_out)
     return harvest.pairs, harvest.to_dict()
 
 
@@ -100,8 +100,9 @@ def _train_models(settings, kinds, max_seconds, registry, index_version, base_mo
     precision = precision if precision in ("float32", "bfloat16") else "float32"
     pairs = build_pairs(chunks, seed=seed)
     train, held = split(pairs, seed=seed)
+    held_sections = {p.section for p in held}  # never trained on, from votes either
     held = [p for p in held if p.kind == "heading"][:HELD_OUT_LIMIT]  # the pairs closest to a user's question
-    voted, votes = _votes(settings, registry, chunks, asked, seed)
+    voted, votes = _votes(settings, registry, chunks, asked, seed, held_sections)
     train += voted  # all trained on: the held-out metric stays the corpus's own
     evidence = {"index_version": version_id, "base_model": base_name, "data_hash": data_hash(pairs + voted),
                 "pairs": {"train": counts(train), "held_out": counts(held)}, "votes": votes, "seed": seed,

@@ -10,7 +10,8 @@ of BM25's hard negatives. What is left out, and counted in the run's manifest:
 - probe traffic, and by default callers without a key (`RAGOPS_TRAIN_VOTES_VERIFIED_ONLY`): an anonymous caller
   must not be able to teach the reader;
 - more than `RAGOPS_TRAIN_VOTES_PER_USER` pairs from one caller: no one stuffs the ballot;
-- a question whose text retention has cleared, and an answer whose chunks the index no longer holds.
+- a question whose text retention has cleared, and an answer whose chunks the index no longer holds;
+- an answer whose first chunk lies in a section held out to measure the model (`held_out`): it must stay unseen.
 
 A model trained here goes the existing way to users: an artefact, evaluation against the accepted run, a canary.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 import collections
 import random
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -29,12 +31,13 @@ from ragops.registry import Registry
 from ragops.registry.models import Feedback, RequestEvent
 from ragops.training.pairs import CorpusChunk, HardNegatives, Pair
 
-_WORD = re.compile(r"[a-z0-9]+")
+_WORD = re.compile(r"[^\W_]+")  # letters and digits of any script: a question in Cyrillic or Chinese is not ""
 
 
 def normal(question: str) -> str:
-    """A question as compared with the evaluation sets: its lower-cased words, punctuation and spacing aside."""
-    return " ".join(_WORD.findall(question.casefold()))
+    """A question as compared with the evaluation sets: its lower-cased words, punctuation, spacing and Unicode
+    width or composition aside."""
+    return " ".join(_WORD.findall(unicodedata.normalize("NFKC", question).casefold()))
 
 
 @dataclass
@@ -48,27 +51,31 @@ class VoteHarvest:
 
 
 def _voted(registry: Registry, since: datetime) -> list[dict]:
-    """Votes since `since`, oldest first, each joined once to its own caller's request event."""
+    """Votes since `since`, oldest first, each joined once to its own caller's latest request event of that id."""
     columns = (Feedback.request_id, Feedback.user_hash, Feedback.rating, Feedback.reason,
                RequestEvent.question, RequestEvent.query, RequestEvent.chunk_ids, RequestEvent.verified,
                RequestEvent.synthetic, RequestEvent.fallback, RequestEvent.status)
     query = (select(*columns)
              .join(RequestEvent, (RequestEvent.request_id == Feedback.request_id)
                    & (RequestEvent.user_hash == Feedback.user_hash))
-             .where(Feedback.ts >= since).order_by(Feedback.ts, Feedback.id))
+             .where(Feedback.ts >= since)
+             .order_by(Feedback.ts, Feedback.id, RequestEvent.ts.desc(), RequestEvent.id.desc()))
     seen, out = set(), []
     with registry.session() as s:
         for row in s.execute(query):
-            if row.request_id not in seen:  # a request logged twice (a retried id) counts once
+            # a request logged twice (a retried id) counts once: by its latest answer, the one the vote was on
+            if row.request_id not in seen:
                 seen.add(row.request_id)
                 out.append(row._asdict())
     return out
 
 
 def vote_pairs(registry: Registry, chunks: list[CorpusChunk], evaluation_questions: set[str], since: datetime, *,
-               verified_only: bool = True, per_user: int = 20, negatives: int = 3, seed: int = 13) -> VoteHarvest:
+               verified_only: bool = True, per_user: int = 20, negatives: int = 3, seed: int = 13,
+               held_out: set[str] = frozenset()) -> VoteHarvest:
     """The pairs users' votes give, deterministic for the same votes and chunks. `evaluation_questions` are
-    `normal()`-ised questions that must never be trained on."""
+    `normal()`-ised questions that must never be trained on; `held_out`, the sections (`Pair.section`) of the
+    held-out pairs."""
     harvest = VoteHarvest()
     by_id = {c.chunk_id: c for c in chunks}
     positives: dict[str, tuple[str, CorpusChunk, str]] = {}  # normal question -> (question, chunk, user_hash)
@@ -91,6 +98,9 @@ def vote_pairs(registry: Registry, chunks: list[CorpusChunk], evaluation_questio
             else:
                 harvest.skipped["down_not_wrong"] += 1
             continue
+        if "|".join(shown[0].section) in held_out:
+            harvest.skipped["held_out_section"] += 1
+            continue
         if key in positives:
             harvest.skipped["repeated_question"] += 1
             continue
@@ -107,6 +117,8 @@ def vote_pairs(registry: Registry, chunks: list[CorpusChunk], evaluation_questio
         found = hard(text, {chunk.section}, chunk.body, first=tuple(wrong.get(key, ())))
         if found:
             harvest.pairs.append(Pair("vote", text, chunk.body, found, "|".join(chunk.section)))
+        else:  # every other chunk is of the answer's section: nothing to rank below it
+            harvest.skipped["no_negatives"] += 1
     return harvest
 
 
@@ -117,7 +129,8 @@ def _left_out(vote: dict, text: str | None, evaluation_questions: set[str], veri
         return "probe"
     if verified_only and not vote["verified"]:
         return "unverified"
-    if normal(text) in evaluation_questions:
+    # the question as typed too: a follow-up's query adds words to it (the rule condenser), and still asks it
+    if normal(text) in evaluation_questions or (vote["question"] and normal(vote["question"]) in evaluation_questions):
         return "evaluation_question"
     if vote["status"] != 200 or vote["fallback"] is not None:  # a refusal or an error: no passage to learn from
         return "not_answered"

@@ -91,3 +91,54 @@ def test_a_vote_outside_the_window_is_not_read(registry):
     served(registry, "r1", "alice", "How do I install the operator?", [INSTALL])
     later = vote_pairs(registry, CHUNKS, set(), datetime.now(timezone.utc) + timedelta(hours=1))
     assert later.votes == 0 and later.pairs == []
+
+
+def test_questions_in_other_scripts_are_told_apart():
+    assert normal("Как установить оператор?") == "как установить оператор"
+    assert normal("Ｃafé  PLUGINS!") == normal("café plugins")  # width and composed forms aside
+    assert normal("如何安装?") != normal("如何删除?")
+
+
+def test_questions_without_latin_letters_are_each_their_own_pair(registry):
+    served(registry, "r1", "alice", "Как установить оператор?", [INSTALL])
+    served(registry, "r2", "bob", "如何启用动态插件?", [PLUGINS])
+    found = harvest(registry)
+    assert [p.query for p in found.pairs] == ["Как установить оператор?", "如何启用动态插件?"]
+    assert found.skipped == {}
+
+
+def test_a_follow_up_that_asks_an_evaluation_question_is_not_trained_on(registry):
+    # the rule condenser appends the earlier turns' words: the query differs, the question the user typed does not
+    served(registry, "r1", "alice", "How do I install it?", [INSTALL], query="How do I install it? (operator)")
+    found = harvest(registry, {normal("How do I install it?")})
+    assert found.pairs == [] and found.skipped == {"evaluation_question": 1}
+
+
+def test_a_vote_on_a_held_out_section_is_not_trained_on(registry):
+    served(registry, "r1", "alice", "How do I install the operator?", [INSTALL])
+    served(registry, "r2", "bob", "How do I enable a dynamic plugin?", [PLUGINS])
+    held = {"|".join(next(c for c in CHUNKS if c.chunk_id == INSTALL).section)}
+    found = harvest(registry, held_out=held)
+    assert [p.query for p in found.pairs] == ["How do I enable a dynamic plugin?"]
+    assert found.skipped == {"held_out_section": 1}
+
+
+def test_a_vote_without_negatives_to_learn_against_is_counted(registry):
+    served(registry, "r1", "alice", "How do I install the operator?", [INSTALL])
+    section = next(c for c in CHUNKS if c.chunk_id == INSTALL).section
+    alone = [c for c in CHUNKS if c.section == section]  # a corpus of one section: nothing to rank below the answer
+    found = vote_pairs(registry, alone, set(), datetime.now(timezone.utc) - timedelta(days=1))
+    assert found.to_dict() == {"votes": 1, "pairs": 0, "skipped": {"no_negatives": 1}}
+
+
+def test_a_retried_request_id_is_read_by_the_answer_voted_on_last(registry):
+    # a client reused its request id (X-Request-ID): the vote, cast after both, is on the answer shown last
+    for question, chunk in (("How do I install the operator?", INSTALL), ("How do I enable a dynamic plugin?", PLUGINS)):
+        row = request_event("r1", "/v1/ask", "alice", 200, 5.0, chunk_ids=[chunk], verified=True, question=question)
+        with registry.session() as s:
+            s.add(RequestEvent(**row))
+            s.commit()
+    store_vote(registry, "r1", hash_user("alice"), "up")
+    found = harvest(registry)
+    assert [(p.query, p.positive) for p in found.pairs] == [("How do I enable a dynamic plugin?", body(PLUGINS))]
+    assert found.votes == 1
