@@ -278,8 +278,8 @@ class Settings(BaseSettings):
                               "vote's question against its answer's first chunk, a 'wrong' vote's chunks as negatives")
     train_votes_verified_only: bool = Field(default=True, description="learn only from votes of callers with a key "
                                             "(an anonymous caller cannot teach the reader)")
-    train_votes_per_user: int = Field(default=20, ge=0, le=10_000, description="at most this many training pairs "
-                                      "from one caller's votes in a run")
+    train_votes_per_user: int = Field(default=20, ge=0, le=10_000, description="at most this many of one caller's "
+                                      "votes (up, or 'wrong') are learned from in a run")
 
     @field_validator("store")
     @classmethod

@@ -92,23 +92,23 @@ def vote_pairs(registry: Registry, chunks: list[CorpusChunk], evaluation_questio
             harvest.skipped[reason] += 1
             continue
         key = normal(text)
-        if vote["rating"] == "down":
-            if vote["reason"] == "wrong":
-                wrong[key].extend(c.body for c in shown)
-            else:
-                harvest.skipped["down_not_wrong"] += 1
+        if vote["rating"] == "down" and vote["reason"] != "wrong":
+            harvest.skipped["down_not_wrong"] += 1
             continue
-        if "|".join(shown[0].section) in held_out:
+        if vote["rating"] == "up" and "|".join(shown[0].section) in held_out:
             harvest.skipped["held_out_section"] += 1
             continue
-        if key in positives:
+        if vote["rating"] == "up" and key in positives:
             harvest.skipped["repeated_question"] += 1
             continue
-        if per_caller[vote["user_hash"]] >= per_user:
+        if per_caller[vote["user_hash"]] >= per_user:  # up and "wrong" votes alike: no one caller steers the reader
             harvest.skipped["caller_cap"] += 1
             continue
         per_caller[vote["user_hash"]] += 1
-        positives[key] = (text, shown[0], vote["user_hash"])
+        if vote["rating"] == "down":
+            wrong[key].extend(c.body for c in shown)
+        else:
+            positives[key] = (text, shown[0], vote["user_hash"])
     if not positives:
         return harvest
     ordered = sorted(chunks, key=lambda c: (c.doc_uri, c.ordinal))

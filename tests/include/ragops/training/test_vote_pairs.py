@@ -81,6 +81,16 @@ def test_one_caller_cannot_stuff_the_ballot(registry):
     assert "How do I enable a dynamic plugin?" in {p.query for p in found.pairs}
 
 
+def test_one_caller_cannot_choose_the_negatives_of_every_question_either(registry):
+    served(registry, "r1", "alice", "How do I install the operator?", [INSTALL])
+    served(registry, "r2", "mallory", "How do I install the operator?", [PLUGINS], rating="down", reason="wrong")
+    served(registry, "r3", "mallory", "How do I install the operator?", [ROUTE], rating="down", reason="wrong")
+    found = harvest(registry, per_user=1)
+    [pair] = found.pairs
+    assert pair.negatives[0] == body(PLUGINS) and body(ROUTE) not in pair.negatives[:1]
+    assert found.skipped == {"caller_cap": 1}
+
+
 def test_a_condensed_follow_up_is_read_by_its_query(registry):
     served(registry, "r1", "alice", "and how do I turn it on?", [PLUGINS], query="dynamic plugins: how do I turn it on")
     [pair] = harvest(registry).pairs
