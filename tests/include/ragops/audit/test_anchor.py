@@ -38,16 +38,6 @@ def anchored(registry, settings):
     return registry
 
 
-def _rehash(s) -> None:
-    """The insider's tool: the digest is public, so every row is relinked and rehashed and the head moved to the end."""
-    s.flush()
-    prev, seq = chain.GENESIS, 0
-    for row in s.scalars(select(McpAccessLog).order_by(McpAccessLog.seq)):
-        row.prev_hash, seq = prev, row.seq
-        row.row_hash = prev = chain.digest(prev, {k: getattr(row, k) for k in chain.FIELDS})
-    s.execute(update(AuditChainHead).values(seq=seq, head_hash=prev))
-
-
 def _kinds(registry, settings, key=KEY) -> set[str]:
     with registry.session() as s:
         assert chain.verify(s).ok, "the bare chain should be fooled by this rewrite"
