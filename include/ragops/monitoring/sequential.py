@@ -172,6 +172,19 @@ class Clustered:
         return variance
 
 
+def _stratified(canary: Clustered, stable: Clustered):
+    """What both stratified comparisons start from: the strata's weights, the canary's and stable's counts in the
+    weighted strata, their weighted difference, and the totals (None for the strata part when no stratum has both)."""
+    strata = [(canary.counts(k), stable.counts(k)) for k in range(len(canary.n))]
+    weights = _weights(strata)
+    totals = (_total([c for c, _ in strata]), _total([s for _, s in strata]))
+    if not weights:
+        return totals, None
+    cs, ss = [strata[k][0] for k, _ in weights], [strata[k][1] for k, _ in weights]
+    diff = sum(w * (c.rate - s.rate) for (_, w), c, s in zip(weights, cs, ss))
+    return totals, (weights, cs, ss, diff)
+
+
 def compare_clustered(metric: str, canary: Clustered, stable: Clustered, *, allowed: float, alpha_rollback: float,
                       alpha_promote: float, tau: float, margin: float = 0.0) -> Comparison:
     """`compare_rates` stratum by stratum (e.g. by rollout stage), with users clustered across strata.
@@ -179,16 +192,12 @@ def compare_clustered(metric: str, canary: Clustered, stable: Clustered, *, allo
     Comparing within strata keeps a shock shared by both variants (an incident during the 50% stage) out of the
     difference however the canary's share moved; a user who appears in both variants (stable at 10%, canary at 25%)
     adds a covariance that would shrink the variance of the difference, so leaving it out errs on the safe side."""
-    strata = [(canary.counts(k), stable.counts(k)) for k in range(len(canary.n))]
-    weights = _weights(strata)
-    total_c, total_s = _total([c for c, _ in strata]), _total([s for _, s in strata])
+    (total_c, total_s), found = _stratified(canary, stable)
     users = canary.users()
-    if not weights:
+    if found is None:
         return Comparison(metric, total_c.rate, total_s.rate, 0.0, -math.inf, None, allowed, int(total_c.requests),
                           users, "unsure")
-    cs = [strata[k][0] for k, _ in weights]
-    ss = [strata[k][1] for k, _ in weights]
-    diff = sum(w * (c.rate - s.rate) for (_, w), c, s in zip(weights, cs, ss))
+    weights, cs, ss, diff = found
     pooled = [(c.bad + s.bad) / (c.requests + s.requests) for c, s in zip(cs, ss)]
     var_c, var_s = canary.variance(weights), stable.variance(weights)
     v_null = var_c([c.rate for c in cs], pooled) + var_s([s.rate for s in ss], pooled)
@@ -212,15 +221,12 @@ def compare_means(metric: str, canary: Clustered, stable: Clustered, *, limit: f
     confidence (worse), or is that ruled out (within)? The stratified, user-clustered difference of
     `compare_clustered`, for a value that is not a share: no binomial floor and no score test, and both variants'
     uncertainty counted. `at_most` is the upper confidence bound of the difference at the promotion level."""
-    strata = [(canary.counts(k), stable.counts(k)) for k in range(len(canary.n))]
-    weights = _weights(strata)
-    total_c, total_s = _total([c for c, _ in strata]), _total([s for _, s in strata])
+    (total_c, total_s), found = _stratified(canary, stable)
     users = canary.users()
-    if not weights:
+    if found is None:
         return Comparison(metric, total_c.rate, total_s.rate, 0.0, -math.inf, None, limit, int(total_c.requests),
                           users, "unsure")
-    cs, ss = [strata[k][0] for k, _ in weights], [strata[k][1] for k, _ in weights]
-    diff = sum(w * (c.rate - s.rate) for (_, w), c, s in zip(weights, cs, ss))
+    weights, cs, ss, diff = found
     none = [0.0] * len(weights)
     v = canary.variance(weights)([c.rate for c in cs], none) + stable.variance(weights)([s.rate for s in ss], none)
     at_least, at_most = diff - boundary(v, alpha_rollback, tau), diff + boundary(v, alpha_promote, tau)
