@@ -69,7 +69,7 @@ def _low_traffic(analysis: Analysis, stage: int, percent: float, look: int, stag
     counted = analysis.evidence["counted"]
     seen = Seen(counted["users"], counted["requests"], policy.min_users, policy.min_requests)
     ceiling = STAGES[stage + 1] if stage + 1 < len(STAGES) else percent
-    return low_traffic(seen, percent, ceiling, START, _at(stage_from), _at(look), traffic)
+    return low_traffic(seen, percent, ceiling, START, _at(stage_from), _at(look), traffic, analysis.unsure())
 
 
 def simulate(rng, traffic: str, scenario: str, gate: str, policy: GatePolicy,
@@ -152,7 +152,9 @@ def target(scenario: str, traffic: str, summary: dict, policy: GatePolicy) -> di
     if s.harm is None:
         return {"target": f"rolled back <= {policy.false_rollback:.0%}",
                 "met": summary["rolled_back"] <= policy.false_rollback}
-    if s.at_minimum and TRAFFIC[traffic].level in ("medium", "high"):
+    level = TRAFFIC[traffic].level
+    at_minimum = s.at_minimum if isinstance(s.at_minimum, bool) else level in s.at_minimum
+    if at_minimum and level in ("medium", "high"):
         return {"target": f"rolled back >= {1 - policy.false_promotion:.0%}",
                 "met": summary["rolled_back"] >= 1 - policy.false_promotion}
     return {"target": f"promoted <= {policy.false_promotion:.0%} (undecided reported)",

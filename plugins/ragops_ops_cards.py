@@ -64,9 +64,13 @@ def low_traffic_line(s: dict) -> str:
         return ""
     action = {"raise_share": f"the canary's share was raised to {low.get('to_percent', 0):g}%",
               "extend_horizon": "the horizon was extended", "ask_a_person": "it needs a person"}[low["action"]]
-    return (f'<p class="{"bad" if low["action"] == "ask_a_person" else "warn"}">Low traffic: {low["users"]} real '
-            f'canary users so far, about {low["projected_users"]:g} projected by {e(low["horizon"][:16])} where '
-            f'{low["min_users"]} are needed; {action}.</p>')
+    css = "bad" if low["action"] == "ask_a_person" else "warn"
+    if low.get("short") == "evidence":
+        unsure = ", ".join(m.replace("_", " ") for m in low.get("unsure", []))
+        return (f'<p class="{css}">Slow evidence: {low["users"]} real canary users, {low.get("held_hours", 0):g} hours '
+                f'at {low["percent"]:g}%, and still unsure: {e(unsure)}; {action}.</p>')
+    return (f'<p class="{css}">Low traffic: {low["users"]} real canary users so far, about {low["projected_users"]:g} '
+            f'projected by {e(low["horizon"][:16])} where {low["min_users"]} are needed; {action}.</p>')
 
 
 def evaluation_card(s: dict, now: str) -> str:

@@ -175,7 +175,8 @@ class Settings(BaseSettings):
     # the default 1,500 ms is 15 ms, so a few ms of jitter pass and a 25 ms service made 2x slower fails.
     rollout_latency_margin_slo_fraction: float = Field(default=0.01, ge=0, le=1)
     # Low traffic (docs/releases.md): a stage that cannot reach the minimum of users within its horizon raises the
-    # canary's share up to this bound (never past the next stage), then extends the horizon, then asks a person.
+    # canary's share up to this bound (never past the next stage), then extends the horizon, then asks a person; one
+    # whose evidence stays unsure for a quarter of the horizon (the minimum met) raises it to the same bound.
     rollout_stage_horizon_hours: float = Field(default=24.0, gt=0)
     rollout_low_traffic_max_percent: float = Field(default=25.0, ge=0, le=100)
     rollout_low_traffic_extension: float = Field(default=2.0, ge=1)

@@ -56,3 +56,20 @@ def test_low_traffic_rollouts_follow_the_policy_of_rollout_traffic_and_are_never
     assert set(row["low_traffic"]) == {"raise_share", "extend_horizon", "ask_a_person"}
     assert row["low_traffic"]["raise_share"] == 3  # each rollout was short of users at 10%
     assert row["promoted"] + row["undecided"] == 1.0 and row["promoted"] > 0  # 25% reaches the minimum in some
+
+
+def test_a_minority_regression_is_held_to_the_catch_target_only_where_its_tier_can_tell():
+    """The lightest tenth of users at +20 points: at high traffic the gate must catch it; at medium, where their tier
+    has about 90 canary users at the raised share, it must not promote it and the undecided share is reported."""
+    sys.path.insert(0, str(REPO / "bench"))
+    import gate_sim
+
+    from ragops.rollout.gate import GatePolicy
+
+    row = {"rolled_back": 0.5, "promoted": 0.05, "undecided": 0.45}
+    high = gate_sim.target("lightest_users", "high", row, GatePolicy())
+    medium = gate_sim.target("lightest_users", "medium", row, GatePolicy())
+    assert high == {"target": "rolled back >= 95%", "met": False}
+    assert medium == {"target": "promoted <= 5% (undecided reported)", "met": True}
+    assert gate_sim.target("lightest_users", "medium", row | {"promoted": 0.1}, GatePolicy())["met"] is False
+    assert gate_sim.target("errors_plus_3_points", "medium", row, GatePolicy())["target"] == "rolled back >= 95%"

@@ -128,3 +128,6 @@ def test_a_rollout_short_of_traffic_says_so_and_what_it_does(summary):
     low |= {"action": "raise_share", "to_percent": 25.0}
     assert '<p class="warn">Low traffic' in _page(data) and "share was raised to 25%" in _page(data)
     assert "Low traffic" not in _page(summary)  # the populated decision had traffic enough
+    low |= {"short": "evidence", "unsure": ["latency_typical"], "held_hours": 24.0, "action": "ask_a_person"}
+    assert ('<p class="bad">Slow evidence: 10 real canary users, 24 hours at 25%, and still unsure: latency typical; '
+            'it needs a person.</p>') in _page(data)

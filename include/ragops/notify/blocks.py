@@ -208,12 +208,18 @@ def rollout_decision(decision: dict) -> Message:
             blocks.append(_fields(more))
     low = evidence.get("low_traffic")
     if low:
-        blocks.append(_fields({
-            "Low traffic": {"raise_share": f"share raised to {low.get('to_percent', 0):g}%",
-                            "extend_horizon": "horizon extended", "ask_a_person": "needs a person"}[low["action"]],
-            "Canary users (requests) so far": f"{low['users']} ({low['requests']})",
-            "Needed": f"{low['min_users']} users, {low['min_requests']} requests",
-            "Projected by the horizon": f"{low['projected_users']:g} users by {low['horizon'][:16]}"}))
+        action = {"raise_share": f"share raised to {low.get('to_percent', 0):g}%", "extend_horizon": "horizon extended",
+                  "ask_a_person": "needs a person"}[low["action"]]
+        if low.get("short") == "evidence":
+            blocks.append(_fields({
+                "Slow evidence": action, "Canary users (requests) so far": f"{low['users']} ({low['requests']})",
+                "Still unsure": ", ".join(m.replace("_", " ") for m in low.get("unsure", [])),
+                "Held": f"{low.get('held_hours', 0):g} hours at {low['percent']:g}%"}))
+        else:
+            blocks.append(_fields({
+                "Low traffic": action, "Canary users (requests) so far": f"{low['users']} ({low['requests']})",
+                "Needed": f"{low['min_users']} users, {low['min_requests']} requests",
+                "Projected by the horizon": f"{low['projected_users']:g} users by {low['horizon'][:16]}"}))
     asked = (low or {}).get("action") == "ask_a_person"
     kind = "alert" if decision["decision"] in ("rollback", "abort") or asked else "report"
     return _safe(Message(text, blocks, kind=kind))

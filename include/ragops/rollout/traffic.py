@@ -10,6 +10,13 @@ be reached in time, the policy of docs/releases.md applies, in this order:
    `RAGOPS_ROLLOUT_LOW_TRAFFIC_EXTENSION` (2x);
 3. `ask_a_person`: otherwise it holds with "needs a person" and never promotes on thin evidence.
 
+Slow evidence is the same problem one step later: the minimum is met, nothing is worse, but some metric is still
+unsure after a quarter of the horizon at this share (a regression confined to a few light users, users who each have
+their own speed). At 10% there are only so many canary users, and waiting adds requests from the same users, not new
+users; a larger share does. So the share is raised the same way, to the same bound (`short` is "evidence" rather
+than "users"), and a stage still unsure at the bound when its horizon ends asks a person. A harmful candidate is then
+rolled back within hours at 25% instead of held for days at 10%: fewer users see it, not more.
+
 Every such decision carries `evidence["low_traffic"]`, which the RAG Ops page, the Slack message and the gauge
 `ragops_rollout_low_traffic` show.
 """
@@ -53,14 +60,17 @@ class Seen:
 
 
 def low_traffic(seen: Seen, percent: float, ceiling: float, rollout_started: datetime, stage_started: datetime,
-                now: datetime, policy: TrafficPolicy) -> dict | None:
+                now: datetime, policy: TrafficPolicy, unsure: tuple[str, ...] = ()) -> dict | None:
     """None while the minimum is met or on course within the horizon; else the projection and the action.
 
     `ceiling` is the highest share a raise may reach (the next stage's). A rate needs time to be measured (a quiet
-    night is not a quiet service), so nothing is judged before a quarter of the stage's horizon has passed."""
+    night is not a quiet service), so nothing is judged before a quarter of the stage's horizon has passed.
+    `unsure`: the metrics that hold the gate (none worse); with the minimum met they are slow evidence."""
     elapsed = (now - rollout_started).total_seconds()
-    if not seen.short() or now - stage_started < timedelta(hours=policy.horizon_hours / 4):
+    if now - stage_started < timedelta(hours=policy.horizon_hours / 4):
         return None
+    if not seen.short():
+        return _slow_evidence(seen, percent, ceiling, stage_started, now, policy, unsure) if unsure else None
 
     def projected(hours: float) -> tuple[float, float]:
         left = max((stage_started + timedelta(hours=hours) - now).total_seconds(), 0.0)
@@ -72,7 +82,7 @@ def low_traffic(seen: Seen, percent: float, ceiling: float, rollout_started: dat
     users, requests = projected(policy.horizon_hours)
     if reached(users, requests):
         return None
-    facts = {"users": seen.users, "requests": seen.requests, "min_users": seen.min_users,
+    facts = {"short": "users", "users": seen.users, "requests": seen.requests, "min_users": seen.min_users,
              "min_requests": seen.min_requests, "percent": percent,
              "horizon": (stage_started + timedelta(hours=policy.horizon_hours)).isoformat(),
              "projected_users": round(users, 1), "projected_requests": round(requests, 1)}
@@ -88,8 +98,40 @@ def low_traffic(seen: Seen, percent: float, ceiling: float, rollout_started: dat
     return facts | {"action": "ask_a_person"}
 
 
+def _slow_evidence(seen: Seen, percent: float, ceiling: float, stage_started: datetime, now: datetime,
+                   policy: TrafficPolicy, unsure: tuple[str, ...]) -> dict | None:
+    """Raise the share while the bound allows; at the bound, hold until the horizon, then say that it is extended
+    (by `extension`: evidence that is slow is still evidence), and past that, ask a person."""
+    horizon = stage_started + timedelta(hours=policy.horizon_hours)
+    facts = {"short": "evidence", "unsure": list(unsure), "users": seen.users, "requests": seen.requests,
+             "min_users": seen.min_users, "min_requests": seen.min_requests, "percent": percent,
+             "held_hours": round((now - stage_started).total_seconds() / 3600, 2), "horizon": horizon.isoformat(),
+             "projected_users": seen.users, "projected_requests": seen.requests}
+    raised = min(policy.max_percent, ceiling)
+    if raised > percent:
+        return facts | {"action": "raise_share", "to_percent": raised}
+    if now < horizon:
+        return None
+    extended = stage_started + timedelta(hours=policy.horizon_hours * policy.extension)
+    if now < extended:
+        return facts | {"action": "extend_horizon", "extended_horizon": extended.isoformat(),
+                        "extended_projected_users": seen.users}
+    return facts | {"action": "ask_a_person"}
+
+
 def describe(low: dict) -> str:
     """The decision's reason, in words an on-call engineer can act on."""
+    if low.get("short") == "evidence":
+        head = (f"slow evidence: {low['held_hours']:g} hours at {low['percent']:g}% with {low['users']} real canary "
+                f"users, and still unsure: {', '.join(m.replace('_', ' ') for m in low['unsure'])}")
+        if low["action"] == "raise_share":
+            return (f"{head}; nothing is worse, and more users, not more time, tell faster: the canary's share rises "
+                    f"to {low['to_percent']:g}% before the stage's normal step")
+        if low["action"] == "extend_horizon":
+            return (f"{head}, at the raised share and past the horizon ({low['horizon'][:16]}): the horizon extends to "
+                    f"{low['extended_horizon'][:16]}; holding")
+        return (f"{head}, at the raised share and past the extended horizon: needs a person. The gate will not "
+                "promote on this evidence; it keeps watching. Abort, roll back, or wait")
     head = (f"low traffic: {low['users']} real canary users and {low['requests']} requests so far at "
             f"{low['percent']:g}%, about {low['projected_users']:g} users and {low['projected_requests']:g} requests "
             f"projected by {low['horizon'][:16]}, where {low['min_users']} and {low['min_requests']} are needed")

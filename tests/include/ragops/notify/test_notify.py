@@ -231,6 +231,21 @@ def test_a_rollout_short_of_traffic_says_so_and_asking_a_person_is_an_alert():
     assert rollout_decision(decision | {"decision": "hold", "evidence": {}}).kind == "report"
 
 
+def test_slow_evidence_names_the_unsure_metrics_and_asking_a_person_is_an_alert():
+    from ragops.notify.blocks import rollout_decision
+
+    low = {"short": "evidence", "unsure": ["error_rate_by_tier"], "action": "raise_share", "to_percent": 25.0,
+           "users": 150, "requests": 900, "min_users": 20, "min_requests": 50, "percent": 10.0, "held_hours": 6.0,
+           "horizon": "2026-01-06T08:00:00+00:00", "projected_users": 150, "projected_requests": 900}
+    decision = {"decision": "raise", "candidate": "cand", "from_percent": 10.0, "to_percent": 25.0,
+                "reason": "slow evidence", "evidence": {"low_traffic": low}}
+    fields = json.dumps(rollout_decision(decision).blocks)
+    assert "Slow evidence" in fields and "error rate by tier" in fields and "6 hours at 10%" in fields
+    assert "Needed" not in fields  # the minimum was met: that is not what holds it
+    asked = rollout_decision(decision | {"decision": "hold", "evidence": {"low_traffic": low | {"action": "ask_a_person"}}})
+    assert asked.kind == "alert" and "needs a person" in json.dumps(asked.blocks)
+
+
 def test_a_rollout_decision_shows_the_per_user_comparisons_beside_the_per_request_ones():
     """A regression confined to some users shows per user first: Slack must carry what the gate decided on."""
     import numpy as np

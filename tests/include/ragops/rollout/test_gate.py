@@ -389,3 +389,16 @@ def test_tier_cut_points_come_from_both_variants_so_the_canary_cannot_move_them(
     assert tier_c.tolist() == [0, 1, 1, 2, 2, 2] + [3] * 40
     probes = np.ones(len(users_c), bool)  # probe requests have no tier and no say in the cut points
     assert (activity_tiers(users_s, no(users_s), users_c, probes, (0.25, 0.5, 0.75))[1] == -1).all()
+
+
+def test_a_tier_must_rule_out_twice_the_allowed_regression_among_its_own_users():
+    """+3 points for the lightest quarter of the users, who make tier 1: the +8 a perfectly sorted tier would allow is
+    ruled out, but the tier allowance is +4 (requests sort users only roughly), which is not, so the gate holds."""
+    rng = np.random.default_rng(5)
+    stable = join(spread(rng, 2400, 12, 0.01), spread(rng, 800, 2, 0.01, offset=50_000))
+    canary = join(spread(rng, 600, 12, 0.01, offset=100_000), spread(rng, 200, 2, 0.04, offset=150_000))
+    tier = analyze(stable, canary, PASSED, GatePolicy()).evidence["metrics"]["error_rate_by_tier"]
+    assert tier["allowed"] == pytest.approx(2 * GatePolicy().error_mde) and tier["tier"]["tier"] == 1
+    assert tier["verdict"] == "unsure" and 0.04 < tier["at_most"] < 0.08
+    perfect = analyze(stable, canary, PASSED, GatePolicy(tier_allowed=4.0)).evidence["metrics"]["error_rate_by_tier"]
+    assert perfect["verdict"] == "within"

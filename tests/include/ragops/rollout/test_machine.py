@@ -84,5 +84,35 @@ def test_100_users_in_all_at_10_percent_do_not_hang_silently(settings):
 
     _served(registry, [f"c{i}" for i in range(10, 25)], "canary", t0 + timedelta(hours=73))  # the 25% share's users
     met = rollout.step(now=t0 + timedelta(hours=75))
-    assert met.evidence["low_traffic"] is None and met.evidence["counted"]["users"] == 25
-    assert current_low_traffic(registry) is None
+    assert met.evidence["counted"]["users"] == 25
+    # the minimum is met, so users no longer hold it; what does is slow evidence (a few requests from 25 users leave
+    # metrics unsure), and past the raised share's horizon that still needs a person, now named as such
+    low = met.evidence["low_traffic"]
+    assert low["short"] == "evidence" and low["action"] == "ask_a_person" and low["unsure"]
+    assert "slow evidence" in met.reason and current_low_traffic(registry)["short"] == "evidence"
+
+
+def test_slow_evidence_raises_the_share_and_the_next_stage_waits_for_it(settings):
+    """30 canary users with 3 requests each meet the minimum but cannot rule out +2 points of errors: after a quarter
+    of the horizon the gate raises the share instead of holding at 10% for days, and says why."""
+    registry = Registry(settings.registry_url)
+    rollout = Rollout(settings, registry)
+    create_release(registry, "cand", None, {}, "test")
+    rollout.start("cand", "test")
+    t0 = datetime.now(timezone.utc) - timedelta(days=2)
+    with registry.session() as s:
+        state = s.get(RolloutState, 1)
+        state.started_at = state.stage_started_at = t0
+        s.add(_run("cand", load_testset(settings.eval_testset).sha256, "ok"))
+    _served(registry, [f"c{i}" for i in range(30)], "canary", t0)
+    _served(registry, [f"s{i}" for i in range(270)], "stable", t0)
+
+    early = rollout.step(now=t0 + timedelta(hours=5))  # unsure, but too early to call it slow
+    assert early.decision == "hold" and early.evidence["low_traffic"] is None and early.evidence["counted"]["users"] == 30
+    raised = rollout.step(now=t0 + timedelta(hours=6, minutes=15))
+    low = raised.evidence["low_traffic"]
+    assert raised.decision == "raise" and (raised.from_percent, raised.to_percent) == (10.0, 25.0)
+    assert low["short"] == "evidence" and "error_rate" in low["unsure"] and "slow evidence" in raised.reason
+    assert rollout.status()["percent"] == 25.0 and rollout.status()["stage"] == 0
+    held = rollout.step(now=t0 + timedelta(hours=7))  # at the bound, within the new horizon: an ordinary hold
+    assert held.decision == "hold" and held.evidence["low_traffic"] is None and rollout.status()["percent"] == 25.0

@@ -50,3 +50,27 @@ def test_beyond_both_a_person_is_asked():
 def test_too_few_requests_count_as_much_as_too_few_users():
     low = low_traffic(Seen(30, 40, 20, 50), 10, 25, T0, T0, at(24), POLICY)
     assert low["action"] == "raise_share" and low["projected_requests"] == 40
+
+
+def test_slow_evidence_raises_the_share_once_the_minimum_is_met_and_a_metric_stays_unsure():
+    unsure = ("error_rate_by_tier",)
+    assert low_traffic(Seen(150, 900, 20, 50), 10, 25, T0, T0, at(5), POLICY, unsure) is None  # too early to call
+    assert low_traffic(Seen(150, 900, 20, 50), 10, 25, T0, T0, at(6), POLICY) is None  # nothing unsure: no action
+    low = low_traffic(Seen(150, 900, 20, 50), 10, 25, T0, T0, at(6), POLICY, unsure)
+    assert low["short"] == "evidence" and low["action"] == "raise_share" and low["to_percent"] == 25
+    assert low["unsure"] == ["error_rate_by_tier"] and low["held_hours"] == 6
+    assert "error rate by tier" in describe(low) and "rises to 25%" in describe(low)
+    assert low_traffic(Seen(150, 900, 20, 50), 10, 25, T0, T0, at(6), TrafficPolicy(24, 0, 2), unsure) is None
+
+
+def test_slow_evidence_at_the_bound_holds_extends_the_horizon_and_then_asks_a_person():
+    unsure = ("latency_typical",)
+    assert low_traffic(Seen(400, 4000, 20, 50), 25, 50, T0, T0, at(23), POLICY, unsure) is None
+    low = low_traffic(Seen(400, 4000, 20, 50), 25, 50, T0, T0, at(24), POLICY, unsure)
+    assert low["action"] == "extend_horizon" and low["short"] == "evidence"
+    assert low["extended_horizon"] == at(48).isoformat() and "horizon extends to" in describe(low)
+    low = low_traffic(Seen(400, 4000, 20, 50), 25, 50, T0, T0, at(48), POLICY, unsure)
+    assert low["action"] == "ask_a_person" and low["short"] == "evidence"
+    assert "needs a person" in describe(low) and "will not promote" in describe(low)
+    assert low_traffic(Seen(400, 4000, 20, 50), 25, 50, T0, T0, at(24), TrafficPolicy(24, 25, 1),
+                       unsure)["action"] == "ask_a_person"  # extension turned off
