@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ragops.answer.llm import FILTERED
 from ragops.answer.pipeline import AnswerResult
 from serving.schemas import NAME_MAX
 from serving.streams import sse
@@ -113,10 +114,15 @@ def extension(result: AnswerResult, request_id: str, query: str) -> dict:
             "variant": result.variant, "release": result.release, "query": query, "truncated": result.truncated}
 
 
+def finish_reason(result: AnswerResult) -> str:
+    """OpenAI's words: "content_filter" when a filter withheld the rest, "length" for any other cut, else "stop"."""
+    return "content_filter" if result.cut == FILTERED else "length" if result.truncated else "stop"
+
+
 def completion(result: AnswerResult, model: str, request_id: str, query: str) -> dict:
     """The non-streamed reply: one choice whose text carries the numbered references and the source list."""
     return {"id": f"chatcmpl-{request_id}", "object": "chat.completion", "created": int(time.time()), "model": model,
-            "choices": [{"index": 0, "finish_reason": "length" if result.truncated else "stop",
+            "choices": [{"index": 0, "finish_reason": finish_reason(result),
                          "message": {"role": "assistant", "content": result.answer + sources(result.citations)}}],
             "ragops": extension(result, request_id, query)}
 
@@ -141,7 +147,7 @@ class ChunkEncoder:
 
     def end(self, result: AnswerResult, text: str) -> bytes:
         tail = self._chunk({"content": sources(result.citations)}) if result.citations else b""
-        return tail + self._chunk({}, "length" if result.truncated else "stop",
+        return tail + self._chunk({}, finish_reason(result),
                                   ragops=extension(result, self.request_id, self.query)) + sse("[DONE]")
 
     def failed(self, code: str, message: str) -> bytes:

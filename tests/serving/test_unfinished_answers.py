@@ -82,6 +82,25 @@ def test_a_model_stopped_at_its_token_limit_is_passed_on_as_truncated(make_clien
     assert fake_llm.calls == 1 and client.app.state.service.chat_model.breaker.failures == 0
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["complete", "streamed"])
+def test_a_content_filter_stop_is_passed_on_as_openai_says_it(make_client, fake_llm, indexed, stream):
+    fake_llm.finish_reason = "content_filter"
+    client = make_client(chat_model=_llm(fake_llm))
+    reply = client.post("/v1/chat/completions", json=_chat(stream))
+    if stream:
+        text, last = _final(reply)
+        choice, ext = last["choices"][0], last["ragops"]
+    else:
+        choice, ext = reply.json()["choices"][0], reply.json()["ragops"]
+        text = choice["message"]["content"]
+    assert reply.status_code == 200 and text.startswith(fake_llm.reply) and "content filter withheld" in text
+    assert choice["finish_reason"] == "content_filter" and ext["truncated"] is True and ext["fallback"] is None
+    event = _event(client, indexed)
+    assert event.status == 200 and "finish_reason content_filter" in event.error
+    ask = client.post("/v1/ask", json={"question": QUESTION}).json()
+    assert ask["truncated"] is True and "content filter withheld" in ask["answer"]
+
+
 def test_a_finished_answer_is_not_marked(make_client, fake_llm, indexed):
     client = make_client(chat_model=_llm(fake_llm))
     body = client.post("/v1/chat/completions", json=_chat()).json()

@@ -15,17 +15,19 @@ from ragops.errors import LLMUnavailable
 
 LENGTH = "length"  # why an answer is not whole: the model stopped at its own token limit (finish_reason "length")
 SIZE = "size"  # ... it ran over RAGOPS_LLM_ANSWER_MAX_CHARS
+FILTERED = "content_filter"  # ... the provider's content filter withheld the rest (finish_reason "content_filter")
 
 
 class AnswerCut(LLMUnavailable):
     """The model's answer is not whole, but what it wrote stands: `kept` (for a stream, the pieces already yielded).
     `failed`: the model misbehaved (SIZE: it ran on; llm_unavailable, a failure for the breaker) or not (LENGTH: it
-    stopped at its own token limit; the answer is served, marked truncated, and the breaker counts a success). A
+    stopped at its own token limit, or FILTERED: a content filter withheld the rest; the answer is served, marked
+    truncated, and the breaker counts a success: the model works, it was asked something it would not finish). A
     caller that only wants whole answers (condensing) treats it as any LLMUnavailable."""
 
     def __init__(self, message: str, kept: str, reason: str):
         super().__init__(message)
-        self.kept, self.reason, self.failed = kept, reason, reason != LENGTH
+        self.kept, self.reason, self.failed = kept, reason, reason not in (LENGTH, FILTERED)
 
 
 class ChatModel(Protocol):
@@ -110,8 +112,8 @@ class OpenAIChatModel:
             if len(text) > self.max_chars:
                 raise self._ran_over(text[:self.max_chars])
         self.breaker.success()
-        if reply.choices[0].finish_reason == LENGTH:
-            raise _stopped(text)
+        if reply.choices[0].finish_reason in (LENGTH, FILTERED):
+            raise _stopped(text, reply.choices[0].finish_reason)
         return text
 
     async def stream(self, system: str, user: str) -> AsyncIterator[str]:
@@ -151,8 +153,8 @@ class OpenAIChatModel:
                 with anyio.CancelScope(shield=True):  # also when cancelled: the upstream connection is released now
                     await stream.close()
         self.breaker.success()
-        if finished == LENGTH:
-            raise _stopped("")
+        if finished in (LENGTH, FILTERED):
+            raise _stopped("", finished)
 
     def _ran_over(self, kept: str) -> AnswerCut:
         return AnswerCut(f"the language model's answer ran over {self.max_chars} characters", kept, SIZE)
@@ -176,8 +178,9 @@ class OpenAIChatModel:
             raise
 
 
-def _stopped(kept: str) -> AnswerCut:
-    return AnswerCut("the language model stopped at its token limit (finish_reason length)", kept, LENGTH)
+def _stopped(kept: str, reason: str) -> AnswerCut:
+    why = "stopped at its token limit" if reason == LENGTH else "had the rest withheld by its content filter"
+    return AnswerCut(f"the language model {why} (finish_reason {reason})", kept, reason)
 
 
 def build_chat_model(settings) -> ChatModel | None:

@@ -16,7 +16,7 @@ import anyio
 from ragops.answer import fallbacks
 from ragops.answer.abstention import AbstentionPolicy, is_decline
 from ragops.answer.extractive import extractive_answer
-from ragops.answer.llm import AnswerCut, ChatModel
+from ragops.answer.llm import FILTERED, AnswerCut, ChatModel
 from ragops.answer.query_encoding import QueryEncoder
 from ragops.answer.retrieval import Retrieved, Retriever
 from ragops.answer.tools import call_tool
@@ -39,6 +39,7 @@ SYSTEM_PROMPT = ("You answer questions about a documentation knowledge base usin
 CUT_OFF = ("\n\n[The answer was cut off: the language model did not finish it ({reason}). "
            "Please try again.]")
 STOPPED = "\n\n[The answer was cut off: the language model reached its length limit.]"
+FILTERED_NOTICE = "\n\n[The answer was cut off: the language model's content filter withheld the rest.]"
 DEFAULTS = {"k": 5, "mode": "hybrid", "min_relevance": 0.0, "max_context_chars": 6000}  # abstention: answer/abstention.py
 
 
@@ -58,6 +59,7 @@ class AnswerResult:
     evidence: object | None = None  # answer.abstention.Evidence: why the question was (not) answered
     error: str | None = None  # the cause behind a tool_failed answer, for the request event (never shown to the user)
     truncated: bool = False  # an answer the model did not finish (`AnswerService.unfinished`)
+    cut: str | None = None  # then why: llm.LENGTH, llm.FILTERED, llm.SIZE, or "failed" (it broke off mid-answer)
 
     def to_dict(self) -> dict:
         return {"answer": self.answer, "citations": self.citations, "fallback": self.fallback, "variant": self.variant,
@@ -234,12 +236,14 @@ class AnswerService:
         the request event's error says so (monitoring counts it)."""
         stopped = isinstance(cause, AnswerCut) and not cause.failed
         reason = "time ran out" if "did not finish within" in str(cause) else "it failed"
-        notice = STOPPED if stopped else CUT_OFF.format(reason=reason)
+        filtered = stopped and cause.reason == FILTERED
+        notice = FILTERED_NOTICE if filtered else STOPPED if stopped else CUT_OFF.format(reason=reason)
         result = self.finish(draft, text + notice)
         if not stopped:
             result.fallback, result.status = fallbacks.LLM_UNAVAILABLE.code, fallbacks.LLM_UNAVAILABLE.status
         mark = f"{TRUNCATED}: {cause}" if stopped else f"{TRUNCATED} mid-answer: {cause}"
         result.truncated, result.error = True, f"{mark}; {result.error}" if result.error else mark
+        result.cut = cause.reason if isinstance(cause, AnswerCut) else "failed"
         return notice, result
 
     async def _search_and_tools(self, question: str, routed: tuple[str, ReleaseInfo, int | None], k: int | None,

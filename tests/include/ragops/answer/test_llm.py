@@ -214,3 +214,26 @@ def test_a_model_stopping_at_its_own_token_limit_is_an_unfinished_answer_not_a_f
         assert _streamed(model) == ([w + " " for w in fake.reply.split(" ")[:-1]] + [fake.reply.split(" ")[-1]], None)
     finally:
         fake.close()
+
+
+def test_a_content_filter_stop_is_an_unfinished_answer_named_as_such():
+    """`finish_reason: "content_filter"` (the provider withheld the rest) was passed on as a whole answer. It is an
+    AnswerCut with reason content_filter, streamed or not, and like the token limit not a failure of the model."""
+    import asyncio
+
+    from ragops.answer.llm import FILTERED, AnswerCut, OpenAIChatModel
+    from support import FakeLLM
+
+    fake = FakeLLM()
+    try:
+        fake.finish_reason = "content_filter"
+        model = OpenAIChatModel(fake.base_url, "test-model", max_retries=0, deadline_s=60,
+                                breaker=CircuitBreaker(threshold=50))
+        with pytest.raises(AnswerCut) as cut:
+            asyncio.run(model.complete("system", "user"))
+        assert (cut.value.kept, cut.value.reason, cut.value.failed) == (fake.reply, FILTERED, False)
+        assert "content filter" in str(cut.value) and model.breaker.failures == 0
+        pieces, stopped = _streamed(model)
+        assert "".join(pieces) == fake.reply and isinstance(stopped, AnswerCut) and stopped.reason == FILTERED
+    finally:
+        fake.close()
