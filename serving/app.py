@@ -338,7 +338,11 @@ def _has_model(backend: Backend, settings: Settings) -> bool:
     """Whether a language model answers (and condenses follow-ups), known before the registry is: the service's own
     model once it is built, else the one the settings configure (`build_chat_model`)."""
     service = backend.service
-    return service.chat_model is not None if service is not None else bool(settings.llm_base_url)
+    if service is None:
+        return bool(settings.llm_base_url)
+    # a model behind an open circuit is not called (the follow-up is condensed by the rule): nothing to charge for
+    breaker = getattr(service.chat_model, "breaker", None)
+    return service.chat_model is not None and getattr(breaker, "state", "closed") != "open"
 
 
 def _session_header(caller: Caller | None) -> dict:

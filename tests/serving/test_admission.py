@@ -108,5 +108,30 @@ def test_a_follow_up_is_charged_for_the_model_call_that_condenses_it(make_client
     assert fake_llm.condense_calls == 0  # refused before the condensing call
     assert (alone.status_code, first.status_code, by_rule.status_code) == (200, 200, 200)
     assert 'ragops_rate_limited_total{scope="cost"} 1.0' in with_model.get("/metrics").text
+
     admitted = with_model.post("/v1/chat/completions", json=chat(follow_up, earlier))
     assert admitted.status_code == 200 and fake_llm.condense_calls == 1  # the slot is free again
+
+
+def test_a_follow_up_is_not_charged_for_a_condensing_call_an_open_circuit_will_not_make(make_client, fake_llm, indexed):
+    """The same long follow-up with the model's circuit open: the model is not called (the rule condenses it), so the
+    cost gate charges the question alone, which a busy gate still admits."""
+    from ragops.answer.llm import CircuitBreaker, OpenAIChatModel
+
+    earlier = ["How do I configure the guard that blocks refreshes deleting too many documents? " * 20] * 3
+    messages = [m for turn in earlier for m in ({"role": "user", "content": turn},
+                                                {"role": "assistant", "content": "An earlier answer."})]
+    body = {"model": "ragops", "messages": messages + [{"role": "user", "content": "And how do I turn it off?"}]}
+    settings = indexed.model_copy(update={"expensive_concurrency": 1, "expensive_queue": 0})
+    model = OpenAIChatModel(fake_llm.base_url, "test-model", max_retries=0, breaker=CircuitBreaker(threshold=1))
+    client = make_client(settings, chat_model=model)
+    gate = client.app.state.cost_gate
+    client.portal.call(gate._slots.acquire)
+    try:
+        assert client.post("/v1/chat/completions", json=body).status_code == 429  # closed circuit: charged, refused
+        model.breaker.failure()  # one failure opens it (threshold 1)
+        assert model.breaker.state == "open"
+        reply = client.post("/v1/chat/completions", json=body)
+    finally:
+        client.portal.call(gate._slots.release)
+    assert reply.status_code != 429 and fake_llm.condense_calls == 0
