@@ -53,10 +53,11 @@ def _served(registry, users: list[str], variant: str, start: datetime, per_user:
                   for i, u in enumerate(users) for j in range(per_user))
 
 
-def test_100_users_in_all_at_10_percent_do_not_hang_silently(settings):
-    """min_users 20 at a 10% share of 100 users: 10 canary users, whose arrivals stop after the first hour."""
+def _running(settings, canary: int, stable: int):
+    """(registry, rollout, t0): a rollout of "cand" begun 5 days ago, with a passed evaluation on the current test set,
+    and `canary` and `stable` users who each sent `_served`'s requests at t0."""
     registry = Registry(settings.registry_url)
-    rollout = Rollout(settings, registry)  # no Slack token: the messages land in the outbox
+    rollout = Rollout(settings, registry)
     create_release(registry, "cand", None, {}, "test")
     rollout.start("cand", "test")
     t0 = datetime.now(timezone.utc) - timedelta(days=5)
@@ -64,8 +65,14 @@ def test_100_users_in_all_at_10_percent_do_not_hang_silently(settings):
         state = s.get(RolloutState, 1)
         state.started_at = state.stage_started_at = t0
         s.add(_run("cand", load_testset(settings.eval_testset).sha256, "ok"))
-    _served(registry, [f"c{i}" for i in range(10)], "canary", t0)
-    _served(registry, [f"s{i}" for i in range(90)], "stable", t0)
+    _served(registry, [f"c{i}" for i in range(canary)], "canary", t0)
+    _served(registry, [f"s{i}" for i in range(stable)], "stable", t0)
+    return registry, rollout, t0
+
+
+def test_100_users_in_all_at_10_percent_do_not_hang_silently(settings):
+    """min_users 20 at a 10% share of 100 users: 10 canary users, whose arrivals stop after the first hour."""
+    registry, rollout, t0 = _running(settings, canary=10, stable=90)  # no Slack token: messages land in the outbox
 
     early = rollout.step(now=t0 + timedelta(hours=2))  # 10 users in 2 hours: on course for 120 by the horizon
     assert early.decision == "hold" and early.evidence["low_traffic"] is None
@@ -95,17 +102,7 @@ def test_100_users_in_all_at_10_percent_do_not_hang_silently(settings):
 def test_slow_evidence_raises_the_share_and_the_next_stage_waits_for_it(settings):
     """30 canary users with 3 requests each meet the minimum but cannot rule out +2 points of errors: after a quarter
     of the horizon the gate raises the share instead of holding at 10% for days, and says why."""
-    registry = Registry(settings.registry_url)
-    rollout = Rollout(settings, registry)
-    create_release(registry, "cand", None, {}, "test")
-    rollout.start("cand", "test")
-    t0 = datetime.now(timezone.utc) - timedelta(days=2)
-    with registry.session() as s:
-        state = s.get(RolloutState, 1)
-        state.started_at = state.stage_started_at = t0
-        s.add(_run("cand", load_testset(settings.eval_testset).sha256, "ok"))
-    _served(registry, [f"c{i}" for i in range(30)], "canary", t0)
-    _served(registry, [f"s{i}" for i in range(270)], "stable", t0)
+    registry, rollout, t0 = _running(settings, canary=30, stable=270)
 
     early = rollout.step(now=t0 + timedelta(hours=5))  # unsure, but too early to call it slow
     assert early.decision == "hold" and early.evidence["low_traffic"] is None and early.evidence["counted"]["users"] == 30
