@@ -146,7 +146,9 @@ class Rollout:
             counted = evidence["counted"]
             seen = Seen(counted["users"], counted["requests"], self.policy.min_users, self.policy.min_requests)
             ceiling = self.stages[stage + 1] if stage + 1 < len(self.stages) else percent
-            low = low_traffic(seen, percent, ceiling, since, started, now, self.traffic, analysis.unsure())
+            # slow evidence raises the share only for a candidate whose evaluation passed: more users are exposed
+            unsure = analysis.unsure() if evaluation is not None else ()
+            low = low_traffic(seen, percent, ceiling, since, started, now, self.traffic, unsure)
         evidence["low_traffic"] = low
         if low and low["action"] == "raise_share":
             return self._raise_share(percent, low, evidence, actor, now)

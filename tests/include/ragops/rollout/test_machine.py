@@ -113,3 +113,12 @@ def test_slow_evidence_raises_the_share_and_the_next_stage_waits_for_it(settings
     assert rollout.status()["percent"] == 25.0 and rollout.status()["stage"] == 0
     held = rollout.step(now=t0 + timedelta(hours=7))  # at the bound, within the new horizon: an ordinary hold
     assert held.decision == "hold" and held.evidence["low_traffic"] is None and rollout.status()["percent"] == 25.0
+
+
+def test_slow_evidence_never_raises_the_share_of_a_candidate_without_an_evaluation(settings):
+    registry, rollout, t0 = _running(settings, canary=30, stable=270)
+    with registry.session() as s:
+        s.query(EvalRun).delete()
+    held = rollout.step(now=t0 + timedelta(hours=6, minutes=15))
+    assert held.decision == "hold" and held.evidence["low_traffic"] is None and rollout.status()["percent"] == 10.0
+    assert "no evaluation run yet" in held.reason
