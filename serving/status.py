@@ -111,8 +111,9 @@ class StatusCollector:
                                     "Documents left in quarantine by the last successful refresh",
                                     value=float(freshness.quarantined))
         low = GaugeMetricFamily("ragops_rollout_low_traffic", "1 while the running rollout cannot reach the gate's "
-                                "minimum of users or requests in time, by the action taken (raise_share, "
-                                "extend_horizon, ask_a_person)", labels=["release", "action"])
+                                "minimum of users or requests in time, or its evidence stays unsure with the minimum "
+                                "met, by the action taken (raise_share, extend_horizon, ask_a_person)",
+                                labels=["release", "action"])
         if self._low_traffic:
             low.add_metric([self._low_traffic["release"], self._low_traffic["action"]], 1.0)
         yield low

@@ -14,7 +14,8 @@ Slow evidence is the same problem one step later: the minimum is met, nothing is
 unsure after a quarter of the horizon at this share (a regression confined to a few light users, users who each have
 their own speed). At 10% there are only so many canary users, and waiting adds requests from the same users, not new
 users; a larger share does. So the share is raised the same way, to the same bound (`short` is "evidence" rather
-than "users"), and a stage still unsure at the bound when its horizon ends asks a person. A harmful candidate is then
+than "users"); a stage still unsure at the bound (or above it) when its horizon ends extends it, and past that asks a
+person. A harmful candidate is then
 rolled back within hours at 25% instead of held for days at 10%: fewer users see it, not more.
 
 Every such decision carries `evidence["low_traffic"]`, which the RAG Ops page, the Slack message and the gauge
@@ -61,7 +62,8 @@ class Seen:
 
 def low_traffic(seen: Seen, percent: float, ceiling: float, rollout_started: datetime, stage_started: datetime,
                 now: datetime, policy: TrafficPolicy, unsure: tuple[str, ...] = ()) -> dict | None:
-    """None while the minimum is met or on course within the horizon; else the projection and the action.
+    """None while the minimum is on course within the horizon, or met with nothing `unsure` (or not for long); else
+    the facts and the action.
 
     `ceiling` is the highest share a raise may reach (the next stage's). A rate needs time to be measured (a quiet
     night is not a quiet service), so nothing is judged before a quarter of the stage's horizon has passed.
@@ -128,10 +130,10 @@ def describe(low: dict) -> str:
             return (f"{head}; nothing is worse, and more users, not more time, tell faster: the canary's share rises "
                     f"to {low['to_percent']:g}% before the stage's normal step")
         if low["action"] == "extend_horizon":
-            return (f"{head}, at the raised share and past the horizon ({low['horizon'][:16]}): the horizon extends to "
-                    f"{low['extended_horizon'][:16]}; holding")
-        return (f"{head}, at the raised share and past the extended horizon: needs a person. The gate will not "
-                "promote on this evidence; it keeps watching. Abort, roll back, or wait")
+            return (f"{head}, with no higher share to raise to and past the horizon ({low['horizon'][:16]}): the "
+                    f"horizon extends to {low['extended_horizon'][:16]}; holding")
+        return (f"{head}, with no higher share to raise to and past the extended horizon: needs a person. The gate "
+                "will not promote on this evidence; it keeps watching. Abort, roll back, or wait")
     head = (f"low traffic: {low['users']} real canary users and {low['requests']} requests so far at "
             f"{low['percent']:g}%, about {low['projected_users']:g} users and {low['projected_requests']:g} requests "
             f"projected by {low['horizon'][:16]}, where {low['min_users']} and {low['min_requests']} are needed")
