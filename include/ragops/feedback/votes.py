@@ -1,5 +1,6 @@
-"""Votes on served answers: one row per request in `feedback`, a second vote replacing the first (an upsert, safe
-under concurrency on PostgreSQL and SQLite), accepted only from the caller the request event names.
+"""Votes on served answers: one row per request and caller in `feedback`, a caller's second vote replacing its first
+(an upsert, safe under concurrency on PostgreSQL and SQLite), accepted only from the caller the request event names.
+Request ids are client-chosen (X-Request-ID), so two callers may share one: each keeps its own vote.
 
 Request events are written in batches off the request path, possibly by another replica, so a vote that arrives
 before its event is stored waits for it, a bounded while (`wait_s`, polled with growing pauses on the event loop,
@@ -97,8 +98,8 @@ async def wait_for_event(registry: Registry, request_id: str, user_hash: str, wa
 
 def store_vote(registry: Registry, request_id: str, user_hash: str, rating: str, reason: str | None = None,
                comment: str | None = None, cited_followed: bool | None = None, *, now: datetime | None = None) -> Vote:
-    """Upsert the vote. The row is replaced only when it is the same caller's: a request id another caller holds a
-    vote on (ids are client-chosen through X-Request-ID) is refused as unknown."""
+    """Upsert the caller's vote on its request. The slot is the request id and the caller together: a request id
+    another caller also sent (ids are client-chosen through X-Request-ID) holds that caller's vote apart."""
     if rating not in RATINGS:
         raise ValueError(f"rating must be one of {RATINGS}")
     if reason is not None and reason not in REASONS:
@@ -108,17 +109,16 @@ def store_vote(registry: Registry, request_id: str, user_hash: str, rating: str,
            "cited_followed": cited_followed}
     with registry.session() as s:
         dialect = postgresql if s.get_bind().dialect.name == "postgresql" else sqlite
-        previous = s.execute(select(Feedback.id).where(Feedback.request_id == request_id)).first()
+        mine = (Feedback.request_id == request_id) & (Feedback.user_hash == user_hash)
+        previous = s.execute(select(Feedback.id).where(mine)).first()
         statement = dialect.insert(Feedback).values(**row)
         statement = statement.on_conflict_do_update(
-            index_elements=[Feedback.request_id],
+            index_elements=[Feedback.request_id, Feedback.user_hash],
             set_={k: statement.excluded[k] for k in ("ts", "rating", "reason", "comment")}
             # a citation once opened stays opened: a later vote that does not say keeps it
-            | {"cited_followed": func.coalesce(statement.excluded.cited_followed, Feedback.cited_followed)},
-            where=Feedback.user_hash == statement.excluded.user_hash)
-        if s.execute(statement.returning(Feedback.id)).first() is None:  # the row is another caller's
-            raise UnknownRequest(UNKNOWN)
-        stored = s.execute(select(Feedback.cited_followed).where(Feedback.request_id == request_id)).scalar_one()
+            | {"cited_followed": func.coalesce(statement.excluded.cited_followed, Feedback.cited_followed)})
+        s.execute(statement)
+        stored = s.execute(select(Feedback.cited_followed).where(mine)).scalar_one()
     return Vote(request_id, rating, reason, row["comment"], stored, row["ts"], previous is not None)
 
 
@@ -141,11 +141,11 @@ def votes_with_events(registry: Registry, start: datetime, end: datetime) -> lis
     event = (select(RequestEvent.request_id, RequestEvent.user_hash, RequestEvent.question, RequestEvent.endpoint,
                     RequestEvent.variant, RequestEvent.release_id, RequestEvent.fallback, RequestEvent.similarity,
                     RequestEvent.coverage).subquery())
-    columns = (Feedback.ts, Feedback.request_id, Feedback.rating, Feedback.reason, Feedback.comment,
+    columns = (Feedback.ts, Feedback.request_id, Feedback.user_hash, Feedback.rating, Feedback.reason, Feedback.comment,
                Feedback.cited_followed, event.c.question, event.c.endpoint, event.c.variant, Release.name,
                event.c.fallback, event.c.similarity, event.c.coverage)
-    names = ("ts", "request_id", "rating", "reason", "comment", "cited_followed", "question", "endpoint", "variant",
-             "release", "fallback", "similarity", "coverage")
+    names = ("ts", "request_id", "user_hash", "rating", "reason", "comment", "cited_followed", "question", "endpoint",
+             "variant", "release", "fallback", "similarity", "coverage")
     query = (select(*columns)
              .outerjoin(event, (event.c.request_id == Feedback.request_id) & (event.c.user_hash == Feedback.user_hash))
              .outerjoin(Release, Release.id == event.c.release_id)
@@ -153,8 +153,8 @@ def votes_with_events(registry: Registry, start: datetime, end: datetime) -> lis
     with registry.session() as s:
         rows = s.execute(query).all()
     seen, out = set(), []
-    for row in rows:  # a request logged twice (a retried id) joins once
-        if row.request_id not in seen:
-            seen.add(row.request_id)
+    for row in rows:  # a request logged twice (a retried id) joins once; another caller's same id is another vote
+        if (row.request_id, row.user_hash) not in seen:
+            seen.add((row.request_id, row.user_hash))
             out.append(dict(zip(names, row)))
     return out

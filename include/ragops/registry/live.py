@@ -7,19 +7,22 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ragops.registry.base import Base, utcnow
 
 
 class Feedback(Base):
-    """A user's vote on one served answer (issue 23). One row per request: a second vote replaces the first."""
+    """A user's vote on one served answer (issue 23). One row per request and caller: request ids are client-chosen
+    (X-Request-ID), so two callers may share one, and each keeps its own vote; a caller's second vote replaces its
+    first (migration 0016_vote_per_caller)."""
 
     __tablename__ = "feedback"
+    __table_args__ = (UniqueConstraint("request_id", "user_hash", name="uq_feedback_request_caller"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
-    request_id: Mapped[str] = mapped_column(String(64), unique=True)
+    request_id: Mapped[str] = mapped_column(String(64))
     user_hash: Mapped[str] = mapped_column(String(64))
     rating: Mapped[str] = mapped_column(String(8))  # up|down
     reason: Mapped[str | None] = mapped_column(String(32), nullable=True)  # wrong|incomplete|outdated|no_answer

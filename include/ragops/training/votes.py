@@ -63,9 +63,10 @@ def _voted(registry: Registry, since: datetime) -> list[dict]:
     seen, out = set(), []
     with registry.session() as s:
         for row in s.execute(query):
-            # a request logged twice (a retried id) counts once: by its latest answer, the one the vote was on
-            if row.request_id not in seen:
-                seen.add(row.request_id)
+            # a request logged twice (a retried id) counts once: by its latest answer, the one the vote was on;
+            # another caller's vote on the same (client-chosen) id is its own vote
+            if (row.request_id, row.user_hash) not in seen:
+                seen.add((row.request_id, row.user_hash))
                 out.append(row._asdict())
     return out
 

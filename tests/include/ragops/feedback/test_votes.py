@@ -1,4 +1,5 @@
-"""Votes: one row per request, only from the caller who asked, early votes wait for their event; SQLite and PostgreSQL."""
+"""Votes: one row per request and caller, only from the caller who asked, early votes wait for their event; SQLite
+and PostgreSQL."""
 
 import threading
 from datetime import datetime, timedelta, timezone
@@ -63,14 +64,17 @@ def test_unknown_and_foreign_ids_get_the_same_refusal(registry):
 
 
 def test_a_reused_request_id_never_lets_one_caller_overwrite_anothers_vote(registry):
-    """X-Request-ID is client-chosen: two callers can hold events with the same id; the first vote keeps the row."""
+    """X-Request-ID is client-chosen: two callers can hold events with the same id; each keeps its own vote (one
+    slot per request id and caller), and a repeat replaces only the caller's own."""
     asked(registry, "shared", user="addr:10.0.0.1")
     asked(registry, "shared", user="addr:10.0.0.2")
-    vote(registry, "shared", user="addr:10.0.0.1", rating="up")
+    assert not vote(registry, "shared", user="addr:10.0.0.1", rating="up").replaced
+    assert not vote(registry, "shared", user="addr:10.0.0.2", rating="down", cited_followed=True).replaced
+    assert vote(registry, "shared", user="addr:10.0.0.1", rating="down", reason="wrong").replaced
+    assert {r.user_hash: (r.rating, r.reason, r.cited_followed) for r in rows(registry)} == {
+        hash_user("addr:10.0.0.1"): ("down", "wrong", None), hash_user("addr:10.0.0.2"): ("down", None, True)}
     with pytest.raises(UnknownRequest):
-        vote(registry, "shared", user="addr:10.0.0.2", rating="down")
-    [row] = rows(registry)
-    assert row.rating == "up" and row.user_hash == hash_user("addr:10.0.0.1")
+        vote(registry, "shared", user="addr:10.0.0.3")
 
 
 def test_concurrent_votes_on_one_request_leave_one_row(registry):

@@ -50,3 +50,20 @@ def test_a_down_vote_marks_only_its_callers_question_as_failed(registry):
                      event("shared", "voter", 2, "how do I rotate keys?")], [("shared", "voter", "down")])
     failed, _ = failed_questions(registry, T0, T0 + timedelta(hours=1), 100)
     assert [(q.user_hash, q.question, q.kind) for q in failed] == [("voter", "how do I rotate keys?", "down_voted")]
+
+
+def test_two_callers_votes_on_one_shared_id_both_count_each_for_its_own_question(registry):
+    """Since 0016_vote_per_caller two callers hold a vote each on one client-chosen id: every read of the votes counts
+    both, each joined to its own caller's question, the quality signals, the content gaps and the training harvest."""
+    from ragops.training.votes import _voted
+
+    write(registry, [event("shared", "ann", 1, "where are reports posted?"),
+                     event("shared", "bob", 2, "how do I rotate keys?")],
+          [("shared", "ann", "up"), ("shared", "bob", "down")])
+    answers = load_answers(registry, T0, T0 + timedelta(hours=1), ["/v1/ask"])
+    assert sorted((a.user, a.vote) for a in answers) == [("ann", "up"), ("bob", "down")]
+    failed, _ = failed_questions(registry, T0, T0 + timedelta(hours=1), 100)
+    assert [(q.user_hash, q.question, q.kind) for q in failed] == [("bob", "how do I rotate keys?", "down_voted")]
+    harvested = _voted(registry, T0)
+    assert sorted((v["user_hash"], v["question"], v["rating"]) for v in harvested) == [
+        ("ann", "where are reports posted?", "up"), ("bob", "how do I rotate keys?", "down")]
