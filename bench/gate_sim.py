@@ -18,7 +18,7 @@ most 1% of rollouts; a harmful one at or above the minimum effect rolled back in
 traffic; elsewhere a harmful one promoted in at most 5%, with the share left undecided reported.
 
 Usage: python bench/gate_sim.py [--rollouts 40] [--rollouts-low 8] [--seed 7] [--traffic high,medium,low]
-       [--scenario equal,...] [--gates ragops,previous,flagger] [--markdown]
+       [--scenario equal,...] [--gates ragops,previous,flagger] [--stages 10,25,50,100] [--max-percent 25] [--markdown]
        (one JSON document, or with --markdown the table of docs/benchmarks.md "Release gates"; progress on stderr)
 """
 
@@ -63,21 +63,21 @@ def _at(look: int) -> datetime:
     return START + timedelta(minutes=LOOK_MIN * look)
 
 
-def _low_traffic(analysis: Analysis, stage: int, percent: float, look: int, stage_from: int, policy: GatePolicy,
-                 traffic: TrafficPolicy) -> dict | None:
+def _low_traffic(analysis: Analysis, stages: list[float], stage: int, percent: float, look: int, stage_from: int,
+                 policy: GatePolicy, traffic: TrafficPolicy) -> dict | None:
     """rollout/traffic.py's decision on a hold, as Rollout.step asks it (the real policy code, not a copy)."""
     counted = analysis.evidence["counted"]
     seen = Seen(counted["users"], counted["requests"], policy.min_users, policy.min_requests)
-    ceiling = STAGES[stage + 1] if stage + 1 < len(STAGES) else percent
+    ceiling = stages[stage + 1] if stage + 1 < len(stages) else percent
     return low_traffic(seen, percent, ceiling, START, _at(stage_from), _at(look), traffic, analysis.unsure())
 
 
 def simulate(rng, traffic: str, scenario: str, gate: str, policy: GatePolicy,
-             traffic_policy: TrafficPolicy = TrafficPolicy()) -> dict:
+             traffic_policy: TrafficPolicy = TrafficPolicy(), stages: list[float] = STAGES) -> dict:
     """One rollout under one rule: its outcome, the stage it ended at, the looks and requests it took, and (ragops)
     the low-traffic actions taken: a share raised, a horizon extended, a person asked."""
-    world = World(rng, TRAFFIC[traffic], SCENARIOS[scenario])
-    stage, looks_in_stage, failed, stratum, percent, stage_from = 0, 0, 0, 0, STAGES[0], 0
+    world = World(rng, TRAFFIC[traffic], SCENARIOS[scenario], stages)
+    stage, looks_in_stage, failed, stratum, percent, stage_from = 0, 0, 0, 0, stages[0], 0
     total_s, total_c, stage_s, stage_c = _empty(), _empty(), _empty(), _empty()
     requests, probing, actions = 0, False, set()
     for look in range(1, HORIZON_LOOKS + 1):
@@ -93,7 +93,7 @@ def simulate(rng, traffic: str, scenario: str, gate: str, policy: GatePolicy,
             verdict = analysis.verdict
             if verdict == "promote" and looks_in_stage < BAKE_LOOKS:
                 verdict = "hold"
-            low = _low_traffic(analysis, stage, percent, look, stage_from, policy, traffic_policy) \
+            low = _low_traffic(analysis, stages, stage, percent, look, stage_from, policy, traffic_policy) \
                 if verdict == "hold" else None
             actions |= {low["action"]} if low else set()
             if low and low["action"] == "raise_share":  # a new stratum at the raised share; the stage's clock restarts
@@ -110,13 +110,13 @@ def simulate(rng, traffic: str, scenario: str, gate: str, policy: GatePolicy,
         probing = verdict == "hold" and world.probe_requests > 0
         done = {"looks": look, "requests": requests, "low_traffic": sorted(actions)}
         if verdict == "rollback":
-            return done | {"outcome": "rolled_back", "stage": STAGES[stage]}
+            return done | {"outcome": "rolled_back", "stage": stages[stage]}
         if verdict == "promote":
             stage, looks_in_stage, stage_s, stage_c = stage + 1, 0, _empty(), _empty()
-            stratum, percent, stage_from = stratum + 1, STAGES[stage], look
-            if STAGES[stage] >= 100:
+            stratum, percent, stage_from = stratum + 1, stages[stage], look
+            if stages[stage] >= 100:
                 return done | {"outcome": "promoted", "stage": 100.0}
-    return {"outcome": "undecided", "stage": STAGES[stage], "looks": HORIZON_LOOKS, "requests": requests,
+    return {"outcome": "undecided", "stage": stages[stage], "looks": HORIZON_LOOKS, "requests": requests,
             "low_traffic": sorted(actions)}
 
 
@@ -132,7 +132,7 @@ def _flagger(s: Sample, c: Sample, policy: GatePolicy) -> str:
     return "promote"
 
 
-def summarize(runs: list[dict]) -> dict:
+def summarize(runs: list[dict], stages: list[float] = STAGES) -> dict:
     """Outcome shares, and the time to a decision over the decided rollouts only, beside how many were undecided."""
     n = len(runs)
     decided = [r for r in runs if r["outcome"] != "undecided"]
@@ -140,7 +140,7 @@ def summarize(runs: list[dict]) -> dict:
     return share | {"rollouts": n, "undecided_rollouts": n - len(decided),
                     "low_traffic": {a: sum(a in r["low_traffic"] for r in runs) for a in ACTIONS},
                     "rolled_back_at": {f"{p:g}%": sum(r["outcome"] == "rolled_back" and r["stage"] == p
-                                                      for r in runs) for p in STAGES[:-1]},
+                                                      for r in runs) for p in stages[:-1]},
                     "median_requests_to_decision": int(np.median([r["requests"] for r in decided])) if decided else None,
                     "median_hours_to_decision": round(float(np.median([r["looks"] for r in decided])) * LOOK_MIN / 60, 2)
                     if decided else None}
@@ -162,9 +162,11 @@ def target(scenario: str, traffic: str, summary: dict, policy: GatePolicy) -> di
 
 
 def run(rollouts: int, seed: int, traffics: list[str], scenarios: list[str], gates: list[str],
-        rollouts_low: int | None = None) -> dict:
+        rollouts_low: int | None = None, stages: list[float] = STAGES,
+        traffic_policy: TrafficPolicy = TrafficPolicy()) -> dict:
     """Every selected cell; a cell's figures depend only on the seed and its own scenario and traffic level.
-    `rollouts_low` caps the rollouts at low traffic, where each undecided one costs three days of looks."""
+    `rollouts_low` caps the rollouts at low traffic, where each undecided one costs three days of looks. `stages` and
+    `traffic_policy` are RAGOPS_ROLLOUT_STAGES and the low-traffic settings (the share a raise may reach)."""
     policy, started = GatePolicy(), time.perf_counter()
     results = {scenario: {} for scenario in scenarios}  # rows by scenario; computed traffic level by level
     for traffic in traffics:
@@ -172,13 +174,13 @@ def run(rollouts: int, seed: int, traffics: list[str], scenarios: list[str], gat
         for scenario in [s for s in scenarios if SCENARIOS[s].only is None or traffic in SCENARIOS[s].only]:
             for gate in gates:
                 rng = np.random.default_rng([seed, list(SCENARIOS).index(scenario), list(TRAFFIC).index(traffic)])
-                runs = [simulate(rng, traffic, scenario, gate, policy) for _ in range(n)]
-                row = summarize(runs)
+                runs = [simulate(rng, traffic, scenario, gate, policy, traffic_policy, stages) for _ in range(n)]
+                row = summarize(runs, stages)
                 row |= target(scenario, traffic, row, policy)
                 results[scenario].setdefault(traffic, {})[gate] = row
                 print(f"{scenario} {traffic} {gate}: {row}", file=sys.stderr, flush=True)
     return {"seed": seed, "rollouts_per_cell": rollouts, "rollouts_per_low_traffic_cell": rollouts_low or rollouts,
-            "policy": policy.__dict__,
+            "policy": policy.__dict__, "stages": stages, "traffic_policy": traffic_policy.__dict__,
             "traffic": {k: TRAFFIC[k].__dict__ for k in traffics},
             "scenarios": {k: {"label": SCENARIOS[k].label, "harm": SCENARIOS[k].harm,
                               "at_minimum": SCENARIOS[k].at_minimum} for k in scenarios},
@@ -214,6 +216,17 @@ def _names(value: str, known: dict | tuple) -> list[str]:
     return names
 
 
+def _stages(value: str) -> list[float]:
+    """Increasing shares ending at 100, as the rollout's settings require."""
+    try:
+        stages = [float(v) for v in value.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"stages must be numbers, not {value!r}") from None
+    if stages[-1] != 100 or any(b <= a for a, b in zip(stages, stages[1:])) or stages[0] <= 0:
+        raise argparse.ArgumentTypeError(f"stages must increase from above 0 to 100, not {value!r}")
+    return stages
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     # the defaults are docs/benchmarks.md's run (small cells, for two busy cores); use more rollouts on a quiet machine
@@ -226,9 +239,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scenario", type=lambda v: _names(v, SCENARIOS), default=list(SCENARIOS),
                         help=f"comma-separated, of {', '.join(SCENARIOS)}")
     parser.add_argument("--gates", type=lambda v: _names(v, GATES), default=list(GATES))
+    parser.add_argument("--stages", type=_stages, default=STAGES, help="the canary's shares, comma-separated, ending "
+                        "at 100 (RAGOPS_ROLLOUT_STAGES; default 10,25,50,100)")
+    parser.add_argument("--max-percent", type=float, default=TrafficPolicy().max_percent, help="the share a "
+                        "low-traffic or slow-evidence raise may reach (RAGOPS_ROLLOUT_LOW_TRAFFIC_MAX_PERCENT)")
     parser.add_argument("--markdown", action="store_true", help="print the table of docs/benchmarks.md, not JSON")
     args = parser.parse_args(argv)
-    doc = run(args.rollouts, args.seed, args.traffic, args.scenario, args.gates, args.rollouts_low)
+    traffic_policy = TrafficPolicy(TrafficPolicy().horizon_hours, args.max_percent, TrafficPolicy().extension)
+    doc = run(args.rollouts, args.seed, args.traffic, args.scenario, args.gates, args.rollouts_low, args.stages,
+              traffic_policy)
     print(markdown(doc) if args.markdown else json.dumps(doc, indent=1))
 
 

@@ -105,8 +105,8 @@ SCENARIOS = {
 class World:
     """One rollout's users and traffic; `look()` returns the requests of the next 15 minutes."""
 
-    def __init__(self, rng, traffic: Traffic, scenario: Scenario):
-        self.rng, self.s = rng, scenario
+    def __init__(self, rng, traffic: Traffic, scenario: Scenario, stages: list[float] = STAGES):
+        self.rng, self.s, self.stages = rng, scenario, stages
         self.rate = traffic.per_minute
         n_users = scenario.users or traffic.users
         weights = rng.lognormal(0.0, 1.0, n_users)  # a few users send many times the median user's requests
@@ -127,7 +127,7 @@ class World:
 
     def _shared_errors(self, stage: int) -> tuple[float, float]:
         """Stable's base error rate now, and the incident's extra errors (both variants alike)."""
-        if STAGES[stage] == 50.0 and self.incident_from is None:
+        if self.stages[stage] == 50.0 and self.incident_from is None:
             self.incident_from = self.minute
         in_incident = self.incident_from is not None and self.minute < self.incident_from + 60
         return BASE_ERRORS * (1 + 0.5 * self._cycle()), self.s.incident if in_incident else 0.0
@@ -146,7 +146,7 @@ class World:
         """The real users' requests of the next look at stage index `stage`: (stable, canary). `percent` (a share
         raised for want of users, rollout/traffic.py) replaces the stage's share, and `stratum` the stage's index."""
         rng, s = self.rng, self.s
-        percent = STAGES[stage] if percent is None else percent
+        percent = self.stages[stage] if percent is None else percent
         base, incident = self._shared_errors(stage)
         n = rng.poisson(self.rate * LOOK_MIN * (1 + 0.8 * self._cycle()))
         self.minute += LOOK_MIN

@@ -73,3 +73,16 @@ def test_a_minority_regression_is_held_to_the_catch_target_only_where_its_tier_c
     assert medium == {"target": "promoted <= 5% (undecided reported)", "met": True}
     assert gate_sim.target("lightest_users", "medium", row | {"promoted": 0.1}, GatePolicy())["met"] is False
     assert gate_sim.target("errors_plus_3_points", "medium", row, GatePolicy())["target"] == "rolled back >= 95%"
+
+
+def test_stages_and_the_raise_bound_are_options_and_bad_stages_are_refused():
+    done = gate_sim("--rollouts", "2", "--traffic", "high", "--scenario", "errors_plus_3_points", "--gates", "ragops",
+                    "--stages", "10,50,100", "--max-percent", "50")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["stages"] == [10.0, 50.0, 100.0] and doc["traffic_policy"]["max_percent"] == 50.0
+    row = doc["results"]["errors_plus_3_points"]["high"]["ragops"]
+    assert set(row["rolled_back_at"]) == {"10%", "50%"} and row["rolled_back"] == 1.0
+    for bad in ("10,50", "50,10,100", "0,100", "ten,100"):
+        refused = gate_sim("--stages", bad)
+        assert refused.returncode == 2 and "stages must" in refused.stderr
