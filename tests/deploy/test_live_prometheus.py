@@ -5,7 +5,7 @@ really export: this catches a renamed metric or label that promtool's unit tests
 cannot. The traffic is shaped so that each alert's condition holds somewhere:
 - "main": an indexed corpus with one quarantined document, a dead MCP tool (tool_failed on /v1/ask), questions
   with no answer (no_results), MCP calls allowed, denied and with a bad token;
-- "limited": the same index behind a global limit of 2 a minute (rate_limited, scope global);
+- "limited": the same index behind a global limit of 2 an hour (rate_limited, scope global);
 - "empty": no index at all (not ready, store_unavailable), a rollout that asks a person and a quality-drift check
   that found a shift;
 - "llm": the same index with a chat endpoint that fails (llm_unavailable) and whose /models does not answer:
@@ -313,7 +313,7 @@ def test_every_alert_and_panel_query_returns_a_series_and_alerts_reach_their_rec
     dead_tool = ToolConfig(url=f"http://127.0.0.1:{free_port()}/mcp/", tool="search", timeout_s=2.0)
     apps = {
         "main": (base, dict(tools=[dead_tool])),
-        "limited": (base.model_copy(update={"rate_limit_global": "2/minute"}), {}),
+        "limited": (base.model_copy(update={"rate_limit_global": "2/hour"}), {}),
         "empty": (base.model_copy(update={"home": tmp_path / "empty-home"}), {}),
         "llm": (base.model_copy(update={"llm_base_url": f"http://127.0.0.1:{free_port()}/v1"}),  # readiness: degraded
                 dict(chat_model=OpenAIChatModel(fake_llm.base_url, "test-model", max_retries=0))),

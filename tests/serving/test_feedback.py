@@ -86,7 +86,7 @@ def test_a_bad_api_key_is_refused_as_for_ask(served):
 
 
 def test_votes_share_the_callers_budget_with_ask(served):
-    post = served(rate_limit_address="3/minute")
+    post = served(rate_limit_address="3/hour")
     rid = post("/v1/ask", {"question": "How are refresh guards applied?"}).json()["request_id"]
     assert post("/v1/feedback", {"request_id": rid, "rating": "up"}).status_code == 200
     assert post("/v1/feedback", {"request_id": rid, "rating": "down"}).status_code == 200

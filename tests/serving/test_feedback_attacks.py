@@ -84,7 +84,7 @@ def test_one_ipv6_network_is_one_caller(served):
     """Without a key the caller is its address; an IPv6 host commonly holds a whole /64, so one attacker could ask and
     vote as millions of "users" (each with a fresh rate limit), page the on-call through the quality-drift check
     and push a fake topic to the top of the content gaps. The /64 is one caller; IPv4 addresses stay as they were."""
-    post = served(rate_limit_address="2/minute")
+    post = served(rate_limit_address="2/hour")
     first = post("/v1/ask", {"question": "How are refresh guards applied?"}, peer="2001:db8:1:2::a")
     second = post("/v1/ask", {"question": "What does the refresh DAG do?"}, peer="2001:db8:1:2:ffff::b")
     third = post("/v1/ask", {"question": "Where do reports go?"}, peer="2001:db8:1:2::c")

@@ -168,7 +168,7 @@ def test_models_lists_what_the_caller_may_name(make_client, indexed, tmp_path):
 
 
 def test_rate_limits_apply_to_chat(make_client, indexed):
-    client = make_client(indexed.model_copy(update={"rate_limit_address": "2/minute"}))
+    client = make_client(indexed.model_copy(update={"rate_limit_address": "2/hour"}))
     codes = [client.post("/v1/chat/completions", json=_chat("What is quarantined?", stream=True)).status_code
              for _ in range(3)]
     assert codes == [200, 200, 429]
