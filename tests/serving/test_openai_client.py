@@ -192,8 +192,11 @@ def test_clients_that_leave_leak_no_thread_of_the_server(served, llm):
     def threads() -> int:
         return len(os.listdir(f"/proc/{served.pid}/task"))
 
-    leave()  # the first one may start the server's worker threads
-    before = threads()
-    for _ in range(5):
+    for _ in range(3):  # the first ones may start the server's worker threads
         leave()
-    assert threads() <= before
+    before = threads()
+    for _ in range(10):
+        leave()
+    # a leak holds one thread per client that left (+10 here); a worker pool that grows on demand on a busy machine
+    # (a request's cleanup still in a thread when the next one starts) adds a few at most, and no more
+    assert threads() < before + 5
